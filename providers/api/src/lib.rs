@@ -1,0 +1,34 @@
+//! The provider plugin boundary of meridian.
+//!
+//! This crate is the one contract between the reconcile engine and the clouds:
+//! resource addresses, the comparable resource values that both desired and
+//! observed state are expressed in, changes, the error classes, the retry
+//! policy that acts on those classes, and the narrow [`Provider`] trait.
+//!
+//! It must never depend on a cloud SDK: providers live in their own crates
+//! and the engine only sees what is defined here.
+
+pub mod address;
+pub mod change;
+pub mod error;
+pub mod provider;
+pub mod resource;
+pub mod retry;
+
+pub use address::{Address, AddressParseError, Family};
+pub use change::{Action, Change, FieldChange};
+pub use error::{ErrorClass, ProviderError};
+pub use provider::{
+    ApplyRequest, ApplyResponse, CallCounter, ObservationGap, ObserveRequest, ObserveResponse,
+    Observed, Provider,
+};
+pub use resource::*;
+pub use retry::{RetryPolicy, RetryStats, with_retries};
+
+/// The tag/label key that marks a cloud resource as managed by meridian.
+pub const MANAGED_BY_KEY: &str = "meridian.dev/managed-by";
+/// The value of [`MANAGED_BY_KEY`] on everything meridian creates.
+pub const MANAGED_BY_VALUE: &str = "meridian";
+/// The tag/label key naming the meridian `Provider` document that owns a resource,
+/// so that two provider instances pointed at one account never fight.
+pub const PROVIDER_KEY: &str = "meridian.dev/provider";

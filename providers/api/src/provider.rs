@@ -1,0 +1,111 @@
+//! The provider trait: observe a scope, apply one change.
+//!
+//! Requests and responses are structs so the boundary can grow without
+//! breaking every provider. A provider owns its cloud clients, retries each
+//! cloud call itself (see [`crate::retry`]), and only ever returns or touches
+//! objects tagged as managed by meridian for its own `Provider` document.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{Address, Change, Family, ProviderError, Resource};
+
+/// An object as it exists in the cloud.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Where it is in meridian's address space.
+    pub address: Address,
+    /// Its managed configuration.
+    pub resource: Resource,
+    /// The cloud's identifier (ARN, id, selfLink).
+    pub cloud_id: Option<String>,
+    /// Optimistic-concurrency token (GCP fingerprint), when the cloud has one.
+    pub etag: Option<String>,
+    /// Lifecycle status, e.g. `IN_PROGRESS`, `DEPLOYED`, `available`.
+    pub status: Option<String>,
+    /// Health of an endpoint or backend: `healthy`, `unhealthy`, `initial`, `unknown`.
+    pub health: Option<String>,
+}
+
+/// What to observe.
+#[derive(Debug, Clone, Default)]
+pub struct ObserveRequest {
+    /// The families to list. Empty means every family the provider knows.
+    pub families: Vec<Family>,
+    /// Regions the desired state uses, for per-region APIs (Transit Gateway).
+    /// A provider may observe more regions, never fewer.
+    pub regions: Vec<String>,
+}
+
+/// A family whose observation failed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObservationGap {
+    /// The family that could not be observed.
+    pub family: Family,
+    /// Why.
+    pub error: ProviderError,
+}
+
+/// The result of an observation. It never fails as a whole: a family that
+/// could not be listed is a gap, and the plan proposes nothing inside it.
+#[derive(Debug, Clone, Default)]
+pub struct ObserveResponse {
+    /// Every managed object found in the complete families.
+    pub resources: Vec<Observed>,
+    /// Families that could not be observed.
+    pub gaps: Vec<ObservationGap>,
+}
+
+impl ObserveResponse {
+    /// Whether every requested family was observed.
+    pub fn is_complete(&self) -> bool {
+        self.gaps.is_empty()
+    }
+}
+
+/// One change to carry out.
+#[derive(Debug, Clone)]
+pub struct ApplyRequest {
+    /// The change, with its before/after values and the live object's id.
+    pub change: Change,
+}
+
+/// The outcome of a change.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyResponse {
+    /// The object as it now exists (absent after a delete).
+    pub observed: Option<Observed>,
+}
+
+/// API calls made by a provider, per operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallCounter {
+    /// Cloud operation name, e.g. `ListAccelerators`.
+    pub operation: String,
+    /// Whether the operation reads or writes.
+    pub write: bool,
+    /// Calls that succeeded.
+    pub ok: u64,
+    /// Calls that failed (including throttled ones).
+    pub failed: u64,
+}
+
+/// A cloud provider plugin.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The `Provider` document's name.
+    fn name(&self) -> &str;
+
+    /// The families this provider can observe and change.
+    fn families(&self) -> Vec<Family>;
+
+    /// Lists the live managed objects of the requested families, with the
+    /// minimum number of list calls.
+    async fn observe(&self, request: ObserveRequest) -> ObserveResponse;
+
+    /// Carries out one change with the narrowest calls the cloud offers.
+    async fn apply(&self, request: ApplyRequest) -> Result<ApplyResponse, ProviderError>;
+
+    /// API calls made so far by this provider instance.
+    fn calls(&self) -> Vec<CallCounter>;
+}

@@ -1,0 +1,24 @@
+//! meridian's embedded simulated cloud.
+//!
+//! A real simulated world, not a mock: Global Accelerator accelerators,
+//! listeners, endpoint groups and endpoints; GCP health checks, backend
+//! services and URL maps; Transit Gateways, peering attachments and routes.
+//! The world is persisted as JSON in a directory so that consecutive commands
+//! (and two processes at once) see the same "live" state, and it behaves the
+//! way the clouds do where that matters to a reconciler: generated ARNs and
+//! ids, accelerators `IN_PROGRESS` for a while after every change, one
+//! endpoint group per region per listener, quotas, GCP fingerprints,
+//! peerings `pendingAcceptance` until accepted, per-endpoint health, API call
+//! counters, and injectable latency, throttling and server errors.
+//!
+//! It must never be mistaken for a cloud: nothing here talks to a network.
+
+pub mod cloud;
+pub mod provider;
+pub mod store;
+pub mod world;
+
+pub use cloud::{SimCloud, SimError};
+pub use provider::{SimProvider, SimProviderConfig};
+pub use store::{SimStore, StoreError};
+pub use world::World;

@@ -1,0 +1,378 @@
+//! The simulated world's state, as persisted.
+//!
+//! Objects are stored cloud-shaped: flat maps keyed by ARN or id, children
+//! pointing at their parent, tags and descriptions carrying ownership, and
+//! statuses derived from timestamps so that time passes between commands.
+
+use std::collections::BTreeMap;
+
+use meridian_provider::{
+    BackendServiceSpec, BackendSpec, EndpointGroupSpec, EndpointSpec, HealthCheckSpec,
+    ListenerSpec, UrlMapSpec,
+};
+use serde::{Deserialize, Serialize};
+
+/// The whole simulated world.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct World {
+    /// Counter for generated ids.
+    pub next_id: u64,
+    /// Behaviour settings.
+    pub settings: Settings,
+    /// Global Accelerators by ARN.
+    pub accelerators: BTreeMap<String, Accelerator>,
+    /// Listeners by ARN.
+    pub listeners: BTreeMap<String, Listener>,
+    /// Endpoint groups by ARN.
+    pub endpoint_groups: BTreeMap<String, EndpointGroup>,
+    /// GCP health checks by `project/name`.
+    pub health_checks: BTreeMap<String, GcpHealthCheck>,
+    /// GCP backend services by `project/name`.
+    pub backend_services: BTreeMap<String, GcpBackendService>,
+    /// GCP URL maps by `project/name`.
+    pub url_maps: BTreeMap<String, GcpUrlMap>,
+    /// Transit Gateways by id.
+    pub transit_gateways: BTreeMap<String, TransitGateway>,
+    /// Peering attachments by id.
+    pub peerings: BTreeMap<String, Peering>,
+    /// Static routes by `routeTableId|cidr`.
+    pub routes: BTreeMap<String, Route>,
+    /// Regions made unhealthy by `sim set-health`.
+    pub unhealthy_regions: BTreeMap<String, bool>,
+    /// API calls by operation.
+    pub calls: BTreeMap<String, CallCount>,
+    /// Every successful write, in order, with its time.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// How the world behaves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// How long an accelerator stays `IN_PROGRESS` after a change.
+    pub deploy_delay_ms: u64,
+    /// How long an accepted peering stays `pending` before `available`.
+    pub peering_delay_ms: u64,
+    /// Injected faults.
+    pub faults: Faults,
+    /// Quotas.
+    pub quotas: Quotas,
+    /// Largest page a list call returns.
+    pub max_page_size: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            deploy_delay_ms: 1_000,
+            peering_delay_ms: 500,
+            faults: Faults::default(),
+            quotas: Quotas::default(),
+            max_page_size: 100,
+        }
+    }
+}
+
+/// Injected faults, applied per API call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Added latency per call.
+    pub latency_ms: u64,
+    /// Fraction of calls throttled, 0.0-1.0.
+    pub throttle_rate: f64,
+    /// Fraction of calls failing with a server error, 0.0-1.0.
+    pub error_rate: f64,
+    /// Operations that fail permanently (a stalled error), for tests of
+    /// half-finished applies, e.g. `CreateListener`.
+    pub fail_operations: Vec<String>,
+}
+
+/// Quotas, as the clouds' default service quotas.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Quotas {
+    /// Accelerators per account.
+    pub accelerators: usize,
+    /// Listeners per accelerator.
+    pub listeners_per_accelerator: usize,
+    /// Endpoints per endpoint group.
+    pub endpoints_per_group: usize,
+    /// Backend services per project.
+    pub backend_services: usize,
+    /// Transit Gateways per region.
+    pub transit_gateways_per_region: usize,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            accelerators: 20,
+            listeners_per_accelerator: 10,
+            endpoints_per_group: 10,
+            backend_services: 1_000,
+            transit_gateways_per_region: 5,
+        }
+    }
+}
+
+/// Calls of one operation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CallCount {
+    /// Whether the operation writes.
+    pub write: bool,
+    /// Successful calls.
+    pub ok: u64,
+    /// Throttled calls.
+    pub throttled: u64,
+    /// Calls failed by an error (injected or real).
+    pub failed: u64,
+}
+
+/// One successful write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Operation name.
+    pub operation: String,
+    /// ARN, id or name of the object written.
+    pub target: String,
+    /// What was written, briefly.
+    pub detail: String,
+}
+
+/// A Global Accelerator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Accelerator {
+    /// ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// Enabled flag.
+    pub enabled: bool,
+    /// `IPV4` or `DUAL_STACK`.
+    pub ip_address_type: String,
+    /// DNS name.
+    pub dns_name: String,
+    /// Static anycast addresses.
+    pub ip_addresses: Vec<String>,
+    /// `IN_PROGRESS` until this time, `DEPLOYED` after.
+    pub deployed_at_ms: u64,
+    /// All tags, meridian's included.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Listener {
+    /// ARN.
+    pub arn: String,
+    /// Parent accelerator ARN.
+    pub accelerator_arn: String,
+    /// Settings.
+    pub spec: ListenerSpec,
+}
+
+/// An endpoint with its health.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Settings.
+    pub spec: EndpointSpec,
+    /// `HEALTHY`, `UNHEALTHY` or `INITIAL` as set on the endpoint itself.
+    pub health: String,
+}
+
+/// An endpoint group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointGroup {
+    /// ARN.
+    pub arn: String,
+    /// Parent listener ARN.
+    pub listener_arn: String,
+    /// Settings.
+    pub spec: EndpointGroupSpec,
+    /// Endpoints.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A GCP health check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GcpHealthCheck {
+    /// Numeric id, as a string.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Description (carries meridian's ownership marker).
+    pub description: String,
+    /// Fingerprint of the current version.
+    pub fingerprint: String,
+    /// Settings.
+    pub spec: HealthCheckSpec,
+}
+
+/// A GCP backend service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GcpBackendService {
+    /// Numeric id, as a string.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Description (carries meridian's ownership marker).
+    pub description: String,
+    /// Fingerprint of the current version.
+    pub fingerprint: String,
+    /// Settings.
+    pub spec: BackendServiceSpec,
+    /// Backends.
+    pub backends: Vec<BackendSpec>,
+}
+
+/// A GCP URL map.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GcpUrlMap {
+    /// Numeric id, as a string.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Description (carries meridian's ownership marker).
+    pub description: String,
+    /// Fingerprint of the current version.
+    pub fingerprint: String,
+    /// Settings.
+    pub spec: UrlMapSpec,
+}
+
+/// A Transit Gateway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransitGateway {
+    /// `tgw-…` id.
+    pub id: String,
+    /// Region.
+    pub region: String,
+    /// Amazon side ASN.
+    pub amazon_side_asn: u32,
+    /// Description.
+    pub description: String,
+    /// Default route table id.
+    pub route_table_id: String,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A Transit Gateway peering attachment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Peering {
+    /// `tgw-attach-…` id.
+    pub id: String,
+    /// Requester gateway id.
+    pub requester_tgw: String,
+    /// Requester region.
+    pub requester_region: String,
+    /// Accepter gateway id.
+    pub accepter_tgw: String,
+    /// Accepter region.
+    pub accepter_region: String,
+    /// `pendingAcceptance`, `pending` (accepted, becoming available), `available`, `deleted`.
+    pub state: String,
+    /// When a `pending` peering becomes `available`.
+    pub available_at_ms: u64,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A static route.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Route {
+    /// Route table id.
+    pub route_table_id: String,
+    /// Destination CIDR.
+    pub cidr: String,
+    /// Peering attachment id.
+    pub attachment_id: String,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl World {
+    /// A fresh id number.
+    pub fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// `IN_PROGRESS` or `DEPLOYED`, as of now.
+    pub fn accelerator_status(accelerator: &Accelerator) -> &'static str {
+        if now_ms() < accelerator.deployed_at_ms {
+            "IN_PROGRESS"
+        } else {
+            "DEPLOYED"
+        }
+    }
+
+    /// Peering state as of now (a `pending` peering becomes `available` in time).
+    pub fn peering_state(peering: &Peering) -> &str {
+        if peering.state == "pending" && now_ms() >= peering.available_at_ms {
+            "available"
+        } else {
+            &peering.state
+        }
+    }
+
+    /// Health of an endpoint as of now: its region's outage wins.
+    pub fn endpoint_health(&self, region: &str, endpoint: &Endpoint) -> String {
+        if self.unhealthy_regions.get(region).copied().unwrap_or(false) {
+            "UNHEALTHY".to_owned()
+        } else {
+            endpoint.health.clone()
+        }
+    }
+
+    /// Health of a GCP backend as of now.
+    pub fn backend_health(&self, backend: &BackendSpec) -> &'static str {
+        if self
+            .unhealthy_regions
+            .get(&backend.region)
+            .copied()
+            .unwrap_or(false)
+        {
+            "UNHEALTHY"
+        } else {
+            "HEALTHY"
+        }
+    }
+
+    /// Marks an accelerator as changing: `IN_PROGRESS` for the deploy delay.
+    pub fn touch_accelerator(&mut self, arn: &str) {
+        let until = now_ms() + self.settings.deploy_delay_ms;
+        if let Some(accelerator) = self.accelerators.get_mut(arn) {
+            accelerator.deployed_at_ms = until;
+        }
+    }
+
+    /// Records a successful write.
+    pub fn record(&mut self, operation: &str, target: &str, detail: impl Into<String>) {
+        self.history.push(HistoryEntry {
+            at_ms: now_ms(),
+            operation: operation.to_owned(),
+            target: target.to_owned(),
+            detail: detail.into(),
+        });
+    }
+
+    /// Total calls of read (`write == false`) or write operations, failed ones included.
+    pub fn total_calls(&self, write: bool) -> u64 {
+        self.calls
+            .values()
+            .filter(|count| count.write == write)
+            .map(|count| count.ok + count.throttled + count.failed)
+            .sum()
+    }
+}
