@@ -1,0 +1,11 @@
+//! meridian: GitOps for global traffic.
+//!
+//! The library behind the `meridian` binary: the desired-state model, the
+//! expansion of documents into managed resources, the pure diff into a
+//! [`plan::Plan`], its renderers, and the engine that applies a plan through
+//! provider plugins. Exit codes live in [`exit`]; nothing here prints to
+//! stdout except the renderers' callers in `main`.
+
+pub mod exit;
+pub mod model;
+pub mod yaml;

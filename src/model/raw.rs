@@ -1,0 +1,698 @@
+//! The desired-state documents as written in Git.
+//!
+//! These types are the single source of truth for the document format: the
+//! structural check and the committed JSON Schema are both generated from
+//! them. Unknown fields are rejected everywhere. Defaults apply only when a
+//! field is absent: zero is always a real value, never "unset".
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The only `apiVersion` this release understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ApiVersion {
+    /// `meridian.dev/v1alpha1`
+    #[serde(rename = "meridian.dev/v1alpha1")]
+    V1alpha1,
+}
+
+/// `metadata` of every document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// Unique per kind: lowercase letters, digits and `-`, 1-63 characters,
+    /// starting with a letter.
+    pub name: String,
+    /// Labels; `meridian.dev/data-classification` selects residency policies.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Free-form annotations, ignored by meridian.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A whole document of one kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Document<S> {
+    /// Must be `meridian.dev/v1alpha1`.
+    pub api_version: ApiVersion,
+    /// The document kind.
+    pub kind: String,
+    /// Name and labels.
+    pub metadata: Metadata,
+    /// The kind's settings.
+    pub spec: S,
+}
+
+/// Which cloud a provider talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderType {
+    /// AWS: Global Accelerator and Transit Gateway.
+    Aws,
+    /// Google Cloud: global external load balancing.
+    Gcp,
+    /// The embedded simulated cloud.
+    Sim,
+}
+
+/// Per-service endpoint overrides, for emulators and private endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceEndpoints {
+    /// AWS Global Accelerator API URL.
+    pub globalaccelerator: Option<String>,
+    /// AWS EC2 API URL (Transit Gateway).
+    pub ec2: Option<String>,
+    /// GCP Compute Engine API URL.
+    pub compute: Option<String>,
+}
+
+/// Client-side rate limit for one provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub requests_per_second: f64,
+    /// Burst size.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+fn default_burst() -> u32 {
+    10
+}
+
+/// `Provider` spec. Never holds credentials: those come from the
+/// environment, profiles or instance roles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProviderSpec {
+    /// `aws`, `gcp` or `sim`.
+    #[serde(rename = "type")]
+    pub provider_type: ProviderType,
+    /// AWS region for API calls (Global Accelerator's API lives in us-west-2).
+    pub region: Option<String>,
+    /// AWS shared-config profile name.
+    pub profile: Option<String>,
+    /// GCP project id.
+    pub project: Option<String>,
+    /// Per-service endpoint overrides.
+    pub endpoints: Option<ServiceEndpoints>,
+    /// Client-side rate limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Changes applied at once by this provider, 1-32 (default 4).
+    #[schemars(range(min = 1, max = 32))]
+    pub max_concurrency: Option<u32>,
+}
+
+/// Listener protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ListenerProtocol {
+    /// TCP.
+    #[serde(rename = "TCP")]
+    Tcp,
+    /// UDP.
+    #[serde(rename = "UDP")]
+    Udp,
+}
+
+/// Client affinity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum ClientAffinity {
+    /// Spread flows.
+    #[default]
+    #[serde(rename = "NONE")]
+    None,
+    /// Keep a client on one endpoint.
+    #[serde(rename = "SOURCE_IP")]
+    SourceIp,
+}
+
+/// Accelerator IP address type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum IpAddressType {
+    /// IPv4 only.
+    #[default]
+    #[serde(rename = "IPV4")]
+    Ipv4,
+    /// IPv4 and IPv6.
+    #[serde(rename = "DUAL_STACK")]
+    DualStack,
+}
+
+/// Global Accelerator health-check protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum GaHealthCheckProtocol {
+    /// TCP connect.
+    #[default]
+    #[serde(rename = "TCP")]
+    Tcp,
+    /// HTTP GET.
+    #[serde(rename = "HTTP")]
+    Http,
+    /// HTTPS GET.
+    #[serde(rename = "HTTPS")]
+    Https,
+}
+
+/// An inclusive port range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortRangeDoc {
+    /// First port, 1-65535.
+    #[schemars(range(min = 1, max = 65535))]
+    pub from: u32,
+    /// Last port, 1-65535, not below `from`.
+    #[schemars(range(min = 1, max = 65535))]
+    pub to: u32,
+}
+
+/// Endpoint-group health check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GaHealthCheckDoc {
+    /// `TCP` (default), `HTTP` or `HTTPS`.
+    #[serde(default)]
+    pub protocol: GaHealthCheckProtocol,
+    /// Port checked, 1-65535 (default: the listener's first port).
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<u32>,
+    /// Path for HTTP(S) checks (default `/`).
+    pub path: Option<String>,
+    /// 10 or 30 seconds (default 30).
+    #[serde(default = "default_interval")]
+    pub interval_seconds: u32,
+    /// Consecutive checks before a state change, 1-10 (default 3).
+    #[serde(default = "default_threshold")]
+    pub threshold_count: u32,
+}
+
+fn default_interval() -> u32 {
+    30
+}
+
+fn default_threshold() -> u32 {
+    3
+}
+
+/// A listener-port to endpoint-port override.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PortOverrideDoc {
+    /// A port of the listener, 1-65535.
+    #[schemars(range(min = 1, max = 65535))]
+    pub listener_port: u32,
+    /// The endpoint's port, 1-65535.
+    #[schemars(range(min = 1, max = 65535))]
+    pub endpoint_port: u32,
+}
+
+/// One endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EndpointDoc {
+    /// ALB/NLB ARN, EIP allocation id or EC2 instance id.
+    pub id: String,
+    /// Weight 0-255 (default 128). 0 sends no traffic.
+    #[serde(default = "default_weight")]
+    pub weight: u8,
+    /// Preserve the client IP (default false).
+    #[serde(default)]
+    pub client_ip_preservation: bool,
+}
+
+fn default_weight() -> u8 {
+    128
+}
+
+/// The endpoint group of one region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EndpointGroupDoc {
+    /// AWS region.
+    pub region: String,
+    /// Share of the region's traffic admitted, 0-100 (default 100).
+    #[serde(default = "default_dial")]
+    #[schemars(range(min = 0, max = 100))]
+    pub traffic_dial: u8,
+    /// Health check (default: TCP on the listener's first port, every 30s, threshold 3).
+    pub health_check: Option<GaHealthCheckDoc>,
+    /// Port overrides.
+    #[serde(default)]
+    pub port_overrides: Vec<PortOverrideDoc>,
+    /// Endpoints, at most 10.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointDoc>,
+}
+
+fn default_dial() -> u8 {
+    100
+}
+
+/// A listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListenerDoc {
+    /// meridian's handle for the listener, unique in the accelerator.
+    pub name: String,
+    /// `TCP` or `UDP`.
+    pub protocol: ListenerProtocol,
+    /// Port ranges, not overlapping within the accelerator.
+    pub port_ranges: Vec<PortRangeDoc>,
+    /// `NONE` (default) or `SOURCE_IP`.
+    #[serde(default)]
+    pub client_affinity: ClientAffinity,
+    /// One endpoint group per region.
+    #[serde(default)]
+    pub endpoint_groups: Vec<EndpointGroupDoc>,
+}
+
+/// `GlobalAccelerator` spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GlobalAcceleratorSpec {
+    /// Name of a `Provider` document of type `aws` or `sim`.
+    pub provider: String,
+    /// Whether the accelerator accepts traffic (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `IPV4` (default) or `DUAL_STACK`.
+    #[serde(default)]
+    pub ip_address_type: IpAddressType,
+    /// Extra tags for the accelerator (keys under `meridian.dev/` are reserved).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Listeners, at most 10.
+    pub listeners: Vec<ListenerDoc>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// GCP load-balancing protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum GcpProtocol {
+    /// HTTP.
+    #[serde(rename = "HTTP")]
+    Http,
+    /// HTTPS.
+    #[serde(rename = "HTTPS")]
+    Https,
+    /// HTTP/2.
+    #[serde(rename = "HTTP2")]
+    Http2,
+    /// TCP.
+    #[serde(rename = "TCP")]
+    Tcp,
+    /// SSL.
+    #[serde(rename = "SSL")]
+    Ssl,
+    /// gRPC.
+    #[serde(rename = "GRPC")]
+    Grpc,
+}
+
+impl GcpProtocol {
+    /// The Compute API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GcpProtocol::Http => "HTTP",
+            GcpProtocol::Https => "HTTPS",
+            GcpProtocol::Http2 => "HTTP2",
+            GcpProtocol::Tcp => "TCP",
+            GcpProtocol::Ssl => "SSL",
+            GcpProtocol::Grpc => "GRPC",
+        }
+    }
+}
+
+/// Protocol-specific health-check settings (`httpHealthCheck`, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProtocolHealthCheck {
+    /// Port, 1-65535 (default 80 for HTTP, 443 for HTTPS/HTTP2/SSL/GRPC, 80 for TCP).
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<u32>,
+    /// Request path (HTTP family, default `/`).
+    pub request_path: Option<String>,
+    /// Host header (HTTP family).
+    pub host: Option<String>,
+}
+
+/// `HealthCheck` spec (GCP global health check; Compute API field names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthCheckDocSpec {
+    /// Name of a `Provider` document of type `gcp` or `sim`.
+    pub provider: String,
+    /// Protocol of the check.
+    #[serde(rename = "type")]
+    pub check_type: GcpProtocol,
+    /// Seconds between checks, 1-300 (default 5).
+    #[serde(default = "default_gcp_interval")]
+    pub check_interval_sec: u32,
+    /// Seconds before a check fails, 1-300 and not above `checkIntervalSec` (default 5).
+    #[serde(default = "default_gcp_interval")]
+    pub timeout_sec: u32,
+    /// Successes before healthy, 1-10 (default 2).
+    #[serde(default = "default_gcp_threshold")]
+    pub healthy_threshold: u32,
+    /// Failures before unhealthy, 1-10 (default 2).
+    #[serde(default = "default_gcp_threshold")]
+    pub unhealthy_threshold: u32,
+    /// Settings when `type: HTTP`.
+    pub http_health_check: Option<ProtocolHealthCheck>,
+    /// Settings when `type: HTTPS`.
+    pub https_health_check: Option<ProtocolHealthCheck>,
+    /// Settings when `type: HTTP2`.
+    pub http2_health_check: Option<ProtocolHealthCheck>,
+    /// Settings when `type: TCP`.
+    pub tcp_health_check: Option<ProtocolHealthCheck>,
+    /// Settings when `type: SSL`.
+    pub ssl_health_check: Option<ProtocolHealthCheck>,
+    /// Settings when `type: GRPC`.
+    pub grpc_health_check: Option<ProtocolHealthCheck>,
+}
+
+fn default_gcp_interval() -> u32 {
+    5
+}
+
+fn default_gcp_threshold() -> u32 {
+    2
+}
+
+/// Backend balancing mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum BalancingMode {
+    /// Requests per second.
+    #[serde(rename = "RATE")]
+    Rate,
+    /// CPU utilisation.
+    #[default]
+    #[serde(rename = "UTILIZATION")]
+    Utilization,
+    /// Concurrent connections.
+    #[serde(rename = "CONNECTION")]
+    Connection,
+}
+
+impl BalancingMode {
+    /// The Compute API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BalancingMode::Rate => "RATE",
+            BalancingMode::Utilization => "UTILIZATION",
+            BalancingMode::Connection => "CONNECTION",
+        }
+    }
+}
+
+/// One backend of a backend service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackendDoc {
+    /// `regions/REGION/networkEndpointGroups/NAME`, `zones/ZONE/instanceGroups/NAME`, …
+    pub group: String,
+    /// `RATE`, `UTILIZATION` (default) or `CONNECTION`.
+    #[serde(default)]
+    pub balancing_mode: BalancingMode,
+    /// Requests per second for the group (RATE).
+    pub max_rate: Option<u32>,
+    /// Requests per second per endpoint (RATE).
+    pub max_rate_per_endpoint: Option<f64>,
+    /// Target utilisation 0.0-1.0 (UTILIZATION).
+    pub max_utilization: Option<f64>,
+    /// Connections for the group (CONNECTION).
+    pub max_connections: Option<u32>,
+    /// 0 (drained), or 0.1-1.0 (default 1.0).
+    #[serde(default = "default_scaler")]
+    pub capacity_scaler: f64,
+}
+
+fn default_scaler() -> f64 {
+    1.0
+}
+
+/// Load-balancing scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum LoadBalancingScheme {
+    /// Classic external.
+    #[serde(rename = "EXTERNAL")]
+    External,
+    /// Global external Application Load Balancer.
+    #[default]
+    #[serde(rename = "EXTERNAL_MANAGED")]
+    ExternalManaged,
+}
+
+/// `BackendService` spec (GCP global backend service).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackendServiceDocSpec {
+    /// Name of a `Provider` document of type `gcp` or `sim`.
+    pub provider: String,
+    /// Protocol to the backends.
+    pub protocol: GcpProtocol,
+    /// Named port on the backends.
+    pub port_name: Option<String>,
+    /// Backend timeout in seconds, 1-86400 (default 30).
+    #[serde(default = "default_timeout")]
+    pub timeout_sec: u32,
+    /// `EXTERNAL` or `EXTERNAL_MANAGED` (default).
+    #[serde(default)]
+    pub load_balancing_scheme: LoadBalancingScheme,
+    /// Cloud CDN (default false).
+    #[serde(default, rename = "enableCDN")]
+    pub enable_cdn: bool,
+    /// Names of `HealthCheck` documents.
+    pub health_checks: Vec<String>,
+    /// Backends, one per group.
+    #[serde(default)]
+    pub backends: Vec<BackendDoc>,
+}
+
+fn default_timeout() -> u32 {
+    30
+}
+
+/// URL map host rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HostRuleDoc {
+    /// Host patterns (`*` allowed as the first label).
+    pub hosts: Vec<String>,
+    /// Name of a path matcher of this URL map.
+    pub path_matcher: String,
+}
+
+/// URL map path rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PathRuleDoc {
+    /// Paths, each starting with `/` (`*` only at the end).
+    pub paths: Vec<String>,
+    /// Name of a `BackendService` document.
+    pub service: String,
+}
+
+/// URL map path matcher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PathMatcherDoc {
+    /// Matcher name, unique in the URL map.
+    pub name: String,
+    /// Name of a `BackendService` document.
+    pub default_service: String,
+    /// Path rules.
+    #[serde(default)]
+    pub path_rules: Vec<PathRuleDoc>,
+}
+
+/// `UrlMap` spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UrlMapDocSpec {
+    /// Name of a `Provider` document of type `gcp` or `sim`.
+    pub provider: String,
+    /// Name of a `BackendService` document for unmatched requests.
+    pub default_service: String,
+    /// Host rules.
+    #[serde(default)]
+    pub host_rules: Vec<HostRuleDoc>,
+    /// Path matchers.
+    #[serde(default)]
+    pub path_matchers: Vec<PathMatcherDoc>,
+}
+
+/// The gateway of one region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayDoc {
+    /// AWS region.
+    pub region: String,
+    /// Private ASN: 64512-65534 or 4200000000-4294967294 (default 64512).
+    #[serde(default = "default_asn")]
+    pub amazon_side_asn: u32,
+    /// The region's VPC CIDRs; the other regions get static routes to them.
+    #[serde(default)]
+    pub cidrs: Vec<String>,
+    /// Description.
+    pub description: Option<String>,
+}
+
+fn default_asn() -> u32 {
+    64512
+}
+
+/// A peering between two gateways of the mesh.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeeringDoc {
+    /// Region that requests the peering.
+    pub requester: String,
+    /// Region that accepts it.
+    pub accepter: String,
+}
+
+/// `TransitGatewayMesh` spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitGatewayMeshSpec {
+    /// Name of a `Provider` document of type `aws` or `sim`.
+    pub provider: String,
+    /// One gateway per region.
+    pub gateways: Vec<GatewayDoc>,
+    /// Peerings; when absent, every pair of gateways is peered (a full mesh),
+    /// the gateway listed first requesting.
+    pub peerings: Option<Vec<PeeringDoc>>,
+}
+
+/// Kinds a traffic policy can select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TrafficKind {
+    /// `GlobalAccelerator` documents.
+    GlobalAccelerator,
+    /// `BackendService` documents.
+    BackendService,
+}
+
+/// Which documents a policy applies to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Selector {
+    /// Kind selected.
+    pub kind: Option<TrafficKind>,
+    /// Document names selected.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Labels that must all match.
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+}
+
+/// Health gate of a traffic policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthGate {
+    /// Smallest healthy fraction of endpoints per region, 0.0-1.0.
+    pub min_healthy_fraction: f64,
+}
+
+/// What to do when a gate fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GateFailure {
+    /// Return to the last good values.
+    #[default]
+    Rollback,
+    /// Stop where it is.
+    Hold,
+}
+
+/// A time window in which traffic changes are refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DenyWindow {
+    /// Five-field cron expression for the window's start.
+    pub cron: String,
+    /// Window length in minutes, 1-10080.
+    pub duration_minutes: u32,
+    /// IANA time zone (default `UTC`).
+    #[serde(default = "default_tz")]
+    pub time_zone: String,
+}
+
+fn default_tz() -> String {
+    "UTC".to_owned()
+}
+
+/// `TrafficPolicy` spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TrafficPolicySpec {
+    /// Which documents the policy governs.
+    pub selector: Selector,
+    /// Largest dial (or scaler, in points) move per step, 1-100 (default 25).
+    #[serde(default = "default_step")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_step_percent: u8,
+    /// Seconds to wait after a step before checking gates (default 300).
+    #[serde(default = "default_bake")]
+    pub bake_seconds: u32,
+    /// Regions that must keep serving at every step (default 1).
+    #[serde(default = "default_min_regions")]
+    pub min_serving_regions: u32,
+    /// Health gate.
+    pub health_gate: Option<HealthGate>,
+    /// `rollback` (default) or `hold`.
+    #[serde(default)]
+    pub on_gate_failure: GateFailure,
+    /// Windows in which traffic changes are refused.
+    #[serde(default)]
+    pub deny_windows: Vec<DenyWindow>,
+}
+
+fn default_step() -> u8 {
+    25
+}
+
+fn default_bake() -> u32 {
+    300
+}
+
+fn default_min_regions() -> u32 {
+    1
+}
+
+/// `DataResidencyPolicy` spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DataResidencyPolicySpec {
+    /// Data classifications covered (matched against the
+    /// `meridian.dev/data-classification` label).
+    pub data_classification: Vec<String>,
+    /// Region globs where the data may be served; empty means any not blocked.
+    #[serde(default)]
+    pub allowed_regions: Vec<String>,
+    /// Region globs where it must never be served.
+    #[serde(default)]
+    pub blocked_regions: Vec<String>,
+}
+
+/// Every kind, by name.
+pub const KINDS: [&str; 8] = [
+    "Provider",
+    "GlobalAccelerator",
+    "BackendService",
+    "HealthCheck",
+    "UrlMap",
+    "TransitGatewayMesh",
+    "TrafficPolicy",
+    "DataResidencyPolicy",
+];

@@ -1,0 +1,365 @@
+//! YAML documents as trees of positioned nodes.
+//!
+//! meridian needs the line and column of every value to report errors the
+//! way users can act on them, so it builds its own small tree from the
+//! `saphyr-parser` event stream instead of deserialising straight into
+//! types. Plain scalars are resolved with the YAML 1.2 core schema (so
+//! `no` is a string, not `false`); quoted scalars are always strings.
+//! Duplicate keys are errors, not "last one wins".
+
+use std::collections::HashMap;
+use std::fmt;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+/// A 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1.
+    pub col: usize,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+/// A value in the tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `null`, `~` or nothing.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in document order.
+    Map(Vec<(Node, Node)>),
+}
+
+/// A value with the position where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Where the value starts.
+    pub pos: Pos,
+    /// The value.
+    pub value: Value,
+}
+
+/// A YAML syntax error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntaxError {
+    /// Where.
+    pub pos: Pos,
+    /// What.
+    pub message: String,
+}
+
+impl Value {
+    /// The type's name as users know it, with the value for scalars.
+    pub fn describe(&self) -> String {
+        match self {
+            Value::Null => "null".to_owned(),
+            Value::Bool(b) => format!("boolean {b}"),
+            Value::Int(i) => format!("integer {i}"),
+            Value::Float(x) => format!("number {x}"),
+            Value::Str(s) => format!("string \"{s}\""),
+            Value::Seq(_) => "a list".to_owned(),
+            Value::Map(_) => "a mapping".to_owned(),
+        }
+    }
+}
+
+impl Node {
+    /// The value of `key` in a mapping node.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The node as JSON, for typed deserialisation after the schema check.
+    pub fn to_json(&self) -> serde_json::Value {
+        match &self.value {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Int(i) => serde_json::Value::from(*i),
+            Value::Float(x) => serde_json::Number::from_f64(*x)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Value::Str(s) => serde_json::Value::String(s.clone()),
+            Value::Seq(items) => serde_json::Value::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => serde_json::Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (key_text(k), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Records the position of every value under `path` (`spec.listeners[0].name`).
+    pub fn index_positions(&self, path: &str, out: &mut HashMap<String, Pos>) {
+        out.insert(path.to_owned(), self.pos);
+        match &self.value {
+            Value::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    item.index_positions(&format!("{path}[{i}]"), out);
+                }
+            }
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let child = join(path, &key_text(k));
+                    v.index_positions(&child, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Joins a field name onto a path.
+pub fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+/// The text of a mapping key.
+pub fn key_text(key: &Node) -> String {
+    match &key.value {
+        Value::Str(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(x) => x.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".to_owned(),
+        Value::Seq(_) | Value::Map(_) => "<complex key>".to_owned(),
+    }
+}
+
+fn pos_of(span: &Span) -> Pos {
+    Pos {
+        line: span.start.line(),
+        col: span.start.col() + 1,
+    }
+}
+
+fn resolve_plain(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
+        _ => {}
+    }
+    if let Some(hex) = text.strip_prefix("0x") {
+        if let Ok(i) = i64::from_str_radix(hex, 16) {
+            return Value::Int(i);
+        }
+    }
+    if let Some(oct) = text.strip_prefix("0o") {
+        if let Ok(i) = i64::from_str_radix(oct, 8) {
+            return Value::Int(i);
+        }
+    }
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(i) = text.parse::<i64>() {
+            return Value::Int(i);
+        }
+    }
+    let looks_numeric = !digits.is_empty()
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && digits.bytes().any(|b| b.is_ascii_digit())
+        && digits.as_bytes()[0] != b'e'
+        && digits.as_bytes()[0] != b'E';
+    if looks_numeric {
+        if let Ok(x) = text.parse::<f64>() {
+            return Value::Float(x);
+        }
+    }
+    Value::Str(text.to_owned())
+}
+
+enum Frame {
+    Seq(Pos, usize, Vec<Node>),
+    Map(Pos, usize, Vec<(Node, Node)>, Option<Node>),
+}
+
+/// Parses every document of a YAML stream. Empty documents are skipped.
+pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
+    let mut documents = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut root: Option<Node> = None;
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(|e| SyntaxError {
+            pos: Pos {
+                line: e.marker().line(),
+                col: e.marker().col() + 1,
+            },
+            message: e.info().to_owned(),
+        })?;
+        let pos = pos_of(&span);
+        let finished: Option<(Node, usize)> = match event {
+            Event::DocumentStart(_) => {
+                root = None;
+                None
+            }
+            Event::DocumentEnd => {
+                if let Some(node) = root.take() {
+                    if node.value != Value::Null {
+                        documents.push(node);
+                    }
+                }
+                None
+            }
+            Event::Scalar(value, style, anchor, tag) => {
+                let forced_string = tag
+                    .as_ref()
+                    .is_some_and(|t| t.handle == "tag:yaml.org,2002:" && t.suffix == "str")
+                    || tag.as_ref().is_some_and(|t| t.suffix == "str");
+                let value = if style == ScalarStyle::Plain && !forced_string {
+                    resolve_plain(&value)
+                } else {
+                    Value::Str(value.into_owned())
+                };
+                Some((Node { pos, value }, anchor))
+            }
+            Event::Alias(id) => {
+                let node = anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
+                    pos,
+                    message: "alias refers to an unknown anchor".to_owned(),
+                })?;
+                Some((Node { pos, ..node }, 0))
+            }
+            Event::SequenceStart(anchor, _) => {
+                stack.push(Frame::Seq(pos, anchor, Vec::new()));
+                None
+            }
+            Event::MappingStart(anchor, _) => {
+                stack.push(Frame::Map(pos, anchor, Vec::new(), None));
+                None
+            }
+            Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Seq(pos, anchor, items)) => Some((
+                    Node {
+                        pos,
+                        value: Value::Seq(items),
+                    },
+                    anchor,
+                )),
+                _ => None,
+            },
+            Event::MappingEnd => match stack.pop() {
+                Some(Frame::Map(pos, anchor, entries, _)) => Some((
+                    Node {
+                        pos,
+                        value: Value::Map(entries),
+                    },
+                    anchor,
+                )),
+                _ => None,
+            },
+            Event::StreamStart | Event::StreamEnd | Event::Nothing => None,
+        };
+        let Some((node, anchor)) = finished else { continue };
+        if anchor != 0 {
+            anchors.insert(anchor, node.clone());
+        }
+        match stack.last_mut() {
+            None => root = Some(node),
+            Some(Frame::Seq(_, _, items)) => items.push(node),
+            Some(Frame::Map(_, _, entries, pending_key)) => match pending_key.take() {
+                None => *pending_key = Some(node),
+                Some(key) => {
+                    if key.value == Value::Str("<<".to_owned()) {
+                        // YAML merge key: copy the anchored mapping's entries we don't have.
+                        if let Value::Map(merged) = node.value {
+                            for (k, v) in merged {
+                                if !entries.iter().any(|(e, _)| e.value == k.value) {
+                                    entries.push((k, v));
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    if entries.iter().any(|(k, _)| k.value == key.value) {
+                        return Err(SyntaxError {
+                            pos: key.pos,
+                            message: format!("duplicate key `{}` in one mapping", key_text(&key)),
+                        });
+                    }
+                    entries.push((key, node));
+                }
+            },
+        }
+    }
+    Ok(documents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_and_point_at_values() {
+        let docs = parse_documents("a: 1\nb:\n  - x\n  - 'y'\n").expect("parses");
+        let b = docs[0].get("b").expect("b");
+        assert_eq!(b.pos, Pos { line: 3, col: 3 });
+        let Value::Seq(items) = &b.value else { panic!("seq") };
+        assert_eq!(items[1].pos, Pos { line: 4, col: 5 });
+        assert_eq!(docs[0].get("a").map(|n| n.pos), Some(Pos { line: 1, col: 4 }));
+    }
+
+    #[test]
+    fn core_schema_resolution() {
+        let docs = parse_documents("a: 0\nb: 0.5\nc: no\nd: '1'\ne: true\nf: ~\ng: 1e3\nh: 10.0.0.0/8\n").expect("parses");
+        let get = |k: &str| docs[0].get(k).map(|n| n.value.clone());
+        assert_eq!(get("a"), Some(Value::Int(0)));
+        assert_eq!(get("b"), Some(Value::Float(0.5)));
+        assert_eq!(get("c"), Some(Value::Str("no".into())));
+        assert_eq!(get("d"), Some(Value::Str("1".into())));
+        assert_eq!(get("e"), Some(Value::Bool(true)));
+        assert_eq!(get("f"), Some(Value::Null));
+        assert_eq!(get("g"), Some(Value::Float(1000.0)));
+        assert_eq!(get("h"), Some(Value::Str("10.0.0.0/8".into())));
+    }
+
+    #[test]
+    fn several_documents_and_empty_ones() {
+        let docs = parse_documents("---\na: 1\n---\n---\nb: 2\n").expect("parses");
+        assert_eq!(docs.len(), 2);
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_with_position() {
+        let error = parse_documents("a: 1\nb: 2\na: 3\n").expect_err("duplicate");
+        assert_eq!(error.pos, Pos { line: 3, col: 1 });
+    }
+
+    #[test]
+    fn malformed_yaml_reports_where() {
+        let error = parse_documents("a: [1, 2\nb: 3\n").expect_err("malformed");
+        assert!(error.pos.line >= 1, "{error:?}");
+    }
+}
