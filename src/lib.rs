@@ -6,6 +6,11 @@
 //! provider plugins. Exit codes live in [`exit`]; nothing here prints to
 //! stdout except the renderers' callers in `main`.
 
+pub mod desired;
+pub mod engine;
 pub mod exit;
 pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod simcli;
 pub mod yaml;

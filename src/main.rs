@@ -1,1 +1,452 @@
-fn main(){}
+//! The `meridian` command line: GitOps for global traffic.
+//!
+//! Parses arguments, wires the library together, prints human output to
+//! stdout and logs to stderr, and maps outcomes to the exit codes in
+//! [`meridian::exit`]. It holds no reconcile logic of its own.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use meridian::engine::{self, EngineOptions, Outcome, Progress, Providers};
+use meridian::exit;
+use meridian::model::{self, DesiredState, LoadError};
+use meridian::plan::render::{self, Format, Style};
+use meridian::plan::Plan;
+use meridian::{desired, simcli};
+use meridian_provider::Change;
+use meridian_sim::world::Faults;
+use meridian_sim::{SimCloud, SimStore};
+
+/// GitOps reconciler for multi-region global traffic: AWS Global Accelerator,
+/// GCP global load balancing and Transit Gateway peering, kept in Git and
+/// applied step by step.
+#[derive(Debug, Parser)]
+#[command(name = "meridian", version, about, long_about = None)]
+struct Cli {
+    /// Run every provider against the embedded simulated cloud persisted in DIR.
+    #[arg(long, global = true, env = "MERIDIAN_SIM", value_name = "DIR")]
+    sim: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    /// More logging (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check desired state offline; exit 0 when valid, 1 when not.
+    Validate {
+        /// Desired-state directory.
+        #[arg(default_value = "desired-state")]
+        dir: PathBuf,
+    },
+    /// Show what apply would change.
+    Plan(PlanArgs),
+    /// Make the live world match desired state.
+    Apply(ApplyArgs),
+    /// Report how the live world differs from desired state; exit 2 on drift.
+    Drift {
+        /// Desired-state directory.
+        #[arg(default_value = "desired-state")]
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Inspect or change the embedded simulated cloud (needs --sim DIR).
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Print the JSON Schema of desired-state documents (for editors).
+    Schema,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// Desired-state directory.
+    #[arg(default_value = "desired-state")]
+    dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Save the plan (JSON) for `apply --plan`.
+    #[arg(long, value_name = "PLAN")]
+    out: Option<PathBuf>,
+    /// Exit 2 when there are changes, 0 when there are none.
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// Desired-state directory.
+    #[arg(default_value = "desired-state")]
+    dir: PathBuf,
+    /// Apply this saved plan instead of planning anew; refused when stale.
+    #[arg(long, value_name = "PLAN")]
+    plan: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// Show the simulated world and its API call counters.
+    Show {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
+    /// Change an endpoint group's traffic dial out of band.
+    SetDial {
+        /// Accelerator name.
+        accelerator: String,
+        /// AWS region of the endpoint group.
+        region: String,
+        /// Dial, 0-100.
+        #[arg(value_parser = clap::value_parser!(u8).range(0..=100))]
+        percent: u8,
+        /// Listener name (needed when the accelerator has several).
+        #[arg(long)]
+        listener: Option<String>,
+    },
+    /// Change an endpoint's weight out of band.
+    SetWeight {
+        /// Accelerator name.
+        accelerator: String,
+        /// AWS region of the endpoint group.
+        region: String,
+        /// Endpoint id.
+        endpoint: String,
+        /// Weight, 0-255.
+        weight: u8,
+        /// Listener name (needed when the accelerator has several).
+        #[arg(long)]
+        listener: Option<String>,
+    },
+    /// Mark every endpoint and backend of a region healthy or unhealthy.
+    SetHealth {
+        /// Region (AWS or GCP).
+        region: String,
+        /// New health.
+        health: Health,
+    },
+    /// Inject latency, throttling and server errors into every API call.
+    Faults(FaultArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ShowFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Health {
+    Healthy,
+    Unhealthy,
+}
+
+#[derive(Debug, Args)]
+struct FaultArgs {
+    /// Added latency per call, in milliseconds.
+    #[arg(long)]
+    latency_ms: Option<u64>,
+    /// Fraction of calls throttled, 0.0-1.0.
+    #[arg(long, value_parser = parse_rate)]
+    throttle_rate: Option<f64>,
+    /// Fraction of calls failing with a server error, 0.0-1.0.
+    #[arg(long, value_parser = parse_rate)]
+    error_rate: Option<f64>,
+    /// Make an operation fail permanently (repeatable), e.g. CreateEndpointGroup.
+    #[arg(long, value_name = "OPERATION")]
+    fail_operation: Vec<String>,
+    /// How long accelerators stay IN_PROGRESS after a change, in milliseconds.
+    #[arg(long)]
+    deploy_delay_ms: Option<u64>,
+    /// Remove every fault first.
+    #[arg(long)]
+    clear: bool,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("must be from 0.0 to 1.0, got {rate}"))
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let default = match cli.verbose {
+        0 => "warn,meridian=info,meridian_provider=info,meridian_sim=warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MERIDIAN_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    match cli.log_format {
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn style() -> Style {
+    Style { color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
+}
+
+/// Loads desired state, printing every diagnostic. `None` means invalid.
+fn load(dir: &Path) -> Result<Option<DesiredState>> {
+    match model::load_dir(dir) {
+        Ok(state) => Ok(Some(state)),
+        Err(LoadError::Invalid(diagnostics)) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            eprintln!("{} error(s); nothing was applied.", diagnostics.len());
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn options(cli: &Cli) -> EngineOptions {
+    EngineOptions { sim_dir: cli.sim.clone(), retry: Default::default() }
+}
+
+async fn plan_now(cli: &Cli, state: &DesiredState) -> Result<(Providers, Plan)> {
+    let providers = Providers::build(state, &options(cli))?;
+    let resources = desired::expand(state);
+    let observation = engine::observe(&providers, &resources).await;
+    let plan = engine::make_plan(state, &resources, &observation, None);
+    Ok((providers, plan))
+}
+
+fn print_violations(plan: &Plan) {
+    for violation in &plan.violations {
+        eprintln!("blocked by policy: {} ({})", violation.message, violation.location);
+    }
+}
+
+async fn validate(dir: &Path) -> Result<u8> {
+    let Some(state) = load(dir)? else { return Ok(exit::ERROR) };
+    println!("{}: {} documents in {} files are valid.", dir.display(), state.document_count(), state.files.len());
+    for violation in meridian::policy::residency_violations(&state) {
+        println!("note: plan and apply would be blocked: {} ({})", violation.message, violation.location);
+    }
+    Ok(exit::OK)
+}
+
+async fn plan(cli: &Cli, args: &PlanArgs) -> Result<u8> {
+    let Some(state) = load(&args.dir)? else { return Ok(exit::ERROR) };
+    let (_, plan) = plan_now(cli, &state).await?;
+    print!("{}", render::plan(&plan, args.format, style()));
+    if let Some(out) = &args.out {
+        let json = serde_json::to_string_pretty(&plan)?;
+        std::fs::write(out, json).with_context(|| format!("writing plan to {}", out.display()))?;
+        eprintln!("Saved the plan to {}.", out.display());
+    }
+    if plan.is_blocked() {
+        print_violations(&plan);
+        return Ok(exit::BLOCKED);
+    }
+    if plan.errored {
+        return Ok(exit::ERROR);
+    }
+    Ok(if args.detailed_exitcode && !plan.is_empty() { exit::CHANGES } else { exit::OK })
+}
+
+struct ConsoleProgress {
+    terminal: bool,
+}
+
+impl Progress for ConsoleProgress {
+    fn started(&self, change: &Change, index: usize, total: usize) {
+        if self.terminal {
+            println!("[{index}/{total}] {} {} ...", change.action.symbol(), change.address);
+        }
+    }
+
+    fn finished(&self, outcome: &Outcome, done: usize, total: usize) {
+        let change = &outcome.change;
+        match &outcome.error {
+            None => println!("[{done}/{total}] {} {}: done in {} ms", change.action.symbol(), change.address, outcome.elapsed.as_millis()),
+            Some(error) => println!("[{done}/{total}] {} {}: FAILED: {error}", change.action.symbol(), change.address),
+        }
+        let _ = std::io::stdout().flush();
+    }
+}
+
+fn confirm(plan: &Plan) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to apply {} change(s) without confirmation: stdin is not a terminal; pass --yes", plan.changes.len());
+    }
+    print!("Apply these {} change(s)? Only `yes` is accepted: ", plan.changes.len());
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
+    let Some(state) = load(&args.dir)? else { return Ok(exit::ERROR) };
+    let (providers, fresh) = plan_now(cli, &state).await?;
+    let plan = match &args.plan {
+        None => fresh,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading plan {}", path.display()))?;
+            let saved: Plan = serde_json::from_str(&text).with_context(|| format!("{} is not a meridian plan", path.display()))?;
+            if saved.format_version != meridian::plan::FORMAT_VERSION {
+                eprintln!("error: {} has plan format {}, this meridian reads format {}", path.display(), saved.format_version, meridian::plan::FORMAT_VERSION);
+                return Ok(exit::ERROR);
+            }
+            if saved.source.digest != state.digest {
+                eprintln!("error: the saved plan is stale: desired state in {} changed since the plan was made (plan {}, now {}). Nothing was applied; run `meridian plan` again.", args.dir.display(), &saved.source.digest[..12], &state.digest[..12]);
+                return Ok(exit::ERROR);
+            }
+            if saved.observed_fingerprint != fresh.observed_fingerprint {
+                eprintln!("error: the saved plan is stale: the live world changed since the plan was made (observed {}, now {}). Nothing was applied; run `meridian plan` again.", &saved.observed_fingerprint[..12], &fresh.observed_fingerprint[..12]);
+                return Ok(exit::ERROR);
+            }
+            saved
+        }
+    };
+    if plan.is_blocked() {
+        print!("{}", render::plan(&plan, Format::Text, style()));
+        print_violations(&plan);
+        return Ok(exit::BLOCKED);
+    }
+    if plan.errored {
+        print!("{}", render::plan(&plan, Format::Text, style()));
+        eprintln!("error: the observation was incomplete; nothing was applied.");
+        return Ok(exit::ERROR);
+    }
+    if plan.is_empty() {
+        println!("No changes. The live world matches the desired state.");
+        return Ok(exit::OK);
+    }
+    print!("{}", render::plan(&plan, Format::Text, style()));
+    if !args.yes && !confirm(&plan)? {
+        println!("Apply cancelled; nothing was changed.");
+        return Ok(exit::ERROR);
+    }
+    let progress = ConsoleProgress { terminal: std::io::stdout().is_terminal() };
+    let report = engine::apply(&plan, &providers, &progress).await;
+    let failures = report.failures();
+    let applied = report.outcomes.len() - failures.len();
+    let calls = providers.calls();
+    let (reads, writes) = calls.values().flatten().fold((0, 0), |(r, w), c| {
+        if c.write { (r, w + c.ok + c.failed) } else { (r + c.ok + c.failed, w) }
+    });
+    println!(
+        "Applied {applied} of {} change(s); {} retries after transient errors, {} waits; {reads} read and {writes} write API calls.",
+        plan.changes.len(),
+        providers.stats.retries(),
+        providers.stats.waits()
+    );
+    if failures.is_empty() {
+        return Ok(exit::OK);
+    }
+    for failure in &failures {
+        if let Some(error) = &failure.error {
+            eprintln!("error: {} {}: {error}", failure.change.action.symbol(), failure.change.address);
+        }
+    }
+    eprintln!("{} change(s) failed and {} were not attempted. What landed stays; run `meridian apply` again to continue from live state.", failures.len(), report.skipped);
+    Ok(exit::ERROR)
+}
+
+async fn drift(cli: &Cli, dir: &Path, format: Format) -> Result<u8> {
+    let Some(state) = load(dir)? else { return Ok(exit::ERROR) };
+    let (_, plan) = plan_now(cli, &state).await?;
+    print!("{}", render::drift(&plan, format, style()));
+    if plan.errored {
+        return Ok(exit::ERROR);
+    }
+    Ok(if plan.is_empty() { exit::OK } else { exit::CHANGES })
+}
+
+async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
+    let Some(dir) = &cli.sim else {
+        bail!("`meridian sim` needs the simulated cloud's directory: pass --sim DIR or set MERIDIAN_SIM");
+    };
+    let cloud = SimCloud::new(SimStore::open(dir)?);
+    let message = match command {
+        SimCommand::Show { format } => {
+            let world = cloud.store().read()?;
+            match format {
+                ShowFormat::Text => print!("{}", simcli::show_text(&world)),
+                ShowFormat::Json => print!("{}", simcli::show_json(&world)),
+            }
+            return Ok(exit::OK);
+        }
+        SimCommand::SetDial { accelerator, region, percent, listener } => simcli::set_dial(&cloud, accelerator, listener.as_deref(), region, *percent).await?,
+        SimCommand::SetWeight { accelerator, region, endpoint, weight, listener } => simcli::set_weight(&cloud, accelerator, listener.as_deref(), region, endpoint, *weight).await?,
+        SimCommand::SetHealth { region, health } => simcli::set_health(&cloud, region, matches!(health, Health::Healthy))?,
+        SimCommand::Faults(args) => {
+            let settings = cloud.store().transact(|world| {
+                let faults = &mut world.settings.faults;
+                if args.clear {
+                    *faults = Faults::default();
+                }
+                if let Some(v) = args.latency_ms { faults.latency_ms = v }
+                if let Some(v) = args.throttle_rate { faults.throttle_rate = v }
+                if let Some(v) = args.error_rate { faults.error_rate = v }
+                faults.fail_operations.extend(args.fail_operation.iter().cloned());
+                if let Some(v) = args.deploy_delay_ms { world.settings.deploy_delay_ms = v }
+                world.settings.clone()
+            })?;
+            let f = &settings.faults;
+            format!("faults: latency {} ms, throttle rate {}, error rate {}, failing operations [{}]; deploy delay {} ms", f.latency_ms, f.throttle_rate, f.error_rate, f.fail_operations.join(", "), settings.deploy_delay_ms)
+        }
+    };
+    println!("{message}");
+    Ok(exit::OK)
+}
+
+async fn run(cli: &Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Validate { dir } => validate(dir).await,
+        Command::Plan(args) => plan(cli, args).await,
+        Command::Apply(args) => apply(cli, args).await,
+        Command::Drift { dir, format } => drift(cli, dir, *format).await,
+        Command::Sim(command) => sim(cli, command).await,
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&model::schema::editor_schema())?);
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    match runtime.block_on(run(&cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}

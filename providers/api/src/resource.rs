@@ -298,7 +298,7 @@ impl Resource {
     pub fn fields(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         if let Some(object) = value.as_object_mut() {
-            object.remove("type");
+            object.shift_remove("type");
         }
         value
     }

@@ -108,7 +108,7 @@ where
                     return Err(error);
                 }
                 stats.waits.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%what, code = %error.code, ?retry_after, "waiting for the cloud");
+                tracing::info!(%what, code = %error.code, reason = %error.message, ?retry_after, "waiting for the cloud");
                 tokio::time::sleep(retry_after).await;
             }
         }

@@ -1,0 +1,345 @@
+//! Expansion of validated documents into the managed resources they imply.
+//!
+//! One `GlobalAccelerator` document becomes an accelerator, its listeners,
+//! their endpoint groups and every endpoint; a `TransitGatewayMesh` becomes
+//! gateways, peerings (a full mesh unless listed) and the static routes
+//! between the regions' CIDRs. Defaults the clouds would apply are made
+//! explicit here, so that the diff compares like with like and never
+//! reports a default as drift.
+
+use std::collections::BTreeMap;
+
+use meridian_provider::{
+    AcceleratorSpec, Address, BackendServiceSpec, BackendSpec, EndpointGroupSpec, EndpointSpec,
+    GaHealthCheck, HealthCheckSpec, HostRule, ListenerSpec, PathMatcher, PathRule, PeeringSpec,
+    PortOverride, PortRange, Resource, RouteSpec, TransitGatewaySpec, UrlMapSpec,
+};
+
+use crate::model::DesiredState;
+use crate::model::raw::{
+    ClientAffinity, GaHealthCheckProtocol, GcpProtocol, IpAddressType, ListenerProtocol,
+    LoadBalancingScheme, ProviderType,
+};
+use crate::model::validate::backend_group_region;
+
+/// The GCP project used when a `sim` provider names none.
+pub const SIM_PROJECT: &str = "sim-project";
+
+/// One resource desired state asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredResource {
+    /// The `Provider` document that manages it.
+    pub provider: String,
+    /// Its configuration.
+    pub resource: Resource,
+    /// The document it comes from, `Kind/name`, for messages.
+    pub source: String,
+}
+
+/// Every desired resource, by address.
+pub type DesiredResources = BTreeMap<Address, DesiredResource>;
+
+fn port(value: u32) -> u16 {
+    u16::try_from(value).unwrap_or(u16::MAX)
+}
+
+/// The GCP project a provider manages.
+pub fn project_of(state: &DesiredState, provider: &str) -> String {
+    state
+        .provider(provider)
+        .and_then(|p| p.doc.spec.project.clone())
+        .unwrap_or_else(|| SIM_PROJECT.to_owned())
+}
+
+/// Regions each provider's desired resources use (for per-region APIs).
+pub fn regions_by_provider(resources: &DesiredResources) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (address, desired) in resources {
+        if let Some(region) = address.region() {
+            let regions = out.entry(desired.provider.clone()).or_default();
+            if !regions.iter().any(|r| r == region) {
+                regions.push(region.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Expands validated desired state into resources.
+pub fn expand(state: &DesiredState) -> DesiredResources {
+    let mut out = DesiredResources::new();
+    let mut put = |address: Address, provider: &str, source: &str, resource: Resource| {
+        out.insert(
+            address,
+            DesiredResource {
+                provider: provider.to_owned(),
+                resource,
+                source: source.to_owned(),
+            },
+        );
+    };
+    for ga in &state.accelerators {
+        let spec = &ga.doc.spec;
+        let name = ga.name().to_owned();
+        let source = format!("GlobalAccelerator/{name}");
+        put(
+            Address::Accelerator { accelerator: name.clone() },
+            &spec.provider,
+            &source,
+            Resource::Accelerator(AcceleratorSpec {
+                name: name.clone(),
+                enabled: spec.enabled,
+                ip_address_type: match spec.ip_address_type {
+                    IpAddressType::Ipv4 => "IPV4",
+                    IpAddressType::DualStack => "DUAL_STACK",
+                }
+                .to_owned(),
+                tags: spec.tags.clone(),
+            }),
+        );
+        for listener in &spec.listeners {
+            let mut port_ranges: Vec<PortRange> = listener
+                .port_ranges
+                .iter()
+                .map(|r| PortRange { from: port(r.from), to: port(r.to) })
+                .collect();
+            port_ranges.sort();
+            let first_port = port_ranges.first().map_or(80, |r| r.from);
+            put(
+                Address::Listener { accelerator: name.clone(), listener: listener.name.clone() },
+                &spec.provider,
+                &source,
+                Resource::Listener(ListenerSpec {
+                    protocol: match listener.protocol {
+                        ListenerProtocol::Tcp => "TCP",
+                        ListenerProtocol::Udp => "UDP",
+                    }
+                    .to_owned(),
+                    port_ranges,
+                    client_affinity: match listener.client_affinity {
+                        ClientAffinity::None => "NONE",
+                        ClientAffinity::SourceIp => "SOURCE_IP",
+                    }
+                    .to_owned(),
+                }),
+            );
+            for group in &listener.endpoint_groups {
+                let health_check = match &group.health_check {
+                    Some(hc) => GaHealthCheck {
+                        protocol: match hc.protocol {
+                            GaHealthCheckProtocol::Tcp => "TCP",
+                            GaHealthCheckProtocol::Http => "HTTP",
+                            GaHealthCheckProtocol::Https => "HTTPS",
+                        }
+                        .to_owned(),
+                        port: hc.port.map_or(first_port, port),
+                        path: match hc.protocol {
+                            GaHealthCheckProtocol::Tcp => None,
+                            _ => Some(hc.path.clone().unwrap_or_else(|| "/".to_owned())),
+                        },
+                        interval_seconds: hc.interval_seconds,
+                        threshold_count: hc.threshold_count,
+                    },
+                    None => GaHealthCheck {
+                        protocol: "TCP".to_owned(),
+                        port: first_port,
+                        path: None,
+                        interval_seconds: 30,
+                        threshold_count: 3,
+                    },
+                };
+                let mut port_overrides: Vec<PortOverride> = group
+                    .port_overrides
+                    .iter()
+                    .map(|o| PortOverride { listener_port: port(o.listener_port), endpoint_port: port(o.endpoint_port) })
+                    .collect();
+                port_overrides.sort();
+                put(
+                    Address::EndpointGroup { accelerator: name.clone(), listener: listener.name.clone(), region: group.region.clone() },
+                    &spec.provider,
+                    &source,
+                    Resource::EndpointGroup(EndpointGroupSpec {
+                        region: group.region.clone(),
+                        traffic_dial: group.traffic_dial,
+                        health_check,
+                        port_overrides,
+                    }),
+                );
+                for endpoint in &group.endpoints {
+                    put(
+                        Address::Endpoint {
+                            accelerator: name.clone(),
+                            listener: listener.name.clone(),
+                            region: group.region.clone(),
+                            endpoint: endpoint.id.clone(),
+                        },
+                        &spec.provider,
+                        &source,
+                        Resource::Endpoint(EndpointSpec {
+                            id: endpoint.id.clone(),
+                            weight: endpoint.weight,
+                            client_ip_preservation: endpoint.client_ip_preservation,
+                        }),
+                    );
+                }
+            }
+        }
+    }
+    for hc in &state.health_checks {
+        let spec = &hc.doc.spec;
+        let block = match spec.check_type {
+            GcpProtocol::Http => &spec.http_health_check,
+            GcpProtocol::Https => &spec.https_health_check,
+            GcpProtocol::Http2 => &spec.http2_health_check,
+            GcpProtocol::Tcp => &spec.tcp_health_check,
+            GcpProtocol::Ssl => &spec.ssl_health_check,
+            GcpProtocol::Grpc => &spec.grpc_health_check,
+        };
+        let http_family = matches!(spec.check_type, GcpProtocol::Http | GcpProtocol::Https | GcpProtocol::Http2);
+        let default_port = match spec.check_type {
+            GcpProtocol::Http | GcpProtocol::Tcp => 80,
+            _ => 443,
+        };
+        put(
+            Address::HealthCheck { name: hc.name().to_owned() },
+            &spec.provider,
+            &format!("HealthCheck/{}", hc.name()),
+            Resource::HealthCheck(HealthCheckSpec {
+                project: project_of(state, &spec.provider),
+                check_type: spec.check_type.as_str().to_owned(),
+                check_interval_sec: spec.check_interval_sec,
+                timeout_sec: spec.timeout_sec,
+                healthy_threshold: spec.healthy_threshold,
+                unhealthy_threshold: spec.unhealthy_threshold,
+                port: block.as_ref().and_then(|b| b.port).map_or(default_port, port),
+                request_path: http_family.then(|| {
+                    block.as_ref().and_then(|b| b.request_path.clone()).unwrap_or_else(|| "/".to_owned())
+                }),
+                host: block.as_ref().and_then(|b| b.host.clone()),
+            }),
+        );
+    }
+    for bs in &state.backend_services {
+        let spec = &bs.doc.spec;
+        let name = bs.name().to_owned();
+        let source = format!("BackendService/{name}");
+        let mut health_checks = spec.health_checks.clone();
+        health_checks.sort();
+        put(
+            Address::BackendService { name: name.clone() },
+            &spec.provider,
+            &source,
+            Resource::BackendService(BackendServiceSpec {
+                project: project_of(state, &spec.provider),
+                protocol: spec.protocol.as_str().to_owned(),
+                port_name: spec.port_name.clone(),
+                timeout_sec: spec.timeout_sec,
+                load_balancing_scheme: match spec.load_balancing_scheme {
+                    LoadBalancingScheme::External => "EXTERNAL",
+                    LoadBalancingScheme::ExternalManaged => "EXTERNAL_MANAGED",
+                }
+                .to_owned(),
+                enable_cdn: spec.enable_cdn,
+                health_checks,
+            }),
+        );
+        for backend in &spec.backends {
+            put(
+                Address::Backend { service: name.clone(), group: backend.group.clone() },
+                &spec.provider,
+                &source,
+                Resource::Backend(BackendSpec {
+                    group: backend.group.clone(),
+                    region: backend_group_region(&backend.group).unwrap_or_default(),
+                    balancing_mode: backend.balancing_mode.as_str().to_owned(),
+                    max_rate: backend.max_rate,
+                    max_rate_per_endpoint: backend.max_rate_per_endpoint,
+                    max_utilization: backend.max_utilization,
+                    max_connections: backend.max_connections,
+                    capacity_scaler: backend.capacity_scaler,
+                }),
+            );
+        }
+    }
+    for map in &state.url_maps {
+        let spec = &map.doc.spec;
+        put(
+            Address::UrlMap { name: map.name().to_owned() },
+            &spec.provider,
+            &format!("UrlMap/{}", map.name()),
+            Resource::UrlMap(UrlMapSpec {
+                project: project_of(state, &spec.provider),
+                default_service: spec.default_service.clone(),
+                host_rules: spec.host_rules.iter().map(|r| HostRule { hosts: r.hosts.clone(), path_matcher: r.path_matcher.clone() }).collect(),
+                path_matchers: spec
+                    .path_matchers
+                    .iter()
+                    .map(|m| PathMatcher {
+                        name: m.name.clone(),
+                        default_service: m.default_service.clone(),
+                        path_rules: m.path_rules.iter().map(|r| PathRule { paths: r.paths.clone(), service: r.service.clone() }).collect(),
+                    })
+                    .collect(),
+            }),
+        );
+    }
+    for mesh in &state.meshes {
+        let spec = &mesh.doc.spec;
+        let name = mesh.name().to_owned();
+        let source = format!("TransitGatewayMesh/{name}");
+        for gateway in &spec.gateways {
+            put(
+                Address::TransitGateway { mesh: name.clone(), region: gateway.region.clone() },
+                &spec.provider,
+                &source,
+                Resource::TransitGateway(TransitGatewaySpec {
+                    region: gateway.region.clone(),
+                    amazon_side_asn: gateway.amazon_side_asn,
+                    description: gateway.description.clone().unwrap_or_else(|| format!("meridian mesh {name} in {}", gateway.region)),
+                }),
+            );
+        }
+        let pairs: Vec<(String, String)> = match &spec.peerings {
+            Some(peerings) => peerings.iter().map(|p| (p.requester.clone(), p.accepter.clone())).collect(),
+            None => {
+                let mut pairs = Vec::new();
+                for (i, a) in spec.gateways.iter().enumerate() {
+                    for b in &spec.gateways[i + 1..] {
+                        pairs.push((a.region.clone(), b.region.clone()));
+                    }
+                }
+                pairs
+            }
+        };
+        let cidrs: BTreeMap<&str, &Vec<String>> = spec.gateways.iter().map(|g| (g.region.as_str(), &g.cidrs)).collect();
+        for (requester, accepter) in pairs {
+            put(
+                Address::Peering { mesh: name.clone(), requester: requester.clone(), accepter: accepter.clone() },
+                &spec.provider,
+                &source,
+                Resource::Peering(PeeringSpec { requester_region: requester.clone(), accepter_region: accepter.clone(), accepted: true }),
+            );
+            for (here, there) in [(&requester, &accepter), (&accepter, &requester)] {
+                for cidr in cidrs.get(there.as_str()).copied().into_iter().flatten() {
+                    put(
+                        Address::Route { mesh: name.clone(), region: here.clone(), destination: cidr.clone() },
+                        &spec.provider,
+                        &source,
+                        Resource::Route(RouteSpec { region: here.clone(), destination_cidr: cidr.clone(), via_peer_region: there.clone() }),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether a provider type can manage a family (used to pick sim families).
+pub fn provider_families(provider_type: ProviderType) -> Vec<meridian_provider::Family> {
+    use meridian_provider::Family;
+    match provider_type {
+        ProviderType::Aws => vec![Family::GlobalAccelerator, Family::TransitGateway],
+        ProviderType::Gcp => vec![Family::GcpLoadBalancing],
+        ProviderType::Sim => Family::ALL.to_vec(),
+    }
+}

@@ -1,0 +1,203 @@
+//! The diff: a pure function of desired and observed state.
+//!
+//! It orders changes into waves so that apply is make-before-break: parents
+//! are created before children and deleted after them, new endpoints and
+//! backends are added before old ones are removed, an endpoint group or
+//! backend being removed is first drained to zero, and an accelerator is
+//! disabled before it is deleted. Output order is deterministic.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use meridian_provider::{Action, Address, Change, Family, FieldChange, Observed, Resource};
+use serde_json::Value;
+
+use crate::desired::DesiredResources;
+
+/// Waves of deletions start here, after every create and update.
+const DELETE_WAVE: u32 = 10;
+
+/// Field-level differences between two resource values, in field order.
+pub fn field_changes(before: Option<&Resource>, after: Option<&Resource>) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    let before = before.map(Resource::fields).unwrap_or(Value::Null);
+    let after = after.map(Resource::fields).unwrap_or(Value::Null);
+    walk("", &before, &after, &mut out);
+    out
+}
+
+fn walk(path: &str, before: &Value, after: &Value, out: &mut Vec<FieldChange>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let mut keys: Vec<&String> = a.keys().collect();
+            keys.extend(b.keys().filter(|k| !a.contains_key(*k)));
+            for key in keys {
+                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                walk(&child, b.get(key).unwrap_or(&Value::Null), a.get(key).unwrap_or(&Value::Null), out);
+            }
+        }
+        (Value::Null, Value::Object(a)) if path.is_empty() => {
+            for (key, value) in a {
+                walk(key, &Value::Null, value, out);
+            }
+        }
+        (Value::Object(b), Value::Null) if path.is_empty() => {
+            for (key, value) in b {
+                walk(key, value, &Value::Null, out);
+            }
+        }
+        _ if before == after => {}
+        _ => out.push(FieldChange {
+            path: path.to_owned(),
+            before: (!before.is_null()).then(|| before.clone()),
+            after: (!after.is_null()).then(|| after.clone()),
+        }),
+    }
+}
+
+fn wave(address: &Address, action: Action) -> u32 {
+    match action {
+        Action::Create | Action::Update => address.depth(),
+        Action::Delete => DELETE_WAVE + (3 - address.depth()),
+    }
+}
+
+fn describe_fields(fields: &[FieldChange]) -> String {
+    let names: Vec<&str> = fields.iter().map(|f| f.path.as_str()).collect();
+    names.join(", ")
+}
+
+/// Computes the changes that make `observed` equal `desired`.
+///
+/// `observed` holds every object of every complete family, tagged with the
+/// provider that observed it; `gaps` lists (provider, family) pairs that
+/// could not be observed: nothing is proposed inside them.
+pub fn diff(
+    desired: &DesiredResources,
+    observed: &[(String, Observed)],
+    gaps: &BTreeSet<(String, Family)>,
+) -> Vec<Change> {
+    let live: BTreeMap<&Address, (&String, &Observed)> = observed.iter().map(|(p, o)| (&o.address, (p, o))).collect();
+    let mut changes = Vec::new();
+    for (address, want) in desired {
+        if gaps.contains(&(want.provider.clone(), address.family())) {
+            continue;
+        }
+        match live.get(address) {
+            None => changes.push(Change {
+                provider: want.provider.clone(),
+                address: address.clone(),
+                action: Action::Create,
+                wave: wave(address, Action::Create),
+                before: None,
+                after: Some(want.resource.clone()),
+                cloud_id: None,
+                etag: None,
+                fields: field_changes(None, Some(&want.resource)),
+                reason: format!("declared in {} but absent from the cloud", want.source),
+            }),
+            Some((_, have)) if have.resource != want.resource => {
+                let fields = field_changes(Some(&have.resource), Some(&want.resource));
+                changes.push(Change {
+                    provider: want.provider.clone(),
+                    address: address.clone(),
+                    action: Action::Update,
+                    wave: wave(address, Action::Update),
+                    before: Some(have.resource.clone()),
+                    after: Some(want.resource.clone()),
+                    cloud_id: have.cloud_id.clone(),
+                    etag: have.etag.clone(),
+                    reason: format!("{} differs from {}", describe_fields(&fields), want.source),
+                    fields,
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    for (address, (provider, have)) in &live {
+        if desired.contains_key(*address) {
+            continue;
+        }
+        // Make-before-break: stop traffic before removing what carries it.
+        let drained = match &have.resource {
+            Resource::Accelerator(spec) if spec.enabled => Some((Resource::Accelerator(meridian_provider::AcceleratorSpec { enabled: false, ..spec.clone() }), "disable before deleting: Global Accelerator deletes only disabled accelerators")),
+            Resource::EndpointGroup(spec) if spec.traffic_dial > 0 && parent_survives(address, desired) => Some((Resource::EndpointGroup(meridian_provider::EndpointGroupSpec { traffic_dial: 0, ..spec.clone() }), "drain the traffic dial to 0 before deleting the endpoint group")),
+            Resource::Backend(spec) if spec.capacity_scaler > 0.0 && parent_survives(address, desired) => Some((Resource::Backend(meridian_provider::BackendSpec { capacity_scaler: 0.0, ..spec.clone() }), "drain the capacity scaler to 0 before removing the backend")),
+            _ => None,
+        };
+        if let Some((resource, reason)) = drained {
+            changes.push(Change {
+                provider: (*provider).clone(),
+                address: (*address).clone(),
+                action: Action::Update,
+                wave: wave(address, Action::Update),
+                fields: field_changes(Some(&have.resource), Some(&resource)),
+                before: Some(have.resource.clone()),
+                after: Some(resource),
+                cloud_id: have.cloud_id.clone(),
+                etag: have.etag.clone(),
+                reason: reason.to_owned(),
+            });
+        }
+        changes.push(Change {
+            provider: (*provider).clone(),
+            address: (*address).clone(),
+            action: Action::Delete,
+            wave: wave(address, Action::Delete),
+            fields: field_changes(Some(&have.resource), None),
+            before: Some(have.resource.clone()),
+            after: None,
+            cloud_id: have.cloud_id.clone(),
+            etag: have.etag.clone(),
+            reason: "managed by meridian but no longer declared in desired state".to_owned(),
+        });
+    }
+    changes.sort_by(|a, b| (a.wave, &a.address, a.action).cmp(&(b.wave, &b.address, b.action)));
+    changes
+}
+
+fn parent_survives(address: &Address, desired: &DesiredResources) -> bool {
+    address.parent().is_some_and(|parent| desired.contains_key(&parent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::DesiredResource;
+    use meridian_provider::{EndpointGroupSpec, GaHealthCheck};
+
+    fn group(dial: u8) -> Resource {
+        Resource::EndpointGroup(EndpointGroupSpec {
+            region: "eu-central-1".into(),
+            traffic_dial: dial,
+            health_check: GaHealthCheck { protocol: "TCP".into(), port: 443, path: None, interval_seconds: 30, threshold_count: 3 },
+            port_overrides: vec![],
+        })
+    }
+
+    fn address() -> Address {
+        Address::EndpointGroup { accelerator: "api".into(), listener: "https".into(), region: "eu-central-1".into() }
+    }
+
+    fn observed(resource: Resource) -> (String, Observed) {
+        ("aws".into(), Observed { address: address(), resource, cloud_id: Some("arn:x".into()), etag: None, status: None, health: None })
+    }
+
+    #[test]
+    fn a_zero_dial_is_a_real_value() {
+        let mut desired = DesiredResources::new();
+        desired.insert(address(), DesiredResource { provider: "aws".into(), resource: group(0), source: "GlobalAccelerator/api".into() });
+        let changes = diff(&desired, &[observed(group(100))], &BTreeSet::new());
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].fields, vec![FieldChange { path: "trafficDial".into(), before: Some(100.into()), after: Some(0.into()) }]);
+        let none = diff(&desired, &[observed(group(0))], &BTreeSet::new());
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn nothing_is_proposed_inside_an_unobserved_family() {
+        let mut desired = DesiredResources::new();
+        desired.insert(address(), DesiredResource { provider: "aws".into(), resource: group(50), source: "x".into() });
+        let gaps = BTreeSet::from([("aws".to_owned(), Family::GlobalAccelerator)]);
+        assert!(diff(&desired, &[], &gaps).is_empty());
+    }
+}

@@ -1,0 +1,137 @@
+//! Plans: a serializable value describing what apply would do.
+//!
+//! A plan records the desired state's digest, a fingerprint of the observed
+//! state it was computed against, whether that observation was complete,
+//! every policy violation, and the ordered changes. `apply` consumes only a
+//! plan and refuses one that is stale, incomplete or blocked.
+
+pub mod diff;
+pub mod render;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use meridian_provider::{Action, Change, Family, Observed, ProviderError};
+
+use crate::policy::Violation;
+
+/// The version of the JSON plan format. Bumped on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A family of one provider that could not be observed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Gap {
+    /// Provider name.
+    pub provider: String,
+    /// The family.
+    pub family: Family,
+    /// Why.
+    pub error: ProviderError,
+}
+
+/// Counts of changes by action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Objects to create.
+    pub create: usize,
+    /// Objects to update.
+    pub update: usize,
+    /// Objects to delete.
+    pub delete: usize,
+}
+
+impl Summary {
+    /// Counts `changes`.
+    pub fn of(changes: &[Change]) -> Self {
+        let mut summary = Summary::default();
+        for change in changes {
+            match change.action {
+                Action::Create => summary.create += 1,
+                Action::Update => summary.update += 1,
+                Action::Delete => summary.delete += 1,
+            }
+        }
+        summary
+    }
+
+    /// Total number of changes.
+    pub fn total(&self) -> usize {
+        self.create + self.update + self.delete
+    }
+}
+
+/// What the plan was computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSource {
+    /// SHA-256 of the desired-state files.
+    pub digest: String,
+    /// Git revision, when the desired state came from Git.
+    pub revision: Option<String>,
+    /// Number of documents.
+    pub documents: usize,
+}
+
+/// A plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// JSON format version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// meridian version that made the plan.
+    pub meridian_version: String,
+    /// What desired state it was made from.
+    pub source: PlanSource,
+    /// SHA-256 of the observed state (configuration and ids, not health).
+    pub observed_fingerprint: String,
+    /// Whether every provider family was observed.
+    pub complete: bool,
+    /// Whether the plan must not be applied (incomplete observation).
+    pub errored: bool,
+    /// Families that could not be observed; the plan proposes nothing there.
+    pub gaps: Vec<Gap>,
+    /// Policy violations; any violation blocks apply.
+    pub violations: Vec<Violation>,
+    /// Counts by action.
+    pub summary: Summary,
+    /// Changes in execution order.
+    pub changes: Vec<Change>,
+}
+
+impl Plan {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Whether a policy blocks the plan.
+    pub fn is_blocked(&self) -> bool {
+        !self.violations.is_empty()
+    }
+}
+
+/// The fingerprint of an observation: configuration and cloud ids of every
+/// observed object, in address order. Status and health are left out: they
+/// move on their own and do not make a plan stale.
+pub fn fingerprint(observed: &[(String, Observed)]) -> String {
+    let mut entries: Vec<(String, String, String)> = observed
+        .iter()
+        .map(|(provider, o)| {
+            let value = serde_json::json!({
+                "resource": o.resource,
+                "cloud_id": o.cloud_id,
+                "etag": o.etag,
+            });
+            (provider.clone(), o.address.to_string(), value.to_string())
+        })
+        .collect();
+    entries.sort();
+    let mut hasher = Sha256::new();
+    for (provider, address, value) in entries {
+        hasher.update(provider.as_bytes());
+        hasher.update([0]);
+        hasher.update(address.as_bytes());
+        hasher.update([0]);
+        hasher.update(value.as_bytes());
+        hasher.update([0]);
+    }
+    format!("{:x}", hasher.finalize())
+}

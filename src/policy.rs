@@ -1,0 +1,87 @@
+//! Policies enforced before anything is applied.
+//!
+//! Data residency: a resource whose `meridian.dev/data-classification` label
+//! is covered by a `DataResidencyPolicy` must not place an endpoint group or
+//! backend in a blocked region, nor outside the allowed regions when the
+//! policy lists any. A violation blocks `plan` and `apply` (exit 3).
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::regions::glob_matches;
+use crate::model::validate::{CLASSIFICATION_LABEL, backend_group_region};
+use crate::model::{DesiredState, Located};
+use crate::model::raw::DataResidencyPolicySpec;
+
+/// One policy violation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// `Kind/name` of the policy.
+    pub policy: String,
+    /// `Kind/name` of the offending document.
+    pub resource: String,
+    /// Field path of the offending placement.
+    pub path: String,
+    /// The region.
+    pub region: String,
+    /// `file:line:col` of the placement.
+    pub location: String,
+    /// Human explanation.
+    pub message: String,
+}
+
+fn verdict(policy: &Located<DataResidencyPolicySpec>, region: &str) -> Option<String> {
+    let spec = &policy.doc.spec;
+    if let Some(glob) = spec.blocked_regions.iter().find(|g| glob_matches(g, region)) {
+        return Some(format!("{region} is blocked by `{glob}`"));
+    }
+    if !spec.allowed_regions.is_empty() && !spec.allowed_regions.iter().any(|g| glob_matches(g, region)) {
+        return Some(format!("{region} is not among the allowed regions ({})", spec.allowed_regions.join(", ")));
+    }
+    None
+}
+
+/// Every residency violation of the desired state.
+pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut check = |labels: &std::collections::BTreeMap<String, String>, resource: String, placements: Vec<(String, String, String)>| {
+        let Some(classification) = labels.get(CLASSIFICATION_LABEL) else { return };
+        for policy in &state.residency_policies {
+            if !policy.doc.spec.data_classification.iter().any(|c| c == classification) {
+                continue;
+            }
+            for (path, region, location) in &placements {
+                if let Some(why) = verdict(policy, region) {
+                    out.push(Violation {
+                        policy: format!("DataResidencyPolicy/{}", policy.name()),
+                        resource: resource.clone(),
+                        path: path.clone(),
+                        region: region.clone(),
+                        location: location.clone(),
+                        message: format!("{resource} serves `{classification}` data in {region} ({path}), but DataResidencyPolicy/{} forbids it: {why}", policy.name()),
+                    });
+                }
+            }
+        }
+    };
+    for ga in &state.accelerators {
+        let mut placements = Vec::new();
+        for (li, listener) in ga.doc.spec.listeners.iter().enumerate() {
+            for (gi, group) in listener.endpoint_groups.iter().enumerate() {
+                let path = format!("spec.listeners[{li}].endpointGroups[{gi}].region");
+                placements.push((path.clone(), group.region.clone(), format!("{}:{}", ga.file, ga.at(&path))));
+            }
+        }
+        check(&ga.doc.metadata.labels, format!("GlobalAccelerator/{}", ga.name()), placements);
+    }
+    for bs in &state.backend_services {
+        let mut placements = Vec::new();
+        for (i, backend) in bs.doc.spec.backends.iter().enumerate() {
+            if let Ok(region) = backend_group_region(&backend.group) {
+                let path = format!("spec.backends[{i}].group");
+                placements.push((path.clone(), region, format!("{}:{}", bs.file, bs.at(&path))));
+            }
+        }
+        check(&bs.doc.metadata.labels, format!("BackendService/{}", bs.name()), placements);
+    }
+    out
+}
