@@ -76,8 +76,27 @@ pub fn diff(
     observed: &[(String, Observed)],
     gaps: &BTreeSet<(String, Family)>,
 ) -> Vec<Change> {
+    let (observed, adopted) = adopt_orphan_listeners(desired, observed);
     let live: BTreeMap<&Address, (&String, &Observed)> = observed.iter().map(|(p, o)| (&o.address, (p, o))).collect();
     let mut changes = Vec::new();
+    for address in &adopted {
+        let (Some(want), Some((_, have))) = (desired.get(address), live.get(address)) else { continue };
+        let Address::Listener { listener, .. } = address else { continue };
+        let mut fields = field_changes(Some(&have.resource), Some(&want.resource));
+        fields.insert(0, FieldChange { path: "name".to_owned(), before: None, after: Some(Value::String(listener.clone())) });
+        changes.push(Change {
+            provider: want.provider.clone(),
+            address: address.clone(),
+            action: Action::Update,
+            wave: wave(address, Action::Update),
+            before: Some(have.resource.clone()),
+            after: Some(want.resource.clone()),
+            cloud_id: have.cloud_id.clone(),
+            etag: have.etag.clone(),
+            fields,
+            reason: "adopt a listener meridian created whose name tag was not recorded (an earlier apply stopped between creating and tagging it)".to_owned(),
+        });
+    }
     for (address, want) in desired {
         if gaps.contains(&(want.provider.clone(), address.family())) {
             continue;
@@ -95,6 +114,7 @@ pub fn diff(
                 fields: field_changes(None, Some(&want.resource)),
                 reason: format!("declared in {} but absent from the cloud", want.source),
             }),
+            Some(_) if adopted.contains(address) => {}
             Some((_, have)) if have.resource != want.resource => {
                 let fields = field_changes(Some(&have.resource), Some(&want.resource));
                 changes.push(Change {
@@ -153,6 +173,59 @@ pub fn diff(
     }
     changes.sort_by(|a, b| (a.wave, &a.address, a.action).cmp(&(b.wave, &b.address, b.action)));
     changes
+}
+
+/// Listeners inside an owned accelerator whose name tag is missing are
+/// observed as `~<id>`. Such a listener was created by meridian (only meridian
+/// adds listeners to accelerators it owns) and lost its name when an apply
+/// stopped between `CreateListener` and `TagResource`. It is matched to a
+/// missing desired listener of the same accelerator with the same protocol
+/// and overlapping ports, and renamed with its endpoint groups, so the plan
+/// adopts it instead of creating a second listener that would conflict.
+fn adopt_orphan_listeners(desired: &DesiredResources, observed: &[(String, Observed)]) -> (Vec<(String, Observed)>, BTreeSet<Address>) {
+    let present: BTreeSet<&Address> = observed.iter().map(|(_, o)| &o.address).collect();
+    let mut renames: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut adopted = BTreeSet::new();
+    for (_, orphan) in observed {
+        let (Address::Listener { accelerator, listener }, Resource::Listener(spec)) = (&orphan.address, &orphan.resource) else { continue };
+        if !listener.starts_with('~') {
+            continue;
+        }
+        let candidate = desired.iter().find_map(|(address, want)| match (address, &want.resource) {
+            (Address::Listener { accelerator: a, listener: name }, Resource::Listener(wanted))
+                if a == accelerator
+                    && !present.contains(address)
+                    && !adopted.contains(address)
+                    && wanted.protocol == spec.protocol
+                    && wanted.port_ranges.iter().any(|w| spec.port_ranges.iter().any(|h| w.from <= h.to && h.from <= w.to)) =>
+            {
+                Some((address.clone(), name.clone()))
+            }
+            _ => None,
+        });
+        if let Some((address, name)) = candidate {
+            renames.insert((accelerator.clone(), listener.clone()), name);
+            adopted.insert(address);
+        }
+    }
+    let renamed = observed
+        .iter()
+        .map(|(provider, o)| {
+            let mut o = o.clone();
+            match &mut o.address {
+                Address::Listener { accelerator, listener }
+                | Address::EndpointGroup { accelerator, listener, .. }
+                | Address::Endpoint { accelerator, listener, .. } => {
+                    if let Some(name) = renames.get(&(accelerator.clone(), listener.clone())) {
+                        *listener = name.clone();
+                    }
+                }
+                _ => {}
+            }
+            (provider.clone(), o)
+        })
+        .collect();
+    (renamed, adopted)
 }
 
 fn parent_survives(address: &Address, desired: &DesiredResources) -> bool {

@@ -164,8 +164,7 @@ fn fingerprint(value: &impl serde::Serialize, generation: u64) -> String {
 }
 
 fn ports_overlap(a: &ListenerSpec, b: &ListenerSpec) -> bool {
-    a.protocol == b.protocol
-        && a.port_ranges.iter().any(|x| {
+    a.port_ranges.iter().any(|x| {
             b.port_ranges
                 .iter()
                 .any(|y| x.from <= y.to && y.from <= x.to)

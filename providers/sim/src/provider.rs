@@ -471,9 +471,18 @@ impl SimProvider {
                 self.run("TagResource", true, what, || cloud.tag_resource(&accelerator_arn, tag.clone(), Vec::new())).await?;
                 self.remember(key, arn);
             }
-            (Address::Listener { .. }, Action::Update, Some(Resource::Listener(spec))) => {
+            (Address::Listener { accelerator, listener }, Action::Update, Some(Resource::Listener(spec))) => {
                 let arn = live_id()?;
-                self.run("UpdateListener", true, what, || cloud.update_listener(&arn, spec)).await?;
+                if change.before.as_ref() != change.after.as_ref() {
+                    self.run("UpdateListener", true, what, || cloud.update_listener(&arn, spec)).await?;
+                }
+                // A `name` field change means the listener is being adopted: record its name.
+                if change.fields.iter().any(|f| f.path == "name") {
+                    let accelerator_arn = self.id_of(&Address::Accelerator { accelerator: accelerator.clone() }, "TagResource")?;
+                    let tag = BTreeMap::from([(format!("{LISTENER_KEY_PREFIX}{}", listener_suffix(&arn)), listener.clone())]);
+                    self.run("TagResource", true, what, || cloud.tag_resource(&accelerator_arn, tag.clone(), Vec::new())).await?;
+                    self.remember(key, arn);
+                }
             }
             (Address::Listener { accelerator, .. }, Action::Delete, _) => {
                 let arn = live_id()?;
