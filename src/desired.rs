@@ -51,10 +51,14 @@ pub fn project_of(state: &DesiredState, provider: &str) -> String {
         .unwrap_or_else(|| SIM_PROJECT.to_owned())
 }
 
-/// Regions each provider's desired resources use (for per-region APIs).
+/// Regions each provider's desired Transit Gateway resources use: the
+/// Transit Gateway API is regional, so observation must know where to look.
 pub fn regions_by_provider(resources: &DesiredResources) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (address, desired) in resources {
+        if address.family() != meridian_provider::Family::TransitGateway {
+            continue;
+        }
         if let Some(region) = address.region() {
             let regions = out.entry(desired.provider.clone()).or_default();
             if !regions.iter().any(|r| r == region) {

@@ -110,7 +110,12 @@ pub fn normalized(sim: &Path) -> serde_json::Value {
     }).collect();
     accelerators.sort_by_key(|a| a.to_string());
     let gcp = |key: &str| -> Vec<serde_json::Value> {
-        let mut items: Vec<serde_json::Value> = world[key].as_object().expect(key).values().map(|v| serde_json::json!({"name": v["name"], "spec": v["spec"], "backends": v["backends"]})).collect();
+        let mut items: Vec<serde_json::Value> = world[key].as_object().expect(key).values().map(|v| {
+            // GCP keeps backends in insertion order; which one landed first does not matter.
+            let mut backends: Vec<String> = v["backends"].as_array().map(|b| b.iter().map(|x| x.to_string()).collect()).unwrap_or_default();
+            backends.sort();
+            serde_json::json!({"name": v["name"], "spec": v["spec"], "backends": backends})
+        }).collect();
         items.sort_by_key(|v| v.to_string());
         items
     };

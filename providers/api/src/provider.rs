@@ -32,8 +32,9 @@ pub struct Observed {
 pub struct ObserveRequest {
     /// The families to list. Empty means every family the provider knows.
     pub families: Vec<Family>,
-    /// Regions the desired state uses, for per-region APIs (Transit Gateway).
-    /// A provider may observe more regions, never fewer.
+    /// Regions where desired state places Transit Gateway resources (the
+    /// Transit Gateway API is regional). A provider may observe more regions,
+    /// for example those where it finds resources it owns, never fewer.
     pub regions: Vec<String>,
 }
 

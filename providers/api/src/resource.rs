@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// One managed object's desired or observed configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
+#[serde(tag = "kind")]
 pub enum Resource {
     /// A Global Accelerator.
     Accelerator(AcceleratorSpec),
@@ -294,11 +294,11 @@ impl Resource {
         }
     }
 
-    /// The value as a JSON object without the `type` tag, for field-level diffs.
+    /// The value as a JSON object without the `kind` tag, for field-level diffs.
     pub fn fields(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         if let Some(object) = value.as_object_mut() {
-            object.shift_remove("type");
+            object.shift_remove("kind");
         }
         value
     }
