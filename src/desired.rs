@@ -87,7 +87,9 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
         let name = ga.name().to_owned();
         let source = format!("GlobalAccelerator/{name}");
         put(
-            Address::Accelerator { accelerator: name.clone() },
+            Address::Accelerator {
+                accelerator: name.clone(),
+            },
             &spec.provider,
             &source,
             Resource::Accelerator(AcceleratorSpec {
@@ -105,12 +107,18 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
             let mut port_ranges: Vec<PortRange> = listener
                 .port_ranges
                 .iter()
-                .map(|r| PortRange { from: port(r.from), to: port(r.to) })
+                .map(|r| PortRange {
+                    from: port(r.from),
+                    to: port(r.to),
+                })
                 .collect();
             port_ranges.sort();
             let first_port = port_ranges.first().map_or(80, |r| r.from);
             put(
-                Address::Listener { accelerator: name.clone(), listener: listener.name.clone() },
+                Address::Listener {
+                    accelerator: name.clone(),
+                    listener: listener.name.clone(),
+                },
                 &spec.provider,
                 &source,
                 Resource::Listener(ListenerSpec {
@@ -155,11 +163,18 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
                 let mut port_overrides: Vec<PortOverride> = group
                     .port_overrides
                     .iter()
-                    .map(|o| PortOverride { listener_port: port(o.listener_port), endpoint_port: port(o.endpoint_port) })
+                    .map(|o| PortOverride {
+                        listener_port: port(o.listener_port),
+                        endpoint_port: port(o.endpoint_port),
+                    })
                     .collect();
                 port_overrides.sort();
                 put(
-                    Address::EndpointGroup { accelerator: name.clone(), listener: listener.name.clone(), region: group.region.clone() },
+                    Address::EndpointGroup {
+                        accelerator: name.clone(),
+                        listener: listener.name.clone(),
+                        region: group.region.clone(),
+                    },
                     &spec.provider,
                     &source,
                     Resource::EndpointGroup(EndpointGroupSpec {
@@ -199,13 +214,18 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
             GcpProtocol::Ssl => &spec.ssl_health_check,
             GcpProtocol::Grpc => &spec.grpc_health_check,
         };
-        let http_family = matches!(spec.check_type, GcpProtocol::Http | GcpProtocol::Https | GcpProtocol::Http2);
+        let http_family = matches!(
+            spec.check_type,
+            GcpProtocol::Http | GcpProtocol::Https | GcpProtocol::Http2
+        );
         let default_port = match spec.check_type {
             GcpProtocol::Http | GcpProtocol::Tcp => 80,
             _ => 443,
         };
         put(
-            Address::HealthCheck { name: hc.name().to_owned() },
+            Address::HealthCheck {
+                name: hc.name().to_owned(),
+            },
             &spec.provider,
             &format!("HealthCheck/{}", hc.name()),
             Resource::HealthCheck(HealthCheckSpec {
@@ -215,9 +235,15 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
                 timeout_sec: spec.timeout_sec,
                 healthy_threshold: spec.healthy_threshold,
                 unhealthy_threshold: spec.unhealthy_threshold,
-                port: block.as_ref().and_then(|b| b.port).map_or(default_port, port),
+                port: block
+                    .as_ref()
+                    .and_then(|b| b.port)
+                    .map_or(default_port, port),
                 request_path: http_family.then(|| {
-                    block.as_ref().and_then(|b| b.request_path.clone()).unwrap_or_else(|| "/".to_owned())
+                    block
+                        .as_ref()
+                        .and_then(|b| b.request_path.clone())
+                        .unwrap_or_else(|| "/".to_owned())
                 }),
                 host: block.as_ref().and_then(|b| b.host.clone()),
             }),
@@ -249,7 +275,10 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
         );
         for backend in &spec.backends {
             put(
-                Address::Backend { service: name.clone(), group: backend.group.clone() },
+                Address::Backend {
+                    service: name.clone(),
+                    group: backend.group.clone(),
+                },
                 &spec.provider,
                 &source,
                 Resource::Backend(BackendSpec {
@@ -268,20 +297,36 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
     for map in &state.url_maps {
         let spec = &map.doc.spec;
         put(
-            Address::UrlMap { name: map.name().to_owned() },
+            Address::UrlMap {
+                name: map.name().to_owned(),
+            },
             &spec.provider,
             &format!("UrlMap/{}", map.name()),
             Resource::UrlMap(UrlMapSpec {
                 project: project_of(state, &spec.provider),
                 default_service: spec.default_service.clone(),
-                host_rules: spec.host_rules.iter().map(|r| HostRule { hosts: r.hosts.clone(), path_matcher: r.path_matcher.clone() }).collect(),
+                host_rules: spec
+                    .host_rules
+                    .iter()
+                    .map(|r| HostRule {
+                        hosts: r.hosts.clone(),
+                        path_matcher: r.path_matcher.clone(),
+                    })
+                    .collect(),
                 path_matchers: spec
                     .path_matchers
                     .iter()
                     .map(|m| PathMatcher {
                         name: m.name.clone(),
                         default_service: m.default_service.clone(),
-                        path_rules: m.path_rules.iter().map(|r| PathRule { paths: r.paths.clone(), service: r.service.clone() }).collect(),
+                        path_rules: m
+                            .path_rules
+                            .iter()
+                            .map(|r| PathRule {
+                                paths: r.paths.clone(),
+                                service: r.service.clone(),
+                            })
+                            .collect(),
                     })
                     .collect(),
             }),
@@ -293,18 +338,27 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
         let source = format!("TransitGatewayMesh/{name}");
         for gateway in &spec.gateways {
             put(
-                Address::TransitGateway { mesh: name.clone(), region: gateway.region.clone() },
+                Address::TransitGateway {
+                    mesh: name.clone(),
+                    region: gateway.region.clone(),
+                },
                 &spec.provider,
                 &source,
                 Resource::TransitGateway(TransitGatewaySpec {
                     region: gateway.region.clone(),
                     amazon_side_asn: gateway.amazon_side_asn,
-                    description: gateway.description.clone().unwrap_or_else(|| format!("meridian mesh {name} in {}", gateway.region)),
+                    description: gateway
+                        .description
+                        .clone()
+                        .unwrap_or_else(|| format!("meridian mesh {name} in {}", gateway.region)),
                 }),
             );
         }
         let pairs: Vec<(String, String)> = match &spec.peerings {
-            Some(peerings) => peerings.iter().map(|p| (p.requester.clone(), p.accepter.clone())).collect(),
+            Some(peerings) => peerings
+                .iter()
+                .map(|p| (p.requester.clone(), p.accepter.clone()))
+                .collect(),
             None => {
                 let mut pairs = Vec::new();
                 for (i, a) in spec.gateways.iter().enumerate() {
@@ -315,21 +369,41 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
                 pairs
             }
         };
-        let cidrs: BTreeMap<&str, &Vec<String>> = spec.gateways.iter().map(|g| (g.region.as_str(), &g.cidrs)).collect();
+        let cidrs: BTreeMap<&str, &Vec<String>> = spec
+            .gateways
+            .iter()
+            .map(|g| (g.region.as_str(), &g.cidrs))
+            .collect();
         for (requester, accepter) in pairs {
             put(
-                Address::Peering { mesh: name.clone(), requester: requester.clone(), accepter: accepter.clone() },
+                Address::Peering {
+                    mesh: name.clone(),
+                    requester: requester.clone(),
+                    accepter: accepter.clone(),
+                },
                 &spec.provider,
                 &source,
-                Resource::Peering(PeeringSpec { requester_region: requester.clone(), accepter_region: accepter.clone(), accepted: true }),
+                Resource::Peering(PeeringSpec {
+                    requester_region: requester.clone(),
+                    accepter_region: accepter.clone(),
+                    accepted: true,
+                }),
             );
             for (here, there) in [(&requester, &accepter), (&accepter, &requester)] {
                 for cidr in cidrs.get(there.as_str()).copied().into_iter().flatten() {
                     put(
-                        Address::Route { mesh: name.clone(), region: here.clone(), destination: cidr.clone() },
+                        Address::Route {
+                            mesh: name.clone(),
+                            region: here.clone(),
+                            destination: cidr.clone(),
+                        },
                         &spec.provider,
                         &source,
-                        Resource::Route(RouteSpec { region: here.clone(), destination_cidr: cidr.clone(), via_peer_region: there.clone() }),
+                        Resource::Route(RouteSpec {
+                            region: here.clone(),
+                            destination_cidr: cidr.clone(),
+                            via_peer_region: there.clone(),
+                        }),
                     );
                 }
             }

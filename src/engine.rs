@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meridian_provider::{
-    ApplyRequest, CallCounter, Change, Family, ObserveRequest, Observed, Provider,
-    ProviderError, RetryPolicy, RetryStats,
+    ApplyRequest, CallCounter, Change, Family, ObserveRequest, Observed, Provider, ProviderError,
+    RetryPolicy, RetryStats,
 };
 use meridian_sim::provider::SimProviderConfig;
 use meridian_sim::{SimCloud, SimProvider, SimStore};
@@ -70,13 +70,19 @@ impl Providers {
         for doc in &state.providers {
             let spec = &doc.doc.spec;
             let name = doc.name().to_owned();
-            concurrency.insert(name.clone(), spec.max_concurrency.unwrap_or(4).clamp(1, 32) as usize);
+            concurrency.insert(
+                name.clone(),
+                spec.max_concurrency.unwrap_or(4).clamp(1, 32) as usize,
+            );
             let Some(cloud) = &cloud else {
                 let message = match spec.provider_type {
                     ProviderType::Sim => "a provider of type sim runs against the embedded simulated cloud: pass --sim DIR or set MERIDIAN_SIM".to_owned(),
                     other => format!("the {} provider is not available in this build; pass --sim DIR (or MERIDIAN_SIM) to run against the embedded simulated cloud", format!("{other:?}").to_ascii_lowercase()),
                 };
-                return Err(EngineError::Provider { provider: name, message });
+                return Err(EngineError::Provider {
+                    provider: name,
+                    message,
+                });
             };
             let provider = SimProvider::new(
                 SimProviderConfig {
@@ -90,12 +96,19 @@ impl Providers {
             );
             by_name.insert(name, Arc::new(provider));
         }
-        Ok(Self { by_name, concurrency, stats })
+        Ok(Self {
+            by_name,
+            concurrency,
+            stats,
+        })
     }
 
     /// API calls made so far, by provider.
     pub fn calls(&self) -> BTreeMap<String, Vec<CallCounter>> {
-        self.by_name.iter().map(|(name, p)| (name.clone(), p.calls())).collect()
+        self.by_name
+            .iter()
+            .map(|(name, p)| (name.clone(), p.calls()))
+            .collect()
     }
 
     fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
@@ -127,23 +140,50 @@ pub async fn observe(providers: &Providers, desired: &DesiredResources) -> Obser
     }
     let mut observation = Observation::default();
     while let Some(joined) = tasks.join_next().await {
-        let Ok((name, response)) = joined else { continue };
-        observation.resources.extend(response.resources.into_iter().map(|o| (name.clone(), o)));
-        observation.gaps.extend(response.gaps.into_iter().map(|g| Gap { provider: name.clone(), family: g.family, error: g.error }));
+        let Ok((name, response)) = joined else {
+            continue;
+        };
+        observation
+            .resources
+            .extend(response.resources.into_iter().map(|o| (name.clone(), o)));
+        observation
+            .gaps
+            .extend(response.gaps.into_iter().map(|g| Gap {
+                provider: name.clone(),
+                family: g.family,
+                error: g.error,
+            }));
     }
-    observation.resources.sort_by(|a, b| (&a.0, &a.1.address).cmp(&(&b.0, &b.1.address)));
-    observation.gaps.sort_by(|a, b| (&a.provider, a.family).cmp(&(&b.provider, b.family)));
+    observation
+        .resources
+        .sort_by(|a, b| (&a.0, &a.1.address).cmp(&(&b.0, &b.1.address)));
+    observation
+        .gaps
+        .sort_by(|a, b| (&a.provider, a.family).cmp(&(&b.provider, b.family)));
     observation
 }
 
 /// Computes a plan from desired state and an observation.
-pub fn make_plan(state: &DesiredState, desired: &DesiredResources, observation: &Observation, revision: Option<String>) -> Plan {
-    let gaps: BTreeSet<(String, Family)> = observation.gaps.iter().map(|g| (g.provider.clone(), g.family)).collect();
+pub fn make_plan(
+    state: &DesiredState,
+    desired: &DesiredResources,
+    observation: &Observation,
+    revision: Option<String>,
+) -> Plan {
+    let gaps: BTreeSet<(String, Family)> = observation
+        .gaps
+        .iter()
+        .map(|g| (g.provider.clone(), g.family))
+        .collect();
     let changes = plan::diff::diff(desired, &observation.resources, &gaps);
     Plan {
         format_version: plan::FORMAT_VERSION,
         meridian_version: env!("CARGO_PKG_VERSION").to_owned(),
-        source: PlanSource { digest: state.digest.clone(), revision, documents: state.document_count() },
+        source: PlanSource {
+            digest: state.digest.clone(),
+            revision,
+            documents: state.document_count(),
+        },
         observed_fingerprint: plan::fingerprint(&observation.resources),
         complete: observation.gaps.is_empty(),
         errored: !observation.gaps.is_empty(),
@@ -223,10 +263,23 @@ pub async fn apply(plan: &Plan, providers: &Providers, progress: &dyn Progress) 
                     None => None,
                 };
                 let error = match provider {
-                    None => Some(ProviderError::stalled("apply", "UnknownProvider", format!("no provider named `{}`", change.provider))),
-                    Some(provider) => provider.apply(ApplyRequest { change: change.clone() }).await.err(),
+                    None => Some(ProviderError::stalled(
+                        "apply",
+                        "UnknownProvider",
+                        format!("no provider named `{}`", change.provider),
+                    )),
+                    Some(provider) => provider
+                        .apply(ApplyRequest {
+                            change: change.clone(),
+                        })
+                        .await
+                        .err(),
                 };
-                Outcome { change, elapsed: begun.elapsed(), error }
+                Outcome {
+                    change,
+                    elapsed: begun.elapsed(),
+                    error,
+                }
             });
         }
         while let Some(joined) = tasks.join_next().await {
@@ -238,7 +291,11 @@ pub async fn apply(plan: &Plan, providers: &Providers, progress: &dyn Progress) 
                 failed = true;
             }
             report.outcomes.push(outcome);
-            progress.finished(report.outcomes.last().expect("just pushed"), report.outcomes.len(), total);
+            progress.finished(
+                report.outcomes.last().expect("just pushed"),
+                report.outcomes.len(),
+                total,
+            );
         }
     }
     report

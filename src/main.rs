@@ -13,8 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use meridian::engine::{self, EngineOptions, Outcome, Progress, Providers};
 use meridian::exit;
 use meridian::model::{self, DesiredState, LoadError};
-use meridian::plan::render::{self, Format, Style};
 use meridian::plan::Plan;
+use meridian::plan::render::{self, Format, Style};
 use meridian::{desired, simcli};
 use meridian_provider::Change;
 use meridian_sim::world::Faults;
@@ -183,7 +183,9 @@ struct FaultArgs {
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
-    let rate: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
     if (0.0..=1.0).contains(&rate) {
         Ok(rate)
     } else {
@@ -197,8 +199,12 @@ fn init_logging(cli: &Cli) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MERIDIAN_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MERIDIAN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
     match cli.log_format {
         LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.json().init(),
@@ -206,7 +212,9 @@ fn init_logging(cli: &Cli) {
 }
 
 fn style() -> Style {
-    Style { color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
+    Style {
+        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
 }
 
 /// Loads desired state, printing every diagnostic. `None` means invalid.
@@ -225,7 +233,10 @@ fn load(dir: &Path) -> Result<Option<DesiredState>> {
 }
 
 fn options(cli: &Cli) -> EngineOptions {
-    EngineOptions { sim_dir: cli.sim.clone(), retry: Default::default() }
+    EngineOptions {
+        sim_dir: cli.sim.clone(),
+        retry: Default::default(),
+    }
 }
 
 async fn plan_now(cli: &Cli, state: &DesiredState) -> Result<(Providers, Plan)> {
@@ -238,21 +249,36 @@ async fn plan_now(cli: &Cli, state: &DesiredState) -> Result<(Providers, Plan)> 
 
 fn print_violations(plan: &Plan) {
     for violation in &plan.violations {
-        eprintln!("blocked by policy: {} ({})", violation.message, violation.location);
+        eprintln!(
+            "blocked by policy: {} ({})",
+            violation.message, violation.location
+        );
     }
 }
 
 async fn validate(dir: &Path) -> Result<u8> {
-    let Some(state) = load(dir)? else { return Ok(exit::ERROR) };
-    println!("{}: {} documents in {} files are valid.", dir.display(), state.document_count(), state.files.len());
+    let Some(state) = load(dir)? else {
+        return Ok(exit::ERROR);
+    };
+    println!(
+        "{}: {} documents in {} files are valid.",
+        dir.display(),
+        state.document_count(),
+        state.files.len()
+    );
     for violation in meridian::policy::residency_violations(&state) {
-        println!("note: plan and apply would be blocked: {} ({})", violation.message, violation.location);
+        println!(
+            "note: plan and apply would be blocked: {} ({})",
+            violation.message, violation.location
+        );
     }
     Ok(exit::OK)
 }
 
 async fn plan(cli: &Cli, args: &PlanArgs) -> Result<u8> {
-    let Some(state) = load(&args.dir)? else { return Ok(exit::ERROR) };
+    let Some(state) = load(&args.dir)? else {
+        return Ok(exit::ERROR);
+    };
     let (_, plan) = plan_now(cli, &state).await?;
     print!("{}", render::plan(&plan, args.format, style()));
     if let Some(out) = &args.out {
@@ -267,7 +293,11 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> Result<u8> {
     if plan.errored {
         return Ok(exit::ERROR);
     }
-    Ok(if args.detailed_exitcode && !plan.is_empty() { exit::CHANGES } else { exit::OK })
+    Ok(if args.detailed_exitcode && !plan.is_empty() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
 }
 
 struct ConsoleProgress {
@@ -277,15 +307,28 @@ struct ConsoleProgress {
 impl Progress for ConsoleProgress {
     fn started(&self, change: &Change, index: usize, total: usize) {
         if self.terminal {
-            println!("[{index}/{total}] {} {} ...", change.action.symbol(), change.address);
+            println!(
+                "[{index}/{total}] {} {} ...",
+                change.action.symbol(),
+                change.address
+            );
         }
     }
 
     fn finished(&self, outcome: &Outcome, done: usize, total: usize) {
         let change = &outcome.change;
         match &outcome.error {
-            None => println!("[{done}/{total}] {} {}: done in {} ms", change.action.symbol(), change.address, outcome.elapsed.as_millis()),
-            Some(error) => println!("[{done}/{total}] {} {}: FAILED: {error}", change.action.symbol(), change.address),
+            None => println!(
+                "[{done}/{total}] {} {}: done in {} ms",
+                change.action.symbol(),
+                change.address,
+                outcome.elapsed.as_millis()
+            ),
+            Some(error) => println!(
+                "[{done}/{total}] {} {}: FAILED: {error}",
+                change.action.symbol(),
+                change.address
+            ),
         }
         let _ = std::io::stdout().flush();
     }
@@ -293,9 +336,15 @@ impl Progress for ConsoleProgress {
 
 fn confirm(plan: &Plan) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
-        bail!("refusing to apply {} change(s) without confirmation: stdin is not a terminal; pass --yes", plan.changes.len());
+        bail!(
+            "refusing to apply {} change(s) without confirmation: stdin is not a terminal; pass --yes",
+            plan.changes.len()
+        );
     }
-    print!("Apply these {} change(s)? Only `yes` is accepted: ", plan.changes.len());
+    print!(
+        "Apply these {} change(s)? Only `yes` is accepted: ",
+        plan.changes.len()
+    );
     std::io::stdout().flush()?;
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
@@ -303,23 +352,41 @@ fn confirm(plan: &Plan) -> Result<bool> {
 }
 
 async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
-    let Some(state) = load(&args.dir)? else { return Ok(exit::ERROR) };
+    let Some(state) = load(&args.dir)? else {
+        return Ok(exit::ERROR);
+    };
     let (providers, fresh) = plan_now(cli, &state).await?;
     let plan = match &args.plan {
         None => fresh,
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading plan {}", path.display()))?;
-            let saved: Plan = serde_json::from_str(&text).with_context(|| format!("{} is not a meridian plan", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading plan {}", path.display()))?;
+            let saved: Plan = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a meridian plan", path.display()))?;
             if saved.format_version != meridian::plan::FORMAT_VERSION {
-                eprintln!("error: {} has plan format {}, this meridian reads format {}", path.display(), saved.format_version, meridian::plan::FORMAT_VERSION);
+                eprintln!(
+                    "error: {} has plan format {}, this meridian reads format {}",
+                    path.display(),
+                    saved.format_version,
+                    meridian::plan::FORMAT_VERSION
+                );
                 return Ok(exit::ERROR);
             }
             if saved.source.digest != state.digest {
-                eprintln!("error: the saved plan is stale: desired state in {} changed since the plan was made (plan {}, now {}). Nothing was applied; run `meridian plan` again.", args.dir.display(), &saved.source.digest[..12], &state.digest[..12]);
+                eprintln!(
+                    "error: the saved plan is stale: desired state in {} changed since the plan was made (plan {}, now {}). Nothing was applied; run `meridian plan` again.",
+                    args.dir.display(),
+                    &saved.source.digest[..12],
+                    &state.digest[..12]
+                );
                 return Ok(exit::ERROR);
             }
             if saved.observed_fingerprint != fresh.observed_fingerprint {
-                eprintln!("error: the saved plan is stale: the live world changed since the plan was made (observed {}, now {}). Nothing was applied; run `meridian plan` again.", &saved.observed_fingerprint[..12], &fresh.observed_fingerprint[..12]);
+                eprintln!(
+                    "error: the saved plan is stale: the live world changed since the plan was made (observed {}, now {}). Nothing was applied; run `meridian plan` again.",
+                    &saved.observed_fingerprint[..12],
+                    &fresh.observed_fingerprint[..12]
+                );
                 return Ok(exit::ERROR);
             }
             saved
@@ -344,13 +411,19 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         println!("Apply cancelled; nothing was changed.");
         return Ok(exit::ERROR);
     }
-    let progress = ConsoleProgress { terminal: std::io::stdout().is_terminal() };
+    let progress = ConsoleProgress {
+        terminal: std::io::stdout().is_terminal(),
+    };
     let report = engine::apply(&plan, &providers, &progress).await;
     let failures = report.failures();
     let applied = report.outcomes.len() - failures.len();
     let calls = providers.calls();
     let (reads, writes) = calls.values().flatten().fold((0, 0), |(r, w), c| {
-        if c.write { (r, w + c.ok + c.failed) } else { (r + c.ok + c.failed, w) }
+        if c.write {
+            (r, w + c.ok + c.failed)
+        } else {
+            (r + c.ok + c.failed, w)
+        }
     });
     println!(
         "Applied {applied} of {} change(s); {} retries after transient errors, {} waits; {reads} read and {writes} write API calls.",
@@ -363,26 +436,42 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     }
     for failure in &failures {
         if let Some(error) = &failure.error {
-            eprintln!("error: {} {}: {error}", failure.change.action.symbol(), failure.change.address);
+            eprintln!(
+                "error: {} {}: {error}",
+                failure.change.action.symbol(),
+                failure.change.address
+            );
         }
     }
-    eprintln!("{} change(s) failed and {} were not attempted. What landed stays; run `meridian apply` again to continue from live state.", failures.len(), report.skipped);
+    eprintln!(
+        "{} change(s) failed and {} were not attempted. What landed stays; run `meridian apply` again to continue from live state.",
+        failures.len(),
+        report.skipped
+    );
     Ok(exit::ERROR)
 }
 
 async fn drift(cli: &Cli, dir: &Path, format: Format) -> Result<u8> {
-    let Some(state) = load(dir)? else { return Ok(exit::ERROR) };
+    let Some(state) = load(dir)? else {
+        return Ok(exit::ERROR);
+    };
     let (_, plan) = plan_now(cli, &state).await?;
     print!("{}", render::drift(&plan, format, style()));
     if plan.errored {
         return Ok(exit::ERROR);
     }
-    Ok(if plan.is_empty() { exit::OK } else { exit::CHANGES })
+    Ok(if plan.is_empty() {
+        exit::OK
+    } else {
+        exit::CHANGES
+    })
 }
 
 async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
     let Some(dir) = &cli.sim else {
-        bail!("`meridian sim` needs the simulated cloud's directory: pass --sim DIR or set MERIDIAN_SIM");
+        bail!(
+            "`meridian sim` needs the simulated cloud's directory: pass --sim DIR or set MERIDIAN_SIM"
+        );
     };
     let cloud = SimCloud::new(SimStore::open(dir)?);
     let message = match command {
@@ -394,24 +483,64 @@ async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
             }
             return Ok(exit::OK);
         }
-        SimCommand::SetDial { accelerator, region, percent, listener } => simcli::set_dial(&cloud, accelerator, listener.as_deref(), region, *percent).await?,
-        SimCommand::SetWeight { accelerator, region, endpoint, weight, listener } => simcli::set_weight(&cloud, accelerator, listener.as_deref(), region, endpoint, *weight).await?,
-        SimCommand::SetHealth { region, health } => simcli::set_health(&cloud, region, matches!(health, Health::Healthy))?,
+        SimCommand::SetDial {
+            accelerator,
+            region,
+            percent,
+            listener,
+        } => simcli::set_dial(&cloud, accelerator, listener.as_deref(), region, *percent).await?,
+        SimCommand::SetWeight {
+            accelerator,
+            region,
+            endpoint,
+            weight,
+            listener,
+        } => {
+            simcli::set_weight(
+                &cloud,
+                accelerator,
+                listener.as_deref(),
+                region,
+                endpoint,
+                *weight,
+            )
+            .await?
+        }
+        SimCommand::SetHealth { region, health } => {
+            simcli::set_health(&cloud, region, matches!(health, Health::Healthy))?
+        }
         SimCommand::Faults(args) => {
             let settings = cloud.store().transact(|world| {
                 let faults = &mut world.settings.faults;
                 if args.clear {
                     *faults = Faults::default();
                 }
-                if let Some(v) = args.latency_ms { faults.latency_ms = v }
-                if let Some(v) = args.throttle_rate { faults.throttle_rate = v }
-                if let Some(v) = args.error_rate { faults.error_rate = v }
-                faults.fail_operations.extend(args.fail_operation.iter().cloned());
-                if let Some(v) = args.deploy_delay_ms { world.settings.deploy_delay_ms = v }
+                if let Some(v) = args.latency_ms {
+                    faults.latency_ms = v
+                }
+                if let Some(v) = args.throttle_rate {
+                    faults.throttle_rate = v
+                }
+                if let Some(v) = args.error_rate {
+                    faults.error_rate = v
+                }
+                faults
+                    .fail_operations
+                    .extend(args.fail_operation.iter().cloned());
+                if let Some(v) = args.deploy_delay_ms {
+                    world.settings.deploy_delay_ms = v
+                }
                 world.settings.clone()
             })?;
             let f = &settings.faults;
-            format!("faults: latency {} ms, throttle rate {}, error rate {}, failing operations [{}]; deploy delay {} ms", f.latency_ms, f.throttle_rate, f.error_rate, f.fail_operations.join(", "), settings.deploy_delay_ms)
+            format!(
+                "faults: latency {} ms, throttle rate {}, error rate {}, failing operations [{}]; deploy delay {} ms",
+                f.latency_ms,
+                f.throttle_rate,
+                f.error_rate,
+                f.fail_operations.join(", "),
+                settings.deploy_delay_ms
+            )
         }
     };
     println!("{message}");
@@ -426,7 +555,10 @@ async fn run(cli: &Cli) -> Result<u8> {
         Command::Drift { dir, format } => drift(cli, dir, *format).await,
         Command::Sim(command) => sim(cli, command).await,
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&model::schema::editor_schema())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&model::schema::editor_schema())?
+            );
             Ok(exit::OK)
         }
     }
@@ -435,7 +567,10 @@ async fn run(cli: &Cli) -> Result<u8> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

@@ -7,10 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::raw::DataResidencyPolicySpec;
 use crate::model::regions::glob_matches;
 use crate::model::validate::{CLASSIFICATION_LABEL, backend_group_region};
 use crate::model::{DesiredState, Located};
-use crate::model::raw::DataResidencyPolicySpec;
 
 /// One policy violation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,11 +31,20 @@ pub struct Violation {
 
 fn verdict(policy: &Located<DataResidencyPolicySpec>, region: &str) -> Option<String> {
     let spec = &policy.doc.spec;
-    if let Some(glob) = spec.blocked_regions.iter().find(|g| glob_matches(g, region)) {
+    if let Some(glob) = spec
+        .blocked_regions
+        .iter()
+        .find(|g| glob_matches(g, region))
+    {
         return Some(format!("{region} is blocked by `{glob}`"));
     }
-    if !spec.allowed_regions.is_empty() && !spec.allowed_regions.iter().any(|g| glob_matches(g, region)) {
-        return Some(format!("{region} is not among the allowed regions ({})", spec.allowed_regions.join(", ")));
+    if !spec.allowed_regions.is_empty()
+        && !spec.allowed_regions.iter().any(|g| glob_matches(g, region))
+    {
+        return Some(format!(
+            "{region} is not among the allowed regions ({})",
+            spec.allowed_regions.join(", ")
+        ));
     }
     None
 }
@@ -43,10 +52,20 @@ fn verdict(policy: &Located<DataResidencyPolicySpec>, region: &str) -> Option<St
 /// Every residency violation of the desired state.
 pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut check = |labels: &std::collections::BTreeMap<String, String>, resource: String, placements: Vec<(String, String, String)>| {
-        let Some(classification) = labels.get(CLASSIFICATION_LABEL) else { return };
+    let mut check = |labels: &std::collections::BTreeMap<String, String>,
+                     resource: String,
+                     placements: Vec<(String, String, String)>| {
+        let Some(classification) = labels.get(CLASSIFICATION_LABEL) else {
+            return;
+        };
         for policy in &state.residency_policies {
-            if !policy.doc.spec.data_classification.iter().any(|c| c == classification) {
+            if !policy
+                .doc
+                .spec
+                .data_classification
+                .iter()
+                .any(|c| c == classification)
+            {
                 continue;
             }
             for (path, region, location) in &placements {
@@ -68,20 +87,36 @@ pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
         for (li, listener) in ga.doc.spec.listeners.iter().enumerate() {
             for (gi, group) in listener.endpoint_groups.iter().enumerate() {
                 let path = format!("spec.listeners[{li}].endpointGroups[{gi}].region");
-                placements.push((path.clone(), group.region.clone(), format!("{}:{}", ga.file, ga.at(&path))));
+                placements.push((
+                    path.clone(),
+                    group.region.clone(),
+                    format!("{}:{}", ga.file, ga.at(&path)),
+                ));
             }
         }
-        check(&ga.doc.metadata.labels, format!("GlobalAccelerator/{}", ga.name()), placements);
+        check(
+            &ga.doc.metadata.labels,
+            format!("GlobalAccelerator/{}", ga.name()),
+            placements,
+        );
     }
     for bs in &state.backend_services {
         let mut placements = Vec::new();
         for (i, backend) in bs.doc.spec.backends.iter().enumerate() {
             if let Ok(region) = backend_group_region(&backend.group) {
                 let path = format!("spec.backends[{i}].group");
-                placements.push((path.clone(), region, format!("{}:{}", bs.file, bs.at(&path))));
+                placements.push((
+                    path.clone(),
+                    region,
+                    format!("{}:{}", bs.file, bs.at(&path)),
+                ));
             }
         }
-        check(&bs.doc.metadata.labels, format!("BackendService/{}", bs.name()), placements);
+        check(
+            &bs.doc.metadata.labels,
+            format!("BackendService/{}", bs.name()),
+            placements,
+        );
     }
     out
 }

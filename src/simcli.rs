@@ -28,7 +28,12 @@ fn accelerator_name(world: &World, arn: &str) -> String {
     world
         .accelerators
         .get(arn)
-        .map(|a| a.tags.get(NAME_KEY).cloned().unwrap_or_else(|| a.name.clone()))
+        .map(|a| {
+            a.tags
+                .get(NAME_KEY)
+                .cloned()
+                .unwrap_or_else(|| a.name.clone())
+        })
         .unwrap_or_default()
 }
 
@@ -37,20 +42,40 @@ fn listener_name(world: &World, accelerator_arn: &str, listener_arn: &str) -> St
     world
         .accelerators
         .get(accelerator_arn)
-        .and_then(|a| a.tags.get(&format!("{LISTENER_KEY_PREFIX}{suffix}")).cloned())
+        .and_then(|a| {
+            a.tags
+                .get(&format!("{LISTENER_KEY_PREFIX}{suffix}"))
+                .cloned()
+        })
         .unwrap_or_else(|| format!("~{suffix}"))
 }
 
 /// Finds the endpoint group ARN of `accelerator` / `listener` / `region`.
-fn find_group(world: &World, accelerator: &str, listener: Option<&str>, region: &str) -> Result<String, SimCliError> {
+fn find_group(
+    world: &World,
+    accelerator: &str,
+    listener: Option<&str>,
+    region: &str,
+) -> Result<String, SimCliError> {
     let accelerators: Vec<&meridian_sim::world::Accelerator> = world
         .accelerators
         .values()
         .filter(|a| accelerator_name(world, &a.arn) == accelerator || a.arn == accelerator)
         .collect();
     let [found] = accelerators.as_slice() else {
-        let known: Vec<String> = world.accelerators.keys().map(|arn| accelerator_name(world, arn)).collect();
-        return Err(SimCliError::NotFound(format!("no single accelerator named `{accelerator}`; accelerators: {}", if known.is_empty() { "(none)".to_owned() } else { known.join(", ") })));
+        let known: Vec<String> = world
+            .accelerators
+            .keys()
+            .map(|arn| accelerator_name(world, arn))
+            .collect();
+        return Err(SimCliError::NotFound(format!(
+            "no single accelerator named `{accelerator}`; accelerators: {}",
+            if known.is_empty() {
+                "(none)".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )));
     };
     let listeners: Vec<(&String, String)> = world
         .listeners
@@ -65,55 +90,109 @@ fn find_group(world: &World, accelerator: &str, listener: Option<&str>, region: 
     let names: Vec<&str> = listeners.iter().map(|(_, n)| n.as_str()).collect();
     let listener_arn = match chosen.as_slice() {
         [(arn, _)] => (*arn).clone(),
-        [] => return Err(SimCliError::NotFound(format!("accelerator `{accelerator}` has no listener {}; listeners: {}", listener.unwrap_or(""), names.join(", ")))),
-        _ => return Err(SimCliError::Invalid(format!("accelerator `{accelerator}` has several listeners ({}); choose one with --listener", names.join(", ")))),
+        [] => {
+            return Err(SimCliError::NotFound(format!(
+                "accelerator `{accelerator}` has no listener {}; listeners: {}",
+                listener.unwrap_or(""),
+                names.join(", ")
+            )));
+        }
+        _ => {
+            return Err(SimCliError::Invalid(format!(
+                "accelerator `{accelerator}` has several listeners ({}); choose one with --listener",
+                names.join(", ")
+            )));
+        }
     };
     world
         .endpoint_groups
         .values()
         .find(|g| g.listener_arn == listener_arn && g.spec.region == region)
         .map(|g| g.arn.clone())
-        .ok_or_else(|| SimCliError::NotFound(format!("the listener has no endpoint group in {region}")))
+        .ok_or_else(|| {
+            SimCliError::NotFound(format!("the listener has no endpoint group in {region}"))
+        })
 }
 
 /// Sets a traffic dial out of band.
-pub async fn set_dial(cloud: &SimCloud, accelerator: &str, listener: Option<&str>, region: &str, percent: u8) -> Result<String, SimCliError> {
+pub async fn set_dial(
+    cloud: &SimCloud,
+    accelerator: &str,
+    listener: Option<&str>,
+    region: &str,
+    percent: u8,
+) -> Result<String, SimCliError> {
     let world = cloud.store().read().map_err(SimError::from)?;
     let arn = find_group(&world, accelerator, listener, region)?;
-    let mut spec = world.endpoint_groups.get(&arn).map(|g| g.spec.clone()).ok_or_else(|| SimCliError::NotFound(arn.clone()))?;
+    let mut spec = world
+        .endpoint_groups
+        .get(&arn)
+        .map(|g| g.spec.clone())
+        .ok_or_else(|| SimCliError::NotFound(arn.clone()))?;
     let before = spec.traffic_dial;
     spec.traffic_dial = percent;
     cloud.update_endpoint_group(&arn, &spec).await?;
-    Ok(format!("{accelerator} {region}: traffic dial {before} -> {percent}"))
+    Ok(format!(
+        "{accelerator} {region}: traffic dial {before} -> {percent}"
+    ))
 }
 
 /// Sets an endpoint weight out of band.
-pub async fn set_weight(cloud: &SimCloud, accelerator: &str, listener: Option<&str>, region: &str, endpoint: &str, weight: u8) -> Result<String, SimCliError> {
+pub async fn set_weight(
+    cloud: &SimCloud,
+    accelerator: &str,
+    listener: Option<&str>,
+    region: &str,
+    endpoint: &str,
+    weight: u8,
+) -> Result<String, SimCliError> {
     let world = cloud.store().read().map_err(SimError::from)?;
     let arn = find_group(&world, accelerator, listener, region)?;
-    let group = world.endpoint_groups.get(&arn).ok_or_else(|| SimCliError::NotFound(arn.clone()))?;
-    let existing = group.endpoints.iter().find(|e| e.spec.id == endpoint).ok_or_else(|| {
-        let ids: Vec<&str> = group.endpoints.iter().map(|e| e.spec.id.as_str()).collect();
-        SimCliError::NotFound(format!("no endpoint `{endpoint}` in {region}; endpoints: {}", ids.join(", ")))
-    })?;
+    let group = world
+        .endpoint_groups
+        .get(&arn)
+        .ok_or_else(|| SimCliError::NotFound(arn.clone()))?;
+    let existing = group
+        .endpoints
+        .iter()
+        .find(|e| e.spec.id == endpoint)
+        .ok_or_else(|| {
+            let ids: Vec<&str> = group.endpoints.iter().map(|e| e.spec.id.as_str()).collect();
+            SimCliError::NotFound(format!(
+                "no endpoint `{endpoint}` in {region}; endpoints: {}",
+                ids.join(", ")
+            ))
+        })?;
     let mut spec = existing.spec.clone();
     let before = spec.weight;
     spec.weight = weight;
     cloud.add_endpoints(&arn, &[spec]).await?;
-    Ok(format!("{accelerator} {region} {endpoint}: weight {before} -> {weight}"))
+    Ok(format!(
+        "{accelerator} {region} {endpoint}: weight {before} -> {weight}"
+    ))
 }
 
 /// Marks a region healthy or unhealthy.
 pub fn set_health(cloud: &SimCloud, region: &str, healthy: bool) -> Result<String, SimCliError> {
-    cloud.store().transact(|world| {
-        if healthy {
-            world.unhealthy_regions.remove(region);
-        } else {
-            world.unhealthy_regions.insert(region.to_owned(), true);
-        }
-        world.record("SetRegionHealth", region, if healthy { "healthy" } else { "unhealthy" });
-    }).map_err(SimError::from)?;
-    Ok(format!("{region} is now {}", if healthy { "healthy" } else { "unhealthy" }))
+    cloud
+        .store()
+        .transact(|world| {
+            if healthy {
+                world.unhealthy_regions.remove(region);
+            } else {
+                world.unhealthy_regions.insert(region.to_owned(), true);
+            }
+            world.record(
+                "SetRegionHealth",
+                region,
+                if healthy { "healthy" } else { "unhealthy" },
+            );
+        })
+        .map_err(SimError::from)?;
+    Ok(format!(
+        "{region} is now {}",
+        if healthy { "healthy" } else { "unhealthy" }
+    ))
 }
 
 /// The world as text.
@@ -124,48 +203,169 @@ pub fn show_text(world: &World) -> String {
         let _ = writeln!(out, "  (no accelerators)");
     }
     for accelerator in world.accelerators.values() {
-        let _ = writeln!(out, "  {} {} enabled={} status={} owner={}", accelerator_name(world, &accelerator.arn), accelerator.arn, accelerator.enabled, World::accelerator_status(accelerator), accelerator.tags.get("meridian.dev/provider").map_or("(not meridian)", String::as_str));
-        for listener in world.listeners.values().filter(|l| l.accelerator_arn == accelerator.arn) {
-            let ports: Vec<String> = listener.spec.port_ranges.iter().map(|r| if r.from == r.to { r.from.to_string() } else { format!("{}-{}", r.from, r.to) }).collect();
-            let _ = writeln!(out, "    listener {} {} {}", listener_name(world, &accelerator.arn, &listener.arn), listener.spec.protocol, ports.join(","));
-            for group in world.endpoint_groups.values().filter(|g| g.listener_arn == listener.arn) {
-                let _ = writeln!(out, "      {} dial={} health-check={} {}", group.spec.region, group.spec.traffic_dial, group.spec.health_check.protocol, group.spec.health_check.port);
+        let _ = writeln!(
+            out,
+            "  {} {} enabled={} status={} owner={}",
+            accelerator_name(world, &accelerator.arn),
+            accelerator.arn,
+            accelerator.enabled,
+            World::accelerator_status(accelerator),
+            accelerator
+                .tags
+                .get("meridian.dev/provider")
+                .map_or("(not meridian)", String::as_str)
+        );
+        for listener in world
+            .listeners
+            .values()
+            .filter(|l| l.accelerator_arn == accelerator.arn)
+        {
+            let ports: Vec<String> = listener
+                .spec
+                .port_ranges
+                .iter()
+                .map(|r| {
+                    if r.from == r.to {
+                        r.from.to_string()
+                    } else {
+                        format!("{}-{}", r.from, r.to)
+                    }
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "    listener {} {} {}",
+                listener_name(world, &accelerator.arn, &listener.arn),
+                listener.spec.protocol,
+                ports.join(",")
+            );
+            for group in world
+                .endpoint_groups
+                .values()
+                .filter(|g| g.listener_arn == listener.arn)
+            {
+                let _ = writeln!(
+                    out,
+                    "      {} dial={} health-check={} {}",
+                    group.spec.region,
+                    group.spec.traffic_dial,
+                    group.spec.health_check.protocol,
+                    group.spec.health_check.port
+                );
                 for endpoint in &group.endpoints {
-                    let _ = writeln!(out, "        {} weight={} {}", endpoint.spec.id, endpoint.spec.weight, world.endpoint_health(&group.spec.region, endpoint));
+                    let _ = writeln!(
+                        out,
+                        "        {} weight={} {}",
+                        endpoint.spec.id,
+                        endpoint.spec.weight,
+                        world.endpoint_health(&group.spec.region, endpoint)
+                    );
                 }
             }
         }
     }
     let _ = writeln!(out, "GCP load balancing");
     for check in world.health_checks.values() {
-        let _ = writeln!(out, "  health check {}/{} {} port={}", check.spec.project, check.name, check.spec.check_type, check.spec.port);
+        let _ = writeln!(
+            out,
+            "  health check {}/{} {} port={}",
+            check.spec.project, check.name, check.spec.check_type, check.spec.port
+        );
     }
     for service in world.backend_services.values() {
-        let _ = writeln!(out, "  backend service {}/{} {} fingerprint={}", service.spec.project, service.name, service.spec.protocol, service.fingerprint);
+        let _ = writeln!(
+            out,
+            "  backend service {}/{} {} fingerprint={}",
+            service.spec.project, service.name, service.spec.protocol, service.fingerprint
+        );
         for backend in &service.backends {
-            let _ = writeln!(out, "    {} {} scaler={} {}", backend.group, backend.balancing_mode, backend.capacity_scaler, world.backend_health(backend));
+            let _ = writeln!(
+                out,
+                "    {} {} scaler={} {}",
+                backend.group,
+                backend.balancing_mode,
+                backend.capacity_scaler,
+                world.backend_health(backend)
+            );
         }
     }
     for map in world.url_maps.values() {
-        let _ = writeln!(out, "  url map {}/{} default={}", map.spec.project, map.name, map.spec.default_service);
+        let _ = writeln!(
+            out,
+            "  url map {}/{} default={}",
+            map.spec.project, map.name, map.spec.default_service
+        );
     }
     let _ = writeln!(out, "Transit Gateway");
     for tgw in world.transit_gateways.values() {
-        let _ = writeln!(out, "  {} {} asn={}", tgw.id, tgw.region, tgw.amazon_side_asn);
+        let _ = writeln!(
+            out,
+            "  {} {} asn={}",
+            tgw.id, tgw.region, tgw.amazon_side_asn
+        );
     }
     for peering in world.peerings.values() {
-        let _ = writeln!(out, "  {} {} -> {} {}", peering.id, peering.requester_region, peering.accepter_region, World::peering_state(peering));
+        let _ = writeln!(
+            out,
+            "  {} {} -> {} {}",
+            peering.id,
+            peering.requester_region,
+            peering.accepter_region,
+            World::peering_state(peering)
+        );
     }
     for route in world.routes.values() {
-        let _ = writeln!(out, "  route {} {} -> {}", route.route_table_id, route.cidr, route.attachment_id);
+        let _ = writeln!(
+            out,
+            "  route {} {} -> {}",
+            route.route_table_id, route.cidr, route.attachment_id
+        );
     }
     let unhealthy: Vec<&String> = world.unhealthy_regions.keys().collect();
     let faults = &world.settings.faults;
-    let _ = writeln!(out, "Health: {}", if unhealthy.is_empty() { "all regions healthy".to_owned() } else { format!("unhealthy: {}", unhealthy.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")) });
-    let _ = writeln!(out, "Faults: latency {} ms, throttle rate {}, error rate {}{}", faults.latency_ms, faults.throttle_rate, faults.error_rate, if faults.fail_operations.is_empty() { String::new() } else { format!(", failing: {}", faults.fail_operations.join(", ")) });
-    let _ = writeln!(out, "API calls: {} reads, {} writes", world.total_calls(false), world.total_calls(true));
+    let _ = writeln!(
+        out,
+        "Health: {}",
+        if unhealthy.is_empty() {
+            "all regions healthy".to_owned()
+        } else {
+            format!(
+                "unhealthy: {}",
+                unhealthy
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Faults: latency {} ms, throttle rate {}, error rate {}{}",
+        faults.latency_ms,
+        faults.throttle_rate,
+        faults.error_rate,
+        if faults.fail_operations.is_empty() {
+            String::new()
+        } else {
+            format!(", failing: {}", faults.fail_operations.join(", "))
+        }
+    );
+    let _ = writeln!(
+        out,
+        "API calls: {} reads, {} writes",
+        world.total_calls(false),
+        world.total_calls(true)
+    );
     for (operation, count) in &world.calls {
-        let _ = writeln!(out, "  {operation:<45} {:<5} ok={} throttled={} failed={}", if count.write { "write" } else { "read" }, count.ok, count.throttled, count.failed);
+        let _ = writeln!(
+            out,
+            "  {operation:<45} {:<5} ok={} throttled={} failed={}",
+            if count.write { "write" } else { "read" },
+            count.ok,
+            count.throttled,
+            count.failed
+        );
     }
     out
 }
@@ -174,7 +374,10 @@ pub fn show_text(world: &World) -> String {
 pub fn show_json(world: &World) -> String {
     let mut value = serde_json::to_value(world).unwrap_or_default();
     if let Some(object) = value.as_object_mut() {
-        object.insert("call_totals".to_owned(), serde_json::json!({"read": world.total_calls(false), "write": world.total_calls(true)}));
+        object.insert(
+            "call_totals".to_owned(),
+            serde_json::json!({"read": world.total_calls(false), "write": world.total_calls(true)}),
+        );
     }
     let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');

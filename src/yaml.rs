@@ -101,7 +101,9 @@ impl Node {
                 .map(serde_json::Value::Number)
                 .unwrap_or(serde_json::Value::Null),
             Value::Str(s) => serde_json::Value::String(s.clone()),
-            Value::Seq(items) => serde_json::Value::Array(items.iter().map(Node::to_json).collect()),
+            Value::Seq(items) => {
+                serde_json::Value::Array(items.iter().map(Node::to_json).collect())
+            }
             Value::Map(entries) => serde_json::Value::Object(
                 entries
                     .iter()
@@ -164,7 +166,9 @@ fn resolve_plain(text: &str) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY);
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
@@ -282,7 +286,9 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
             },
             Event::StreamStart | Event::StreamEnd | Event::Nothing => None,
         };
-        let Some((node, anchor)) = finished else { continue };
+        let Some((node, anchor)) = finished else {
+            continue;
+        };
         if anchor != 0 {
             anchors.insert(anchor, node.clone());
         }
@@ -326,14 +332,21 @@ mod tests {
         let docs = parse_documents("a: 1\nb:\n  - x\n  - 'y'\n").expect("parses");
         let b = docs[0].get("b").expect("b");
         assert_eq!(b.pos, Pos { line: 3, col: 3 });
-        let Value::Seq(items) = &b.value else { panic!("seq") };
+        let Value::Seq(items) = &b.value else {
+            panic!("seq")
+        };
         assert_eq!(items[1].pos, Pos { line: 4, col: 5 });
-        assert_eq!(docs[0].get("a").map(|n| n.pos), Some(Pos { line: 1, col: 4 }));
+        assert_eq!(
+            docs[0].get("a").map(|n| n.pos),
+            Some(Pos { line: 1, col: 4 })
+        );
     }
 
     #[test]
     fn core_schema_resolution() {
-        let docs = parse_documents("a: 0\nb: 0.5\nc: no\nd: '1'\ne: true\nf: ~\ng: 1e3\nh: 10.0.0.0/8\n").expect("parses");
+        let docs =
+            parse_documents("a: 0\nb: 0.5\nc: no\nd: '1'\ne: true\nf: ~\ng: 1e3\nh: 10.0.0.0/8\n")
+                .expect("parses");
         let get = |k: &str| docs[0].get(k).map(|n| n.value.clone());
         assert_eq!(get("a"), Some(Value::Int(0)));
         assert_eq!(get("b"), Some(Value::Float(0.5)));

@@ -31,33 +31,67 @@ fn fresh_world_plan_apply_replan_with_zero_writes() {
     fast(dir, &sim);
     let plan = sim_run(dir, &sim, &["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{}", plan.all());
-    assert!(plan.stdout.contains("Plan: 40 to create, 0 to update, 0 to delete."), "{}", plan.all());
+    assert!(
+        plan.stdout
+            .contains("Plan: 40 to create, 0 to update, 0 to delete."),
+        "{}",
+        plan.all()
+    );
 
     let apply = sim_run(dir, &sim, &["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{}", apply.all());
-    assert!(apply.stdout.contains("Applied 40 of 40 change(s)"), "{}", apply.all());
+    assert!(
+        apply.stdout.contains("Applied 40 of 40 change(s)"),
+        "{}",
+        apply.all()
+    );
 
     let (reads_before, writes_before) = call_totals(&sim);
     let replan = sim_run(dir, &sim, &["plan", "--detailed-exitcode"]);
     assert_eq!(replan.code, 0, "{}", replan.all());
     assert!(replan.stdout.contains("No changes."), "{}", replan.all());
     let (reads_after, writes_after) = call_totals(&sim);
-    assert_eq!(writes_after, writes_before, "an unchanged world takes no write calls");
-    assert_eq!(reads_after - reads_before, EXAMPLE_OBSERVE_READS, "observation uses the minimum of list calls");
+    assert_eq!(
+        writes_after, writes_before,
+        "an unchanged world takes no write calls"
+    );
+    assert_eq!(
+        reads_after - reads_before,
+        EXAMPLE_OBSERVE_READS,
+        "observation uses the minimum of list calls"
+    );
 
     let second_apply = sim_run(dir, &sim, &["apply", "--yes"]);
     assert_eq!(second_apply.code, 0, "{}", second_apply.all());
-    assert!(second_apply.stdout.contains("No changes."), "{}", second_apply.all());
-    assert_eq!(call_totals(&sim).1, writes_before, "a second apply writes nothing");
+    assert!(
+        second_apply.stdout.contains("No changes."),
+        "{}",
+        second_apply.all()
+    );
+    assert_eq!(
+        call_totals(&sim).1,
+        writes_before,
+        "a second apply writes nothing"
+    );
 
     let world = world(&sim);
     assert_eq!(world["accelerators"].as_object().map(|m| m.len()), Some(2));
-    assert_eq!(world["endpoint_groups"].as_object().map(|m| m.len()), Some(8));
+    assert_eq!(
+        world["endpoint_groups"].as_object().map(|m| m.len()),
+        Some(8)
+    );
     assert_eq!(world["peerings"].as_object().map(|m| m.len()), Some(3));
     assert_eq!(world["routes"].as_object().map(|m| m.len()), Some(6));
-    let canary = world["endpoint_groups"].as_object().expect("groups").values()
+    let canary = world["endpoint_groups"]
+        .as_object()
+        .expect("groups")
+        .values()
         .flat_map(|g| g["endpoints"].as_array().expect("endpoints").clone())
-        .find(|e| e["spec"]["id"].as_str().is_some_and(|id| id.ends_with("grpc-us-canary/a1b2c3d4")))
+        .find(|e| {
+            e["spec"]["id"]
+                .as_str()
+                .is_some_and(|id| id.ends_with("grpc-us-canary/a1b2c3d4"))
+        })
         .expect("the canary endpoint exists");
     assert_eq!(canary["spec"]["weight"], 0, "weight 0 is a real value");
 }
@@ -70,25 +104,58 @@ fn out_of_band_dial_is_drift_and_apply_restores_it() {
     assert_eq!(sim_run(dir, &sim, &["apply", "--yes"]).code, 0);
     assert_eq!(sim_run(dir, &sim, &["drift"]).code, 0);
 
-    let set = sim_run(dir, &sim, &["sim", "set-dial", "api", "eu-central-1", "30", "--listener", "https"]);
+    let set = sim_run(
+        dir,
+        &sim,
+        &[
+            "sim",
+            "set-dial",
+            "api",
+            "eu-central-1",
+            "30",
+            "--listener",
+            "https",
+        ],
+    );
     assert_eq!(set.code, 0, "{}", set.all());
 
     let drift = sim_run(dir, &sim, &["drift"]);
     assert_eq!(drift.code, 2, "{}", drift.all());
-    assert!(drift.stdout.contains("GlobalAccelerator[api].listener[https].endpointGroup[eu-central-1]"), "{}", drift.all());
-    assert!(drift.stdout.contains("trafficDial: live 30, desired 100"), "{}", drift.all());
-    assert!(drift.stdout.contains("Drift: 1 resource(s)"), "{}", drift.all());
+    assert!(
+        drift
+            .stdout
+            .contains("GlobalAccelerator[api].listener[https].endpointGroup[eu-central-1]"),
+        "{}",
+        drift.all()
+    );
+    assert!(
+        drift.stdout.contains("trafficDial: live 30, desired 100"),
+        "{}",
+        drift.all()
+    );
+    assert!(
+        drift.stdout.contains("Drift: 1 resource(s)"),
+        "{}",
+        drift.all()
+    );
 
     let json = sim_run(dir, &sim, &["drift", "--format", "json"]);
     assert_eq!(json.code, 2);
     let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
     assert_eq!(report["format_version"], 1);
-    assert_eq!(report["resources"][0]["fields"][0], serde_json::json!({"path": "trafficDial", "live": 30, "desired": 100}));
+    assert_eq!(
+        report["resources"][0]["fields"][0],
+        serde_json::json!({"path": "trafficDial", "live": 30, "desired": 100})
+    );
 
     let (_, writes_before) = call_totals(&sim);
     let apply = sim_run(dir, &sim, &["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{}", apply.all());
-    assert_eq!(call_totals(&sim).1 - writes_before, 1, "restoring one dial is one UpdateEndpointGroup");
+    assert_eq!(
+        call_totals(&sim).1 - writes_before,
+        1,
+        "restoring one dial is one UpdateEndpointGroup"
+    );
     assert_eq!(sim_run(dir, &sim, &["drift"]).code, 0);
 }
 
@@ -98,12 +165,30 @@ fn out_of_band_weight_and_deleted_group_are_repaired() {
     let dir = dir.path();
     fast(dir, &sim);
     assert_eq!(sim_run(dir, &sim, &["apply", "--yes"]).code, 0);
-    let endpoint = "arn:aws:elasticloadbalancing:eu-central-1:111122223333:loadbalancer/net/grpc-eu/5e6f7a8b";
-    let set = sim_run(dir, &sim, &["sim", "set-weight", "api", "eu-central-1", endpoint, "7", "--listener", "grpc"]);
+    let endpoint =
+        "arn:aws:elasticloadbalancing:eu-central-1:111122223333:loadbalancer/net/grpc-eu/5e6f7a8b";
+    let set = sim_run(
+        dir,
+        &sim,
+        &[
+            "sim",
+            "set-weight",
+            "api",
+            "eu-central-1",
+            endpoint,
+            "7",
+            "--listener",
+            "grpc",
+        ],
+    );
     assert_eq!(set.code, 0, "{}", set.all());
     let drift = sim_run(dir, &sim, &["drift", "--format", "markdown"]);
     assert_eq!(drift.code, 2, "{}", drift.all());
-    assert!(drift.stdout.contains("| `weight` | 7 | 200 |"), "{}", drift.all());
+    assert!(
+        drift.stdout.contains("| `weight` | 7 | 200 |"),
+        "{}",
+        drift.all()
+    );
     assert_eq!(sim_run(dir, &sim, &["apply", "--yes"]).code, 0);
     assert_eq!(sim_run(dir, &sim, &["drift"]).code, 0);
 }
@@ -126,9 +211,22 @@ fn residency_violation_blocks_plan_and_apply_and_changes_nothing() {
     let (_, writes_before) = call_totals(&sim);
     let plan = sim_run(dir, &sim, &["plan"]);
     assert_eq!(plan.code, 3, "{}", plan.all());
-    assert!(plan.stderr.contains("GlobalAccelerator/accounts-eu serves `pii` data in us-east-1"), "{}", plan.all());
-    assert!(plan.stderr.contains("DataResidencyPolicy/eu-user-data"), "{}", plan.all());
-    assert!(plan.stderr.contains("global-accelerator.yaml:"), "names the file: {}", plan.all());
+    assert!(
+        plan.stderr
+            .contains("GlobalAccelerator/accounts-eu serves `pii` data in us-east-1"),
+        "{}",
+        plan.all()
+    );
+    assert!(
+        plan.stderr.contains("DataResidencyPolicy/eu-user-data"),
+        "{}",
+        plan.all()
+    );
+    assert!(
+        plan.stderr.contains("global-accelerator.yaml:"),
+        "names the file: {}",
+        plan.all()
+    );
     let apply = sim_run(dir, &sim, &["apply", "--yes"]);
     assert_eq!(apply.code, 3, "{}", apply.all());
     assert_eq!(normalized(&sim), before, "nothing was applied");
@@ -139,33 +237,74 @@ fn residency_violation_blocks_plan_and_apply_and_changes_nothing() {
 fn throttling_and_server_errors_converge_to_the_fault_free_result() {
     let (clean_dir, clean_sim) = setup();
     fast(clean_dir.path(), &clean_sim);
-    assert_eq!(sim_run(clean_dir.path(), &clean_sim, &["apply", "--yes"]).code, 0);
+    assert_eq!(
+        sim_run(clean_dir.path(), &clean_sim, &["apply", "--yes"]).code,
+        0
+    );
 
     let (dir, sim) = setup();
     let dir = dir.path();
     fast(dir, &sim);
-    let faults = sim_run(dir, &sim, &["sim", "faults", "--throttle-rate", "0.3", "--error-rate", "0.05"]);
+    let faults = sim_run(
+        dir,
+        &sim,
+        &[
+            "sim",
+            "faults",
+            "--throttle-rate",
+            "0.3",
+            "--error-rate",
+            "0.05",
+        ],
+    );
     assert_eq!(faults.code, 0, "{}", faults.all());
     let apply = sim_run(dir, &sim, &["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{}", apply.all());
-    let retries: u64 = apply.stdout.split("change(s); ").nth(1).and_then(|rest| rest.split(' ').next()).and_then(|n| n.parse().ok()).expect("the report states its retries");
+    let retries: u64 = apply
+        .stdout
+        .split("change(s); ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the report states its retries");
     assert!(retries > 0, "retries are reported: {}", apply.stdout);
     let world = world(&sim);
-    let throttled: u64 = world["calls"].as_object().expect("calls").values().map(|c| c["throttled"].as_u64().unwrap_or(0)).sum();
+    let throttled: u64 = world["calls"]
+        .as_object()
+        .expect("calls")
+        .values()
+        .map(|c| c["throttled"].as_u64().unwrap_or(0))
+        .sum();
     assert!(throttled > 0, "the simulator did throttle");
 
-    sim_run(dir, &sim, &["sim", "faults", "--clear", "--deploy-delay-ms", "50"]);
+    sim_run(
+        dir,
+        &sim,
+        &["sim", "faults", "--clear", "--deploy-delay-ms", "50"],
+    );
     assert_eq!(sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code, 0);
-    assert_eq!(normalized(&sim), normalized(&clean_sim), "the faulty run built the same world as the clean one");
+    assert_eq!(
+        normalized(&sim),
+        normalized(&clean_sim),
+        "the faulty run built the same world as the clean one"
+    );
 }
 
 #[test]
 fn an_apply_failing_half_way_is_completed_by_the_next_without_duplicates() {
     let (clean_dir, clean_sim) = setup();
     fast(clean_dir.path(), &clean_sim);
-    assert_eq!(sim_run(clean_dir.path(), &clean_sim, &["apply", "--yes"]).code, 0);
+    assert_eq!(
+        sim_run(clean_dir.path(), &clean_sim, &["apply", "--yes"]).code,
+        0
+    );
 
-    for operation in ["CreateEndpointGroup", "TagResource", "AcceptTransitGatewayPeeringAttachment", "AddEndpoints"] {
+    for operation in [
+        "CreateEndpointGroup",
+        "TagResource",
+        "AcceptTransitGatewayPeeringAttachment",
+        "AddEndpoints",
+    ] {
         let (dir, sim) = setup();
         let dir = dir.path();
         fast(dir, &sim);
@@ -173,14 +312,34 @@ fn an_apply_failing_half_way_is_completed_by_the_next_without_duplicates() {
         assert_eq!(inject.code, 0, "{}", inject.all());
         let failed = sim_run(dir, &sim, &["apply", "--yes"]);
         assert_eq!(failed.code, 1, "{operation}: {}", failed.all());
-        assert!(failed.stderr.contains("InjectedFailure"), "{operation}: {}", failed.all());
-        assert!(failed.stderr.contains("run `meridian apply` again"), "{operation}: {}", failed.all());
+        assert!(
+            failed.stderr.contains("InjectedFailure"),
+            "{operation}: {}",
+            failed.all()
+        );
+        assert!(
+            failed.stderr.contains("run `meridian apply` again"),
+            "{operation}: {}",
+            failed.all()
+        );
 
-        sim_run(dir, &sim, &["sim", "faults", "--clear", "--deploy-delay-ms", "50"]);
+        sim_run(
+            dir,
+            &sim,
+            &["sim", "faults", "--clear", "--deploy-delay-ms", "50"],
+        );
         let resumed = sim_run(dir, &sim, &["apply", "--yes"]);
         assert_eq!(resumed.code, 0, "{operation}: {}", resumed.all());
-        assert_eq!(sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code, 0, "{operation}: converged");
-        assert_eq!(normalized(&sim), normalized(&clean_sim), "{operation}: no duplicates, nothing missing");
+        assert_eq!(
+            sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code,
+            0,
+            "{operation}: converged"
+        );
+        assert_eq!(
+            normalized(&sim),
+            normalized(&clean_sim),
+            "{operation}: no duplicates, nothing missing"
+        );
     }
 }
 
@@ -192,29 +351,102 @@ fn a_stale_saved_plan_is_refused_and_changes_nothing() {
     assert_eq!(sim_run(dir, &sim, &["apply", "--yes"]).code, 0);
     let desired = dir.join("desired-state/global-accelerator.yaml");
     let text = std::fs::read_to_string(&desired).expect("read");
-    std::fs::write(&desired, text.replacen("trafficDial: 50            # APAC", "trafficDial: 75            # APAC", 1)).expect("write");
+    std::fs::write(
+        &desired,
+        text.replacen(
+            "trafficDial: 50            # APAC",
+            "trafficDial: 75            # APAC",
+            1,
+        ),
+    )
+    .expect("write");
 
     let plan_file = dir.join("plan.json");
-    let plan = sim_run(dir, &sim, &["plan", "--out", plan_file.to_str().expect("utf-8"), "--detailed-exitcode"]);
+    let plan = sim_run(
+        dir,
+        &sim,
+        &[
+            "plan",
+            "--out",
+            plan_file.to_str().expect("utf-8"),
+            "--detailed-exitcode",
+        ],
+    );
     assert_eq!(plan.code, 2, "{}", plan.all());
 
     // Someone changes the live world between plan and apply.
-    assert_eq!(sim_run(dir, &sim, &["sim", "set-dial", "api", "us-east-1", "40", "--listener", "https"]).code, 0);
+    assert_eq!(
+        sim_run(
+            dir,
+            &sim,
+            &[
+                "sim",
+                "set-dial",
+                "api",
+                "us-east-1",
+                "40",
+                "--listener",
+                "https"
+            ]
+        )
+        .code,
+        0
+    );
     let before = normalized(&sim);
     let (_, writes_before) = call_totals(&sim);
-    let apply = sim_run(dir, &sim, &["apply", "--plan", plan_file.to_str().expect("utf-8"), "--yes"]);
+    let apply = sim_run(
+        dir,
+        &sim,
+        &[
+            "apply",
+            "--plan",
+            plan_file.to_str().expect("utf-8"),
+            "--yes",
+        ],
+    );
     assert_eq!(apply.code, 1, "{}", apply.all());
-    assert!(apply.stderr.contains("the saved plan is stale: the live world changed"), "{}", apply.all());
+    assert!(
+        apply
+            .stderr
+            .contains("the saved plan is stale: the live world changed"),
+        "{}",
+        apply.all()
+    );
     assert_eq!(normalized(&sim), before);
     assert_eq!(call_totals(&sim).1, writes_before);
 
     // A fresh plan applies; and a plan made for other desired state is refused too.
-    let fresh = sim_run(dir, &sim, &["plan", "--out", plan_file.to_str().expect("utf-8")]);
+    let fresh = sim_run(
+        dir,
+        &sim,
+        &["plan", "--out", plan_file.to_str().expect("utf-8")],
+    );
     assert_eq!(fresh.code, 0, "{}", fresh.all());
-    std::fs::write(&desired, std::fs::read_to_string(&desired).expect("read").replacen("trafficDial: 75", "trafficDial: 80", 1)).expect("write");
-    let changed = sim_run(dir, &sim, &["apply", "--plan", plan_file.to_str().expect("utf-8"), "--yes"]);
+    std::fs::write(
+        &desired,
+        std::fs::read_to_string(&desired).expect("read").replacen(
+            "trafficDial: 75",
+            "trafficDial: 80",
+            1,
+        ),
+    )
+    .expect("write");
+    let changed = sim_run(
+        dir,
+        &sim,
+        &[
+            "apply",
+            "--plan",
+            plan_file.to_str().expect("utf-8"),
+            "--yes",
+        ],
+    );
     assert_eq!(changed.code, 1, "{}", changed.all());
-    assert!(changed.stderr.contains("desired state in"), "{}", changed.all());
+    assert!(
+        changed.stderr.contains("desired state in"),
+        "{}",
+        changed.all()
+    );
     assert_eq!(normalized(&sim), before);
 }
 
@@ -224,11 +456,29 @@ fn a_saved_plan_applies_when_nothing_changed() {
     let dir = dir.path();
     fast(dir, &sim);
     let plan_file = dir.join("plan.json");
-    assert_eq!(sim_run(dir, &sim, &["plan", "--out", plan_file.to_str().expect("utf-8")]).code, 0);
-    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan_file).expect("read")).expect("json");
+    assert_eq!(
+        sim_run(
+            dir,
+            &sim,
+            &["plan", "--out", plan_file.to_str().expect("utf-8")]
+        )
+        .code,
+        0
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).expect("read")).expect("json");
     assert_eq!(saved["format_version"], 1);
     assert_eq!(saved["summary"]["create"], 40);
-    let apply = sim_run(dir, &sim, &["apply", "--plan", plan_file.to_str().expect("utf-8"), "--yes"]);
+    let apply = sim_run(
+        dir,
+        &sim,
+        &[
+            "apply",
+            "--plan",
+            plan_file.to_str().expect("utf-8"),
+            "--yes",
+        ],
+    );
     assert_eq!(apply.code, 0, "{}", apply.all());
     assert_eq!(sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code, 0);
 }
@@ -241,24 +491,49 @@ fn removing_an_accelerator_disables_it_then_deletes_it_and_its_children() {
     assert_eq!(sim_run(dir, &sim, &["apply", "--yes"]).code, 0);
     let path = dir.join("desired-state/global-accelerator.yaml");
     let text = std::fs::read_to_string(&path).expect("read");
-    let cut = text.find("---\n# Accounts service").expect("second document");
+    let cut = text
+        .find("---\n# Accounts service")
+        .expect("second document");
     std::fs::write(&path, &text[..cut]).expect("write");
 
     let plan = sim_run(dir, &sim, &["plan", "--format", "json"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
     let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("json");
-    let order: Vec<String> = plan["changes"].as_array().expect("changes").iter().map(|c| format!("{} {}", c["action"].as_str().unwrap_or(""), c["address"].as_str().unwrap_or(""))).collect();
-    let position = |needle: &str| order.iter().position(|c| c == needle).unwrap_or_else(|| panic!("{needle} in {order:#?}"));
+    let order: Vec<String> = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["action"].as_str().unwrap_or(""),
+                c["address"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let position = |needle: &str| {
+        order
+            .iter()
+            .position(|c| c == needle)
+            .unwrap_or_else(|| panic!("{needle} in {order:#?}"))
+    };
     let disable = position("update GlobalAccelerator[accounts-eu]");
     let endpoint = order.iter().position(|c| c.starts_with("delete GlobalAccelerator[accounts-eu].listener[https].endpointGroup[eu-west-1].endpoint[")).expect("endpoint delete");
-    let group = position("delete GlobalAccelerator[accounts-eu].listener[https].endpointGroup[eu-west-1]");
+    let group =
+        position("delete GlobalAccelerator[accounts-eu].listener[https].endpointGroup[eu-west-1]");
     let listener = position("delete GlobalAccelerator[accounts-eu].listener[https]");
     let accelerator = position("delete GlobalAccelerator[accounts-eu]");
-    assert!(disable < endpoint && endpoint < group && group < listener && listener < accelerator, "{order:#?}");
+    assert!(
+        disable < endpoint && endpoint < group && group < listener && listener < accelerator,
+        "{order:#?}"
+    );
 
     let apply = sim_run(dir, &sim, &["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{}", apply.all());
-    assert_eq!(world(&sim)["accelerators"].as_object().map(|m| m.len()), Some(1));
+    assert_eq!(
+        world(&sim)["accelerators"].as_object().map(|m| m.len()),
+        Some(1)
+    );
     assert_eq!(sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code, 0);
 }
 
@@ -270,10 +545,16 @@ fn an_accelerator_meridian_does_not_own_is_never_touched() {
     // Somebody else's accelerator, created straight through the cloud API.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let cloud = meridian_sim::SimCloud::new(meridian_sim::SimStore::open(&sim).expect("store"));
-    let foreign = runtime.block_on(cloud.create_accelerator("api", "IPV4", true, Default::default())).expect("create");
+    let foreign = runtime
+        .block_on(cloud.create_accelerator("api", "IPV4", true, Default::default()))
+        .expect("create");
     assert_eq!(sim_run(dir, &sim, &["apply", "--yes"]).code, 0);
     // Remove everything from desired state except providers: meridian deletes its own, not the other.
-    for file in ["global-accelerator.yaml", "gcp-load-balancing.yaml", "transit-gateway.yaml"] {
+    for file in [
+        "global-accelerator.yaml",
+        "gcp-load-balancing.yaml",
+        "transit-gateway.yaml",
+    ] {
         std::fs::remove_file(dir.join("desired-state").join(file)).expect("remove");
     }
     std::fs::write(dir.join("desired-state/policies.yaml"), "apiVersion: meridian.dev/v1alpha1\nkind: DataResidencyPolicy\nmetadata: {name: eu}\nspec: {dataClassification: [pii], allowedRegions: [eu-west-1]}\n").expect("write");
@@ -283,5 +564,8 @@ fn an_accelerator_meridian_does_not_own_is_never_touched() {
     let accelerators = world["accelerators"].as_object().expect("accelerators");
     assert_eq!(accelerators.len(), 1, "{accelerators:#?}");
     assert!(accelerators.contains_key(&foreign));
-    assert_eq!(accelerators[&foreign]["enabled"], true, "the foreign accelerator was not even disabled");
+    assert_eq!(
+        accelerators[&foreign]["enabled"], true,
+        "the foreign accelerator was not even disabled"
+    );
 }

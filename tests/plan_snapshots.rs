@@ -13,7 +13,11 @@ fn load(dir: &Path) -> model::DesiredState {
     let base = dir.parent().and_then(Path::parent).expect("case dir");
     let mut files = model::read_dir(dir).expect("read fixture");
     for file in &mut files {
-        file.path = Path::new(&file.path).strip_prefix(base).expect("inside the case").display().to_string();
+        file.path = Path::new(&file.path)
+            .strip_prefix(base)
+            .expect("inside the case")
+            .display()
+            .to_string();
     }
     model::load(&files).unwrap_or_else(|e| panic!("fixture {} is invalid: {e:?}", dir.display()))
 }
@@ -39,9 +43,16 @@ fn observed(case: &Path) -> Observation {
     }
     let gaps = case.join("gaps.json");
     if gaps.is_file() {
-        let gaps: Vec<Gap> = serde_json::from_str(&std::fs::read_to_string(gaps).expect("read gaps")).expect("gaps.json");
-        let failed: Vec<(String, meridian_provider::Family)> = gaps.iter().map(|g| (g.provider.clone(), g.family)).collect();
-        observation.resources.retain(|(provider, o)| !failed.contains(&(provider.clone(), o.address.family())));
+        let gaps: Vec<Gap> =
+            serde_json::from_str(&std::fs::read_to_string(gaps).expect("read gaps"))
+                .expect("gaps.json");
+        let failed: Vec<(String, meridian_provider::Family)> = gaps
+            .iter()
+            .map(|g| (g.provider.clone(), g.family))
+            .collect();
+        observation
+            .resources
+            .retain(|(provider, o)| !failed.contains(&(provider.clone(), o.address.family())));
         observation.gaps = gaps;
     }
     observation
@@ -51,7 +62,12 @@ fn observed(case: &Path) -> Observation {
 fn plans_match_their_snapshots() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plans");
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    let mut cases: Vec<_> = std::fs::read_dir(&root).expect("fixtures").filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .expect("fixtures")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     cases.sort();
     assert!(cases.len() >= 6, "fixture cases exist");
     let mut mismatches = Vec::new();
@@ -59,7 +75,11 @@ fn plans_match_their_snapshots() {
         let state = load(&case.join("desired"));
         let resources = desired::expand(&state);
         let plan = make_plan(&state, &resources, &observed(&case), None);
-        for (format, file) in [(Format::Text, "expected.txt"), (Format::Markdown, "expected.md"), (Format::Json, "expected.json")] {
+        for (format, file) in [
+            (Format::Text, "expected.txt"),
+            (Format::Markdown, "expected.md"),
+            (Format::Json, "expected.json"),
+        ] {
             let rendered = render::plan(&plan, format, Style { color: false });
             let path = case.join(file);
             if update {
@@ -68,13 +88,28 @@ fn plans_match_their_snapshots() {
             }
             let expected = std::fs::read_to_string(&path).unwrap_or_default();
             if expected != rendered {
-                mismatches.push(format!("{} differs:\n{}", path.display(), similar_lines(&expected, &rendered)));
+                mismatches.push(format!(
+                    "{} differs:\n{}",
+                    path.display(),
+                    similar_lines(&expected, &rendered)
+                ));
             }
         }
         // Rendering twice gives the same bytes: output is deterministic.
-        assert_eq!(render::plan(&plan, Format::Json, Style { color: false }), render::plan(&make_plan(&state, &resources, &observed(&case), None), Format::Json, Style { color: false }));
+        assert_eq!(
+            render::plan(&plan, Format::Json, Style { color: false }),
+            render::plan(
+                &make_plan(&state, &resources, &observed(&case), None),
+                Format::Json,
+                Style { color: false }
+            )
+        );
     }
-    assert!(mismatches.is_empty(), "{}\n(run with UPDATE_SNAPSHOTS=1 to accept, then review the diff)", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{}\n(run with UPDATE_SNAPSHOTS=1 to accept, then review the diff)",
+        mismatches.join("\n")
+    );
 }
 
 fn similar_lines(expected: &str, actual: &str) -> String {
@@ -86,7 +121,11 @@ fn similar_lines(expected: &str, actual: &str) -> String {
         }
     }
     if expected.lines().count() != actual.lines().count() {
-        out.push_str(&format!("{} lines expected, {} rendered\n", expected.lines().count(), actual.lines().count()));
+        out.push_str(&format!(
+            "{} lines expected, {} rendered\n",
+            expected.lines().count(),
+            actual.lines().count()
+        ));
     }
     out
 }

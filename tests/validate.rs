@@ -31,7 +31,9 @@ fn ga(listeners: &str) -> String {
 
 fn endpoint(region: &str, n: usize) -> String {
     let marker = if n == 0 { "«" } else { "" };
-    format!("            {marker}- id: arn:aws:elasticloadbalancing:{region}:111122223333:loadbalancer/app/x/{n:04}\n")
+    format!(
+        "            {marker}- id: arn:aws:elasticloadbalancing:{region}:111122223333:loadbalancer/app/x/{n:04}\n"
+    )
 }
 
 /// One invalid input: the document text with `«` where the error must point,
@@ -43,57 +45,269 @@ struct Case {
     phrase: &'static str,
 }
 
-fn case(rule: &'static str, text: impl Into<String>, path: &'static str, phrase: &'static str) -> Case {
-    Case { rule, text: text.into(), path, phrase }
+fn case(
+    rule: &'static str,
+    text: impl Into<String>,
+    path: &'static str,
+    phrase: &'static str,
+) -> Case {
+    Case {
+        rule,
+        text: text.into(),
+        path,
+        phrase,
+    }
 }
 
 fn cases() -> Vec<Case> {
     let many_endpoints: String = (0..11).map(|n| endpoint("us-east-1", n)).collect();
     let many_listeners: String = (0..11)
-        .map(|n| format!("    {}- {{name: l{n}, protocol: TCP, portRanges: [{{from: {p}, to: {p}}}]}}\n", if n == 0 { "«" } else { "" }, p = 1000 + n))
+        .map(|n| {
+            format!(
+                "    {}- {{name: l{n}, protocol: TCP, portRanges: [{{from: {p}, to: {p}}}]}}\n",
+                if n == 0 { "«" } else { "" },
+                p = 1000 + n
+            )
+        })
         .collect();
     vec![
-        case("unknown field", ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      «trafficDail: 50\n"), "spec.listeners[0].trafficDail", "unknown field `trafficDail`"),
-        case("unknown kind", "apiVersion: meridian.dev/v1alpha1\nkind: «GlobalAccelerater\nmetadata: {name: x}\nspec: {}\n", "kind", "unknown kind `GlobalAccelerater`"),
-        case("wrong apiVersion", "apiVersion: «meridian.dev/v1\nkind: DataResidencyPolicy\nmetadata: {name: x}\nspec: {dataClassification: [pii], allowedRegions: [eu-west-1]}\n", "apiVersion", "must be one of: meridian.dev/v1alpha1"),
-        case("missing required field", "apiVersion: meridian.dev/v1alpha1\nkind: GlobalAccelerator\nmetadata: {name: api}\nspec:\n  «listeners: []\n", "spec.provider", "missing required field `provider`"),
-        case("wrong type", ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n          trafficDial: «high\n"), "spec.listeners[0].endpointGroups[0].trafficDial", "expected an integer, got string \"high\""),
-        case("duplicate names per kind", "apiVersion: meridian.dev/v1alpha1\nkind: DataResidencyPolicy\nmetadata: {name: eu}\nspec: {dataClassification: [pii], allowedRegions: [eu-west-1]}\n---\napiVersion: meridian.dev/v1alpha1\nkind: DataResidencyPolicy\nmetadata: {name: «eu}\nspec: {dataClassification: [pii], allowedRegions: [eu-west-1]}\n", "metadata.name", "duplicate DataResidencyPolicy name `eu`"),
-        case("dangling provider", "apiVersion: meridian.dev/v1alpha1\nkind: GlobalAccelerator\nmetadata: {name: api}\nspec:\n  provider: «aws-east\n  listeners: [{name: h, protocol: TCP, portRanges: [{from: 443, to: 443}]}]\n", "spec.provider", "no Provider document named `aws-east`"),
-        case("dangling health check", "apiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {name: app}\nspec:\n  provider: gcp\n  protocol: HTTPS\n  healthChecks: [«app-hc]\n", "spec.healthChecks[0]", "no HealthCheck document named `app-hc`"),
-        case("dangling backend service", "apiVersion: meridian.dev/v1alpha1\nkind: UrlMap\nmetadata: {name: map}\nspec:\n  provider: gcp\n  defaultService: «app\n", "spec.defaultService", "no BackendService document named `app`"),
-        case("traffic dial above 100", ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n          trafficDial: «101\n"), "spec.listeners[0].endpointGroups[0].trafficDial", "must be from 0 to 100, got 101"),
-        case("endpoint weight above 255", ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n          endpoints:\n            - id: i-0abc\n              weight: «256\n"), "spec.listeners[0].endpointGroups[0].endpoints[0].weight", "must be from 0 to 255, got 256"),
-        case("capacity scaler between 0 and 0.1", "apiVersion: meridian.dev/v1alpha1\nkind: HealthCheck\nmetadata: {name: hc}\nspec: {provider: gcp, type: TCP}\n---\napiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {name: app}\nspec:\n  provider: gcp\n  protocol: HTTPS\n  healthChecks: [hc]\n  backends:\n    - group: regions/europe-west1/networkEndpointGroups/app-eu\n      capacityScaler: «0.05\n", "spec.backends[0].capacityScaler", "must be 0 (drained) or from 0.1 to 1.0, got 0.05"),
-        case("capacity scaler above 1", "apiVersion: meridian.dev/v1alpha1\nkind: HealthCheck\nmetadata: {name: hc}\nspec: {provider: gcp, type: TCP}\n---\napiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {name: app}\nspec:\n  provider: gcp\n  protocol: HTTPS\n  healthChecks: [hc]\n  backends:\n    - group: regions/europe-west1/networkEndpointGroups/app-eu\n      capacityScaler: «1.5\n", "spec.backends[0].capacityScaler", "got 1.5"),
-        case("health-check interval not 10 or 30", ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n          healthCheck: {protocol: TCP, intervalSeconds: «20}\n"), "spec.listeners[0].endpointGroups[0].healthCheck.intervalSeconds", "must be 10 or 30, got 20"),
-        case("threshold count above 10", ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n          healthCheck:\n            thresholdCount: «11\n"), "spec.listeners[0].endpointGroups[0].healthCheck.thresholdCount", "must be from 1 to 10, got 11"),
-        case("port 0", ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: «0, to: 443}]\n"), "spec.listeners[0].portRanges[0].from", "must be from 1 to 65535, got 0"),
-        case("port above 65535", ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: «70000}]\n"), "spec.listeners[0].portRanges[0].to", "must be from 1 to 65535, got 70000"),
-        case("overlapping port ranges", ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 450}]\n    - name: alt\n      protocol: TCP\n      portRanges: [«{from: 445, to: 445}]\n"), "spec.listeners[1].portRanges[0]", "overlap ports 443-450"),
-        case("two endpoint groups for one region", ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n        - region: «us-east-1\n"), "spec.listeners[0].endpointGroups[1].region", "one endpoint group per region per listener"),
-        case("more than 10 endpoints", ga(&format!("    - name: https\n      protocol: TCP\n      portRanges: [{{from: 443, to: 443}}]\n      endpointGroups:\n        - region: us-east-1\n          endpoints:\n{many_endpoints}")), "spec.listeners[0].endpointGroups[0].endpoints", "11 endpoints; an endpoint group has at most 10"),
-        case("more than 10 listeners", format!("{GA_HEAD}{many_listeners}"), "spec.listeners", "11 listeners; an accelerator has at most 10"),
-        case("AWS region name", ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: «us-east-9\n"), "spec.listeners[0].endpointGroups[0].region", "unknown AWS region `us-east-9`"),
-        case("GCP region name", "apiVersion: meridian.dev/v1alpha1\nkind: HealthCheck\nmetadata: {name: hc}\nspec: {provider: gcp, type: TCP}\n---\napiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {name: app}\nspec:\n  provider: gcp\n  protocol: HTTPS\n  healthChecks: [hc]\n  backends:\n    - group: «regions/eu-central-1/networkEndpointGroups/app-eu\n", "spec.backends[0].group", "unknown Google Cloud region `eu-central-1`"),
-        case("malformed YAML", "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: x\nspec«: {type: sim}\n", "", "malformed YAML"),
-        case("duplicate YAML key", "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: x}\nspec: {type: sim}\n«spec: {type: aws}\n", "", "duplicate key `spec`"),
-        case("missing kind", "«apiVersion: meridian.dev/v1alpha1\nmetadata: {name: x}\nspec: {}\n", "kind", "missing required field `kind`"),
-        case("provider type cannot manage kind", "apiVersion: meridian.dev/v1alpha1\nkind: GlobalAccelerator\nmetadata: {name: api}\nspec:\n  provider: «gcp\n  listeners: [{name: h, protocol: TCP, portRanges: [{from: 443, to: 443}]}]\n", "spec.provider", "cannot manage this kind"),
-        case("credentials in Git", "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: p}\nspec:\n  type: aws\n  «secretAccessKey: abc\n", "spec.secretAccessKey", "credentials never belong in Git"),
-        case("invalid name", "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: «Prod_AWS}\nspec: {type: sim}\n", "metadata.name", "not a valid name"),
-        case("invalid CIDR", "apiVersion: meridian.dev/v1alpha1\nkind: TransitGatewayMesh\nmetadata: {name: core}\nspec:\n  provider: aws\n  gateways:\n    - region: us-east-1\n      cidrs: [«10.1.0.1/16]\n", "spec.gateways[0].cidrs[0]", "not an IPv4 CIDR block"),
-        case("peering without gateway", "apiVersion: meridian.dev/v1alpha1\nkind: TransitGatewayMesh\nmetadata: {name: core}\nspec:\n  provider: aws\n  gateways: [{region: us-east-1}, {region: eu-central-1}]\n  peerings:\n    - {requester: us-east-1, accepter: «ap-southeast-1}\n", "spec.peerings[0].accepter", "no gateway in `ap-southeast-1`"),
-        case("invalid cron", "apiVersion: meridian.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: p}\nspec:\n  selector: {kind: GlobalAccelerator}\n  denyWindows:\n    - {cron: «\"0 16 * FRI\", durationMinutes: 60}\n", "spec.denyWindows[0].cron", "not a five-field cron expression"),
-        case("dangling path matcher", "apiVersion: meridian.dev/v1alpha1\nkind: HealthCheck\nmetadata: {name: hc}\nspec: {provider: gcp, type: TCP}\n---\napiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {name: app}\nspec: {provider: gcp, protocol: HTTPS, healthChecks: [hc]}\n---\napiVersion: meridian.dev/v1alpha1\nkind: UrlMap\nmetadata: {name: map}\nspec:\n  provider: gcp\n  defaultService: app\n  hostRules:\n    - hosts: [api.example.com]\n      pathMatcher: «apii\n", "spec.hostRules[0].pathMatcher", "no path matcher named `apii`"),
-        case("wrong enum value", ga("    - name: https\n      protocol: «HTTP\n      portRanges: [{from: 443, to: 443}]\n"), "spec.listeners[0].protocol", "must be one of: TCP, UDP"),
+        case(
+            "unknown field",
+            ga(
+                "    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      «trafficDail: 50\n",
+            ),
+            "spec.listeners[0].trafficDail",
+            "unknown field `trafficDail`",
+        ),
+        case(
+            "unknown kind",
+            "apiVersion: meridian.dev/v1alpha1\nkind: «GlobalAccelerater\nmetadata: {name: x}\nspec: {}\n",
+            "kind",
+            "unknown kind `GlobalAccelerater`",
+        ),
+        case(
+            "wrong apiVersion",
+            "apiVersion: «meridian.dev/v1\nkind: DataResidencyPolicy\nmetadata: {name: x}\nspec: {dataClassification: [pii], allowedRegions: [eu-west-1]}\n",
+            "apiVersion",
+            "must be one of: meridian.dev/v1alpha1",
+        ),
+        case(
+            "missing required field",
+            "apiVersion: meridian.dev/v1alpha1\nkind: GlobalAccelerator\nmetadata: {name: api}\nspec:\n  «listeners: []\n",
+            "spec.provider",
+            "missing required field `provider`",
+        ),
+        case(
+            "wrong type",
+            ga(
+                "    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n          trafficDial: «high\n",
+            ),
+            "spec.listeners[0].endpointGroups[0].trafficDial",
+            "expected an integer, got string \"high\"",
+        ),
+        case(
+            "duplicate names per kind",
+            "apiVersion: meridian.dev/v1alpha1\nkind: DataResidencyPolicy\nmetadata: {name: eu}\nspec: {dataClassification: [pii], allowedRegions: [eu-west-1]}\n---\napiVersion: meridian.dev/v1alpha1\nkind: DataResidencyPolicy\nmetadata: {name: «eu}\nspec: {dataClassification: [pii], allowedRegions: [eu-west-1]}\n",
+            "metadata.name",
+            "duplicate DataResidencyPolicy name `eu`",
+        ),
+        case(
+            "dangling provider",
+            "apiVersion: meridian.dev/v1alpha1\nkind: GlobalAccelerator\nmetadata: {name: api}\nspec:\n  provider: «aws-east\n  listeners: [{name: h, protocol: TCP, portRanges: [{from: 443, to: 443}]}]\n",
+            "spec.provider",
+            "no Provider document named `aws-east`",
+        ),
+        case(
+            "dangling health check",
+            "apiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {name: app}\nspec:\n  provider: gcp\n  protocol: HTTPS\n  healthChecks: [«app-hc]\n",
+            "spec.healthChecks[0]",
+            "no HealthCheck document named `app-hc`",
+        ),
+        case(
+            "dangling backend service",
+            "apiVersion: meridian.dev/v1alpha1\nkind: UrlMap\nmetadata: {name: map}\nspec:\n  provider: gcp\n  defaultService: «app\n",
+            "spec.defaultService",
+            "no BackendService document named `app`",
+        ),
+        case(
+            "traffic dial above 100",
+            ga(
+                "    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n          trafficDial: «101\n",
+            ),
+            "spec.listeners[0].endpointGroups[0].trafficDial",
+            "must be from 0 to 100, got 101",
+        ),
+        case(
+            "endpoint weight above 255",
+            ga(
+                "    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n          endpoints:\n            - id: i-0abc\n              weight: «256\n",
+            ),
+            "spec.listeners[0].endpointGroups[0].endpoints[0].weight",
+            "must be from 0 to 255, got 256",
+        ),
+        case(
+            "capacity scaler between 0 and 0.1",
+            "apiVersion: meridian.dev/v1alpha1\nkind: HealthCheck\nmetadata: {name: hc}\nspec: {provider: gcp, type: TCP}\n---\napiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {name: app}\nspec:\n  provider: gcp\n  protocol: HTTPS\n  healthChecks: [hc]\n  backends:\n    - group: regions/europe-west1/networkEndpointGroups/app-eu\n      capacityScaler: «0.05\n",
+            "spec.backends[0].capacityScaler",
+            "must be 0 (drained) or from 0.1 to 1.0, got 0.05",
+        ),
+        case(
+            "capacity scaler above 1",
+            "apiVersion: meridian.dev/v1alpha1\nkind: HealthCheck\nmetadata: {name: hc}\nspec: {provider: gcp, type: TCP}\n---\napiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {name: app}\nspec:\n  provider: gcp\n  protocol: HTTPS\n  healthChecks: [hc]\n  backends:\n    - group: regions/europe-west1/networkEndpointGroups/app-eu\n      capacityScaler: «1.5\n",
+            "spec.backends[0].capacityScaler",
+            "got 1.5",
+        ),
+        case(
+            "health-check interval not 10 or 30",
+            ga(
+                "    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n          healthCheck: {protocol: TCP, intervalSeconds: «20}\n",
+            ),
+            "spec.listeners[0].endpointGroups[0].healthCheck.intervalSeconds",
+            "must be 10 or 30, got 20",
+        ),
+        case(
+            "threshold count above 10",
+            ga(
+                "    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n          healthCheck:\n            thresholdCount: «11\n",
+            ),
+            "spec.listeners[0].endpointGroups[0].healthCheck.thresholdCount",
+            "must be from 1 to 10, got 11",
+        ),
+        case(
+            "port 0",
+            ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: «0, to: 443}]\n"),
+            "spec.listeners[0].portRanges[0].from",
+            "must be from 1 to 65535, got 0",
+        ),
+        case(
+            "port above 65535",
+            ga(
+                "    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: «70000}]\n",
+            ),
+            "spec.listeners[0].portRanges[0].to",
+            "must be from 1 to 65535, got 70000",
+        ),
+        case(
+            "overlapping port ranges",
+            ga(
+                "    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 450}]\n    - name: alt\n      protocol: TCP\n      portRanges: [«{from: 445, to: 445}]\n",
+            ),
+            "spec.listeners[1].portRanges[0]",
+            "overlap ports 443-450",
+        ),
+        case(
+            "two endpoint groups for one region",
+            ga(
+                "    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n        - region: «us-east-1\n",
+            ),
+            "spec.listeners[0].endpointGroups[1].region",
+            "one endpoint group per region per listener",
+        ),
+        case(
+            "more than 10 endpoints",
+            ga(&format!(
+                "    - name: https\n      protocol: TCP\n      portRanges: [{{from: 443, to: 443}}]\n      endpointGroups:\n        - region: us-east-1\n          endpoints:\n{many_endpoints}"
+            )),
+            "spec.listeners[0].endpointGroups[0].endpoints",
+            "11 endpoints; an endpoint group has at most 10",
+        ),
+        case(
+            "more than 10 listeners",
+            format!("{GA_HEAD}{many_listeners}"),
+            "spec.listeners",
+            "11 listeners; an accelerator has at most 10",
+        ),
+        case(
+            "AWS region name",
+            ga(
+                "    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: «us-east-9\n",
+            ),
+            "spec.listeners[0].endpointGroups[0].region",
+            "unknown AWS region `us-east-9`",
+        ),
+        case(
+            "GCP region name",
+            "apiVersion: meridian.dev/v1alpha1\nkind: HealthCheck\nmetadata: {name: hc}\nspec: {provider: gcp, type: TCP}\n---\napiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {name: app}\nspec:\n  provider: gcp\n  protocol: HTTPS\n  healthChecks: [hc]\n  backends:\n    - group: «regions/eu-central-1/networkEndpointGroups/app-eu\n",
+            "spec.backends[0].group",
+            "unknown Google Cloud region `eu-central-1`",
+        ),
+        case(
+            "malformed YAML",
+            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: x\nspec«: {type: sim}\n",
+            "",
+            "malformed YAML",
+        ),
+        case(
+            "duplicate YAML key",
+            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: x}\nspec: {type: sim}\n«spec: {type: aws}\n",
+            "",
+            "duplicate key `spec`",
+        ),
+        case(
+            "missing kind",
+            "«apiVersion: meridian.dev/v1alpha1\nmetadata: {name: x}\nspec: {}\n",
+            "kind",
+            "missing required field `kind`",
+        ),
+        case(
+            "provider type cannot manage kind",
+            "apiVersion: meridian.dev/v1alpha1\nkind: GlobalAccelerator\nmetadata: {name: api}\nspec:\n  provider: «gcp\n  listeners: [{name: h, protocol: TCP, portRanges: [{from: 443, to: 443}]}]\n",
+            "spec.provider",
+            "cannot manage this kind",
+        ),
+        case(
+            "credentials in Git",
+            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: p}\nspec:\n  type: aws\n  «secretAccessKey: abc\n",
+            "spec.secretAccessKey",
+            "credentials never belong in Git",
+        ),
+        case(
+            "invalid name",
+            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: «Prod_AWS}\nspec: {type: sim}\n",
+            "metadata.name",
+            "not a valid name",
+        ),
+        case(
+            "invalid CIDR",
+            "apiVersion: meridian.dev/v1alpha1\nkind: TransitGatewayMesh\nmetadata: {name: core}\nspec:\n  provider: aws\n  gateways:\n    - region: us-east-1\n      cidrs: [«10.1.0.1/16]\n",
+            "spec.gateways[0].cidrs[0]",
+            "not an IPv4 CIDR block",
+        ),
+        case(
+            "peering without gateway",
+            "apiVersion: meridian.dev/v1alpha1\nkind: TransitGatewayMesh\nmetadata: {name: core}\nspec:\n  provider: aws\n  gateways: [{region: us-east-1}, {region: eu-central-1}]\n  peerings:\n    - {requester: us-east-1, accepter: «ap-southeast-1}\n",
+            "spec.peerings[0].accepter",
+            "no gateway in `ap-southeast-1`",
+        ),
+        case(
+            "invalid cron",
+            "apiVersion: meridian.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: p}\nspec:\n  selector: {kind: GlobalAccelerator}\n  denyWindows:\n    - {cron: «\"0 16 * FRI\", durationMinutes: 60}\n",
+            "spec.denyWindows[0].cron",
+            "not a five-field cron expression",
+        ),
+        case(
+            "dangling path matcher",
+            "apiVersion: meridian.dev/v1alpha1\nkind: HealthCheck\nmetadata: {name: hc}\nspec: {provider: gcp, type: TCP}\n---\napiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {name: app}\nspec: {provider: gcp, protocol: HTTPS, healthChecks: [hc]}\n---\napiVersion: meridian.dev/v1alpha1\nkind: UrlMap\nmetadata: {name: map}\nspec:\n  provider: gcp\n  defaultService: app\n  hostRules:\n    - hosts: [api.example.com]\n      pathMatcher: «apii\n",
+            "spec.hostRules[0].pathMatcher",
+            "no path matcher named `apii`",
+        ),
+        case(
+            "wrong enum value",
+            ga(
+                "    - name: https\n      protocol: «HTTP\n      portRanges: [{from: 443, to: 443}]\n",
+            ),
+            "spec.listeners[0].protocol",
+            "must be one of: TCP, UDP",
+        ),
     ]
 }
 
 /// Writes the case (after the shared providers) and returns the expected line and column.
 fn write_case(dir: &std::path::Path, text: &str) -> (usize, usize) {
     let full = format!("{PROVIDERS}{text}");
-    let marker = full.find('«').expect("every case marks its error position with «");
+    let marker = full
+        .find('«')
+        .expect("every case marks its error position with «");
     let before = &full[..marker];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -118,8 +332,15 @@ fn every_rule_reports_file_line_column_and_field() {
         let (line, col) = write_case(dir.path(), &case.text);
         let run = meridian(dir.path(), &["validate", "."]);
         let location = format!("./case.yaml:{line}:{col}: ");
-        let expected = if case.path.is_empty() { location.clone() } else { format!("{location}{}: ", case.path) };
-        let found = run.stderr.lines().any(|l| l.starts_with(&expected) && l.contains(case.phrase));
+        let expected = if case.path.is_empty() {
+            location.clone()
+        } else {
+            format!("{location}{}: ", case.path)
+        };
+        let found = run
+            .stderr
+            .lines()
+            .any(|l| l.starts_with(&expected) && l.contains(case.phrase));
         if run.code != 1 || !found {
             failures.push(format!("rule `{}`: expected exit 1 and a line starting `{expected}` containing `{}`; got exit {}\n{}", case.rule, case.phrase, run.code, run.stderr));
         }
@@ -132,10 +353,16 @@ fn a_file_with_several_errors_reports_them_all() {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = format!(
         "{PROVIDERS}{}",
-        ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n          trafficDial: 101\n          endpoints:\n            - {id: i-0abc, weight: 300}\n        - region: mars-1\n          healthCheck: {intervalSeconds: 15}\n")
+        ga(
+            "    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: us-east-1\n          trafficDial: 101\n          endpoints:\n            - {id: i-0abc, weight: 300}\n        - region: mars-1\n          healthCheck: {intervalSeconds: 15}\n"
+        )
     );
     std::fs::write(dir.path().join("many.yaml"), text).expect("write");
-    std::fs::write(dir.path().join("other.yml"), "apiVersion: meridian.dev/v1alpha1\nkind: Nope\n").expect("write");
+    std::fs::write(
+        dir.path().join("other.yml"),
+        "apiVersion: meridian.dev/v1alpha1\nkind: Nope\n",
+    )
+    .expect("write");
     let run = meridian(dir.path(), &["validate", "."]);
     assert_eq!(run.code, 1, "{}", run.all());
     let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("./")).collect();
@@ -144,9 +371,17 @@ fn a_file_with_several_errors_reports_them_all() {
         "./many.yaml:24:36: spec.listeners[0].endpointGroups[0].endpoints[0].weight: must be from 0 to 255, got 300",
         "./other.yml:2:7: kind: unknown kind `Nope`",
     ] {
-        assert!(errors.iter().any(|e| e.starts_with(expected)), "missing `{expected}` in\n{}", run.stderr);
+        assert!(
+            errors.iter().any(|e| e.starts_with(expected)),
+            "missing `{expected}` in\n{}",
+            run.stderr
+        );
     }
-    assert!(run.stderr.contains("error(s); nothing was applied"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("error(s); nothing was applied"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -154,13 +389,24 @@ fn semantic_errors_are_all_reported_together() {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = format!(
         "{PROVIDERS}{}",
-        ga("    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: mars-1\n          healthCheck: {intervalSeconds: 15, thresholdCount: 0}\n        - region: mars-1\n")
+        ga(
+            "    - name: https\n      protocol: TCP\n      portRanges: [{from: 443, to: 443}]\n      endpointGroups:\n        - region: mars-1\n          healthCheck: {intervalSeconds: 15, thresholdCount: 0}\n        - region: mars-1\n"
+        )
     );
     std::fs::write(dir.path().join("s.yaml"), text).expect("write");
     let run = meridian(dir.path(), &["validate", "."]);
     assert_eq!(run.code, 1, "{}", run.all());
-    for phrase in ["unknown AWS region `mars-1`", "must be 10 or 30, got 15", "must be from 1 to 10, got 0", "a second endpoint group for mars-1"] {
-        assert!(run.stderr.contains(phrase), "missing `{phrase}` in\n{}", run.stderr);
+    for phrase in [
+        "unknown AWS region `mars-1`",
+        "must be 10 or 30, got 15",
+        "must be from 1 to 10, got 0",
+        "a second endpoint group for mars-1",
+    ] {
+        assert!(
+            run.stderr.contains(phrase),
+            "missing `{phrase}` in\n{}",
+            run.stderr
+        );
     }
 }
 
@@ -170,5 +416,9 @@ fn an_empty_folder_is_an_error_not_delete_everything() {
     std::fs::write(dir.path().join("README.md"), "not yaml").expect("write");
     let run = meridian(dir.path(), &["validate", "."]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stderr.contains("no desired-state documents found"), "{}", run.all());
+    assert!(
+        run.stderr.contains("no desired-state documents found"),
+        "{}",
+        run.all()
+    );
 }

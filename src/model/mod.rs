@@ -41,7 +41,11 @@ impl fmt::Display for Diagnostic {
         if self.path.is_empty() {
             write!(f, "{}:{}: {}", self.file, self.pos, self.message)
         } else {
-            write!(f, "{}:{}: {}: {}", self.file, self.pos, self.path, self.message)
+            write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file, self.pos, self.path, self.message
+            )
         }
     }
 }
@@ -289,7 +293,12 @@ pub fn load(files: &[SourceFile]) -> Result<DesiredState, LoadError> {
     }
 }
 
-fn load_document(file: &Arc<str>, node: &Node, state: &mut DesiredState, errors: &mut Vec<Diagnostic>) {
+fn load_document(
+    file: &Arc<str>,
+    node: &Node,
+    state: &mut DesiredState,
+    errors: &mut Vec<Diagnostic>,
+) {
     let diagnostic = |pos: Pos, path: &str, message: String| Diagnostic {
         file: file.to_string(),
         pos,
@@ -297,44 +306,94 @@ fn load_document(file: &Arc<str>, node: &Node, state: &mut DesiredState, errors:
         message,
     };
     if !matches!(node.value, Value::Map(_)) {
-        errors.push(diagnostic(node.pos, "", format!("a document must be a mapping with apiVersion, kind, metadata and spec; got {}", node.value.describe())));
+        errors.push(diagnostic(
+            node.pos,
+            "",
+            format!(
+                "a document must be a mapping with apiVersion, kind, metadata and spec; got {}",
+                node.value.describe()
+            ),
+        ));
         return;
     }
     let kind = match node.get("kind") {
         None => {
-            errors.push(diagnostic(node.pos, "kind", format!("missing required field `kind`; allowed kinds: {}", raw::KINDS.join(", "))));
+            errors.push(diagnostic(
+                node.pos,
+                "kind",
+                format!(
+                    "missing required field `kind`; allowed kinds: {}",
+                    raw::KINDS.join(", ")
+                ),
+            ));
             return;
         }
-        Some(Node { value: Value::Str(kind), pos }) => {
+        Some(Node {
+            value: Value::Str(kind),
+            pos,
+        }) => {
             if !raw::KINDS.contains(&kind.as_str()) {
-                errors.push(diagnostic(*pos, "kind", format!("unknown kind `{kind}`; allowed kinds: {}", raw::KINDS.join(", "))));
+                errors.push(diagnostic(
+                    *pos,
+                    "kind",
+                    format!(
+                        "unknown kind `{kind}`; allowed kinds: {}",
+                        raw::KINDS.join(", ")
+                    ),
+                ));
                 return;
             }
             kind.clone()
         }
         Some(other) => {
-            errors.push(diagnostic(other.pos, "kind", format!("expected a string, got {}; allowed kinds: {}", other.value.describe(), raw::KINDS.join(", "))));
+            errors.push(diagnostic(
+                other.pos,
+                "kind",
+                format!(
+                    "expected a string, got {}; allowed kinds: {}",
+                    other.value.describe(),
+                    raw::KINDS.join(", ")
+                ),
+            ));
             return;
         }
     };
-    let Some(schema) = schema::kind_schema(&kind) else { return };
+    let Some(schema) = schema::kind_schema(&kind) else {
+        return;
+    };
     let issues = schema::check(node, &schema);
     if !issues.is_empty() {
-        errors.extend(issues.into_iter().map(|i| diagnostic(i.pos, &i.path, i.message)));
+        errors.extend(
+            issues
+                .into_iter()
+                .map(|i| diagnostic(i.pos, &i.path, i.message)),
+        );
         return;
     }
     let mut positions = HashMap::new();
     node.index_positions("", &mut positions);
     let positions = Arc::new(positions);
     match kind.as_str() {
-        "Provider" => state.providers.extend(typed(file, node, &positions, errors)),
-        "GlobalAccelerator" => state.accelerators.extend(typed(file, node, &positions, errors)),
-        "HealthCheck" => state.health_checks.extend(typed(file, node, &positions, errors)),
-        "BackendService" => state.backend_services.extend(typed(file, node, &positions, errors)),
+        "Provider" => state
+            .providers
+            .extend(typed(file, node, &positions, errors)),
+        "GlobalAccelerator" => state
+            .accelerators
+            .extend(typed(file, node, &positions, errors)),
+        "HealthCheck" => state
+            .health_checks
+            .extend(typed(file, node, &positions, errors)),
+        "BackendService" => state
+            .backend_services
+            .extend(typed(file, node, &positions, errors)),
         "UrlMap" => state.url_maps.extend(typed(file, node, &positions, errors)),
         "TransitGatewayMesh" => state.meshes.extend(typed(file, node, &positions, errors)),
-        "TrafficPolicy" => state.traffic_policies.extend(typed(file, node, &positions, errors)),
-        "DataResidencyPolicy" => state.residency_policies.extend(typed(file, node, &positions, errors)),
+        "TrafficPolicy" => state
+            .traffic_policies
+            .extend(typed(file, node, &positions, errors)),
+        "DataResidencyPolicy" => state
+            .residency_policies
+            .extend(typed(file, node, &positions, errors)),
         _ => {}
     }
 }

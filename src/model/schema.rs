@@ -53,8 +53,12 @@ pub fn editor_schema() -> Json {
     let mut defs = Map::new();
     let mut branches = Vec::new();
     for kind in super::raw::KINDS {
-        let Some(mut schema) = kind_schema(kind) else { continue };
-        if let Some(Json::Object(kind_defs)) = schema.as_object_mut().and_then(|s| s.remove("$defs")) {
+        let Some(mut schema) = kind_schema(kind) else {
+            continue;
+        };
+        if let Some(Json::Object(kind_defs)) =
+            schema.as_object_mut().and_then(|s| s.remove("$defs"))
+        {
             for (name, def) in kind_defs {
                 defs.insert(name, def);
             }
@@ -164,9 +168,17 @@ fn distance(a: &str, b: &str) -> usize {
 
 fn looks_like_secret(field: &str) -> bool {
     let lower = field.to_ascii_lowercase();
-    ["secret", "password", "token", "accesskey", "credential", "privatekey", "apikey"]
-        .iter()
-        .any(|word| lower.contains(word))
+    [
+        "secret",
+        "password",
+        "token",
+        "accesskey",
+        "credential",
+        "privatekey",
+        "apikey",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
 }
 
 impl<'a> Checker<'a> {
@@ -223,13 +235,23 @@ impl<'a> Checker<'a> {
                 self.issue(
                     node.pos,
                     path,
-                    format!("must be one of: {}; got {}", allowed.join(", "), node.value.describe()),
+                    format!(
+                        "must be one of: {}; got {}",
+                        allowed.join(", "),
+                        node.value.describe()
+                    ),
                 );
             }
             return;
         }
-        if let Some(alternatives) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Json::as_array) {
-            let allows_null = alternatives.iter().any(|a| self.resolve(a).get("type").and_then(Json::as_str) == Some("null"));
+        if let Some(alternatives) = schema
+            .get("anyOf")
+            .or_else(|| schema.get("oneOf"))
+            .and_then(Json::as_array)
+        {
+            let allows_null = alternatives
+                .iter()
+                .any(|a| self.resolve(a).get("type").and_then(Json::as_str) == Some("null"));
             if node.value == Value::Null && allows_null {
                 return;
             }
@@ -242,7 +264,10 @@ impl<'a> Checker<'a> {
             } else {
                 let mut best: Option<Vec<SchemaIssue>> = None;
                 for alternative in non_null {
-                    let mut nested = Checker { root: self.root, issues: Vec::new() };
+                    let mut nested = Checker {
+                        root: self.root,
+                        issues: Vec::new(),
+                    };
                     nested.check(node, alternative, path);
                     if nested.issues.is_empty() {
                         return;
@@ -262,11 +287,19 @@ impl<'a> Checker<'a> {
                 _ => Vec::new(),
             };
             if !allowed.is_empty() && !allowed.iter().any(|t| matches_type(&node.value, t)) {
-                let wanted: Vec<&str> = allowed.iter().filter(|t| **t != "null").map(|t| type_name(t)).collect();
+                let wanted: Vec<&str> = allowed
+                    .iter()
+                    .filter(|t| **t != "null")
+                    .map(|t| type_name(t))
+                    .collect();
                 self.issue(
                     node.pos,
                     path,
-                    format!("expected {}, got {}", wanted.join(" or "), node.value.describe()),
+                    format!(
+                        "expected {}, got {}",
+                        wanted.join(" or "),
+                        node.value.describe()
+                    ),
                 );
                 return;
             }
@@ -302,27 +335,52 @@ impl<'a> Checker<'a> {
                 (None, Some(hi)) => format!("at most {hi}"),
                 (None, None) => "a number".to_owned(),
             };
-            self.issue(node.pos, path, format!("must be {range}, got {}", node.value.describe().trim_start_matches("integer ").trim_start_matches("number ")));
+            self.issue(
+                node.pos,
+                path,
+                format!(
+                    "must be {range}, got {}",
+                    node.value
+                        .describe()
+                        .trim_start_matches("integer ")
+                        .trim_start_matches("number ")
+                ),
+            );
         }
     }
 
-    fn check_object(&mut self, node: &Node, entries: &[(Node, Node)], schema: &'a Json, path: &str) {
+    fn check_object(
+        &mut self,
+        node: &Node,
+        entries: &[(Node, Node)],
+        schema: &'a Json,
+        path: &str,
+    ) {
         let properties = schema.get("properties").and_then(Json::as_object);
         let additional = schema.get("additionalProperties");
         for (key, value) in entries {
             let name = key_text(key);
             let field_path = join(path, &name);
             if !matches!(key.value, Value::Str(_)) {
-                self.issue(key.pos, &field_path, format!("keys must be strings, got {}", key.value.describe()));
+                self.issue(
+                    key.pos,
+                    &field_path,
+                    format!("keys must be strings, got {}", key.value.describe()),
+                );
                 continue;
             }
             match properties.and_then(|p| p.get(&name)) {
                 Some(property) => self.check(value, property, &field_path),
                 None => match additional {
                     Some(Json::Bool(false)) => {
-                        let known: Vec<&String> = properties.map(|p| p.keys().collect()).unwrap_or_default();
+                        let known: Vec<&String> =
+                            properties.map(|p| p.keys().collect()).unwrap_or_default();
                         let mut message = format!("unknown field `{name}`");
-                        if let Some(closest) = known.iter().filter(|k| distance(k, &name) <= 2).min_by_key(|k| distance(k, &name)) {
+                        if let Some(closest) = known
+                            .iter()
+                            .filter(|k| distance(k, &name) <= 2)
+                            .min_by_key(|k| distance(k, &name))
+                        {
                             message.push_str(&format!(" (did you mean `{closest}`?)"));
                         }
                         if looks_like_secret(&name) {
@@ -344,7 +402,11 @@ impl<'a> Checker<'a> {
         if let Some(required) = schema.get("required").and_then(Json::as_array) {
             for field in required.iter().filter_map(Json::as_str) {
                 if node.get(field).is_none() {
-                    self.issue(node.pos, &join(path, field), format!("missing required field `{field}`"));
+                    self.issue(
+                        node.pos,
+                        &join(path, field),
+                        format!("missing required field `{field}`"),
+                    );
                 }
             }
         }
@@ -368,8 +430,20 @@ mod tests {
             "apiVersion: meridian.dev/v1\nkind: DataResidencyPolicy\nmetadata: {name: x}\nspec:\n  dataClassification: pii\n  blokedRegions: []\n",
         );
         let paths: Vec<&str> = found.iter().map(|i| i.path.as_str()).collect();
-        assert_eq!(paths, ["apiVersion", "spec.dataClassification", "spec.blokedRegions"], "{found:?}");
-        assert!(found[2].message.contains("did you mean `blockedRegions`"), "{}", found[2].message);
+        assert_eq!(
+            paths,
+            [
+                "apiVersion",
+                "spec.dataClassification",
+                "spec.blokedRegions"
+            ],
+            "{found:?}"
+        );
+        assert!(
+            found[2].message.contains("did you mean `blockedRegions`"),
+            "{}",
+            found[2].message
+        );
         assert_eq!(found[1].pos, Pos { line: 5, col: 23 });
     }
 
@@ -381,15 +455,25 @@ mod tests {
         );
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!(found[0].path, "spec.listeners[0].portRanges[0].from");
-        assert_eq!(found[1].path, "spec.listeners[0].endpointGroups[0].trafficDial");
-        assert!(found[1].message.contains("from 0 to 100"), "{}", found[1].message);
+        assert_eq!(
+            found[1].path,
+            "spec.listeners[0].endpointGroups[0].trafficDial"
+        );
+        assert!(
+            found[1].message.contains("from 0 to 100"),
+            "{}",
+            found[1].message
+        );
     }
 
     #[test]
     fn editor_schema_covers_every_kind() {
         let schema = editor_schema();
         for kind in super::super::raw::KINDS {
-            assert!(schema.pointer(&format!("/$defs/{kind}")).is_some(), "{kind}");
+            assert!(
+                schema.pointer(&format!("/$defs/{kind}")).is_some(),
+                "{kind}"
+            );
         }
     }
 }

@@ -57,13 +57,21 @@ pub fn parse_cidr(text: &str) -> Option<(u32, u32)> {
     let address: Ipv4Addr = address.parse().ok()?;
     let prefix: u32 = prefix.parse().ok().filter(|p| *p <= 32)?;
     let bits = u32::from(address);
-    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
     (bits & !mask == 0).then_some((bits, prefix))
 }
 
 fn cidrs_overlap(a: (u32, u32), b: (u32, u32)) -> bool {
     let prefix = a.1.min(b.1);
-    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
     a.0 & mask == b.0 & mask
 }
 
@@ -90,7 +98,9 @@ fn valid_cron_field(field: &str, lo: u32, hi: u32) -> bool {
 /// Whether a five-field cron expression is valid (names for days and months allowed).
 pub fn valid_cron(expression: &str) -> bool {
     const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-    const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+    const MONTHS: [&str; 12] = [
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ];
     let fields: Vec<&str> = expression.split_whitespace().collect();
     if fields.len() != 5 {
         return false;
@@ -112,12 +122,36 @@ pub fn valid_cron(expression: &str) -> bool {
 
 fn health_check_block(spec: &HealthCheckDocSpec) -> [(GcpProtocol, &'static str, bool); 6] {
     [
-        (GcpProtocol::Http, "httpHealthCheck", spec.http_health_check.is_some()),
-        (GcpProtocol::Https, "httpsHealthCheck", spec.https_health_check.is_some()),
-        (GcpProtocol::Http2, "http2HealthCheck", spec.http2_health_check.is_some()),
-        (GcpProtocol::Tcp, "tcpHealthCheck", spec.tcp_health_check.is_some()),
-        (GcpProtocol::Ssl, "sslHealthCheck", spec.ssl_health_check.is_some()),
-        (GcpProtocol::Grpc, "grpcHealthCheck", spec.grpc_health_check.is_some()),
+        (
+            GcpProtocol::Http,
+            "httpHealthCheck",
+            spec.http_health_check.is_some(),
+        ),
+        (
+            GcpProtocol::Https,
+            "httpsHealthCheck",
+            spec.https_health_check.is_some(),
+        ),
+        (
+            GcpProtocol::Http2,
+            "http2HealthCheck",
+            spec.http2_health_check.is_some(),
+        ),
+        (
+            GcpProtocol::Tcp,
+            "tcpHealthCheck",
+            spec.tcp_health_check.is_some(),
+        ),
+        (
+            GcpProtocol::Ssl,
+            "sslHealthCheck",
+            spec.ssl_health_check.is_some(),
+        ),
+        (
+            GcpProtocol::Grpc,
+            "grpcHealthCheck",
+            spec.grpc_health_check.is_some(),
+        ),
     ]
 }
 
@@ -136,7 +170,9 @@ pub fn backend_group_region(group: &str) -> Result<String, String> {
         return Err(format!("malformed backend group `{group}`: {allowed}"));
     };
     if name.is_empty() || !valid_name(name) {
-        return Err(format!("malformed backend group `{group}`: the group name must be a lowercase name; {allowed}"));
+        return Err(format!(
+            "malformed backend group `{group}`: the group name must be a lowercase name; {allowed}"
+        ));
     }
     let region = match (*scope, *collection) {
         ("regions", "networkEndpointGroups") => {
@@ -170,7 +206,12 @@ impl Validator<'_> {
                 self.push(doc, "metadata.name", format!("`{}` is not a valid name: use 1-63 lowercase letters, digits and `-`, starting with a letter and not ending with `-`", doc.name()));
             }
             if let Some(first) = seen.get(doc.name()) {
-                let message = format!("duplicate {kind} name `{}`; it is already defined at {}:{}", doc.name(), first.file, first.pos);
+                let message = format!(
+                    "duplicate {kind} name `{}`; it is already defined at {}:{}",
+                    doc.name(),
+                    first.file,
+                    first.pos
+                );
                 self.push(doc, "metadata.name", message);
             } else {
                 seen.insert(doc.name(), doc);
@@ -194,9 +235,23 @@ impl Validator<'_> {
     fn provider_ref<S>(&mut self, doc: &Located<S>, name: &str, allowed: &[ProviderType]) {
         let names: Vec<&str> = self.state.providers.iter().map(|p| p.name()).collect();
         match self.state.provider(name) {
-            None => self.push(doc, "spec.provider", format!("no Provider document named `{name}`; defined providers: {}", if names.is_empty() { "(none)".to_owned() } else { names.join(", ") })),
+            None => self.push(
+                doc,
+                "spec.provider",
+                format!(
+                    "no Provider document named `{name}`; defined providers: {}",
+                    if names.is_empty() {
+                        "(none)".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ),
             Some(provider) if !allowed.contains(&provider.doc.spec.provider_type) => {
-                let kinds: Vec<String> = allowed.iter().map(|t| format!("{t:?}").to_ascii_lowercase()).collect();
+                let kinds: Vec<String> = allowed
+                    .iter()
+                    .map(|t| format!("{t:?}").to_ascii_lowercase())
+                    .collect();
                 let message = format!("provider `{name}` has type {:?}, which cannot manage this kind; allowed types: {}", provider.doc.spec.provider_type, kinds.join(", ")).replace("type Aws", "type aws").replace("type Gcp", "type gcp").replace("type Sim", "type sim");
                 self.push(doc, "spec.provider", message);
             }
@@ -209,17 +264,41 @@ impl Validator<'_> {
             let spec = &p.doc.spec;
             if let Some(region) = &spec.region {
                 if !regions::is_aws(region) {
-                    self.push(p, "spec.region", format!("unknown AWS region `{region}`; known regions: {}", regions::AWS.join(", ")));
+                    self.push(
+                        p,
+                        "spec.region",
+                        format!(
+                            "unknown AWS region `{region}`; known regions: {}",
+                            regions::AWS.join(", ")
+                        ),
+                    );
                 }
                 if spec.provider_type == ProviderType::Gcp {
-                    self.push(p, "spec.region", "`region` is an AWS setting; a gcp provider takes `project`");
+                    self.push(
+                        p,
+                        "spec.region",
+                        "`region` is an AWS setting; a gcp provider takes `project`",
+                    );
                 }
             }
             match (spec.provider_type, &spec.project) {
-                (ProviderType::Gcp, None) => self.push(p, "spec.project", "missing required field `project` for a gcp provider"),
-                (ProviderType::Aws, Some(_)) => self.push(p, "spec.project", "`project` is a GCP setting; an aws provider takes `region` and `profile`"),
+                (ProviderType::Gcp, None) => self.push(
+                    p,
+                    "spec.project",
+                    "missing required field `project` for a gcp provider",
+                ),
+                (ProviderType::Aws, Some(_)) => self.push(
+                    p,
+                    "spec.project",
+                    "`project` is a GCP setting; an aws provider takes `region` and `profile`",
+                ),
                 (_, Some(project)) => {
-                    let ok = project.len() >= 6 && project.len() <= 30 && project.starts_with(|c: char| c.is_ascii_lowercase()) && project.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                    let ok = project.len() >= 6
+                        && project.len() <= 30
+                        && project.starts_with(|c: char| c.is_ascii_lowercase())
+                        && project
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
                     if !ok {
                         self.push(p, "spec.project", format!("`{project}` is not a GCP project id: 6-30 lowercase letters, digits and `-`, starting with a letter"));
                     }
@@ -227,17 +306,32 @@ impl Validator<'_> {
                 _ => {}
             }
             if let Some(endpoints) = &spec.endpoints {
-                for (field, url) in [("globalaccelerator", &endpoints.globalaccelerator), ("ec2", &endpoints.ec2), ("compute", &endpoints.compute)] {
+                for (field, url) in [
+                    ("globalaccelerator", &endpoints.globalaccelerator),
+                    ("ec2", &endpoints.ec2),
+                    ("compute", &endpoints.compute),
+                ] {
                     if let Some(url) = url {
                         if !(url.starts_with("http://") || url.starts_with("https://")) {
-                            self.push(p, &format!("spec.endpoints.{field}"), format!("`{url}` is not an http:// or https:// URL"));
+                            self.push(
+                                p,
+                                &format!("spec.endpoints.{field}"),
+                                format!("`{url}` is not an http:// or https:// URL"),
+                            );
                         }
                     }
                 }
             }
             if let Some(limit) = &spec.rate_limit {
                 if !(limit.requests_per_second > 0.0 && limit.requests_per_second <= 10_000.0) {
-                    self.push(p, "spec.rateLimit.requestsPerSecond", format!("must be above 0 and at most 10000, got {}", limit.requests_per_second));
+                    self.push(
+                        p,
+                        "spec.rateLimit.requestsPerSecond",
+                        format!(
+                            "must be above 0 and at most 10000, got {}",
+                            limit.requests_per_second
+                        ),
+                    );
                 }
                 if limit.burst == 0 {
                     self.push(p, "spec.rateLimit.burst", "must be at least 1, got 0");
@@ -252,14 +346,29 @@ impl Validator<'_> {
             self.provider_ref(ga, &spec.provider, &[ProviderType::Aws, ProviderType::Sim]);
             for key in spec.tags.keys() {
                 if key.starts_with("meridian.dev/") {
-                    self.push(ga, &format!("spec.tags.{key}"), "tag keys under `meridian.dev/` are reserved for meridian's ownership tags");
+                    self.push(
+                        ga,
+                        &format!("spec.tags.{key}"),
+                        "tag keys under `meridian.dev/` are reserved for meridian's ownership tags",
+                    );
                 }
             }
             if spec.listeners.is_empty() {
-                self.push(ga, "spec.listeners", "an accelerator needs at least one listener");
+                self.push(
+                    ga,
+                    "spec.listeners",
+                    "an accelerator needs at least one listener",
+                );
             }
             if spec.listeners.len() > 10 {
-                self.push(ga, "spec.listeners", format!("{} listeners; an accelerator has at most 10", spec.listeners.len()));
+                self.push(
+                    ga,
+                    "spec.listeners",
+                    format!(
+                        "{} listeners; an accelerator has at most 10",
+                        spec.listeners.len()
+                    ),
+                );
             }
             let mut listener_names: HashMap<&str, usize> = HashMap::new();
             let mut ranges: Vec<(usize, usize, u32, u32)> = Vec::new();
@@ -269,15 +378,30 @@ impl Validator<'_> {
                     self.push(ga, &format!("{lp}.name"), format!("`{}` is not a valid listener name: lowercase letters, digits and `-`, starting with a letter", listener.name));
                 }
                 if let Some(first) = listener_names.insert(&listener.name, li) {
-                    self.push(ga, &format!("{lp}.name"), format!("duplicate listener name `{}` (also spec.listeners[{first}])", listener.name));
+                    self.push(
+                        ga,
+                        &format!("{lp}.name"),
+                        format!(
+                            "duplicate listener name `{}` (also spec.listeners[{first}])",
+                            listener.name
+                        ),
+                    );
                 }
                 if listener.port_ranges.is_empty() {
-                    self.push(ga, &format!("{lp}.portRanges"), "a listener needs at least one port range");
+                    self.push(
+                        ga,
+                        &format!("{lp}.portRanges"),
+                        "a listener needs at least one port range",
+                    );
                 }
                 for (ri, range) in listener.port_ranges.iter().enumerate() {
                     let rp = format!("{lp}.portRanges[{ri}]");
                     if range.from > range.to {
-                        self.push(ga, &format!("{rp}.to"), format!("`to` ({}) is below `from` ({})", range.to, range.from));
+                        self.push(
+                            ga,
+                            &format!("{rp}.to"),
+                            format!("`to` ({}) is below `from` ({})", range.to, range.from),
+                        );
                         continue;
                     }
                     for &(oli, ori, from, to) in &ranges {
@@ -288,13 +412,28 @@ impl Validator<'_> {
                     ranges.push((li, ri, range.from, range.to));
                 }
                 if listener.endpoint_groups.len() > 10 {
-                    self.push(ga, &format!("{lp}.endpointGroups"), format!("{} endpoint groups; a listener has at most 10", listener.endpoint_groups.len()));
+                    self.push(
+                        ga,
+                        &format!("{lp}.endpointGroups"),
+                        format!(
+                            "{} endpoint groups; a listener has at most 10",
+                            listener.endpoint_groups.len()
+                        ),
+                    );
                 }
                 let mut group_regions: HashMap<&str, usize> = HashMap::new();
                 for (gi, group) in listener.endpoint_groups.iter().enumerate() {
                     let gp = format!("{lp}.endpointGroups[{gi}]");
                     if !regions::is_aws(&group.region) {
-                        self.push(ga, &format!("{gp}.region"), format!("unknown AWS region `{}`; known regions: {}", group.region, regions::AWS.join(", ")));
+                        self.push(
+                            ga,
+                            &format!("{gp}.region"),
+                            format!(
+                                "unknown AWS region `{}`; known regions: {}",
+                                group.region,
+                                regions::AWS.join(", ")
+                            ),
+                        );
                     }
                     if let Some(first) = group_regions.insert(&group.region, gi) {
                         self.push(ga, &format!("{gp}.region"), format!("a second endpoint group for {} in listener `{}` (the first is {lp}.endpointGroups[{first}]); Global Accelerator allows one endpoint group per region per listener", group.region, listener.name));
@@ -302,10 +441,18 @@ impl Validator<'_> {
                     if let Some(hc) = &group.health_check {
                         let hp = format!("{gp}.healthCheck");
                         if hc.interval_seconds != 10 && hc.interval_seconds != 30 {
-                            self.push(ga, &format!("{hp}.intervalSeconds"), format!("must be 10 or 30, got {}", hc.interval_seconds));
+                            self.push(
+                                ga,
+                                &format!("{hp}.intervalSeconds"),
+                                format!("must be 10 or 30, got {}", hc.interval_seconds),
+                            );
                         }
                         if !(1..=10).contains(&hc.threshold_count) {
-                            self.push(ga, &format!("{hp}.thresholdCount"), format!("must be from 1 to 10, got {}", hc.threshold_count));
+                            self.push(
+                                ga,
+                                &format!("{hp}.thresholdCount"),
+                                format!("must be from 1 to 10, got {}", hc.threshold_count),
+                            );
                         }
                         match (&hc.path, hc.protocol) {
                             (Some(_), GaHealthCheckProtocol::Tcp) => self.push(ga, &format!("{hp}.path"), "a path applies only to HTTP and HTTPS health checks; remove it or set `protocol: HTTP`/`HTTPS`"),
@@ -316,24 +463,55 @@ impl Validator<'_> {
                     let mut override_ports: HashMap<u32, usize> = HashMap::new();
                     for (oi, o) in group.port_overrides.iter().enumerate() {
                         let op = format!("{gp}.portOverrides[{oi}]");
-                        if !listener.port_ranges.iter().any(|r| (r.from..=r.to).contains(&o.listener_port)) {
-                            self.push(ga, &format!("{op}.listenerPort"), format!("port {} is not in the listener's port ranges", o.listener_port));
+                        if !listener
+                            .port_ranges
+                            .iter()
+                            .any(|r| (r.from..=r.to).contains(&o.listener_port))
+                        {
+                            self.push(
+                                ga,
+                                &format!("{op}.listenerPort"),
+                                format!(
+                                    "port {} is not in the listener's port ranges",
+                                    o.listener_port
+                                ),
+                            );
                         }
                         if override_ports.insert(o.listener_port, oi).is_some() {
-                            self.push(ga, &format!("{op}.listenerPort"), format!("port {} is overridden twice", o.listener_port));
+                            self.push(
+                                ga,
+                                &format!("{op}.listenerPort"),
+                                format!("port {} is overridden twice", o.listener_port),
+                            );
                         }
                     }
                     if group.endpoints.len() > 10 {
-                        self.push(ga, &format!("{gp}.endpoints"), format!("{} endpoints; an endpoint group has at most 10", group.endpoints.len()));
+                        self.push(
+                            ga,
+                            &format!("{gp}.endpoints"),
+                            format!(
+                                "{} endpoints; an endpoint group has at most 10",
+                                group.endpoints.len()
+                            ),
+                        );
                     }
                     let mut ids: HashMap<&str, usize> = HashMap::new();
                     for (ei, endpoint) in group.endpoints.iter().enumerate() {
                         let ep = format!("{gp}.endpoints[{ei}]");
                         if let Some(first) = ids.insert(&endpoint.id, ei) {
-                            self.push(ga, &format!("{ep}.id"), format!("endpoint `{}` is listed twice (also {gp}.endpoints[{first}])", endpoint.id));
+                            self.push(
+                                ga,
+                                &format!("{ep}.id"),
+                                format!(
+                                    "endpoint `{}` is listed twice (also {gp}.endpoints[{first}])",
+                                    endpoint.id
+                                ),
+                            );
                         }
                         let id = endpoint.id.as_str();
-                        let known_shape = id.starts_with("arn:aws:elasticloadbalancing:") || id.starts_with("eipalloc-") || id.starts_with("i-");
+                        let known_shape = id.starts_with("arn:aws:elasticloadbalancing:")
+                            || id.starts_with("eipalloc-")
+                            || id.starts_with("i-");
                         if !known_shape {
                             self.push(ga, &format!("{ep}.id"), format!("`{id}` is not a Global Accelerator endpoint id: expected a load balancer ARN (arn:aws:elasticloadbalancing:…), an Elastic IP allocation id (eipalloc-…) or an EC2 instance id (i-…)"));
                         } else if let Some(region) = endpoint_id_region(id) {
@@ -357,35 +535,79 @@ impl Validator<'_> {
                 }
             }
             if !(1..=300).contains(&spec.check_interval_sec) {
-                self.push(hc, "spec.checkIntervalSec", format!("must be from 1 to 300, got {}", spec.check_interval_sec));
+                self.push(
+                    hc,
+                    "spec.checkIntervalSec",
+                    format!("must be from 1 to 300, got {}", spec.check_interval_sec),
+                );
             }
             if !(1..=300).contains(&spec.timeout_sec) {
-                self.push(hc, "spec.timeoutSec", format!("must be from 1 to 300, got {}", spec.timeout_sec));
+                self.push(
+                    hc,
+                    "spec.timeoutSec",
+                    format!("must be from 1 to 300, got {}", spec.timeout_sec),
+                );
             } else if spec.timeout_sec > spec.check_interval_sec {
-                self.push(hc, "spec.timeoutSec", format!("must not exceed checkIntervalSec ({}), got {}", spec.check_interval_sec, spec.timeout_sec));
+                self.push(
+                    hc,
+                    "spec.timeoutSec",
+                    format!(
+                        "must not exceed checkIntervalSec ({}), got {}",
+                        spec.check_interval_sec, spec.timeout_sec
+                    ),
+                );
             }
-            for (field, value) in [("healthyThreshold", spec.healthy_threshold), ("unhealthyThreshold", spec.unhealthy_threshold)] {
+            for (field, value) in [
+                ("healthyThreshold", spec.healthy_threshold),
+                ("unhealthyThreshold", spec.unhealthy_threshold),
+            ] {
                 if !(1..=10).contains(&value) {
-                    self.push(hc, &format!("spec.{field}"), format!("must be from 1 to 10, got {value}"));
+                    self.push(
+                        hc,
+                        &format!("spec.{field}"),
+                        format!("must be from 1 to 10, got {value}"),
+                    );
                 }
             }
-            let blocks = [("httpHealthCheck", &spec.http_health_check), ("httpsHealthCheck", &spec.https_health_check), ("http2HealthCheck", &spec.http2_health_check)];
+            let blocks = [
+                ("httpHealthCheck", &spec.http_health_check),
+                ("httpsHealthCheck", &spec.https_health_check),
+                ("http2HealthCheck", &spec.http2_health_check),
+            ];
             for (field, block) in blocks {
                 if let Some(path) = block.as_ref().and_then(|b| b.request_path.as_ref()) {
                     if !path.starts_with('/') {
-                        self.push(hc, &format!("spec.{field}.requestPath"), format!("must start with `/`, got `{path}`"));
+                        self.push(
+                            hc,
+                            &format!("spec.{field}.requestPath"),
+                            format!("must start with `/`, got `{path}`"),
+                        );
                     }
                 }
             }
-            for (field, block) in [("tcpHealthCheck", &spec.tcp_health_check), ("sslHealthCheck", &spec.ssl_health_check)] {
+            for (field, block) in [
+                ("tcpHealthCheck", &spec.tcp_health_check),
+                ("sslHealthCheck", &spec.ssl_health_check),
+            ] {
                 if block.as_ref().is_some_and(|b| b.request_path.is_some()) {
-                    self.push(hc, &format!("spec.{field}.requestPath"), "a request path applies only to HTTP, HTTPS and HTTP2 checks");
+                    self.push(
+                        hc,
+                        &format!("spec.{field}.requestPath"),
+                        "a request path applies only to HTTP, HTTPS and HTTP2 checks",
+                    );
                 }
             }
         }
     }
 
-    fn same_provider<S, T>(&mut self, doc: &Located<S>, path: &str, target: &Located<T>, own: &str, theirs: &str) {
+    fn same_provider<S, T>(
+        &mut self,
+        doc: &Located<S>,
+        path: &str,
+        target: &Located<T>,
+        own: &str,
+        theirs: &str,
+    ) {
         if own != theirs {
             self.push(doc, path, format!("`{}` uses provider `{theirs}` but this document uses `{own}`; references must stay within one provider (one GCP project)", target.name()));
         }
@@ -397,20 +619,42 @@ impl Validator<'_> {
             let spec = &bs.doc.spec;
             self.provider_ref(bs, &spec.provider, &[ProviderType::Gcp, ProviderType::Sim]);
             if spec.health_checks.is_empty() {
-                self.push(bs, "spec.healthChecks", "a global backend service needs at least one health check");
+                self.push(
+                    bs,
+                    "spec.healthChecks",
+                    "a global backend service needs at least one health check",
+                );
             }
             for (i, name) in spec.health_checks.iter().enumerate() {
                 let path = format!("spec.healthChecks[{i}]");
                 match state.health_checks.iter().find(|h| h.name() == name) {
                     None => {
-                        let known: Vec<&str> = state.health_checks.iter().map(|h| h.name()).collect();
-                        self.push(bs, &path, format!("no HealthCheck document named `{name}`; defined health checks: {}", if known.is_empty() { "(none)".to_owned() } else { known.join(", ") }));
+                        let known: Vec<&str> =
+                            state.health_checks.iter().map(|h| h.name()).collect();
+                        self.push(
+                            bs,
+                            &path,
+                            format!(
+                                "no HealthCheck document named `{name}`; defined health checks: {}",
+                                if known.is_empty() {
+                                    "(none)".to_owned()
+                                } else {
+                                    known.join(", ")
+                                }
+                            ),
+                        );
                     }
-                    Some(hc) => self.same_provider(bs, &path, hc, &spec.provider, &hc.doc.spec.provider),
+                    Some(hc) => {
+                        self.same_provider(bs, &path, hc, &spec.provider, &hc.doc.spec.provider)
+                    }
                 }
             }
             if !(1..=86_400).contains(&spec.timeout_sec) {
-                self.push(bs, "spec.timeoutSec", format!("must be from 1 to 86400, got {}", spec.timeout_sec));
+                self.push(
+                    bs,
+                    "spec.timeoutSec",
+                    format!("must be from 1 to 86400, got {}", spec.timeout_sec),
+                );
             }
             let mut groups: HashMap<&str, usize> = HashMap::new();
             for (i, backend) in spec.backends.iter().enumerate() {
@@ -419,36 +663,67 @@ impl Validator<'_> {
                     self.push(bs, &format!("{bp}.group"), message);
                 }
                 if let Some(first) = groups.insert(&backend.group, i) {
-                    self.push(bs, &format!("{bp}.group"), format!("group `{}` is listed twice (also spec.backends[{first}])", backend.group));
+                    self.push(
+                        bs,
+                        &format!("{bp}.group"),
+                        format!(
+                            "group `{}` is listed twice (also spec.backends[{first}])",
+                            backend.group
+                        ),
+                    );
                 }
                 let scaler = backend.capacity_scaler;
                 if !(scaler == 0.0 || (0.1..=1.0).contains(&scaler)) {
-                    self.push(bs, &format!("{bp}.capacityScaler"), format!("must be 0 (drained) or from 0.1 to 1.0, got {scaler}"));
+                    self.push(
+                        bs,
+                        &format!("{bp}.capacityScaler"),
+                        format!("must be 0 (drained) or from 0.1 to 1.0, got {scaler}"),
+                    );
                 }
                 match backend.balancing_mode {
                     BalancingMode::Rate => {
                         if backend.max_rate.is_none() && backend.max_rate_per_endpoint.is_none() {
-                            self.push(bs, &format!("{bp}.balancingMode"), "RATE needs `maxRate` or `maxRatePerEndpoint`");
+                            self.push(
+                                bs,
+                                &format!("{bp}.balancingMode"),
+                                "RATE needs `maxRate` or `maxRatePerEndpoint`",
+                            );
                         }
                         if backend.max_rate.is_some() && backend.max_rate_per_endpoint.is_some() {
-                            self.push(bs, &format!("{bp}.maxRatePerEndpoint"), "set only one of `maxRate` and `maxRatePerEndpoint`");
+                            self.push(
+                                bs,
+                                &format!("{bp}.maxRatePerEndpoint"),
+                                "set only one of `maxRate` and `maxRatePerEndpoint`",
+                            );
                         }
                     }
                     BalancingMode::Connection => {
                         if backend.max_connections.is_none() {
-                            self.push(bs, &format!("{bp}.balancingMode"), "CONNECTION needs `maxConnections`");
+                            self.push(
+                                bs,
+                                &format!("{bp}.balancingMode"),
+                                "CONNECTION needs `maxConnections`",
+                            );
                         }
                     }
                     BalancingMode::Utilization => {}
                 }
                 if let Some(u) = backend.max_utilization {
                     if !(0.0..=1.0).contains(&u) {
-                        self.push(bs, &format!("{bp}.maxUtilization"), format!("must be from 0.0 to 1.0, got {u}"));
+                        self.push(
+                            bs,
+                            &format!("{bp}.maxUtilization"),
+                            format!("must be from 0.0 to 1.0, got {u}"),
+                        );
                     }
                 }
                 if let Some(r) = backend.max_rate_per_endpoint {
                     if r <= 0.0 {
-                        self.push(bs, &format!("{bp}.maxRatePerEndpoint"), format!("must be above 0, got {r}"));
+                        self.push(
+                            bs,
+                            &format!("{bp}.maxRatePerEndpoint"),
+                            format!("must be above 0, got {r}"),
+                        );
                     }
                 }
             }
@@ -460,7 +735,18 @@ impl Validator<'_> {
         match state.backend_services.iter().find(|b| b.name() == name) {
             None => {
                 let known: Vec<&str> = state.backend_services.iter().map(|b| b.name()).collect();
-                self.push(doc, path, format!("no BackendService document named `{name}`; defined backend services: {}", if known.is_empty() { "(none)".to_owned() } else { known.join(", ") }));
+                self.push(
+                    doc,
+                    path,
+                    format!(
+                        "no BackendService document named `{name}`; defined backend services: {}",
+                        if known.is_empty() {
+                            "(none)".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
             }
             Some(bs) => self.same_provider(doc, path, bs, provider, &bs.doc.spec.provider),
         }
@@ -470,35 +756,76 @@ impl Validator<'_> {
         for map in &self.state.url_maps {
             let spec = &map.doc.spec;
             self.provider_ref(map, &spec.provider, &[ProviderType::Gcp, ProviderType::Sim]);
-            self.service_ref(map, "spec.defaultService", &spec.default_service, &spec.provider);
+            self.service_ref(
+                map,
+                "spec.defaultService",
+                &spec.default_service,
+                &spec.provider,
+            );
             let mut matchers: HashMap<&str, usize> = HashMap::new();
             for (i, matcher) in spec.path_matchers.iter().enumerate() {
                 let mp = format!("spec.pathMatchers[{i}]");
                 if matchers.insert(&matcher.name, i).is_some() {
-                    self.push(map, &format!("{mp}.name"), format!("duplicate path matcher name `{}`", matcher.name));
+                    self.push(
+                        map,
+                        &format!("{mp}.name"),
+                        format!("duplicate path matcher name `{}`", matcher.name),
+                    );
                 }
-                self.service_ref(map, &format!("{mp}.defaultService"), &matcher.default_service, &spec.provider);
+                self.service_ref(
+                    map,
+                    &format!("{mp}.defaultService"),
+                    &matcher.default_service,
+                    &spec.provider,
+                );
                 for (ri, rule) in matcher.path_rules.iter().enumerate() {
                     let rp = format!("{mp}.pathRules[{ri}]");
                     self.service_ref(map, &format!("{rp}.service"), &rule.service, &spec.provider);
                     if rule.paths.is_empty() {
-                        self.push(map, &format!("{rp}.paths"), "a path rule needs at least one path");
+                        self.push(
+                            map,
+                            &format!("{rp}.paths"),
+                            "a path rule needs at least one path",
+                        );
                     }
                     for (pi, path) in rule.paths.iter().enumerate() {
                         let star_inside = path.find('*').is_some_and(|at| at != path.len() - 1);
                         if !path.starts_with('/') || star_inside {
-                            self.push(map, &format!("{rp}.paths[{pi}]"), format!("`{path}` must start with `/` and may have `*` only at the end"));
+                            self.push(
+                                map,
+                                &format!("{rp}.paths[{pi}]"),
+                                format!(
+                                    "`{path}` must start with `/` and may have `*` only at the end"
+                                ),
+                            );
                         }
                     }
                 }
             }
             for (i, rule) in spec.host_rules.iter().enumerate() {
                 if !matchers.contains_key(rule.path_matcher.as_str()) {
-                    let known: Vec<&str> = spec.path_matchers.iter().map(|m| m.name.as_str()).collect();
-                    self.push(map, &format!("spec.hostRules[{i}].pathMatcher"), format!("no path matcher named `{}` in this URL map; defined: {}", rule.path_matcher, if known.is_empty() { "(none)".to_owned() } else { known.join(", ") }));
+                    let known: Vec<&str> =
+                        spec.path_matchers.iter().map(|m| m.name.as_str()).collect();
+                    self.push(
+                        map,
+                        &format!("spec.hostRules[{i}].pathMatcher"),
+                        format!(
+                            "no path matcher named `{}` in this URL map; defined: {}",
+                            rule.path_matcher,
+                            if known.is_empty() {
+                                "(none)".to_owned()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    );
                 }
                 if rule.hosts.is_empty() {
-                    self.push(map, &format!("spec.hostRules[{i}].hosts"), "a host rule needs at least one host");
+                    self.push(
+                        map,
+                        &format!("spec.hostRules[{i}].hosts"),
+                        "a host rule needs at least one host",
+                    );
                 }
             }
         }
@@ -507,7 +834,11 @@ impl Validator<'_> {
     fn meshes(&mut self) {
         for mesh in &self.state.meshes {
             let spec = &mesh.doc.spec;
-            self.provider_ref(mesh, &spec.provider, &[ProviderType::Aws, ProviderType::Sim]);
+            self.provider_ref(
+                mesh,
+                &spec.provider,
+                &[ProviderType::Aws, ProviderType::Sim],
+            );
             if spec.gateways.is_empty() {
                 self.push(mesh, "spec.gateways", "a mesh needs at least one gateway");
             }
@@ -516,14 +847,30 @@ impl Validator<'_> {
             for (i, gateway) in spec.gateways.iter().enumerate() {
                 let gp = format!("spec.gateways[{i}]");
                 if !regions::is_aws(&gateway.region) {
-                    self.push(mesh, &format!("{gp}.region"), format!("unknown AWS region `{}`; known regions: {}", gateway.region, regions::AWS.join(", ")));
+                    self.push(
+                        mesh,
+                        &format!("{gp}.region"),
+                        format!(
+                            "unknown AWS region `{}`; known regions: {}",
+                            gateway.region,
+                            regions::AWS.join(", ")
+                        ),
+                    );
                 }
                 if let Some(first) = regions_seen.insert(&gateway.region, i) {
                     self.push(mesh, &format!("{gp}.region"), format!("a second gateway in {} (the first is spec.gateways[{first}]); a mesh has one gateway per region", gateway.region));
                 }
                 let asn = gateway.amazon_side_asn;
-                if !((64512..=65534).contains(&asn) || (4_200_000_000..=4_294_967_294).contains(&asn)) {
-                    self.push(mesh, &format!("{gp}.amazonSideAsn"), format!("must be a private ASN, 64512-65534 or 4200000000-4294967294, got {asn}"));
+                if !((64512..=65534).contains(&asn)
+                    || (4_200_000_000..=4_294_967_294).contains(&asn))
+                {
+                    self.push(
+                        mesh,
+                        &format!("{gp}.amazonSideAsn"),
+                        format!(
+                            "must be a private ASN, 64512-65534 or 4200000000-4294967294, got {asn}"
+                        ),
+                    );
                 }
                 for (ci, cidr) in gateway.cidrs.iter().enumerate() {
                     let cp = format!("{gp}.cidrs[{ci}]");
@@ -542,20 +889,42 @@ impl Validator<'_> {
                 let mut pairs: BTreeMap<(String, String), usize> = BTreeMap::new();
                 for (i, peering) in peerings.iter().enumerate() {
                     let pp = format!("spec.peerings[{i}]");
-                    for (field, region) in [("requester", &peering.requester), ("accepter", &peering.accepter)] {
+                    for (field, region) in [
+                        ("requester", &peering.requester),
+                        ("accepter", &peering.accepter),
+                    ] {
                         if !regions_seen.contains_key(region.as_str()) {
-                            let known: Vec<&str> = spec.gateways.iter().map(|g| g.region.as_str()).collect();
-                            self.push(mesh, &format!("{pp}.{field}"), format!("no gateway in `{region}` in this mesh; gateway regions: {}", known.join(", ")));
+                            let known: Vec<&str> =
+                                spec.gateways.iter().map(|g| g.region.as_str()).collect();
+                            self.push(
+                                mesh,
+                                &format!("{pp}.{field}"),
+                                format!(
+                                    "no gateway in `{region}` in this mesh; gateway regions: {}",
+                                    known.join(", ")
+                                ),
+                            );
                         }
                     }
                     if peering.requester == peering.accepter {
-                        self.push(mesh, &format!("{pp}.accepter"), "a gateway cannot peer with itself");
+                        self.push(
+                            mesh,
+                            &format!("{pp}.accepter"),
+                            "a gateway cannot peer with itself",
+                        );
                     }
                     let mut pair = [peering.requester.clone(), peering.accepter.clone()];
                     pair.sort();
                     let [a, b] = pair;
                     if let Some(first) = pairs.insert((a, b), i) {
-                        self.push(mesh, &pp, format!("{} and {} are already peered by spec.peerings[{first}]", peering.requester, peering.accepter));
+                        self.push(
+                            mesh,
+                            &pp,
+                            format!(
+                                "{} and {} are already peered by spec.peerings[{first}]",
+                                peering.requester, peering.accepter
+                            ),
+                        );
                     }
                 }
             }
@@ -567,8 +936,15 @@ impl Validator<'_> {
         for policy in &state.traffic_policies {
             let spec = &policy.doc.spec;
             let selector = &spec.selector;
-            if selector.kind.is_none() && selector.names.is_empty() && selector.match_labels.is_empty() {
-                self.push(policy, "spec.selector", "a selector needs `kind`, `names` or `matchLabels`");
+            if selector.kind.is_none()
+                && selector.names.is_empty()
+                && selector.match_labels.is_empty()
+            {
+                self.push(
+                    policy,
+                    "spec.selector",
+                    "a selector needs `kind`, `names` or `matchLabels`",
+                );
             }
             for (i, name) in selector.names.iter().enumerate() {
                 let in_ga = state.accelerators.iter().any(|a| a.name() == name);
@@ -579,19 +955,35 @@ impl Validator<'_> {
                     None => in_ga || in_bs,
                 };
                 if !found {
-                    let kind = selector.kind.map_or("GlobalAccelerator or BackendService".to_owned(), |k| format!("{k:?}"));
-                    self.push(policy, &format!("spec.selector.names[{i}]"), format!("no {kind} document named `{name}`"));
+                    let kind = selector
+                        .kind
+                        .map_or("GlobalAccelerator or BackendService".to_owned(), |k| {
+                            format!("{k:?}")
+                        });
+                    self.push(
+                        policy,
+                        &format!("spec.selector.names[{i}]"),
+                        format!("no {kind} document named `{name}`"),
+                    );
                 }
             }
             if spec.bake_seconds > 86_400 {
-                self.push(policy, "spec.bakeSeconds", format!("must be at most 86400 (a day), got {}", spec.bake_seconds));
+                self.push(
+                    policy,
+                    "spec.bakeSeconds",
+                    format!("must be at most 86400 (a day), got {}", spec.bake_seconds),
+                );
             }
             if spec.min_serving_regions == 0 {
                 self.push(policy, "spec.minServingRegions", "must be at least 1: traffic never drops to zero serving regions because of meridian");
             }
             if let Some(gate) = &spec.health_gate {
                 if !(0.0..=1.0).contains(&gate.min_healthy_fraction) {
-                    self.push(policy, "spec.healthGate.minHealthyFraction", format!("must be from 0.0 to 1.0, got {}", gate.min_healthy_fraction));
+                    self.push(
+                        policy,
+                        "spec.healthGate.minHealthyFraction",
+                        format!("must be from 0.0 to 1.0, got {}", gate.min_healthy_fraction),
+                    );
                 }
             }
             for (i, window) in spec.deny_windows.iter().enumerate() {
@@ -600,12 +992,27 @@ impl Validator<'_> {
                     self.push(policy, &format!("{wp}.cron"), format!("`{}` is not a five-field cron expression (minute hour day-of-month month day-of-week, e.g. \"0 16 * * FRI\")", window.cron));
                 }
                 if !(1..=10_080).contains(&window.duration_minutes) {
-                    self.push(policy, &format!("{wp}.durationMinutes"), format!("must be from 1 to 10080 (a week), got {}", window.duration_minutes));
+                    self.push(
+                        policy,
+                        &format!("{wp}.durationMinutes"),
+                        format!(
+                            "must be from 1 to 10080 (a week), got {}",
+                            window.duration_minutes
+                        ),
+                    );
                 }
                 let tz = &window.time_zone;
-                let tz_ok = tz == "UTC" || (tz.contains('/') && tz.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+')));
+                let tz_ok = tz == "UTC"
+                    || (tz.contains('/')
+                        && tz.chars().all(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+')
+                        }));
                 if !tz_ok {
-                    self.push(policy, &format!("{wp}.timeZone"), format!("`{tz}` is not an IANA time zone like UTC or Europe/Berlin"));
+                    self.push(
+                        policy,
+                        &format!("{wp}.timeZone"),
+                        format!("`{tz}` is not an IANA time zone like UTC or Europe/Berlin"),
+                    );
                 }
             }
         }
@@ -615,14 +1022,29 @@ impl Validator<'_> {
         for policy in &self.state.residency_policies {
             let spec = &policy.doc.spec;
             if spec.data_classification.is_empty() {
-                self.push(policy, "spec.dataClassification", "list at least one data classification, e.g. [pii]");
+                self.push(
+                    policy,
+                    "spec.dataClassification",
+                    "list at least one data classification, e.g. [pii]",
+                );
             }
             if spec.allowed_regions.is_empty() && spec.blocked_regions.is_empty() {
-                self.push(policy, "spec.allowedRegions", "a residency policy needs `allowedRegions`, `blockedRegions` or both");
+                self.push(
+                    policy,
+                    "spec.allowedRegions",
+                    "a residency policy needs `allowedRegions`, `blockedRegions` or both",
+                );
             }
-            for (field, globs) in [("allowedRegions", &spec.allowed_regions), ("blockedRegions", &spec.blocked_regions)] {
+            for (field, globs) in [
+                ("allowedRegions", &spec.allowed_regions),
+                ("blockedRegions", &spec.blocked_regions),
+            ] {
                 for (i, glob) in globs.iter().enumerate() {
-                    if glob.is_empty() || !glob.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '*') {
+                    if glob.is_empty()
+                        || !glob.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '*'
+                        })
+                    {
                         self.push(policy, &format!("spec.{field}[{i}]"), format!("`{glob}` is not a region glob: lowercase region names with `*` wildcards, e.g. eu-central-1 or \"us-*\""));
                     }
                 }
@@ -640,8 +1062,14 @@ mod tests {
         assert_eq!(parse_cidr("10.1.0.0/16"), Some((0x0a01_0000, 16)));
         assert_eq!(parse_cidr("10.1.0.1/16"), None);
         assert_eq!(parse_cidr("10.1.0.0/33"), None);
-        assert!(cidrs_overlap(parse_cidr("10.0.0.0/8").expect("a"), parse_cidr("10.2.0.0/16").expect("b")));
-        assert!(!cidrs_overlap(parse_cidr("10.1.0.0/16").expect("a"), parse_cidr("10.2.0.0/16").expect("b")));
+        assert!(cidrs_overlap(
+            parse_cidr("10.0.0.0/8").expect("a"),
+            parse_cidr("10.2.0.0/16").expect("b")
+        ));
+        assert!(!cidrs_overlap(
+            parse_cidr("10.1.0.0/16").expect("a"),
+            parse_cidr("10.2.0.0/16").expect("b")
+        ));
     }
 
     #[test]
@@ -655,8 +1083,14 @@ mod tests {
 
     #[test]
     fn backend_groups() {
-        assert_eq!(backend_group_region("regions/europe-west1/networkEndpointGroups/app-eu").as_deref(), Ok("europe-west1"));
-        assert_eq!(backend_group_region("projects/p-123456/zones/us-east1-b/instanceGroups/ig").as_deref(), Ok("us-east1"));
+        assert_eq!(
+            backend_group_region("regions/europe-west1/networkEndpointGroups/app-eu").as_deref(),
+            Ok("europe-west1")
+        );
+        assert_eq!(
+            backend_group_region("projects/p-123456/zones/us-east1-b/instanceGroups/ig").as_deref(),
+            Ok("us-east1")
+        );
         assert!(backend_group_region("regions/europe-west9x/networkEndpointGroups/a").is_err());
         assert!(backend_group_region("app-eu").is_err());
     }

@@ -31,8 +31,17 @@ fn walk(path: &str, before: &Value, after: &Value, out: &mut Vec<FieldChange>) {
             let mut keys: Vec<&String> = a.keys().collect();
             keys.extend(b.keys().filter(|k| !a.contains_key(*k)));
             for key in keys {
-                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                walk(&child, b.get(key).unwrap_or(&Value::Null), a.get(key).unwrap_or(&Value::Null), out);
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                walk(
+                    &child,
+                    b.get(key).unwrap_or(&Value::Null),
+                    a.get(key).unwrap_or(&Value::Null),
+                    out,
+                );
             }
         }
         (Value::Null, Value::Object(a)) if path.is_empty() => {
@@ -77,13 +86,25 @@ pub fn diff(
     gaps: &BTreeSet<(String, Family)>,
 ) -> Vec<Change> {
     let (observed, adopted) = adopt_orphan_listeners(desired, observed);
-    let live: BTreeMap<&Address, (&String, &Observed)> = observed.iter().map(|(p, o)| (&o.address, (p, o))).collect();
+    let live: BTreeMap<&Address, (&String, &Observed)> =
+        observed.iter().map(|(p, o)| (&o.address, (p, o))).collect();
     let mut changes = Vec::new();
     for address in &adopted {
-        let (Some(want), Some((_, have))) = (desired.get(address), live.get(address)) else { continue };
-        let Address::Listener { listener, .. } = address else { continue };
+        let (Some(want), Some((_, have))) = (desired.get(address), live.get(address)) else {
+            continue;
+        };
+        let Address::Listener { listener, .. } = address else {
+            continue;
+        };
         let mut fields = field_changes(Some(&have.resource), Some(&want.resource));
-        fields.insert(0, FieldChange { path: "name".to_owned(), before: None, after: Some(Value::String(listener.clone())) });
+        fields.insert(
+            0,
+            FieldChange {
+                path: "name".to_owned(),
+                before: None,
+                after: Some(Value::String(listener.clone())),
+            },
+        );
         changes.push(Change {
             provider: want.provider.clone(),
             address: address.clone(),
@@ -139,9 +160,35 @@ pub fn diff(
         }
         // Make-before-break: stop traffic before removing what carries it.
         let drained = match &have.resource {
-            Resource::Accelerator(spec) if spec.enabled => Some((Resource::Accelerator(meridian_provider::AcceleratorSpec { enabled: false, ..spec.clone() }), "disable before deleting: Global Accelerator deletes only disabled accelerators")),
-            Resource::EndpointGroup(spec) if spec.traffic_dial > 0 && parent_survives(address, desired) => Some((Resource::EndpointGroup(meridian_provider::EndpointGroupSpec { traffic_dial: 0, ..spec.clone() }), "drain the traffic dial to 0 before deleting the endpoint group")),
-            Resource::Backend(spec) if spec.capacity_scaler > 0.0 && parent_survives(address, desired) => Some((Resource::Backend(meridian_provider::BackendSpec { capacity_scaler: 0.0, ..spec.clone() }), "drain the capacity scaler to 0 before removing the backend")),
+            Resource::Accelerator(spec) if spec.enabled => Some((
+                Resource::Accelerator(meridian_provider::AcceleratorSpec {
+                    enabled: false,
+                    ..spec.clone()
+                }),
+                "disable before deleting: Global Accelerator deletes only disabled accelerators",
+            )),
+            Resource::EndpointGroup(spec)
+                if spec.traffic_dial > 0 && parent_survives(address, desired) =>
+            {
+                Some((
+                    Resource::EndpointGroup(meridian_provider::EndpointGroupSpec {
+                        traffic_dial: 0,
+                        ..spec.clone()
+                    }),
+                    "drain the traffic dial to 0 before deleting the endpoint group",
+                ))
+            }
+            Resource::Backend(spec)
+                if spec.capacity_scaler > 0.0 && parent_survives(address, desired) =>
+            {
+                Some((
+                    Resource::Backend(meridian_provider::BackendSpec {
+                        capacity_scaler: 0.0,
+                        ..spec.clone()
+                    }),
+                    "drain the capacity scaler to 0 before removing the backend",
+                ))
+            }
             _ => None,
         };
         if let Some((resource, reason)) = drained {
@@ -182,27 +229,51 @@ pub fn diff(
 /// missing desired listener of the same accelerator with the same protocol
 /// and overlapping ports, and renamed with its endpoint groups, so the plan
 /// adopts it instead of creating a second listener that would conflict.
-fn adopt_orphan_listeners(desired: &DesiredResources, observed: &[(String, Observed)]) -> (Vec<(String, Observed)>, BTreeSet<Address>) {
+fn adopt_orphan_listeners(
+    desired: &DesiredResources,
+    observed: &[(String, Observed)],
+) -> (Vec<(String, Observed)>, BTreeSet<Address>) {
     let present: BTreeSet<&Address> = observed.iter().map(|(_, o)| &o.address).collect();
     let mut renames: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut adopted = BTreeSet::new();
     for (_, orphan) in observed {
-        let (Address::Listener { accelerator, listener }, Resource::Listener(spec)) = (&orphan.address, &orphan.resource) else { continue };
+        let (
+            Address::Listener {
+                accelerator,
+                listener,
+            },
+            Resource::Listener(spec),
+        ) = (&orphan.address, &orphan.resource)
+        else {
+            continue;
+        };
         if !listener.starts_with('~') {
             continue;
         }
-        let candidate = desired.iter().find_map(|(address, want)| match (address, &want.resource) {
-            (Address::Listener { accelerator: a, listener: name }, Resource::Listener(wanted))
-                if a == accelerator
-                    && !present.contains(address)
-                    && !adopted.contains(address)
-                    && wanted.protocol == spec.protocol
-                    && wanted.port_ranges.iter().any(|w| spec.port_ranges.iter().any(|h| w.from <= h.to && h.from <= w.to)) =>
-            {
-                Some((address.clone(), name.clone()))
-            }
-            _ => None,
-        });
+        let candidate =
+            desired
+                .iter()
+                .find_map(|(address, want)| match (address, &want.resource) {
+                    (
+                        Address::Listener {
+                            accelerator: a,
+                            listener: name,
+                        },
+                        Resource::Listener(wanted),
+                    ) if a == accelerator
+                        && !present.contains(address)
+                        && !adopted.contains(address)
+                        && wanted.protocol == spec.protocol
+                        && wanted.port_ranges.iter().any(|w| {
+                            spec.port_ranges
+                                .iter()
+                                .any(|h| w.from <= h.to && h.from <= w.to)
+                        }) =>
+                    {
+                        Some((address.clone(), name.clone()))
+                    }
+                    _ => None,
+                });
         if let Some((address, name)) = candidate {
             renames.insert((accelerator.clone(), listener.clone()), name);
             adopted.insert(address);
@@ -213,9 +284,20 @@ fn adopt_orphan_listeners(desired: &DesiredResources, observed: &[(String, Obser
         .map(|(provider, o)| {
             let mut o = o.clone();
             match &mut o.address {
-                Address::Listener { accelerator, listener }
-                | Address::EndpointGroup { accelerator, listener, .. }
-                | Address::Endpoint { accelerator, listener, .. } => {
+                Address::Listener {
+                    accelerator,
+                    listener,
+                }
+                | Address::EndpointGroup {
+                    accelerator,
+                    listener,
+                    ..
+                }
+                | Address::Endpoint {
+                    accelerator,
+                    listener,
+                    ..
+                } => {
                     if let Some(name) = renames.get(&(accelerator.clone(), listener.clone())) {
                         *listener = name.clone();
                     }
@@ -229,7 +311,9 @@ fn adopt_orphan_listeners(desired: &DesiredResources, observed: &[(String, Obser
 }
 
 fn parent_survives(address: &Address, desired: &DesiredResources) -> bool {
-    address.parent().is_some_and(|parent| desired.contains_key(&parent))
+    address
+        .parent()
+        .is_some_and(|parent| desired.contains_key(&parent))
 }
 
 #[cfg(test)]
@@ -242,26 +326,60 @@ mod tests {
         Resource::EndpointGroup(EndpointGroupSpec {
             region: "eu-central-1".into(),
             traffic_dial: dial,
-            health_check: GaHealthCheck { protocol: "TCP".into(), port: 443, path: None, interval_seconds: 30, threshold_count: 3 },
+            health_check: GaHealthCheck {
+                protocol: "TCP".into(),
+                port: 443,
+                path: None,
+                interval_seconds: 30,
+                threshold_count: 3,
+            },
             port_overrides: vec![],
         })
     }
 
     fn address() -> Address {
-        Address::EndpointGroup { accelerator: "api".into(), listener: "https".into(), region: "eu-central-1".into() }
+        Address::EndpointGroup {
+            accelerator: "api".into(),
+            listener: "https".into(),
+            region: "eu-central-1".into(),
+        }
     }
 
     fn observed(resource: Resource) -> (String, Observed) {
-        ("aws".into(), Observed { address: address(), resource, cloud_id: Some("arn:x".into()), etag: None, status: None, health: None })
+        (
+            "aws".into(),
+            Observed {
+                address: address(),
+                resource,
+                cloud_id: Some("arn:x".into()),
+                etag: None,
+                status: None,
+                health: None,
+            },
+        )
     }
 
     #[test]
     fn a_zero_dial_is_a_real_value() {
         let mut desired = DesiredResources::new();
-        desired.insert(address(), DesiredResource { provider: "aws".into(), resource: group(0), source: "GlobalAccelerator/api".into() });
+        desired.insert(
+            address(),
+            DesiredResource {
+                provider: "aws".into(),
+                resource: group(0),
+                source: "GlobalAccelerator/api".into(),
+            },
+        );
         let changes = diff(&desired, &[observed(group(100))], &BTreeSet::new());
         assert_eq!(changes.len(), 1);
-        assert_eq!(changes[0].fields, vec![FieldChange { path: "trafficDial".into(), before: Some(100.into()), after: Some(0.into()) }]);
+        assert_eq!(
+            changes[0].fields,
+            vec![FieldChange {
+                path: "trafficDial".into(),
+                before: Some(100.into()),
+                after: Some(0.into())
+            }]
+        );
         let none = diff(&desired, &[observed(group(0))], &BTreeSet::new());
         assert!(none.is_empty());
     }
@@ -269,7 +387,14 @@ mod tests {
     #[test]
     fn nothing_is_proposed_inside_an_unobserved_family() {
         let mut desired = DesiredResources::new();
-        desired.insert(address(), DesiredResource { provider: "aws".into(), resource: group(50), source: "x".into() });
+        desired.insert(
+            address(),
+            DesiredResource {
+                provider: "aws".into(),
+                resource: group(50),
+                source: "x".into(),
+            },
+        );
         let gaps = BTreeSet::from([("aws".to_owned(), Family::GlobalAccelerator)]);
         assert!(diff(&desired, &[], &gaps).is_empty());
     }

@@ -73,7 +73,10 @@ fn summary_line(plan: &Plan) -> String {
     if plan.is_empty() {
         "No changes. The live world matches the desired state.".to_owned()
     } else {
-        format!("Plan: {} to create, {} to update, {} to delete.", s.create, s.update, s.delete)
+        format!(
+            "Plan: {} to create, {} to update, {} to delete.",
+            s.create, s.update, s.delete
+        )
     }
 }
 
@@ -101,22 +104,49 @@ fn plan_text(plan: &Plan, style: Style) -> String {
         "desired state {} ({} documents{}), observed {}",
         short(&plan.source.digest),
         plan.source.documents,
-        plan.source.revision.as_ref().map(|r| format!(", revision {}", short(r))).unwrap_or_default(),
+        plan.source
+            .revision
+            .as_ref()
+            .map(|r| format!(", revision {}", short(r)))
+            .unwrap_or_default(),
         short(&plan.observed_fingerprint)
     );
     for gap in &plan.gaps {
-        let _ = writeln!(out, "{} {} of provider `{}` could not be observed: {}. Nothing is planned there.", style.paint("31", "INCOMPLETE:"), gap.family, gap.provider, gap.error);
+        let _ = writeln!(
+            out,
+            "{} {} of provider `{}` could not be observed: {}. Nothing is planned there.",
+            style.paint("31", "INCOMPLETE:"),
+            gap.family,
+            gap.provider,
+            gap.error
+        );
     }
     for violation in &plan.violations {
-        let _ = writeln!(out, "{} {} ({})", style.paint("31", "BLOCKED:"), violation.message, violation.location);
+        let _ = writeln!(
+            out,
+            "{} {} ({})",
+            style.paint("31", "BLOCKED:"),
+            violation.message,
+            violation.location
+        );
     }
     let _ = writeln!(out);
     for change in &plan.changes {
-        let _ = writeln!(out, "  {} {}  ({})", style.action(change.action, change.action.symbol()), style.action(change.action, &change.address.to_string()), change.provider);
+        let _ = writeln!(
+            out,
+            "  {} {}  ({})",
+            style.action(change.action, change.action.symbol()),
+            style.action(change.action, &change.address.to_string()),
+            change.provider
+        );
         for field in &change.fields {
             let _ = writeln!(out, "      {}", field_line(field, change.action));
         }
-        let _ = writeln!(out, "      {}", style.paint("2", &format!("# {}", change.reason)));
+        let _ = writeln!(
+            out,
+            "      {}",
+            style.paint("2", &format!("# {}", change.reason))
+        );
     }
     if !plan.changes.is_empty() {
         let _ = writeln!(out);
@@ -126,7 +156,10 @@ fn plan_text(plan: &Plan, style: Style) -> String {
         let _ = writeln!(out, "Blocked by policy: nothing will be applied.");
     }
     if plan.errored {
-        let _ = writeln!(out, "The observation was incomplete: this plan cannot be applied. Re-run when the cloud answers.");
+        let _ = writeln!(
+            out,
+            "The observation was incomplete: this plan cannot be applied. Re-run when the cloud answers."
+        );
     }
     out
 }
@@ -139,24 +172,49 @@ fn plan_markdown(plan: &Plan) -> String {
     let mut out = String::new();
     let s = plan.summary;
     let headline = if plan.is_blocked() {
-        format!("**meridian plan: blocked by policy** ({} violation(s)); {} to create, {} to update, {} to delete", plan.violations.len(), s.create, s.update, s.delete)
+        format!(
+            "**meridian plan: blocked by policy** ({} violation(s)); {} to create, {} to update, {} to delete",
+            plan.violations.len(),
+            s.create,
+            s.update,
+            s.delete
+        )
     } else if plan.is_empty() {
         "**meridian plan: no changes**".to_owned()
     } else {
-        format!("**meridian plan:** {} to create, {} to update, {} to delete", s.create, s.update, s.delete)
+        format!(
+            "**meridian plan:** {} to create, {} to update, {} to delete",
+            s.create, s.update, s.delete
+        )
     };
     let _ = writeln!(out, "{headline}\n");
     if plan.errored {
-        let _ = writeln!(out, "> [!WARNING]\n> The observation was incomplete; this plan cannot be applied.\n");
+        let _ = writeln!(
+            out,
+            "> [!WARNING]\n> The observation was incomplete; this plan cannot be applied.\n"
+        );
         for gap in &plan.gaps {
-            let _ = writeln!(out, "- {} of `{}`: {}", gap.family, gap.provider, md_escape(&gap.error.to_string()));
+            let _ = writeln!(
+                out,
+                "- {} of `{}`: {}",
+                gap.family,
+                gap.provider,
+                md_escape(&gap.error.to_string())
+            );
         }
         let _ = writeln!(out);
     }
     if !plan.violations.is_empty() {
-        let _ = writeln!(out, "| policy | resource | region | location |\n|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| policy | resource | region | location |\n|---|---|---|---|"
+        );
         for v in &plan.violations {
-            let _ = writeln!(out, "| `{}` | `{}` | {} | `{}` |", v.policy, v.resource, v.region, v.location);
+            let _ = writeln!(
+                out,
+                "| `{}` | `{}` | {} | `{}` |",
+                v.policy, v.resource, v.region, v.location
+            );
         }
         let _ = writeln!(out);
     }
@@ -164,15 +222,41 @@ fn plan_markdown(plan: &Plan) -> String {
         let _ = writeln!(out, "| | resource | changed fields |\n|---|---|---|");
         for change in &plan.changes {
             let fields: Vec<String> = match change.action {
-                Action::Update => change.fields.iter().map(|f| format!("`{}` {} → {}", f.path, show_value(f.before.as_ref()), show_value(f.after.as_ref()))).collect(),
+                Action::Update => change
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "`{}` {} → {}",
+                            f.path,
+                            show_value(f.before.as_ref()),
+                            show_value(f.after.as_ref())
+                        )
+                    })
+                    .collect(),
                 Action::Create => vec!["(new)".to_owned()],
                 Action::Delete => vec!["(removed)".to_owned()],
             };
-            let _ = writeln!(out, "| {} | `{}` | {} |", change.action.symbol(), change.address, md_escape(&fields.join("<br>")));
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | {} |",
+                change.action.symbol(),
+                change.address,
+                md_escape(&fields.join("<br>"))
+            );
         }
-        let _ = writeln!(out, "\n<details><summary>Details of every change</summary>\n\n```diff");
+        let _ = writeln!(
+            out,
+            "\n<details><summary>Details of every change</summary>\n\n```diff"
+        );
         for change in &plan.changes {
-            let _ = writeln!(out, "{} {}  # {}", change.action.symbol(), change.address, change.reason);
+            let _ = writeln!(
+                out,
+                "{} {}  # {}",
+                change.action.symbol(),
+                change.address,
+                change.reason
+            );
             for field in &change.fields {
                 let sign = match change.action {
                     Action::Create => "+",
@@ -184,7 +268,13 @@ fn plan_markdown(plan: &Plan) -> String {
         }
         let _ = writeln!(out, "```\n\n</details>");
     }
-    let _ = writeln!(out, "\n<sub>desired state `{}` · observed `{}` · plan format {}</sub>", short(&plan.source.digest), short(&plan.observed_fingerprint), FORMAT_VERSION);
+    let _ = writeln!(
+        out,
+        "\n<sub>desired state `{}` · observed `{}` · plan format {}</sub>",
+        short(&plan.source.digest),
+        short(&plan.observed_fingerprint),
+        FORMAT_VERSION
+    );
     out
 }
 
@@ -192,7 +282,10 @@ fn plan_markdown(plan: &Plan) -> String {
 /// (drain, disable) are part of the delete, not drift of their own.
 fn is_drift(plan: &Plan, change: &Change) -> bool {
     change.action != Action::Update
-        || !plan.changes.iter().any(|c| c.action == Action::Delete && c.address == change.address)
+        || !plan
+            .changes
+            .iter()
+            .any(|c| c.action == Action::Delete && c.address == change.address)
 }
 
 fn drift_kind(change: &Change) -> &'static str {
@@ -239,38 +332,94 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
             let mut out = String::new();
             let drifted: Vec<&Change> = plan.changes.iter().filter(|c| is_drift(plan, c)).collect();
             if drifted.is_empty() {
-                let _ = writeln!(out, "{}", if markdown { "**meridian drift: none.** The live world matches the desired state." } else { "No drift. The live world matches the desired state." });
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    if markdown {
+                        "**meridian drift: none.** The live world matches the desired state."
+                    } else {
+                        "No drift. The live world matches the desired state."
+                    }
+                );
             } else if markdown {
-                let _ = writeln!(out, "**meridian drift: {} resource(s) differ from desired state**\n\n| resource | drift | field | live | desired |\n|---|---|---|---|---|", drifted.len());
+                let _ = writeln!(
+                    out,
+                    "**meridian drift: {} resource(s) differ from desired state**\n\n| resource | drift | field | live | desired |\n|---|---|---|---|---|",
+                    drifted.len()
+                );
             } else {
-                let _ = writeln!(out, "Drift: {} resource(s) differ from desired state.\n", drifted.len());
+                let _ = writeln!(
+                    out,
+                    "Drift: {} resource(s) differ from desired state.\n",
+                    drifted.len()
+                );
             }
             for change in drifted {
                 match (markdown, change.action) {
                     (true, Action::Update) => {
                         for f in &change.fields {
-                            let _ = writeln!(out, "| `{}` | changed | `{}` | {} | {} |", change.address, f.path, md_escape(&show_value(f.before.as_ref())), md_escape(&show_value(f.after.as_ref())));
+                            let _ = writeln!(
+                                out,
+                                "| `{}` | changed | `{}` | {} | {} |",
+                                change.address,
+                                f.path,
+                                md_escape(&show_value(f.before.as_ref())),
+                                md_escape(&show_value(f.after.as_ref()))
+                            );
                         }
                     }
                     (true, _) => {
-                        let _ = writeln!(out, "| `{}` | {} | | | |", change.address, drift_kind(change));
+                        let _ = writeln!(
+                            out,
+                            "| `{}` | {} | | | |",
+                            change.address,
+                            drift_kind(change)
+                        );
                     }
                     (false, Action::Update) => {
-                        let _ = writeln!(out, "  {} {}  ({})", style.paint("33", "~"), change.address, change.provider);
+                        let _ = writeln!(
+                            out,
+                            "  {} {}  ({})",
+                            style.paint("33", "~"),
+                            change.address,
+                            change.provider
+                        );
                         for f in &change.fields {
-                            let _ = writeln!(out, "      {}: live {}, desired {}", f.path, show_value(f.before.as_ref()), show_value(f.after.as_ref()));
+                            let _ = writeln!(
+                                out,
+                                "      {}: live {}, desired {}",
+                                f.path,
+                                show_value(f.before.as_ref()),
+                                show_value(f.after.as_ref())
+                            );
                         }
                     }
                     (false, Action::Create) => {
-                        let _ = writeln!(out, "  {} {}  ({})\n      missing from the cloud", style.paint("32", "+"), change.address, change.provider);
+                        let _ = writeln!(
+                            out,
+                            "  {} {}  ({})\n      missing from the cloud",
+                            style.paint("32", "+"),
+                            change.address,
+                            change.provider
+                        );
                     }
                     (false, Action::Delete) => {
-                        let _ = writeln!(out, "  {} {}  ({})\n      managed by meridian but no longer declared", style.paint("31", "-"), change.address, change.provider);
+                        let _ = writeln!(
+                            out,
+                            "  {} {}  ({})\n      managed by meridian but no longer declared",
+                            style.paint("31", "-"),
+                            change.address,
+                            change.provider
+                        );
                     }
                 }
             }
             for gap in &plan.gaps {
-                let _ = writeln!(out, "INCOMPLETE: {} of provider `{}` could not be observed: {}", gap.family, gap.provider, gap.error);
+                let _ = writeln!(
+                    out,
+                    "INCOMPLETE: {} of provider `{}` could not be observed: {}",
+                    gap.family, gap.provider, gap.error
+                );
             }
             out
         }

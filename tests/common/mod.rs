@@ -87,7 +87,10 @@ pub fn normalized(sim: &Path) -> serde_json::Value {
     let mut names = std::collections::BTreeMap::new();
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
     for (arn, accelerator) in world["accelerators"].as_object().expect("accelerators") {
-        names.insert(arn.clone(), format!("accelerator:{}", text(&accelerator["name"])));
+        names.insert(
+            arn.clone(),
+            format!("accelerator:{}", text(&accelerator["name"])),
+        );
     }
     let mut listeners = Vec::new();
     for listener in world["listeners"].as_object().expect("listeners").values() {
@@ -97,25 +100,53 @@ pub fn normalized(sim: &Path) -> serde_json::Value {
         listeners.push(id);
     }
     let mut groups = Vec::new();
-    for group in world["endpoint_groups"].as_object().expect("groups").values() {
-        let mut endpoints: Vec<String> = group["endpoints"].as_array().expect("endpoints").iter().map(|e| e["spec"].to_string()).collect();
+    for group in world["endpoint_groups"]
+        .as_object()
+        .expect("groups")
+        .values()
+    {
+        let mut endpoints: Vec<String> = group["endpoints"]
+            .as_array()
+            .expect("endpoints")
+            .iter()
+            .map(|e| e["spec"].to_string())
+            .collect();
         endpoints.sort();
         groups.push(serde_json::json!({"listener": names[&text(&group["listener_arn"])], "spec": group["spec"], "endpoints": endpoints}));
     }
     groups.sort_by_key(|g| g.to_string());
     listeners.sort();
-    let mut accelerators: Vec<serde_json::Value> = world["accelerators"].as_object().expect("a").values().map(|a| {
-        let tags: serde_json::Map<String, serde_json::Value> = a["tags"].as_object().expect("tags").iter().filter(|(k, _)| !k.starts_with("meridian.dev/listener:")).map(|(k, v)| (k.clone(), v.clone())).collect();
-        serde_json::json!({"name": a["name"], "enabled": a["enabled"], "tags": tags})
-    }).collect();
+    let mut accelerators: Vec<serde_json::Value> = world["accelerators"]
+        .as_object()
+        .expect("a")
+        .values()
+        .map(|a| {
+            let tags: serde_json::Map<String, serde_json::Value> = a["tags"]
+                .as_object()
+                .expect("tags")
+                .iter()
+                .filter(|(k, _)| !k.starts_with("meridian.dev/listener:"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            serde_json::json!({"name": a["name"], "enabled": a["enabled"], "tags": tags})
+        })
+        .collect();
     accelerators.sort_by_key(|a| a.to_string());
     let gcp = |key: &str| -> Vec<serde_json::Value> {
-        let mut items: Vec<serde_json::Value> = world[key].as_object().expect(key).values().map(|v| {
-            // GCP keeps backends in insertion order; which one landed first does not matter.
-            let mut backends: Vec<String> = v["backends"].as_array().map(|b| b.iter().map(|x| x.to_string()).collect()).unwrap_or_default();
-            backends.sort();
-            serde_json::json!({"name": v["name"], "spec": v["spec"], "backends": backends})
-        }).collect();
+        let mut items: Vec<serde_json::Value> = world[key]
+            .as_object()
+            .expect(key)
+            .values()
+            .map(|v| {
+                // GCP keeps backends in insertion order; which one landed first does not matter.
+                let mut backends: Vec<String> = v["backends"]
+                    .as_array()
+                    .map(|b| b.iter().map(|x| x.to_string()).collect())
+                    .unwrap_or_default();
+                backends.sort();
+                serde_json::json!({"name": v["name"], "spec": v["spec"], "backends": backends})
+            })
+            .collect();
         items.sort_by_key(|v| v.to_string());
         items
     };
@@ -124,14 +155,42 @@ pub fn normalized(sim: &Path) -> serde_json::Value {
     for tgw in world["transit_gateways"].as_object().expect("tgw").values() {
         gateways.insert(text(&tgw["id"]), text(&tgw["region"]));
         gateways.insert(text(&tgw["route_table_id"]), text(&tgw["region"]));
-        tgws.push(format!("{} asn={}", text(&tgw["region"]), tgw["amazon_side_asn"]));
+        tgws.push(format!(
+            "{} asn={}",
+            text(&tgw["region"]),
+            tgw["amazon_side_asn"]
+        ));
     }
     let mut peerings: Vec<String> = Vec::new();
     for peering in world["peerings"].as_object().expect("peerings").values() {
-        names.insert(text(&peering["id"]), format!("{}->{}", text(&peering["requester_region"]), text(&peering["accepter_region"])));
-        peerings.push(format!("{}->{} {}", text(&peering["requester_region"]), text(&peering["accepter_region"]), text(&peering["state"])));
+        names.insert(
+            text(&peering["id"]),
+            format!(
+                "{}->{}",
+                text(&peering["requester_region"]),
+                text(&peering["accepter_region"])
+            ),
+        );
+        peerings.push(format!(
+            "{}->{} {}",
+            text(&peering["requester_region"]),
+            text(&peering["accepter_region"]),
+            text(&peering["state"])
+        ));
     }
-    let mut routes: Vec<String> = world["routes"].as_object().expect("routes").values().map(|r| format!("{} {} via {}", gateways[&text(&r["route_table_id"])], text(&r["cidr"]), names[&text(&r["attachment_id"])])).collect();
+    let mut routes: Vec<String> = world["routes"]
+        .as_object()
+        .expect("routes")
+        .values()
+        .map(|r| {
+            format!(
+                "{} {} via {}",
+                gateways[&text(&r["route_table_id"])],
+                text(&r["cidr"]),
+                names[&text(&r["attachment_id"])]
+            )
+        })
+        .collect();
     tgws.sort();
     peerings.sort();
     routes.sort();

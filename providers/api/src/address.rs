@@ -313,13 +313,15 @@ impl FromStr for Address {
                 accelerator: s(a),
                 listener: s(l),
             },
-            [("GlobalAccelerator", a), ("listener", l), ("endpointGroup", r)] => {
-                Address::EndpointGroup {
-                    accelerator: s(a),
-                    listener: s(l),
-                    region: s(r),
-                }
-            }
+            [
+                ("GlobalAccelerator", a),
+                ("listener", l),
+                ("endpointGroup", r),
+            ] => Address::EndpointGroup {
+                accelerator: s(a),
+                listener: s(l),
+                region: s(r),
+            },
             [
                 ("GlobalAccelerator", a),
                 ("listener", l),
@@ -409,7 +411,11 @@ mod tests {
     #[test]
     fn rejects_unknown_shapes() {
         assert!("Listener[x]".parse::<Address>().is_err());
-        assert!("GlobalAccelerator[api]listener[x]".parse::<Address>().is_err());
+        assert!(
+            "GlobalAccelerator[api]listener[x]"
+                .parse::<Address>()
+                .is_err()
+        );
         assert!("GlobalAccelerator[api".parse::<Address>().is_err());
     }
 }

@@ -59,7 +59,12 @@ impl ProviderError {
         retry_after: Duration,
         message: impl Into<String>,
     ) -> Self {
-        Self::new(ErrorClass::Waiting { retry_after }, operation, code, message)
+        Self::new(
+            ErrorClass::Waiting { retry_after },
+            operation,
+            code,
+            message,
+        )
     }
 
     fn new(class: ErrorClass, operation: &str, code: &str, message: impl Into<String>) -> Self {

@@ -135,7 +135,11 @@ mod tests {
         let calls = AtomicU32::new(0);
         let result = with_retries(&fast(), &stats, "t", || async {
             if calls.fetch_add(1, Ordering::SeqCst) < 2 {
-                Err(ProviderError::transient("Op", "ThrottlingException", "slow down"))
+                Err(ProviderError::transient(
+                    "Op",
+                    "ThrottlingException",
+                    "slow down",
+                ))
             } else {
                 Ok(7)
             }
@@ -151,7 +155,11 @@ mod tests {
         let calls = AtomicU32::new(0);
         let result: Result<(), _> = with_retries(&fast(), &stats, "t", || async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Err(ProviderError::stalled("Op", "LimitExceededException", "quota"))
+            Err(ProviderError::stalled(
+                "Op",
+                "LimitExceededException",
+                "quota",
+            ))
         })
         .await;
         assert_eq!(result.expect_err("fails").code, "LimitExceededException");
@@ -184,7 +192,10 @@ mod tests {
             ))
         })
         .await;
-        assert_eq!(result.expect_err("gives up").code, "AcceleratorNotDisabledException");
+        assert_eq!(
+            result.expect_err("gives up").code,
+            "AcceleratorNotDisabledException"
+        );
         assert!(stats.waits() >= 1);
     }
 

@@ -104,7 +104,13 @@ fn paginate<T: Clone>(
             .strip_prefix("page-")
             .and_then(|n| n.parse::<usize>().ok())
             .filter(|n| *n <= all.len())
-            .ok_or_else(|| api(operation, "InvalidNextTokenException", "the next token is not valid"))?,
+            .ok_or_else(|| {
+                api(
+                    operation,
+                    "InvalidNextTokenException",
+                    "the next token is not valid",
+                )
+            })?,
     };
     let end = (start + size).min(all.len());
     Ok(Page {
@@ -165,10 +171,10 @@ fn fingerprint(value: &impl serde::Serialize, generation: u64) -> String {
 
 fn ports_overlap(a: &ListenerSpec, b: &ListenerSpec) -> bool {
     a.port_ranges.iter().any(|x| {
-            b.port_ranges
-                .iter()
-                .any(|y| x.from <= y.to && y.from <= x.to)
-        })
+        b.port_ranges
+            .iter()
+            .any(|y| x.from <= y.to && y.from <= x.to)
+    })
 }
 
 impl SimCloud {
@@ -242,7 +248,13 @@ impl SimCloud {
                     accelerator: a.clone(),
                 })
                 .collect();
-            paginate("ListAccelerators", all, max_results, next_token, world.settings.max_page_size)
+            paginate(
+                "ListAccelerators",
+                all,
+                max_results,
+                next_token,
+                world.settings.max_page_size,
+            )
         })
         .await
     }
@@ -298,7 +310,11 @@ impl SimCloud {
     ) -> Result<(), SimError> {
         self.call("UpdateAccelerator", true, |world| {
             let accelerator = world.accelerators.get_mut(arn).ok_or_else(|| {
-                api("UpdateAccelerator", "AcceleratorNotFoundException", format!("accelerator {arn} not found"))
+                api(
+                    "UpdateAccelerator",
+                    "AcceleratorNotFoundException",
+                    format!("accelerator {arn} not found"),
+                )
             })?;
             accelerator.name = name.to_owned();
             accelerator.ip_address_type = ip_address_type.to_owned();
@@ -317,10 +333,18 @@ impl SimCloud {
         tags: BTreeMap<String, String>,
         untag: Vec<String>,
     ) -> Result<(), SimError> {
-        let operation = if tags.is_empty() { "UntagResource" } else { "TagResource" };
+        let operation = if tags.is_empty() {
+            "UntagResource"
+        } else {
+            "TagResource"
+        };
         self.call(operation, true, |world| {
             let accelerator = world.accelerators.get_mut(arn).ok_or_else(|| {
-                api(operation, "AcceleratorNotFoundException", format!("accelerator {arn} not found"))
+                api(
+                    operation,
+                    "AcceleratorNotFoundException",
+                    format!("accelerator {arn} not found"),
+                )
             })?;
             for key in &untag {
                 accelerator.tags.remove(key);
@@ -336,7 +360,11 @@ impl SimCloud {
     pub async fn delete_accelerator(&self, arn: &str) -> Result<(), SimError> {
         self.call("DeleteAccelerator", true, |world| {
             let accelerator = world.accelerators.get(arn).ok_or_else(|| {
-                api("DeleteAccelerator", "AcceleratorNotFoundException", format!("accelerator {arn} not found"))
+                api(
+                    "DeleteAccelerator",
+                    "AcceleratorNotFoundException",
+                    format!("accelerator {arn} not found"),
+                )
             })?;
             if accelerator.enabled || World::accelerator_status(accelerator) != "DEPLOYED" {
                 return Err(api(
@@ -368,7 +396,11 @@ impl SimCloud {
     ) -> Result<Page<Listener>, SimError> {
         self.call("ListListeners", false, |world| {
             if !world.accelerators.contains_key(accelerator_arn) {
-                return Err(api("ListListeners", "AcceleratorNotFoundException", format!("accelerator {accelerator_arn} not found")));
+                return Err(api(
+                    "ListListeners",
+                    "AcceleratorNotFoundException",
+                    format!("accelerator {accelerator_arn} not found"),
+                ));
             }
             let all: Vec<_> = world
                 .listeners
@@ -376,41 +408,90 @@ impl SimCloud {
                 .filter(|l| l.accelerator_arn == accelerator_arn)
                 .cloned()
                 .collect();
-            paginate("ListListeners", all, max_results, next_token, world.settings.max_page_size)
+            paginate(
+                "ListListeners",
+                all,
+                max_results,
+                next_token,
+                world.settings.max_page_size,
+            )
         })
         .await
     }
 
-    fn check_listener(world: &World, operation: &str, accelerator_arn: &str, spec: &ListenerSpec, except: Option<&str>) -> Result<(), SimError> {
+    fn check_listener(
+        world: &World,
+        operation: &str,
+        accelerator_arn: &str,
+        spec: &ListenerSpec,
+        except: Option<&str>,
+    ) -> Result<(), SimError> {
         for range in &spec.port_ranges {
             if range.from == 0 || range.from > range.to {
-                return Err(api(operation, "InvalidPortRangeException", format!("invalid port range {}-{}", range.from, range.to)));
+                return Err(api(
+                    operation,
+                    "InvalidPortRangeException",
+                    format!("invalid port range {}-{}", range.from, range.to),
+                ));
             }
         }
         if let Some(other) = world.listeners.values().find(|l| {
-            l.accelerator_arn == accelerator_arn && Some(l.arn.as_str()) != except && ports_overlap(&l.spec, spec)
+            l.accelerator_arn == accelerator_arn
+                && Some(l.arn.as_str()) != except
+                && ports_overlap(&l.spec, spec)
         }) {
-            return Err(api(operation, "InvalidPortRangeException", format!("port ranges overlap listener {}", other.arn)));
+            return Err(api(
+                operation,
+                "InvalidPortRangeException",
+                format!("port ranges overlap listener {}", other.arn),
+            ));
         }
         Ok(())
     }
 
     /// `CreateListener`.
-    pub async fn create_listener(&self, accelerator_arn: &str, spec: &ListenerSpec) -> Result<String, SimError> {
+    pub async fn create_listener(
+        &self,
+        accelerator_arn: &str,
+        spec: &ListenerSpec,
+    ) -> Result<String, SimError> {
         self.call("CreateListener", true, |world| {
             if !world.accelerators.contains_key(accelerator_arn) {
-                return Err(api("CreateListener", "AcceleratorNotFoundException", format!("accelerator {accelerator_arn} not found")));
+                return Err(api(
+                    "CreateListener",
+                    "AcceleratorNotFoundException",
+                    format!("accelerator {accelerator_arn} not found"),
+                ));
             }
-            let count = world.listeners.values().filter(|l| l.accelerator_arn == accelerator_arn).count();
+            let count = world
+                .listeners
+                .values()
+                .filter(|l| l.accelerator_arn == accelerator_arn)
+                .count();
             if count >= world.settings.quotas.listeners_per_accelerator {
-                return Err(api("CreateListener", "LimitExceededException", format!("the accelerator already has {count} listeners, the quota")));
+                return Err(api(
+                    "CreateListener",
+                    "LimitExceededException",
+                    format!("the accelerator already has {count} listeners, the quota"),
+                ));
             }
             Self::check_listener(world, "CreateListener", accelerator_arn, spec, None)?;
             let id = world.fresh_id();
             let arn = format!("{accelerator_arn}/listener/{id:08x}");
-            world.listeners.insert(arn.clone(), Listener { arn: arn.clone(), accelerator_arn: accelerator_arn.to_owned(), spec: spec.clone() });
+            world.listeners.insert(
+                arn.clone(),
+                Listener {
+                    arn: arn.clone(),
+                    accelerator_arn: accelerator_arn.to_owned(),
+                    spec: spec.clone(),
+                },
+            );
             world.touch_accelerator(accelerator_arn);
-            world.record("CreateListener", &arn, format!("{} {:?}", spec.protocol, spec.port_ranges));
+            world.record(
+                "CreateListener",
+                &arn,
+                format!("{} {:?}", spec.protocol, spec.port_ranges),
+            );
             Ok(arn)
         })
         .await
@@ -419,15 +500,27 @@ impl SimCloud {
     /// `UpdateListener`.
     pub async fn update_listener(&self, arn: &str, spec: &ListenerSpec) -> Result<(), SimError> {
         self.call("UpdateListener", true, |world| {
-            let accelerator_arn = world.listeners.get(arn).map(|l| l.accelerator_arn.clone()).ok_or_else(|| {
-                api("UpdateListener", "ListenerNotFoundException", format!("listener {arn} not found"))
-            })?;
+            let accelerator_arn = world
+                .listeners
+                .get(arn)
+                .map(|l| l.accelerator_arn.clone())
+                .ok_or_else(|| {
+                    api(
+                        "UpdateListener",
+                        "ListenerNotFoundException",
+                        format!("listener {arn} not found"),
+                    )
+                })?;
             Self::check_listener(world, "UpdateListener", &accelerator_arn, spec, Some(arn))?;
             if let Some(listener) = world.listeners.get_mut(arn) {
                 listener.spec = spec.clone();
             }
             world.touch_accelerator(&accelerator_arn);
-            world.record("UpdateListener", arn, format!("{} {:?}", spec.protocol, spec.port_ranges));
+            world.record(
+                "UpdateListener",
+                arn,
+                format!("{} {:?}", spec.protocol, spec.port_ranges),
+            );
             Ok(())
         })
         .await
@@ -437,10 +530,22 @@ impl SimCloud {
     pub async fn delete_listener(&self, arn: &str) -> Result<(), SimError> {
         self.call("DeleteListener", true, |world| {
             let listener = world.listeners.get(arn).cloned().ok_or_else(|| {
-                api("DeleteListener", "ListenerNotFoundException", format!("listener {arn} not found"))
+                api(
+                    "DeleteListener",
+                    "ListenerNotFoundException",
+                    format!("listener {arn} not found"),
+                )
             })?;
-            if world.endpoint_groups.values().any(|g| g.listener_arn == arn) {
-                return Err(api("DeleteListener", "AssociatedEndpointGroupFoundException", "the listener still has endpoint groups"));
+            if world
+                .endpoint_groups
+                .values()
+                .any(|g| g.listener_arn == arn)
+            {
+                return Err(api(
+                    "DeleteListener",
+                    "AssociatedEndpointGroupFoundException",
+                    "the listener still has endpoint groups",
+                ));
             }
             world.listeners.remove(arn);
             world.touch_accelerator(&listener.accelerator_arn);
@@ -459,93 +564,192 @@ impl SimCloud {
     ) -> Result<Page<EndpointGroupView>, SimError> {
         self.call("ListEndpointGroups", false, |world| {
             if !world.listeners.contains_key(listener_arn) {
-                return Err(api("ListEndpointGroups", "ListenerNotFoundException", format!("listener {listener_arn} not found")));
+                return Err(api(
+                    "ListEndpointGroups",
+                    "ListenerNotFoundException",
+                    format!("listener {listener_arn} not found"),
+                ));
             }
             let all: Vec<_> = world
                 .endpoint_groups
                 .values()
                 .filter(|g| g.listener_arn == listener_arn)
                 .map(|g| EndpointGroupView {
-                    health: g.endpoints.iter().map(|e| world.endpoint_health(&g.spec.region, e)).collect(),
+                    health: g
+                        .endpoints
+                        .iter()
+                        .map(|e| world.endpoint_health(&g.spec.region, e))
+                        .collect(),
                     group: g.clone(),
                 })
                 .collect();
-            paginate("ListEndpointGroups", all, max_results, next_token, world.settings.max_page_size)
+            paginate(
+                "ListEndpointGroups",
+                all,
+                max_results,
+                next_token,
+                world.settings.max_page_size,
+            )
         })
         .await
     }
 
     fn accelerator_of_listener(world: &World, listener_arn: &str) -> Option<String> {
-        world.listeners.get(listener_arn).map(|l| l.accelerator_arn.clone())
+        world
+            .listeners
+            .get(listener_arn)
+            .map(|l| l.accelerator_arn.clone())
     }
 
     /// `CreateEndpointGroup`: one group per region per listener.
-    pub async fn create_endpoint_group(&self, listener_arn: &str, spec: &EndpointGroupSpec, endpoints: &[EndpointSpec]) -> Result<String, SimError> {
+    pub async fn create_endpoint_group(
+        &self,
+        listener_arn: &str,
+        spec: &EndpointGroupSpec,
+        endpoints: &[EndpointSpec],
+    ) -> Result<String, SimError> {
         self.call("CreateEndpointGroup", true, |world| {
-            let accelerator_arn = Self::accelerator_of_listener(world, listener_arn).ok_or_else(|| {
-                api("CreateEndpointGroup", "ListenerNotFoundException", format!("listener {listener_arn} not found"))
-            })?;
-            if world.endpoint_groups.values().any(|g| g.listener_arn == listener_arn && g.spec.region == spec.region) {
-                return Err(api("CreateEndpointGroup", "EndpointGroupAlreadyExistsException", format!("the listener already has an endpoint group in {}", spec.region)));
+            let accelerator_arn =
+                Self::accelerator_of_listener(world, listener_arn).ok_or_else(|| {
+                    api(
+                        "CreateEndpointGroup",
+                        "ListenerNotFoundException",
+                        format!("listener {listener_arn} not found"),
+                    )
+                })?;
+            if world
+                .endpoint_groups
+                .values()
+                .any(|g| g.listener_arn == listener_arn && g.spec.region == spec.region)
+            {
+                return Err(api(
+                    "CreateEndpointGroup",
+                    "EndpointGroupAlreadyExistsException",
+                    format!(
+                        "the listener already has an endpoint group in {}",
+                        spec.region
+                    ),
+                ));
             }
             if spec.traffic_dial > 100 {
-                return Err(api("CreateEndpointGroup", "InvalidArgumentException", "TrafficDialPercentage must be 0-100"));
+                return Err(api(
+                    "CreateEndpointGroup",
+                    "InvalidArgumentException",
+                    "TrafficDialPercentage must be 0-100",
+                ));
             }
             if endpoints.len() > world.settings.quotas.endpoints_per_group {
-                return Err(api("CreateEndpointGroup", "LimitExceededException", "too many endpoints in the group"));
+                return Err(api(
+                    "CreateEndpointGroup",
+                    "LimitExceededException",
+                    "too many endpoints in the group",
+                ));
             }
             let id = world.fresh_id();
             let arn = format!("{listener_arn}/endpoint-group/{id:012x}");
-            world.endpoint_groups.insert(arn.clone(), EndpointGroup {
-                arn: arn.clone(),
-                listener_arn: listener_arn.to_owned(),
-                spec: spec.clone(),
-                endpoints: endpoints.iter().map(|e| Endpoint { spec: e.clone(), health: "HEALTHY".to_owned() }).collect(),
-            });
+            world.endpoint_groups.insert(
+                arn.clone(),
+                EndpointGroup {
+                    arn: arn.clone(),
+                    listener_arn: listener_arn.to_owned(),
+                    spec: spec.clone(),
+                    endpoints: endpoints
+                        .iter()
+                        .map(|e| Endpoint {
+                            spec: e.clone(),
+                            health: "HEALTHY".to_owned(),
+                        })
+                        .collect(),
+                },
+            );
             world.touch_accelerator(&accelerator_arn);
-            world.record("CreateEndpointGroup", &arn, format!("region={} dial={}", spec.region, spec.traffic_dial));
+            world.record(
+                "CreateEndpointGroup",
+                &arn,
+                format!("region={} dial={}", spec.region, spec.traffic_dial),
+            );
             Ok(arn)
         })
         .await
     }
 
     /// `UpdateEndpointGroup` (dial, health check, port overrides).
-    pub async fn update_endpoint_group(&self, arn: &str, spec: &EndpointGroupSpec) -> Result<(), SimError> {
+    pub async fn update_endpoint_group(
+        &self,
+        arn: &str,
+        spec: &EndpointGroupSpec,
+    ) -> Result<(), SimError> {
         self.call("UpdateEndpointGroup", true, |world| {
             if spec.traffic_dial > 100 {
-                return Err(api("UpdateEndpointGroup", "InvalidArgumentException", "TrafficDialPercentage must be 0-100"));
+                return Err(api(
+                    "UpdateEndpointGroup",
+                    "InvalidArgumentException",
+                    "TrafficDialPercentage must be 0-100",
+                ));
             }
             let group = world.endpoint_groups.get_mut(arn).ok_or_else(|| {
-                api("UpdateEndpointGroup", "EndpointGroupNotFoundException", format!("endpoint group {arn} not found"))
+                api(
+                    "UpdateEndpointGroup",
+                    "EndpointGroupNotFoundException",
+                    format!("endpoint group {arn} not found"),
+                )
             })?;
             let region = group.spec.region.clone();
-            group.spec = EndpointGroupSpec { region: region.clone(), ..spec.clone() };
+            group.spec = EndpointGroupSpec {
+                region: region.clone(),
+                ..spec.clone()
+            };
             let listener_arn = group.listener_arn.clone();
             if let Some(accelerator_arn) = Self::accelerator_of_listener(world, &listener_arn) {
                 world.touch_accelerator(&accelerator_arn);
             }
-            world.record("UpdateEndpointGroup", arn, format!("region={region} dial={}", spec.traffic_dial));
+            world.record(
+                "UpdateEndpointGroup",
+                arn,
+                format!("region={region} dial={}", spec.traffic_dial),
+            );
             Ok(())
         })
         .await
     }
 
     /// `AddEndpoints`: adds endpoints, or updates those with the same id.
-    pub async fn add_endpoints(&self, group_arn: &str, endpoints: &[EndpointSpec]) -> Result<(), SimError> {
+    pub async fn add_endpoints(
+        &self,
+        group_arn: &str,
+        endpoints: &[EndpointSpec],
+    ) -> Result<(), SimError> {
         self.call("AddEndpoints", true, |world| {
             let limit = world.settings.quotas.endpoints_per_group;
             let group = world.endpoint_groups.get_mut(group_arn).ok_or_else(|| {
-                api("AddEndpoints", "EndpointGroupNotFoundException", format!("endpoint group {group_arn} not found"))
+                api(
+                    "AddEndpoints",
+                    "EndpointGroupNotFoundException",
+                    format!("endpoint group {group_arn} not found"),
+                )
             })?;
             let mut details = Vec::new();
             for endpoint in endpoints {
-                match group.endpoints.iter_mut().find(|e| e.spec.id == endpoint.id) {
+                match group
+                    .endpoints
+                    .iter_mut()
+                    .find(|e| e.spec.id == endpoint.id)
+                {
                     Some(existing) => existing.spec = endpoint.clone(),
                     None => {
                         if group.endpoints.len() >= limit {
-                            return Err(api("AddEndpoints", "LimitExceededException", format!("the endpoint group already has {limit} endpoints, the quota")));
+                            return Err(api(
+                                "AddEndpoints",
+                                "LimitExceededException",
+                                format!(
+                                    "the endpoint group already has {limit} endpoints, the quota"
+                                ),
+                            ));
                         }
-                        group.endpoints.push(Endpoint { spec: endpoint.clone(), health: "HEALTHY".to_owned() });
+                        group.endpoints.push(Endpoint {
+                            spec: endpoint.clone(),
+                            health: "HEALTHY".to_owned(),
+                        });
                     }
                 }
                 details.push(format!("{} weight={}", endpoint.id, endpoint.weight));
@@ -564,7 +768,11 @@ impl SimCloud {
     pub async fn remove_endpoints(&self, group_arn: &str, ids: &[String]) -> Result<(), SimError> {
         self.call("RemoveEndpoints", true, |world| {
             let group = world.endpoint_groups.get_mut(group_arn).ok_or_else(|| {
-                api("RemoveEndpoints", "EndpointGroupNotFoundException", format!("endpoint group {group_arn} not found"))
+                api(
+                    "RemoveEndpoints",
+                    "EndpointGroupNotFoundException",
+                    format!("endpoint group {group_arn} not found"),
+                )
             })?;
             group.endpoints.retain(|e| !ids.contains(&e.spec.id));
             let listener_arn = group.listener_arn.clone();
@@ -581,12 +789,21 @@ impl SimCloud {
     pub async fn delete_endpoint_group(&self, arn: &str) -> Result<(), SimError> {
         self.call("DeleteEndpointGroup", true, |world| {
             let group = world.endpoint_groups.remove(arn).ok_or_else(|| {
-                api("DeleteEndpointGroup", "EndpointGroupNotFoundException", format!("endpoint group {arn} not found"))
+                api(
+                    "DeleteEndpointGroup",
+                    "EndpointGroupNotFoundException",
+                    format!("endpoint group {arn} not found"),
+                )
             })?;
-            if let Some(accelerator_arn) = Self::accelerator_of_listener(world, &group.listener_arn) {
+            if let Some(accelerator_arn) = Self::accelerator_of_listener(world, &group.listener_arn)
+            {
                 world.touch_accelerator(&accelerator_arn);
             }
-            world.record("DeleteEndpointGroup", arn, format!("region={}", group.spec.region));
+            world.record(
+                "DeleteEndpointGroup",
+                arn,
+                format!("region={}", group.spec.region),
+            );
             Ok(())
         })
         .await
@@ -595,47 +812,104 @@ impl SimCloud {
     // ----- GCP global load balancing -----------------------------------------
 
     /// `healthChecks.list`.
-    pub async fn list_health_checks(&self, project: &str, max_results: Option<usize>, page_token: Option<&str>) -> Result<Page<GcpHealthCheck>, SimError> {
+    pub async fn list_health_checks(
+        &self,
+        project: &str,
+        max_results: Option<usize>,
+        page_token: Option<&str>,
+    ) -> Result<Page<GcpHealthCheck>, SimError> {
         self.call("healthChecks.list", false, |world| {
-            let all: Vec<_> = world.health_checks.values().filter(|h| h.spec.project == project).cloned().collect();
-            paginate("healthChecks.list", all, max_results, page_token, world.settings.max_page_size)
+            let all: Vec<_> = world
+                .health_checks
+                .values()
+                .filter(|h| h.spec.project == project)
+                .cloned()
+                .collect();
+            paginate(
+                "healthChecks.list",
+                all,
+                max_results,
+                page_token,
+                world.settings.max_page_size,
+            )
         })
         .await
     }
 
     /// `healthChecks.insert`.
-    pub async fn insert_health_check(&self, name: &str, description: &str, spec: &HealthCheckSpec) -> Result<String, SimError> {
+    pub async fn insert_health_check(
+        &self,
+        name: &str,
+        description: &str,
+        spec: &HealthCheckSpec,
+    ) -> Result<String, SimError> {
         self.call("healthChecks.insert", true, |world| {
             let key = format!("{}/{name}", spec.project);
             if world.health_checks.contains_key(&key) {
-                return Err(api("healthChecks.insert", "alreadyExists", format!("The resource 'projects/{}/global/healthChecks/{name}' already exists", spec.project)));
+                return Err(api(
+                    "healthChecks.insert",
+                    "alreadyExists",
+                    format!(
+                        "The resource 'projects/{}/global/healthChecks/{name}' already exists",
+                        spec.project
+                    ),
+                ));
             }
             let id = world.fresh_id();
-            world.health_checks.insert(key, GcpHealthCheck {
-                id: (4_000_000_000_000_000_000u64 + id).to_string(),
-                name: name.to_owned(),
-                description: description.to_owned(),
-                fingerprint: fingerprint(spec, id),
-                spec: spec.clone(),
-            });
-            world.record("healthChecks.insert", name, format!("{} port={}", spec.check_type, spec.port));
+            world.health_checks.insert(
+                key,
+                GcpHealthCheck {
+                    id: (4_000_000_000_000_000_000u64 + id).to_string(),
+                    name: name.to_owned(),
+                    description: description.to_owned(),
+                    fingerprint: fingerprint(spec, id),
+                    spec: spec.clone(),
+                },
+            );
+            world.record(
+                "healthChecks.insert",
+                name,
+                format!("{} port={}", spec.check_type, spec.port),
+            );
             Ok(name.to_owned())
         })
         .await
     }
 
     /// `healthChecks.patch`, guarded by the fingerprint.
-    pub async fn patch_health_check(&self, name: &str, fingerprint_seen: Option<&str>, spec: &HealthCheckSpec) -> Result<(), SimError> {
+    pub async fn patch_health_check(
+        &self,
+        name: &str,
+        fingerprint_seen: Option<&str>,
+        spec: &HealthCheckSpec,
+    ) -> Result<(), SimError> {
         self.call("healthChecks.patch", true, |world| {
             let generation = world.fresh_id();
             let key = format!("{}/{name}", spec.project);
-            let check = world.health_checks.get_mut(&key).ok_or_else(|| api("healthChecks.patch", "notFound", format!("The resource 'projects/{}/global/healthChecks/{name}' was not found", spec.project)))?;
+            let check = world.health_checks.get_mut(&key).ok_or_else(|| {
+                api(
+                    "healthChecks.patch",
+                    "notFound",
+                    format!(
+                        "The resource 'projects/{}/global/healthChecks/{name}' was not found",
+                        spec.project
+                    ),
+                )
+            })?;
             if fingerprint_seen.is_some_and(|f| f != check.fingerprint) {
-                return Err(api("healthChecks.patch", "conditionNotMet", "Supplied fingerprint does not match current fingerprint."));
+                return Err(api(
+                    "healthChecks.patch",
+                    "conditionNotMet",
+                    "Supplied fingerprint does not match current fingerprint.",
+                ));
             }
             check.spec = spec.clone();
             check.fingerprint = fingerprint(spec, generation);
-            world.record("healthChecks.patch", name, format!("{} port={}", spec.check_type, spec.port));
+            world.record(
+                "healthChecks.patch",
+                name,
+                format!("{} port={}", spec.check_type, spec.port),
+            );
             Ok(())
         })
         .await
@@ -644,10 +918,28 @@ impl SimCloud {
     /// `healthChecks.delete`: refused while a backend service uses it.
     pub async fn delete_health_check(&self, project: &str, name: &str) -> Result<(), SimError> {
         self.call("healthChecks.delete", true, |world| {
-            if let Some(user) = world.backend_services.values().find(|s| s.spec.project == project && s.spec.health_checks.iter().any(|h| h == name)) {
-                return Err(api("healthChecks.delete", "resourceInUseByAnotherResource", format!("The health_check resource '{name}' is already being used by '{}'", user.name)));
+            if let Some(user) = world.backend_services.values().find(|s| {
+                s.spec.project == project && s.spec.health_checks.iter().any(|h| h == name)
+            }) {
+                return Err(api(
+                    "healthChecks.delete",
+                    "resourceInUseByAnotherResource",
+                    format!(
+                        "The health_check resource '{name}' is already being used by '{}'",
+                        user.name
+                    ),
+                ));
             }
-            world.health_checks.remove(&format!("{project}/{name}")).ok_or_else(|| api("healthChecks.delete", "notFound", format!("health check {name} not found")))?;
+            world
+                .health_checks
+                .remove(&format!("{project}/{name}"))
+                .ok_or_else(|| {
+                    api(
+                        "healthChecks.delete",
+                        "notFound",
+                        format!("health check {name} not found"),
+                    )
+                })?;
             world.record("healthChecks.delete", name, "");
             Ok(())
         })
@@ -655,48 +947,110 @@ impl SimCloud {
     }
 
     /// `backendServices.list`, with each backend's health.
-    pub async fn list_backend_services(&self, project: &str, max_results: Option<usize>, page_token: Option<&str>) -> Result<Page<BackendServiceView>, SimError> {
+    pub async fn list_backend_services(
+        &self,
+        project: &str,
+        max_results: Option<usize>,
+        page_token: Option<&str>,
+    ) -> Result<Page<BackendServiceView>, SimError> {
         self.call("backendServices.list", false, |world| {
-            let all: Vec<_> = world.backend_services.values().filter(|s| s.spec.project == project).map(|s| BackendServiceView {
-                health: s.backends.iter().map(|b| world.backend_health(b).to_owned()).collect(),
-                service: s.clone(),
-            }).collect();
-            paginate("backendServices.list", all, max_results, page_token, world.settings.max_page_size)
+            let all: Vec<_> = world
+                .backend_services
+                .values()
+                .filter(|s| s.spec.project == project)
+                .map(|s| BackendServiceView {
+                    health: s
+                        .backends
+                        .iter()
+                        .map(|b| world.backend_health(b).to_owned())
+                        .collect(),
+                    service: s.clone(),
+                })
+                .collect();
+            paginate(
+                "backendServices.list",
+                all,
+                max_results,
+                page_token,
+                world.settings.max_page_size,
+            )
         })
         .await
     }
 
-    fn check_health_checks_exist(world: &World, operation: &str, spec: &BackendServiceSpec) -> Result<(), SimError> {
+    fn check_health_checks_exist(
+        world: &World,
+        operation: &str,
+        spec: &BackendServiceSpec,
+    ) -> Result<(), SimError> {
         for name in &spec.health_checks {
-            if !world.health_checks.contains_key(&format!("{}/{name}", spec.project)) {
-                return Err(api(operation, "invalid", format!("The resource 'projects/{}/global/healthChecks/{name}' was not found", spec.project)));
+            if !world
+                .health_checks
+                .contains_key(&format!("{}/{name}", spec.project))
+            {
+                return Err(api(
+                    operation,
+                    "invalid",
+                    format!(
+                        "The resource 'projects/{}/global/healthChecks/{name}' was not found",
+                        spec.project
+                    ),
+                ));
             }
         }
         Ok(())
     }
 
     /// `backendServices.insert`.
-    pub async fn insert_backend_service(&self, name: &str, description: &str, spec: &BackendServiceSpec, backends: &[BackendSpec]) -> Result<String, SimError> {
+    pub async fn insert_backend_service(
+        &self,
+        name: &str,
+        description: &str,
+        spec: &BackendServiceSpec,
+        backends: &[BackendSpec],
+    ) -> Result<String, SimError> {
         self.call("backendServices.insert", true, |world| {
             let key = format!("{}/{name}", spec.project);
             if world.backend_services.contains_key(&key) {
-                return Err(api("backendServices.insert", "alreadyExists", format!("The resource 'projects/{}/global/backendServices/{name}' already exists", spec.project)));
+                return Err(api(
+                    "backendServices.insert",
+                    "alreadyExists",
+                    format!(
+                        "The resource 'projects/{}/global/backendServices/{name}' already exists",
+                        spec.project
+                    ),
+                ));
             }
-            let count = world.backend_services.values().filter(|s| s.spec.project == spec.project).count();
+            let count = world
+                .backend_services
+                .values()
+                .filter(|s| s.spec.project == spec.project)
+                .count();
             if count >= world.settings.quotas.backend_services {
-                return Err(api("backendServices.insert", "quotaExceeded", format!("Quota 'BACKEND_SERVICES' exceeded. Limit: {count} globally.")));
+                return Err(api(
+                    "backendServices.insert",
+                    "quotaExceeded",
+                    format!("Quota 'BACKEND_SERVICES' exceeded. Limit: {count} globally."),
+                ));
             }
             Self::check_health_checks_exist(world, "backendServices.insert", spec)?;
             let id = world.fresh_id();
-            world.backend_services.insert(key, GcpBackendService {
-                id: (5_000_000_000_000_000_000u64 + id).to_string(),
-                name: name.to_owned(),
-                description: description.to_owned(),
-                fingerprint: fingerprint(&(spec, backends), id),
-                spec: spec.clone(),
-                backends: backends.to_vec(),
-            });
-            world.record("backendServices.insert", name, format!("{} backends", backends.len()));
+            world.backend_services.insert(
+                key,
+                GcpBackendService {
+                    id: (5_000_000_000_000_000_000u64 + id).to_string(),
+                    name: name.to_owned(),
+                    description: description.to_owned(),
+                    fingerprint: fingerprint(&(spec, backends), id),
+                    spec: spec.clone(),
+                    backends: backends.to_vec(),
+                },
+            );
+            world.record(
+                "backendServices.insert",
+                name,
+                format!("{} backends", backends.len()),
+            );
             Ok(name.to_owned())
         })
         .await
@@ -704,7 +1058,14 @@ impl SimCloud {
 
     /// `backendServices.patch`: replaces the service's settings and, when
     /// `backends` is given, its backend list. Guarded by the fingerprint.
-    pub async fn patch_backend_service(&self, project: &str, name: &str, fingerprint_seen: Option<&str>, spec: Option<&BackendServiceSpec>, backends: Option<&[BackendSpec]>) -> Result<(), SimError> {
+    pub async fn patch_backend_service(
+        &self,
+        project: &str,
+        name: &str,
+        fingerprint_seen: Option<&str>,
+        spec: Option<&BackendServiceSpec>,
+        backends: Option<&[BackendSpec]>,
+    ) -> Result<(), SimError> {
         self.call("backendServices.patch", true, |world| {
             if let Some(spec) = spec {
                 Self::check_health_checks_exist(world, "backendServices.patch", spec)?;
@@ -734,10 +1095,30 @@ impl SimCloud {
     /// `backendServices.delete`: refused while a URL map uses it.
     pub async fn delete_backend_service(&self, project: &str, name: &str) -> Result<(), SimError> {
         self.call("backendServices.delete", true, |world| {
-            if let Some(user) = world.url_maps.values().find(|m| m.spec.project == project && url_map_uses(&m.spec, name)) {
-                return Err(api("backendServices.delete", "resourceInUseByAnotherResource", format!("The backend_service resource '{name}' is already being used by '{}'", user.name)));
+            if let Some(user) = world
+                .url_maps
+                .values()
+                .find(|m| m.spec.project == project && url_map_uses(&m.spec, name))
+            {
+                return Err(api(
+                    "backendServices.delete",
+                    "resourceInUseByAnotherResource",
+                    format!(
+                        "The backend_service resource '{name}' is already being used by '{}'",
+                        user.name
+                    ),
+                ));
             }
-            world.backend_services.remove(&format!("{project}/{name}")).ok_or_else(|| api("backendServices.delete", "notFound", format!("backend service {name} not found")))?;
+            world
+                .backend_services
+                .remove(&format!("{project}/{name}"))
+                .ok_or_else(|| {
+                    api(
+                        "backendServices.delete",
+                        "notFound",
+                        format!("backend service {name} not found"),
+                    )
+                })?;
             world.record("backendServices.delete", name, "");
             Ok(())
         })
@@ -745,62 +1126,133 @@ impl SimCloud {
     }
 
     /// `urlMaps.list`.
-    pub async fn list_url_maps(&self, project: &str, max_results: Option<usize>, page_token: Option<&str>) -> Result<Page<GcpUrlMap>, SimError> {
+    pub async fn list_url_maps(
+        &self,
+        project: &str,
+        max_results: Option<usize>,
+        page_token: Option<&str>,
+    ) -> Result<Page<GcpUrlMap>, SimError> {
         self.call("urlMaps.list", false, |world| {
-            let all: Vec<_> = world.url_maps.values().filter(|m| m.spec.project == project).cloned().collect();
-            paginate("urlMaps.list", all, max_results, page_token, world.settings.max_page_size)
+            let all: Vec<_> = world
+                .url_maps
+                .values()
+                .filter(|m| m.spec.project == project)
+                .cloned()
+                .collect();
+            paginate(
+                "urlMaps.list",
+                all,
+                max_results,
+                page_token,
+                world.settings.max_page_size,
+            )
         })
         .await
     }
 
-    fn check_services_exist(world: &World, operation: &str, spec: &UrlMapSpec) -> Result<(), SimError> {
+    fn check_services_exist(
+        world: &World,
+        operation: &str,
+        spec: &UrlMapSpec,
+    ) -> Result<(), SimError> {
         let mut names = vec![&spec.default_service];
         for matcher in &spec.path_matchers {
             names.push(&matcher.default_service);
             names.extend(matcher.path_rules.iter().map(|r| &r.service));
         }
         for name in names {
-            if !world.backend_services.contains_key(&format!("{}/{name}", spec.project)) {
-                return Err(api(operation, "invalid", format!("The resource 'projects/{}/global/backendServices/{name}' was not found", spec.project)));
+            if !world
+                .backend_services
+                .contains_key(&format!("{}/{name}", spec.project))
+            {
+                return Err(api(
+                    operation,
+                    "invalid",
+                    format!(
+                        "The resource 'projects/{}/global/backendServices/{name}' was not found",
+                        spec.project
+                    ),
+                ));
             }
         }
         Ok(())
     }
 
     /// `urlMaps.insert`.
-    pub async fn insert_url_map(&self, name: &str, description: &str, spec: &UrlMapSpec) -> Result<String, SimError> {
+    pub async fn insert_url_map(
+        &self,
+        name: &str,
+        description: &str,
+        spec: &UrlMapSpec,
+    ) -> Result<String, SimError> {
         self.call("urlMaps.insert", true, |world| {
             let key = format!("{}/{name}", spec.project);
             if world.url_maps.contains_key(&key) {
-                return Err(api("urlMaps.insert", "alreadyExists", format!("The resource 'projects/{}/global/urlMaps/{name}' already exists", spec.project)));
+                return Err(api(
+                    "urlMaps.insert",
+                    "alreadyExists",
+                    format!(
+                        "The resource 'projects/{}/global/urlMaps/{name}' already exists",
+                        spec.project
+                    ),
+                ));
             }
             Self::check_services_exist(world, "urlMaps.insert", spec)?;
             let id = world.fresh_id();
-            world.url_maps.insert(key, GcpUrlMap {
-                id: (6_000_000_000_000_000_000u64 + id).to_string(),
-                name: name.to_owned(),
-                description: description.to_owned(),
-                fingerprint: fingerprint(spec, id),
-                spec: spec.clone(),
-            });
-            world.record("urlMaps.insert", name, format!("default={}", spec.default_service));
+            world.url_maps.insert(
+                key,
+                GcpUrlMap {
+                    id: (6_000_000_000_000_000_000u64 + id).to_string(),
+                    name: name.to_owned(),
+                    description: description.to_owned(),
+                    fingerprint: fingerprint(spec, id),
+                    spec: spec.clone(),
+                },
+            );
+            world.record(
+                "urlMaps.insert",
+                name,
+                format!("default={}", spec.default_service),
+            );
             Ok(name.to_owned())
         })
         .await
     }
 
     /// `urlMaps.patch`, guarded by the fingerprint.
-    pub async fn patch_url_map(&self, name: &str, fingerprint_seen: Option<&str>, spec: &UrlMapSpec) -> Result<(), SimError> {
+    pub async fn patch_url_map(
+        &self,
+        name: &str,
+        fingerprint_seen: Option<&str>,
+        spec: &UrlMapSpec,
+    ) -> Result<(), SimError> {
         self.call("urlMaps.patch", true, |world| {
             Self::check_services_exist(world, "urlMaps.patch", spec)?;
             let generation = world.fresh_id();
-            let map = world.url_maps.get_mut(&format!("{}/{name}", spec.project)).ok_or_else(|| api("urlMaps.patch", "notFound", format!("url map {name} not found")))?;
+            let map = world
+                .url_maps
+                .get_mut(&format!("{}/{name}", spec.project))
+                .ok_or_else(|| {
+                    api(
+                        "urlMaps.patch",
+                        "notFound",
+                        format!("url map {name} not found"),
+                    )
+                })?;
             if fingerprint_seen.is_some_and(|f| f != map.fingerprint) {
-                return Err(api("urlMaps.patch", "conditionNotMet", "Supplied fingerprint does not match current fingerprint."));
+                return Err(api(
+                    "urlMaps.patch",
+                    "conditionNotMet",
+                    "Supplied fingerprint does not match current fingerprint.",
+                ));
             }
             map.spec = spec.clone();
             map.fingerprint = fingerprint(spec, generation);
-            world.record("urlMaps.patch", name, format!("default={}", spec.default_service));
+            world.record(
+                "urlMaps.patch",
+                name,
+                format!("default={}", spec.default_service),
+            );
             Ok(())
         })
         .await
@@ -809,7 +1261,16 @@ impl SimCloud {
     /// `urlMaps.delete`.
     pub async fn delete_url_map(&self, project: &str, name: &str) -> Result<(), SimError> {
         self.call("urlMaps.delete", true, |world| {
-            world.url_maps.remove(&format!("{project}/{name}")).ok_or_else(|| api("urlMaps.delete", "notFound", format!("url map {name} not found")))?;
+            world
+                .url_maps
+                .remove(&format!("{project}/{name}"))
+                .ok_or_else(|| {
+                    api(
+                        "urlMaps.delete",
+                        "notFound",
+                        format!("url map {name} not found"),
+                    )
+                })?;
             world.record("urlMaps.delete", name, "");
             Ok(())
         })
@@ -821,38 +1282,75 @@ impl SimCloud {
     /// Regions that hold at least one Transit Gateway.
     pub fn transit_gateway_regions(&self) -> Result<Vec<String>, SimError> {
         let world = self.store.read()?;
-        let mut regions: Vec<_> = world.transit_gateways.values().map(|t| t.region.clone()).collect();
+        let mut regions: Vec<_> = world
+            .transit_gateways
+            .values()
+            .map(|t| t.region.clone())
+            .collect();
         regions.sort();
         regions.dedup();
         Ok(regions)
     }
 
     /// `DescribeTransitGateways` in one region.
-    pub async fn describe_transit_gateways(&self, region: &str, max_results: Option<usize>, next_token: Option<&str>) -> Result<Page<TransitGateway>, SimError> {
+    pub async fn describe_transit_gateways(
+        &self,
+        region: &str,
+        max_results: Option<usize>,
+        next_token: Option<&str>,
+    ) -> Result<Page<TransitGateway>, SimError> {
         self.call("DescribeTransitGateways", false, |world| {
-            let all: Vec<_> = world.transit_gateways.values().filter(|t| t.region == region).cloned().collect();
-            paginate("DescribeTransitGateways", all, max_results, next_token, world.settings.max_page_size)
+            let all: Vec<_> = world
+                .transit_gateways
+                .values()
+                .filter(|t| t.region == region)
+                .cloned()
+                .collect();
+            paginate(
+                "DescribeTransitGateways",
+                all,
+                max_results,
+                next_token,
+                world.settings.max_page_size,
+            )
         })
         .await
     }
 
     /// `CreateTransitGateway`.
-    pub async fn create_transit_gateway(&self, region: &str, amazon_side_asn: u32, description: &str, tags: BTreeMap<String, String>) -> Result<String, SimError> {
+    pub async fn create_transit_gateway(
+        &self,
+        region: &str,
+        amazon_side_asn: u32,
+        description: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<String, SimError> {
         self.call("CreateTransitGateway", true, |world| {
-            let count = world.transit_gateways.values().filter(|t| t.region == region).count();
+            let count = world
+                .transit_gateways
+                .values()
+                .filter(|t| t.region == region)
+                .count();
             if count >= world.settings.quotas.transit_gateways_per_region {
-                return Err(api("CreateTransitGateway", "TransitGatewayLimitExceeded", format!("{region} already has {count} transit gateways, the quota")));
+                return Err(api(
+                    "CreateTransitGateway",
+                    "TransitGatewayLimitExceeded",
+                    format!("{region} already has {count} transit gateways, the quota"),
+                ));
             }
             let id = world.fresh_id();
             let tgw = format!("tgw-{id:017x}");
-            world.transit_gateways.insert(tgw.clone(), TransitGateway {
-                id: tgw.clone(),
-                region: region.to_owned(),
-                amazon_side_asn,
-                description: description.to_owned(),
-                route_table_id: format!("tgw-rtb-{id:017x}"),
-                tags,
-            });
+            world.transit_gateways.insert(
+                tgw.clone(),
+                TransitGateway {
+                    id: tgw.clone(),
+                    region: region.to_owned(),
+                    amazon_side_asn,
+                    description: description.to_owned(),
+                    route_table_id: format!("tgw-rtb-{id:017x}"),
+                    tags,
+                },
+            );
             world.record("CreateTransitGateway", &tgw, format!("region={region}"));
             Ok(tgw)
         })
@@ -860,9 +1358,19 @@ impl SimCloud {
     }
 
     /// `ModifyTransitGateway` (description only; the ASN is immutable).
-    pub async fn modify_transit_gateway(&self, id: &str, description: &str) -> Result<(), SimError> {
+    pub async fn modify_transit_gateway(
+        &self,
+        id: &str,
+        description: &str,
+    ) -> Result<(), SimError> {
         self.call("ModifyTransitGateway", true, |world| {
-            let tgw = world.transit_gateways.get_mut(id).ok_or_else(|| api("ModifyTransitGateway", "InvalidTransitGatewayID.NotFound", format!("transit gateway {id} not found")))?;
+            let tgw = world.transit_gateways.get_mut(id).ok_or_else(|| {
+                api(
+                    "ModifyTransitGateway",
+                    "InvalidTransitGatewayID.NotFound",
+                    format!("transit gateway {id} not found"),
+                )
+            })?;
             tgw.description = description.to_owned();
             world.record("ModifyTransitGateway", id, "description");
             Ok(())
@@ -873,10 +1381,24 @@ impl SimCloud {
     /// `DeleteTransitGateway`: refused while attachments exist.
     pub async fn delete_transit_gateway(&self, id: &str) -> Result<(), SimError> {
         self.call("DeleteTransitGateway", true, |world| {
-            if world.peerings.values().any(|p| p.requester_tgw == id || p.accepter_tgw == id) {
-                return Err(api("DeleteTransitGateway", "IncorrectState", format!("transit gateway {id} has attachments")));
+            if world
+                .peerings
+                .values()
+                .any(|p| p.requester_tgw == id || p.accepter_tgw == id)
+            {
+                return Err(api(
+                    "DeleteTransitGateway",
+                    "IncorrectState",
+                    format!("transit gateway {id} has attachments"),
+                ));
             }
-            world.transit_gateways.remove(id).ok_or_else(|| api("DeleteTransitGateway", "InvalidTransitGatewayID.NotFound", format!("transit gateway {id} not found")))?;
+            world.transit_gateways.remove(id).ok_or_else(|| {
+                api(
+                    "DeleteTransitGateway",
+                    "InvalidTransitGatewayID.NotFound",
+                    format!("transit gateway {id} not found"),
+                )
+            })?;
             world.record("DeleteTransitGateway", id, "");
             Ok(())
         })
@@ -884,41 +1406,87 @@ impl SimCloud {
     }
 
     /// `DescribeTransitGatewayPeeringAttachments` in one region (both sides).
-    pub async fn describe_peerings(&self, region: &str, max_results: Option<usize>, next_token: Option<&str>) -> Result<Page<PeeringView>, SimError> {
+    pub async fn describe_peerings(
+        &self,
+        region: &str,
+        max_results: Option<usize>,
+        next_token: Option<&str>,
+    ) -> Result<Page<PeeringView>, SimError> {
         self.call("DescribeTransitGatewayPeeringAttachments", false, |world| {
-            let all: Vec<_> = world.peerings.values().filter(|p| p.requester_region == region || p.accepter_region == region).map(|p| PeeringView {
-                state: World::peering_state(p).to_owned(),
-                peering: p.clone(),
-            }).collect();
-            paginate("DescribeTransitGatewayPeeringAttachments", all, max_results, next_token, world.settings.max_page_size)
+            let all: Vec<_> = world
+                .peerings
+                .values()
+                .filter(|p| p.requester_region == region || p.accepter_region == region)
+                .map(|p| PeeringView {
+                    state: World::peering_state(p).to_owned(),
+                    peering: p.clone(),
+                })
+                .collect();
+            paginate(
+                "DescribeTransitGatewayPeeringAttachments",
+                all,
+                max_results,
+                next_token,
+                world.settings.max_page_size,
+            )
         })
         .await
     }
 
     /// `CreateTransitGatewayPeeringAttachment`, in the requester's region.
-    pub async fn create_peering(&self, region: &str, tgw: &str, peer_tgw: &str, peer_region: &str, tags: BTreeMap<String, String>) -> Result<String, SimError> {
+    pub async fn create_peering(
+        &self,
+        region: &str,
+        tgw: &str,
+        peer_tgw: &str,
+        peer_region: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<String, SimError> {
         self.call("CreateTransitGatewayPeeringAttachment", true, |world| {
             let op = "CreateTransitGatewayPeeringAttachment";
-            let own = world.transit_gateways.get(tgw).ok_or_else(|| api(op, "InvalidTransitGatewayID.NotFound", format!("transit gateway {tgw} not found")))?;
+            let own = world.transit_gateways.get(tgw).ok_or_else(|| {
+                api(
+                    op,
+                    "InvalidTransitGatewayID.NotFound",
+                    format!("transit gateway {tgw} not found"),
+                )
+            })?;
             if own.region != region {
-                return Err(api(op, "InvalidParameterValue", format!("transit gateway {tgw} is not in {region}")));
+                return Err(api(
+                    op,
+                    "InvalidParameterValue",
+                    format!("transit gateway {tgw} is not in {region}"),
+                ));
             }
-            let peer = world.transit_gateways.get(peer_tgw).ok_or_else(|| api(op, "InvalidTransitGatewayID.NotFound", format!("transit gateway {peer_tgw} not found")))?;
+            let peer = world.transit_gateways.get(peer_tgw).ok_or_else(|| {
+                api(
+                    op,
+                    "InvalidTransitGatewayID.NotFound",
+                    format!("transit gateway {peer_tgw} not found"),
+                )
+            })?;
             if peer.region != peer_region {
-                return Err(api(op, "InvalidParameterValue", format!("transit gateway {peer_tgw} is not in {peer_region}")));
+                return Err(api(
+                    op,
+                    "InvalidParameterValue",
+                    format!("transit gateway {peer_tgw} is not in {peer_region}"),
+                ));
             }
             let id = world.fresh_id();
             let attachment = format!("tgw-attach-{id:017x}");
-            world.peerings.insert(attachment.clone(), Peering {
-                id: attachment.clone(),
-                requester_tgw: tgw.to_owned(),
-                requester_region: region.to_owned(),
-                accepter_tgw: peer_tgw.to_owned(),
-                accepter_region: peer_region.to_owned(),
-                state: "pendingAcceptance".to_owned(),
-                available_at_ms: 0,
-                tags,
-            });
+            world.peerings.insert(
+                attachment.clone(),
+                Peering {
+                    id: attachment.clone(),
+                    requester_tgw: tgw.to_owned(),
+                    requester_region: region.to_owned(),
+                    accepter_tgw: peer_tgw.to_owned(),
+                    accepter_region: peer_region.to_owned(),
+                    state: "pendingAcceptance".to_owned(),
+                    available_at_ms: 0,
+                    tags,
+                },
+            );
             world.record(op, &attachment, format!("{region} -> {peer_region}"));
             Ok(attachment)
         })
@@ -930,12 +1498,29 @@ impl SimCloud {
         self.call("AcceptTransitGatewayPeeringAttachment", true, |world| {
             let op = "AcceptTransitGatewayPeeringAttachment";
             let delay = world.settings.peering_delay_ms;
-            let peering = world.peerings.get_mut(id).ok_or_else(|| api(op, "InvalidTransitGatewayAttachmentID.NotFound", format!("attachment {id} not found")))?;
+            let peering = world.peerings.get_mut(id).ok_or_else(|| {
+                api(
+                    op,
+                    "InvalidTransitGatewayAttachmentID.NotFound",
+                    format!("attachment {id} not found"),
+                )
+            })?;
             if peering.accepter_region != region {
-                return Err(api(op, "InvalidParameterValue", format!("attachment {id} must be accepted in {}", peering.accepter_region)));
+                return Err(api(
+                    op,
+                    "InvalidParameterValue",
+                    format!(
+                        "attachment {id} must be accepted in {}",
+                        peering.accepter_region
+                    ),
+                ));
             }
             if peering.state != "pendingAcceptance" {
-                return Err(api(op, "IncorrectState", format!("attachment {id} is {}", peering.state)));
+                return Err(api(
+                    op,
+                    "IncorrectState",
+                    format!("attachment {id} is {}", peering.state),
+                ));
             }
             peering.state = "pending".to_owned();
             peering.available_at_ms = now_ms() + delay;
@@ -948,7 +1533,13 @@ impl SimCloud {
     /// `DeleteTransitGatewayPeeringAttachment`: its static routes go with it.
     pub async fn delete_peering(&self, id: &str) -> Result<(), SimError> {
         self.call("DeleteTransitGatewayPeeringAttachment", true, |world| {
-            world.peerings.remove(id).ok_or_else(|| api("DeleteTransitGatewayPeeringAttachment", "InvalidTransitGatewayAttachmentID.NotFound", format!("attachment {id} not found")))?;
+            world.peerings.remove(id).ok_or_else(|| {
+                api(
+                    "DeleteTransitGatewayPeeringAttachment",
+                    "InvalidTransitGatewayAttachmentID.NotFound",
+                    format!("attachment {id} not found"),
+                )
+            })?;
             world.routes.retain(|_, r| r.attachment_id != id);
             world.record("DeleteTransitGatewayPeeringAttachment", id, "");
             Ok(())
@@ -959,26 +1550,62 @@ impl SimCloud {
     /// `SearchTransitGatewayRoutes` (static routes) of one route table.
     pub async fn search_routes(&self, route_table_id: &str) -> Result<Vec<Route>, SimError> {
         self.call("SearchTransitGatewayRoutes", false, |world| {
-            Ok(world.routes.values().filter(|r| r.route_table_id == route_table_id).cloned().collect())
+            Ok(world
+                .routes
+                .values()
+                .filter(|r| r.route_table_id == route_table_id)
+                .cloned()
+                .collect())
         })
         .await
     }
 
     /// `CreateTransitGatewayRoute` or, with `replace`, `ReplaceTransitGatewayRoute`.
     /// The attachment must be `available`.
-    pub async fn put_route(&self, route_table_id: &str, cidr: &str, attachment_id: &str, replace: bool) -> Result<(), SimError> {
-        let op = if replace { "ReplaceTransitGatewayRoute" } else { "CreateTransitGatewayRoute" };
+    pub async fn put_route(
+        &self,
+        route_table_id: &str,
+        cidr: &str,
+        attachment_id: &str,
+        replace: bool,
+    ) -> Result<(), SimError> {
+        let op = if replace {
+            "ReplaceTransitGatewayRoute"
+        } else {
+            "CreateTransitGatewayRoute"
+        };
         self.call(op, true, |world| {
-            let peering = world.peerings.get(attachment_id).ok_or_else(|| api(op, "InvalidTransitGatewayAttachmentID.NotFound", format!("attachment {attachment_id} not found")))?;
+            let peering = world.peerings.get(attachment_id).ok_or_else(|| {
+                api(
+                    op,
+                    "InvalidTransitGatewayAttachmentID.NotFound",
+                    format!("attachment {attachment_id} not found"),
+                )
+            })?;
             let state = World::peering_state(peering).to_owned();
             if state != "available" {
-                return Err(api(op, "IncorrectState", format!("attachment {attachment_id} is {state}, not available")));
+                return Err(api(
+                    op,
+                    "IncorrectState",
+                    format!("attachment {attachment_id} is {state}, not available"),
+                ));
             }
             let key = format!("{route_table_id}|{cidr}");
             if !replace && world.routes.contains_key(&key) {
-                return Err(api(op, "RouteAlreadyExists", format!("route {cidr} already exists in {route_table_id}")));
+                return Err(api(
+                    op,
+                    "RouteAlreadyExists",
+                    format!("route {cidr} already exists in {route_table_id}"),
+                ));
             }
-            world.routes.insert(key, Route { route_table_id: route_table_id.to_owned(), cidr: cidr.to_owned(), attachment_id: attachment_id.to_owned() });
+            world.routes.insert(
+                key,
+                Route {
+                    route_table_id: route_table_id.to_owned(),
+                    cidr: cidr.to_owned(),
+                    attachment_id: attachment_id.to_owned(),
+                },
+            );
             world.record(op, route_table_id, format!("{cidr} -> {attachment_id}"));
             Ok(())
         })
@@ -988,7 +1615,16 @@ impl SimCloud {
     /// `DeleteTransitGatewayRoute`.
     pub async fn delete_route(&self, route_table_id: &str, cidr: &str) -> Result<(), SimError> {
         self.call("DeleteTransitGatewayRoute", true, |world| {
-            world.routes.remove(&format!("{route_table_id}|{cidr}")).ok_or_else(|| api("DeleteTransitGatewayRoute", "InvalidRoute.NotFound", format!("route {cidr} not found in {route_table_id}")))?;
+            world
+                .routes
+                .remove(&format!("{route_table_id}|{cidr}"))
+                .ok_or_else(|| {
+                    api(
+                        "DeleteTransitGatewayRoute",
+                        "InvalidRoute.NotFound",
+                        format!("route {cidr} not found in {route_table_id}"),
+                    )
+                })?;
             world.record("DeleteTransitGatewayRoute", route_table_id, cidr.to_owned());
             Ok(())
         })
@@ -1008,7 +1644,13 @@ impl SimCloud {
     /// Changes one backend of a backend service (add, replace or, with
     /// `None`, remove it), leaving every other backend untouched. Counted as
     /// `backendServices.patch`, which is how GCP carries a capacity-scaler change.
-    pub async fn patch_backend(&self, project: &str, service: &str, group: &str, backend: Option<&BackendSpec>) -> Result<(), SimError> {
+    pub async fn patch_backend(
+        &self,
+        project: &str,
+        service: &str,
+        group: &str,
+        backend: Option<&BackendSpec>,
+    ) -> Result<(), SimError> {
         self.call("backendServices.patch", true, |world| {
             let generation = world.fresh_id();
             let entry = world.backend_services.get_mut(&format!("{project}/{service}")).ok_or_else(|| api("backendServices.patch", "notFound", format!("The resource 'projects/{project}/global/backendServices/{service}' was not found")))?;

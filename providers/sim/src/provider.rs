@@ -12,9 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use meridian_provider::{
     AcceleratorSpec, Action, Address, ApplyRequest, ApplyResponse, CallCounter, Change,
-    EndpointSpec, Family, MANAGED_BY_KEY, MANAGED_BY_VALUE, ObservationGap,
-    ObserveRequest, ObserveResponse, Observed, PROVIDER_KEY, PeeringSpec, Provider,
-    ProviderError, Resource, RetryPolicy, RetryStats, RouteSpec, TransitGatewaySpec, with_retries,
+    EndpointSpec, Family, MANAGED_BY_KEY, MANAGED_BY_VALUE, ObservationGap, ObserveRequest,
+    ObserveResponse, Observed, PROVIDER_KEY, PeeringSpec, Provider, ProviderError, Resource,
+    RetryPolicy, RetryStats, RouteSpec, TransitGatewaySpec, with_retries,
 };
 
 use crate::cloud::{Page, SimCloud, SimError};
@@ -32,7 +32,9 @@ pub const LISTENER_KEY_PREFIX: &str = "meridian.dev/listener:";
 pub fn classify(error: SimError) -> ProviderError {
     let code = error.code().to_owned();
     let (operation, message) = match &error {
-        SimError::Api { operation, message, .. } => (operation.clone(), message.clone()),
+        SimError::Api {
+            operation, message, ..
+        } => (operation.clone(), message.clone()),
         SimError::Throttling { operation }
         | SimError::Internal { operation }
         | SimError::Injected { operation } => (operation.clone(), error.to_string()),
@@ -51,7 +53,9 @@ pub fn classify(error: SimError) -> ProviderError {
 }
 
 fn is_not_found(error: &ProviderError) -> bool {
-    error.code.ends_with("NotFoundException") || error.code.ends_with(".NotFound") || error.code == "notFound"
+    error.code.ends_with("NotFoundException")
+        || error.code.ends_with(".NotFound")
+        || error.code == "notFound"
 }
 
 /// Settings of one simulated provider instance.
@@ -150,22 +154,46 @@ impl SimProvider {
     }
 
     fn route_table_of(&self, mesh: &str, region: &str) -> Result<String, ProviderError> {
-        let address = Address::TransitGateway { mesh: mesh.to_owned(), region: region.to_owned() };
+        let address = Address::TransitGateway {
+            mesh: mesh.to_owned(),
+            region: region.to_owned(),
+        };
         self.ids
             .lock()
             .ok()
             .and_then(|ids| ids.get(&format!("{address}#route-table")).cloned())
-            .ok_or_else(|| ProviderError::stalled("CreateTransitGatewayRoute", "DependencyNotFound", format!("{address} does not exist (yet); re-run plan")))
+            .ok_or_else(|| {
+                ProviderError::stalled(
+                    "CreateTransitGatewayRoute",
+                    "DependencyNotFound",
+                    format!("{address} does not exist (yet); re-run plan"),
+                )
+            })
     }
 
     fn peering_between(&self, mesh: &str, a: &str, b: &str) -> Result<String, ProviderError> {
-        let forward = Address::Peering { mesh: mesh.to_owned(), requester: a.to_owned(), accepter: b.to_owned() };
-        let backward = Address::Peering { mesh: mesh.to_owned(), requester: b.to_owned(), accepter: a.to_owned() };
-        self.id_of(&forward, "CreateTransitGatewayRoute").or_else(|_| self.id_of(&backward, "CreateTransitGatewayRoute"))
+        let forward = Address::Peering {
+            mesh: mesh.to_owned(),
+            requester: a.to_owned(),
+            accepter: b.to_owned(),
+        };
+        let backward = Address::Peering {
+            mesh: mesh.to_owned(),
+            requester: b.to_owned(),
+            accepter: a.to_owned(),
+        };
+        self.id_of(&forward, "CreateTransitGatewayRoute")
+            .or_else(|_| self.id_of(&backward, "CreateTransitGatewayRoute"))
     }
 
     /// Runs one cloud call with retries, counting every attempt.
-    async fn run<T, F, Fut>(&self, operation: &str, write: bool, what: &str, mut call: F) -> Result<T, ProviderError>
+    async fn run<T, F, Fut>(
+        &self,
+        operation: &str,
+        write: bool,
+        what: &str,
+        mut call: F,
+    ) -> Result<T, ProviderError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SimError>>,
@@ -175,13 +203,20 @@ impl SimProvider {
             async move {
                 let result = attempt.await.map_err(classify);
                 if let Ok(mut calls) = self.calls.lock() {
-                    let counter = calls.entry(operation.to_owned()).or_insert_with(|| CallCounter {
-                        operation: operation.to_owned(),
-                        write,
-                        ok: 0,
-                        failed: 0,
-                    });
-                    if result.is_ok() { counter.ok += 1 } else { counter.failed += 1 }
+                    let counter =
+                        calls
+                            .entry(operation.to_owned())
+                            .or_insert_with(|| CallCounter {
+                                operation: operation.to_owned(),
+                                write,
+                                ok: 0,
+                                failed: 0,
+                            });
+                    if result.is_ok() {
+                        counter.ok += 1
+                    } else {
+                        counter.failed += 1
+                    }
                 }
                 result
             }
@@ -190,7 +225,12 @@ impl SimProvider {
     }
 
     /// Lists every page of a paged call.
-    async fn all_pages<T, F, Fut>(&self, operation: &str, what: &str, mut list: F) -> Result<Vec<T>, ProviderError>
+    async fn all_pages<T, F, Fut>(
+        &self,
+        operation: &str,
+        what: &str,
+        mut list: F,
+    ) -> Result<Vec<T>, ProviderError>
     where
         F: FnMut(Option<String>) -> Fut,
         Fut: std::future::Future<Output = Result<Page<T>, SimError>>,
@@ -198,7 +238,9 @@ impl SimProvider {
         let mut items = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page = self.run(operation, false, what, || list(token.clone())).await?;
+            let page = self
+                .run(operation, false, what, || list(token.clone()))
+                .await?;
             items.extend(page.items);
             match page.next_token {
                 Some(next) => token = Some(next),
@@ -210,14 +252,22 @@ impl SimProvider {
     async fn observe_global_accelerator(&self) -> Result<Vec<Observed>, ProviderError> {
         let cloud = &self.cloud;
         let mut found = Vec::new();
-        let accelerators = self.all_pages("ListAccelerators", "list accelerators", |t| async move { cloud.list_accelerators(None, t.as_deref()).await }).await?;
+        let accelerators = self
+            .all_pages("ListAccelerators", "list accelerators", |t| async move {
+                cloud.list_accelerators(None, t.as_deref()).await
+            })
+            .await?;
         for view in accelerators {
             let accelerator = &view.accelerator;
             if !self.owns(&accelerator.tags) {
                 continue;
             }
-            let Some(name) = accelerator.tags.get(NAME_KEY).cloned() else { continue };
-            let address = Address::Accelerator { accelerator: name.clone() };
+            let Some(name) = accelerator.tags.get(NAME_KEY).cloned() else {
+                continue;
+            };
+            let address = Address::Accelerator {
+                accelerator: name.clone(),
+            };
             self.remember(address.to_string(), accelerator.arn.clone());
             found.push(Observed {
                 address,
@@ -233,10 +283,12 @@ impl SimProvider {
                 health: None,
             });
             let arn = accelerator.arn.clone();
-            let listeners = self.all_pages("ListListeners", &format!("list listeners of {name}"), |t| {
-                let arn = arn.clone();
-                async move { cloud.list_listeners(&arn, None, t.as_deref()).await }
-            }).await?;
+            let listeners = self
+                .all_pages("ListListeners", &format!("list listeners of {name}"), |t| {
+                    let arn = arn.clone();
+                    async move { cloud.list_listeners(&arn, None, t.as_deref()).await }
+                })
+                .await?;
             for listener in listeners {
                 let suffix = listener_suffix(&listener.arn);
                 let listener_name = accelerator
@@ -244,7 +296,10 @@ impl SimProvider {
                     .get(&format!("{LISTENER_KEY_PREFIX}{suffix}"))
                     .cloned()
                     .unwrap_or_else(|| format!("~{suffix}"));
-                let listener_address = Address::Listener { accelerator: name.clone(), listener: listener_name.clone() };
+                let listener_address = Address::Listener {
+                    accelerator: name.clone(),
+                    listener: listener_name.clone(),
+                };
                 self.remember(listener_address.to_string(), listener.arn.clone());
                 found.push(Observed {
                     address: listener_address,
@@ -255,13 +310,27 @@ impl SimProvider {
                     health: None,
                 });
                 let listener_arn = listener.arn.clone();
-                let groups = self.all_pages("ListEndpointGroups", &format!("list endpoint groups of {name}/{listener_name}"), |t| {
-                    let listener_arn = listener_arn.clone();
-                    async move { cloud.list_endpoint_groups(&listener_arn, None, t.as_deref()).await }
-                }).await?;
+                let groups = self
+                    .all_pages(
+                        "ListEndpointGroups",
+                        &format!("list endpoint groups of {name}/{listener_name}"),
+                        |t| {
+                            let listener_arn = listener_arn.clone();
+                            async move {
+                                cloud
+                                    .list_endpoint_groups(&listener_arn, None, t.as_deref())
+                                    .await
+                            }
+                        },
+                    )
+                    .await?;
                 for view in groups {
                     let group = &view.group;
-                    let group_address = Address::EndpointGroup { accelerator: name.clone(), listener: listener_name.clone(), region: group.spec.region.clone() };
+                    let group_address = Address::EndpointGroup {
+                        accelerator: name.clone(),
+                        listener: listener_name.clone(),
+                        region: group.spec.region.clone(),
+                    };
                     self.remember(group_address.to_string(), group.arn.clone());
                     found.push(Observed {
                         address: group_address,
@@ -273,7 +342,12 @@ impl SimProvider {
                     });
                     for (endpoint, health) in group.endpoints.iter().zip(&view.health) {
                         found.push(Observed {
-                            address: Address::Endpoint { accelerator: name.clone(), listener: listener_name.clone(), region: group.spec.region.clone(), endpoint: endpoint.spec.id.clone() },
+                            address: Address::Endpoint {
+                                accelerator: name.clone(),
+                                listener: listener_name.clone(),
+                                region: group.spec.region.clone(),
+                                endpoint: endpoint.spec.id.clone(),
+                            },
                             resource: Resource::Endpoint(endpoint.spec.clone()),
                             cloud_id: Some(endpoint.spec.id.clone()),
                             etag: None,
@@ -292,31 +366,64 @@ impl SimProvider {
         let project = self.config.project.as_str();
         let marker = gcp_marker(&self.config.name);
         let mut found = Vec::new();
-        let checks = self.all_pages("healthChecks.list", "list health checks", |t| async move { cloud.list_health_checks(project, None, t.as_deref()).await }).await?;
-        for check in checks.into_iter().filter(|c| c.description.contains(&marker)) {
+        let checks = self
+            .all_pages("healthChecks.list", "list health checks", |t| async move {
+                cloud.list_health_checks(project, None, t.as_deref()).await
+            })
+            .await?;
+        for check in checks
+            .into_iter()
+            .filter(|c| c.description.contains(&marker))
+        {
             found.push(Observed {
-                address: Address::HealthCheck { name: check.name.clone() },
+                address: Address::HealthCheck {
+                    name: check.name.clone(),
+                },
                 resource: Resource::HealthCheck(check.spec.clone()),
-                cloud_id: Some(format!("projects/{project}/global/healthChecks/{}", check.name)),
+                cloud_id: Some(format!(
+                    "projects/{project}/global/healthChecks/{}",
+                    check.name
+                )),
                 etag: Some(check.fingerprint.clone()),
                 status: None,
                 health: None,
             });
         }
-        let services = self.all_pages("backendServices.list", "list backend services", |t| async move { cloud.list_backend_services(project, None, t.as_deref()).await }).await?;
-        for view in services.into_iter().filter(|v| v.service.description.contains(&marker)) {
+        let services = self
+            .all_pages(
+                "backendServices.list",
+                "list backend services",
+                |t| async move {
+                    cloud
+                        .list_backend_services(project, None, t.as_deref())
+                        .await
+                },
+            )
+            .await?;
+        for view in services
+            .into_iter()
+            .filter(|v| v.service.description.contains(&marker))
+        {
             let service = &view.service;
             found.push(Observed {
-                address: Address::BackendService { name: service.name.clone() },
+                address: Address::BackendService {
+                    name: service.name.clone(),
+                },
                 resource: Resource::BackendService(service.spec.clone()),
-                cloud_id: Some(format!("projects/{project}/global/backendServices/{}", service.name)),
+                cloud_id: Some(format!(
+                    "projects/{project}/global/backendServices/{}",
+                    service.name
+                )),
                 etag: Some(service.fingerprint.clone()),
                 status: None,
                 health: None,
             });
             for (backend, health) in service.backends.iter().zip(&view.health) {
                 found.push(Observed {
-                    address: Address::Backend { service: service.name.clone(), group: backend.group.clone() },
+                    address: Address::Backend {
+                        service: service.name.clone(),
+                        group: backend.group.clone(),
+                    },
                     resource: Resource::Backend(backend.clone()),
                     cloud_id: Some(backend.group.clone()),
                     etag: Some(service.fingerprint.clone()),
@@ -325,10 +432,16 @@ impl SimProvider {
                 });
             }
         }
-        let maps = self.all_pages("urlMaps.list", "list URL maps", |t| async move { cloud.list_url_maps(project, None, t.as_deref()).await }).await?;
+        let maps = self
+            .all_pages("urlMaps.list", "list URL maps", |t| async move {
+                cloud.list_url_maps(project, None, t.as_deref()).await
+            })
+            .await?;
         for map in maps.into_iter().filter(|m| m.description.contains(&marker)) {
             found.push(Observed {
-                address: Address::UrlMap { name: map.name.clone() },
+                address: Address::UrlMap {
+                    name: map.name.clone(),
+                },
                 resource: Resource::UrlMap(map.spec.clone()),
                 cloud_id: Some(format!("projects/{project}/global/urlMaps/{}", map.name)),
                 etag: Some(map.fingerprint.clone()),
@@ -339,22 +452,44 @@ impl SimProvider {
         Ok(found)
     }
 
-    async fn observe_transit_gateway(&self, hinted: &[String]) -> Result<Vec<Observed>, ProviderError> {
+    async fn observe_transit_gateway(
+        &self,
+        hinted: &[String],
+    ) -> Result<Vec<Observed>, ProviderError> {
         let cloud = &self.cloud;
         let mut regions: BTreeSet<String> = hinted.iter().cloned().collect();
         regions.extend(cloud.transit_gateway_regions().map_err(classify)?);
         let mut found = Vec::new();
         let mut gateways = BTreeMap::new();
         for region in &regions {
-            let listed = self.all_pages("DescribeTransitGateways", &format!("describe transit gateways in {region}"), |t| async move { cloud.describe_transit_gateways(region, None, t.as_deref()).await }).await?;
+            let listed = self
+                .all_pages(
+                    "DescribeTransitGateways",
+                    &format!("describe transit gateways in {region}"),
+                    |t| async move {
+                        cloud
+                            .describe_transit_gateways(region, None, t.as_deref())
+                            .await
+                    },
+                )
+                .await?;
             for tgw in listed.into_iter().filter(|t| self.owns(&t.tags)) {
-                let Some(mesh) = tgw.tags.get(MESH_KEY).cloned() else { continue };
-                let address = Address::TransitGateway { mesh: mesh.clone(), region: tgw.region.clone() };
+                let Some(mesh) = tgw.tags.get(MESH_KEY).cloned() else {
+                    continue;
+                };
+                let address = Address::TransitGateway {
+                    mesh: mesh.clone(),
+                    region: tgw.region.clone(),
+                };
                 self.remember(address.to_string(), tgw.id.clone());
                 self.remember(format!("{address}#route-table"), tgw.route_table_id.clone());
                 found.push(Observed {
                     address,
-                    resource: Resource::TransitGateway(TransitGatewaySpec { region: tgw.region.clone(), amazon_side_asn: tgw.amazon_side_asn, description: tgw.description.clone() }),
+                    resource: Resource::TransitGateway(TransitGatewaySpec {
+                        region: tgw.region.clone(),
+                        amazon_side_asn: tgw.amazon_side_asn,
+                        description: tgw.description.clone(),
+                    }),
                     cloud_id: Some(tgw.id.clone()),
                     etag: None,
                     status: Some("available".to_owned()),
@@ -365,7 +500,13 @@ impl SimProvider {
         }
         let mut peerings = BTreeMap::new();
         for region in &regions {
-            let listed = self.all_pages("DescribeTransitGatewayPeeringAttachments", &format!("describe peerings in {region}"), |t| async move { cloud.describe_peerings(region, None, t.as_deref()).await }).await?;
+            let listed = self
+                .all_pages(
+                    "DescribeTransitGatewayPeeringAttachments",
+                    &format!("describe peerings in {region}"),
+                    |t| async move { cloud.describe_peerings(region, None, t.as_deref()).await },
+                )
+                .await?;
             for view in listed.into_iter().filter(|v| self.owns(&v.peering.tags)) {
                 peerings.entry(view.peering.id.clone()).or_insert(view);
             }
@@ -373,10 +514,22 @@ impl SimProvider {
         let mut peering_peer = BTreeMap::new();
         for view in peerings.values() {
             let peering = &view.peering;
-            let Some(mesh) = peering.tags.get(MESH_KEY).cloned() else { continue };
-            let address = Address::Peering { mesh, requester: peering.requester_region.clone(), accepter: peering.accepter_region.clone() };
+            let Some(mesh) = peering.tags.get(MESH_KEY).cloned() else {
+                continue;
+            };
+            let address = Address::Peering {
+                mesh,
+                requester: peering.requester_region.clone(),
+                accepter: peering.accepter_region.clone(),
+            };
             self.remember(address.to_string(), peering.id.clone());
-            peering_peer.insert(peering.id.clone(), (peering.requester_region.clone(), peering.accepter_region.clone()));
+            peering_peer.insert(
+                peering.id.clone(),
+                (
+                    peering.requester_region.clone(),
+                    peering.accepter_region.clone(),
+                ),
+            );
             found.push(Observed {
                 address,
                 resource: Resource::Peering(PeeringSpec {
@@ -392,16 +545,37 @@ impl SimProvider {
         }
         for (mesh, tgw) in gateways.values() {
             let route_table = tgw.route_table_id.clone();
-            let routes = self.run("SearchTransitGatewayRoutes", false, &format!("search routes of {}", tgw.id), || {
-                let route_table = route_table.clone();
-                async move { cloud.search_routes(&route_table).await }
-            }).await?;
+            let routes = self
+                .run(
+                    "SearchTransitGatewayRoutes",
+                    false,
+                    &format!("search routes of {}", tgw.id),
+                    || {
+                        let route_table = route_table.clone();
+                        async move { cloud.search_routes(&route_table).await }
+                    },
+                )
+                .await?;
             for route in routes {
-                let Some((requester, accepter)) = peering_peer.get(&route.attachment_id) else { continue };
-                let peer = if *requester == tgw.region { accepter } else { requester };
+                let Some((requester, accepter)) = peering_peer.get(&route.attachment_id) else {
+                    continue;
+                };
+                let peer = if *requester == tgw.region {
+                    accepter
+                } else {
+                    requester
+                };
                 found.push(Observed {
-                    address: Address::Route { mesh: mesh.clone(), region: tgw.region.clone(), destination: route.cidr.clone() },
-                    resource: Resource::Route(RouteSpec { region: tgw.region.clone(), destination_cidr: route.cidr.clone(), via_peer_region: peer.clone() }),
+                    address: Address::Route {
+                        mesh: mesh.clone(),
+                        region: tgw.region.clone(),
+                        destination: route.cidr.clone(),
+                    },
+                    resource: Resource::Route(RouteSpec {
+                        region: tgw.region.clone(),
+                        destination_cidr: route.cidr.clone(),
+                        via_peer_region: peer.clone(),
+                    }),
                     cloud_id: Some(format!("{}|{}", route.route_table_id, route.cidr)),
                     etag: None,
                     status: Some("active".to_owned()),
@@ -414,14 +588,40 @@ impl SimProvider {
 
     async fn wait_peering_available(&self, region: &str, id: &str) -> Result<(), ProviderError> {
         let cloud = &self.cloud;
-        with_retries(&self.config.retry, &self.config.stats, &format!("wait for {id}"), || async move {
-            let page = self.run("DescribeTransitGatewayPeeringAttachments", false, &format!("describe {id}"), || async move { cloud.describe_peerings(region, None, None).await }).await?;
-            match page.items.iter().find(|v| v.peering.id == id).map(|v| v.state.as_str()) {
-                Some("available") => Ok(()),
-                Some(state) => Err(ProviderError::waiting("DescribeTransitGatewayPeeringAttachments", "PeeringNotAvailable", Duration::from_millis(200), format!("{id} is {state}"))),
-                None => Err(ProviderError::stalled("DescribeTransitGatewayPeeringAttachments", "InvalidTransitGatewayAttachmentID.NotFound", format!("{id} disappeared"))),
-            }
-        })
+        with_retries(
+            &self.config.retry,
+            &self.config.stats,
+            &format!("wait for {id}"),
+            || async move {
+                let page = self
+                    .run(
+                        "DescribeTransitGatewayPeeringAttachments",
+                        false,
+                        &format!("describe {id}"),
+                        || async move { cloud.describe_peerings(region, None, None).await },
+                    )
+                    .await?;
+                match page
+                    .items
+                    .iter()
+                    .find(|v| v.peering.id == id)
+                    .map(|v| v.state.as_str())
+                {
+                    Some("available") => Ok(()),
+                    Some(state) => Err(ProviderError::waiting(
+                        "DescribeTransitGatewayPeeringAttachments",
+                        "PeeringNotAvailable",
+                        Duration::from_millis(200),
+                        format!("{id} is {state}"),
+                    )),
+                    None => Err(ProviderError::stalled(
+                        "DescribeTransitGatewayPeeringAttachments",
+                        "InvalidTransitGatewayAttachmentID.NotFound",
+                        format!("{id} disappeared"),
+                    )),
+                }
+            },
+        )
         .await
     }
 
@@ -430,26 +630,61 @@ impl SimProvider {
         let what = format!("{} {}", change.action.symbol(), change.address);
         let what = what.as_str();
         let key = change.address.to_string();
-        let live_id = || change.cloud_id.clone().ok_or_else(|| ProviderError::stalled("apply", "MissingCloudId", format!("{} has no live id; re-run plan", change.address)));
+        let live_id = || {
+            change.cloud_id.clone().ok_or_else(|| {
+                ProviderError::stalled(
+                    "apply",
+                    "MissingCloudId",
+                    format!("{} has no live id; re-run plan", change.address),
+                )
+            })
+        };
         match (&change.address, change.action, change.after.as_ref()) {
-            (Address::Accelerator { accelerator }, Action::Create, Some(Resource::Accelerator(spec))) => {
+            (
+                Address::Accelerator { accelerator },
+                Action::Create,
+                Some(Resource::Accelerator(spec)),
+            ) => {
                 let mut tags = spec.tags.clone();
                 tags.extend(self.ownership_tags());
                 tags.insert(NAME_KEY.to_owned(), accelerator.clone());
-                let arn = self.run("CreateAccelerator", true, what, || cloud.create_accelerator(&spec.name, &spec.ip_address_type, spec.enabled, tags.clone())).await?;
+                let arn = self
+                    .run("CreateAccelerator", true, what, || {
+                        cloud.create_accelerator(
+                            &spec.name,
+                            &spec.ip_address_type,
+                            spec.enabled,
+                            tags.clone(),
+                        )
+                    })
+                    .await?;
                 self.remember(key, arn);
             }
             (Address::Accelerator { .. }, Action::Update, Some(Resource::Accelerator(spec))) => {
                 let arn = live_id()?;
-                self.run("UpdateAccelerator", true, what, || cloud.update_accelerator(&arn, &spec.name, &spec.ip_address_type, spec.enabled)).await?;
+                self.run("UpdateAccelerator", true, what, || {
+                    cloud.update_accelerator(&arn, &spec.name, &spec.ip_address_type, spec.enabled)
+                })
+                .await?;
                 if let Some(Resource::Accelerator(before)) = &change.before {
                     if before.tags != spec.tags {
-                        let untag: Vec<String> = before.tags.keys().filter(|k| !spec.tags.contains_key(*k)).cloned().collect();
+                        let untag: Vec<String> = before
+                            .tags
+                            .keys()
+                            .filter(|k| !spec.tags.contains_key(*k))
+                            .cloned()
+                            .collect();
                         if !untag.is_empty() {
-                            self.run("UntagResource", true, what, || cloud.tag_resource(&arn, BTreeMap::new(), untag.clone())).await?;
+                            self.run("UntagResource", true, what, || {
+                                cloud.tag_resource(&arn, BTreeMap::new(), untag.clone())
+                            })
+                            .await?;
                         }
                         if !spec.tags.is_empty() {
-                            self.run("TagResource", true, what, || cloud.tag_resource(&arn, spec.tags.clone(), Vec::new())).await?;
+                            self.run("TagResource", true, what, || {
+                                cloud.tag_resource(&arn, spec.tags.clone(), Vec::new())
+                            })
+                            .await?;
                         }
                     }
                 }
@@ -458,169 +693,448 @@ impl SimProvider {
                 let arn = live_id()?;
                 if let Some(Resource::Accelerator(before)) = &change.before {
                     if before.enabled {
-                        self.run("UpdateAccelerator", true, what, || cloud.update_accelerator(&arn, &before.name, &before.ip_address_type, false)).await?;
+                        self.run("UpdateAccelerator", true, what, || {
+                            cloud.update_accelerator(
+                                &arn,
+                                &before.name,
+                                &before.ip_address_type,
+                                false,
+                            )
+                        })
+                        .await?;
                     }
                 }
-                self.ignore_not_found(self.run("DeleteAccelerator", true, what, || cloud.delete_accelerator(&arn)).await)?;
+                self.ignore_not_found(
+                    self.run("DeleteAccelerator", true, what, || {
+                        cloud.delete_accelerator(&arn)
+                    })
+                    .await,
+                )?;
                 self.forget(&key);
             }
-            (Address::Listener { accelerator, listener }, Action::Create, Some(Resource::Listener(spec))) => {
-                let accelerator_arn = self.id_of(&Address::Accelerator { accelerator: accelerator.clone() }, "CreateListener")?;
-                let arn = self.run("CreateListener", true, what, || cloud.create_listener(&accelerator_arn, spec)).await?;
-                let tag = BTreeMap::from([(format!("{LISTENER_KEY_PREFIX}{}", listener_suffix(&arn)), listener.clone())]);
-                self.run("TagResource", true, what, || cloud.tag_resource(&accelerator_arn, tag.clone(), Vec::new())).await?;
+            (
+                Address::Listener {
+                    accelerator,
+                    listener,
+                },
+                Action::Create,
+                Some(Resource::Listener(spec)),
+            ) => {
+                let accelerator_arn = self.id_of(
+                    &Address::Accelerator {
+                        accelerator: accelerator.clone(),
+                    },
+                    "CreateListener",
+                )?;
+                let arn = self
+                    .run("CreateListener", true, what, || {
+                        cloud.create_listener(&accelerator_arn, spec)
+                    })
+                    .await?;
+                let tag = BTreeMap::from([(
+                    format!("{LISTENER_KEY_PREFIX}{}", listener_suffix(&arn)),
+                    listener.clone(),
+                )]);
+                self.run("TagResource", true, what, || {
+                    cloud.tag_resource(&accelerator_arn, tag.clone(), Vec::new())
+                })
+                .await?;
                 self.remember(key, arn);
             }
-            (Address::Listener { accelerator, listener }, Action::Update, Some(Resource::Listener(spec))) => {
+            (
+                Address::Listener {
+                    accelerator,
+                    listener,
+                },
+                Action::Update,
+                Some(Resource::Listener(spec)),
+            ) => {
                 let arn = live_id()?;
                 if change.before.as_ref() != change.after.as_ref() {
-                    self.run("UpdateListener", true, what, || cloud.update_listener(&arn, spec)).await?;
+                    self.run("UpdateListener", true, what, || {
+                        cloud.update_listener(&arn, spec)
+                    })
+                    .await?;
                 }
                 // A `name` field change means the listener is being adopted: record its name.
                 if change.fields.iter().any(|f| f.path == "name") {
-                    let accelerator_arn = self.id_of(&Address::Accelerator { accelerator: accelerator.clone() }, "TagResource")?;
-                    let tag = BTreeMap::from([(format!("{LISTENER_KEY_PREFIX}{}", listener_suffix(&arn)), listener.clone())]);
-                    self.run("TagResource", true, what, || cloud.tag_resource(&accelerator_arn, tag.clone(), Vec::new())).await?;
+                    let accelerator_arn = self.id_of(
+                        &Address::Accelerator {
+                            accelerator: accelerator.clone(),
+                        },
+                        "TagResource",
+                    )?;
+                    let tag = BTreeMap::from([(
+                        format!("{LISTENER_KEY_PREFIX}{}", listener_suffix(&arn)),
+                        listener.clone(),
+                    )]);
+                    self.run("TagResource", true, what, || {
+                        cloud.tag_resource(&accelerator_arn, tag.clone(), Vec::new())
+                    })
+                    .await?;
                     self.remember(key, arn);
                 }
             }
             (Address::Listener { accelerator, .. }, Action::Delete, _) => {
                 let arn = live_id()?;
-                self.ignore_not_found(self.run("DeleteListener", true, what, || cloud.delete_listener(&arn)).await)?;
-                if let Ok(accelerator_arn) = self.id_of(&Address::Accelerator { accelerator: accelerator.clone() }, "DeleteListener") {
+                self.ignore_not_found(
+                    self.run("DeleteListener", true, what, || cloud.delete_listener(&arn))
+                        .await,
+                )?;
+                if let Ok(accelerator_arn) = self.id_of(
+                    &Address::Accelerator {
+                        accelerator: accelerator.clone(),
+                    },
+                    "DeleteListener",
+                ) {
                     let untag = vec![format!("{LISTENER_KEY_PREFIX}{}", listener_suffix(&arn))];
-                    self.ignore_not_found(self.run("UntagResource", true, what, || cloud.tag_resource(&accelerator_arn, BTreeMap::new(), untag.clone())).await)?;
+                    self.ignore_not_found(
+                        self.run("UntagResource", true, what, || {
+                            cloud.tag_resource(&accelerator_arn, BTreeMap::new(), untag.clone())
+                        })
+                        .await,
+                    )?;
                 }
                 self.forget(&key);
             }
-            (Address::EndpointGroup { accelerator, listener, .. }, Action::Create, Some(Resource::EndpointGroup(spec))) => {
-                let listener_arn = self.id_of(&Address::Listener { accelerator: accelerator.clone(), listener: listener.clone() }, "CreateEndpointGroup")?;
-                let arn = self.run("CreateEndpointGroup", true, what, || cloud.create_endpoint_group(&listener_arn, spec, &[])).await?;
+            (
+                Address::EndpointGroup {
+                    accelerator,
+                    listener,
+                    ..
+                },
+                Action::Create,
+                Some(Resource::EndpointGroup(spec)),
+            ) => {
+                let listener_arn = self.id_of(
+                    &Address::Listener {
+                        accelerator: accelerator.clone(),
+                        listener: listener.clone(),
+                    },
+                    "CreateEndpointGroup",
+                )?;
+                let arn = self
+                    .run("CreateEndpointGroup", true, what, || {
+                        cloud.create_endpoint_group(&listener_arn, spec, &[])
+                    })
+                    .await?;
                 self.remember(key, arn);
             }
-            (Address::EndpointGroup { .. }, Action::Update, Some(Resource::EndpointGroup(spec))) => {
+            (
+                Address::EndpointGroup { .. },
+                Action::Update,
+                Some(Resource::EndpointGroup(spec)),
+            ) => {
                 let arn = live_id()?;
-                self.run("UpdateEndpointGroup", true, what, || cloud.update_endpoint_group(&arn, spec)).await?;
+                self.run("UpdateEndpointGroup", true, what, || {
+                    cloud.update_endpoint_group(&arn, spec)
+                })
+                .await?;
             }
             (Address::EndpointGroup { .. }, Action::Delete, _) => {
                 let arn = live_id()?;
-                self.ignore_not_found(self.run("DeleteEndpointGroup", true, what, || cloud.delete_endpoint_group(&arn)).await)?;
+                self.ignore_not_found(
+                    self.run("DeleteEndpointGroup", true, what, || {
+                        cloud.delete_endpoint_group(&arn)
+                    })
+                    .await,
+                )?;
                 self.forget(&key);
             }
-            (Address::Endpoint { .. }, Action::Create | Action::Update, Some(Resource::Endpoint(spec))) => {
-                let group = change.address.parent().ok_or_else(|| ProviderError::stalled("AddEndpoints", "BadAddress", "endpoint without group"))?;
+            (
+                Address::Endpoint { .. },
+                Action::Create | Action::Update,
+                Some(Resource::Endpoint(spec)),
+            ) => {
+                let group = change.address.parent().ok_or_else(|| {
+                    ProviderError::stalled("AddEndpoints", "BadAddress", "endpoint without group")
+                })?;
                 let group_arn = self.id_of(&group, "AddEndpoints")?;
                 let endpoints: Vec<EndpointSpec> = vec![spec.clone()];
-                self.run("AddEndpoints", true, what, || cloud.add_endpoints(&group_arn, &endpoints)).await?;
+                self.run("AddEndpoints", true, what, || {
+                    cloud.add_endpoints(&group_arn, &endpoints)
+                })
+                .await?;
             }
             (Address::Endpoint { endpoint, .. }, Action::Delete, _) => {
-                let group = change.address.parent().ok_or_else(|| ProviderError::stalled("RemoveEndpoints", "BadAddress", "endpoint without group"))?;
+                let group = change.address.parent().ok_or_else(|| {
+                    ProviderError::stalled(
+                        "RemoveEndpoints",
+                        "BadAddress",
+                        "endpoint without group",
+                    )
+                })?;
                 let group_arn = self.id_of(&group, "RemoveEndpoints")?;
                 let ids = vec![endpoint.clone()];
-                self.ignore_not_found(self.run("RemoveEndpoints", true, what, || cloud.remove_endpoints(&group_arn, &ids)).await)?;
+                self.ignore_not_found(
+                    self.run("RemoveEndpoints", true, what, || {
+                        cloud.remove_endpoints(&group_arn, &ids)
+                    })
+                    .await,
+                )?;
             }
             (Address::HealthCheck { name }, Action::Create, Some(Resource::HealthCheck(spec))) => {
                 let description = gcp_marker(&self.config.name);
-                self.run("healthChecks.insert", true, what, || cloud.insert_health_check(name, &description, spec)).await?;
+                self.run("healthChecks.insert", true, what, || {
+                    cloud.insert_health_check(name, &description, spec)
+                })
+                .await?;
             }
             (Address::HealthCheck { name }, Action::Update, Some(Resource::HealthCheck(spec))) => {
-                self.run("healthChecks.patch", true, what, || cloud.patch_health_check(name, change.etag.as_deref(), spec)).await?;
+                self.run("healthChecks.patch", true, what, || {
+                    cloud.patch_health_check(name, change.etag.as_deref(), spec)
+                })
+                .await?;
             }
             (Address::HealthCheck { name }, Action::Delete, _) => {
                 let project = self.config.project.clone();
-                self.ignore_not_found(self.run("healthChecks.delete", true, what, || cloud.delete_health_check(&project, name)).await)?;
+                self.ignore_not_found(
+                    self.run("healthChecks.delete", true, what, || {
+                        cloud.delete_health_check(&project, name)
+                    })
+                    .await,
+                )?;
             }
-            (Address::BackendService { name }, Action::Create, Some(Resource::BackendService(spec))) => {
+            (
+                Address::BackendService { name },
+                Action::Create,
+                Some(Resource::BackendService(spec)),
+            ) => {
                 let description = gcp_marker(&self.config.name);
-                self.run("backendServices.insert", true, what, || cloud.insert_backend_service(name, &description, spec, &[])).await?;
+                self.run("backendServices.insert", true, what, || {
+                    cloud.insert_backend_service(name, &description, spec, &[])
+                })
+                .await?;
             }
-            (Address::BackendService { name }, Action::Update, Some(Resource::BackendService(spec))) => {
-                self.run("backendServices.patch", true, what, || cloud.patch_backend_service(&spec.project, name, change.etag.as_deref(), Some(spec), None)).await?;
+            (
+                Address::BackendService { name },
+                Action::Update,
+                Some(Resource::BackendService(spec)),
+            ) => {
+                self.run("backendServices.patch", true, what, || {
+                    cloud.patch_backend_service(
+                        &spec.project,
+                        name,
+                        change.etag.as_deref(),
+                        Some(spec),
+                        None,
+                    )
+                })
+                .await?;
             }
             (Address::BackendService { name }, Action::Delete, _) => {
                 let project = self.config.project.clone();
-                self.ignore_not_found(self.run("backendServices.delete", true, what, || cloud.delete_backend_service(&project, name)).await)?;
+                self.ignore_not_found(
+                    self.run("backendServices.delete", true, what, || {
+                        cloud.delete_backend_service(&project, name)
+                    })
+                    .await,
+                )?;
             }
-            (Address::Backend { service, group }, Action::Create | Action::Update, Some(Resource::Backend(spec))) => {
+            (
+                Address::Backend { service, group },
+                Action::Create | Action::Update,
+                Some(Resource::Backend(spec)),
+            ) => {
                 let project = self.config.project.clone();
-                self.run("backendServices.patch", true, what, || cloud.patch_backend(&project, service, group, Some(spec))).await?;
+                self.run("backendServices.patch", true, what, || {
+                    cloud.patch_backend(&project, service, group, Some(spec))
+                })
+                .await?;
             }
             (Address::Backend { service, group }, Action::Delete, _) => {
                 let project = self.config.project.clone();
-                self.ignore_not_found(self.run("backendServices.patch", true, what, || cloud.patch_backend(&project, service, group, None)).await)?;
+                self.ignore_not_found(
+                    self.run("backendServices.patch", true, what, || {
+                        cloud.patch_backend(&project, service, group, None)
+                    })
+                    .await,
+                )?;
             }
             (Address::UrlMap { name }, Action::Create, Some(Resource::UrlMap(spec))) => {
                 let description = gcp_marker(&self.config.name);
-                self.run("urlMaps.insert", true, what, || cloud.insert_url_map(name, &description, spec)).await?;
+                self.run("urlMaps.insert", true, what, || {
+                    cloud.insert_url_map(name, &description, spec)
+                })
+                .await?;
             }
             (Address::UrlMap { name }, Action::Update, Some(Resource::UrlMap(spec))) => {
-                self.run("urlMaps.patch", true, what, || cloud.patch_url_map(name, change.etag.as_deref(), spec)).await?;
+                self.run("urlMaps.patch", true, what, || {
+                    cloud.patch_url_map(name, change.etag.as_deref(), spec)
+                })
+                .await?;
             }
             (Address::UrlMap { name }, Action::Delete, _) => {
                 let project = self.config.project.clone();
-                self.ignore_not_found(self.run("urlMaps.delete", true, what, || cloud.delete_url_map(&project, name)).await)?;
+                self.ignore_not_found(
+                    self.run("urlMaps.delete", true, what, || {
+                        cloud.delete_url_map(&project, name)
+                    })
+                    .await,
+                )?;
             }
-            (Address::TransitGateway { mesh, region }, Action::Create, Some(Resource::TransitGateway(spec))) => {
+            (
+                Address::TransitGateway { mesh, region },
+                Action::Create,
+                Some(Resource::TransitGateway(spec)),
+            ) => {
                 let mut tags = self.ownership_tags();
                 tags.insert(MESH_KEY.to_owned(), mesh.clone());
                 tags.insert("Name".to_owned(), format!("{mesh}-{region}"));
-                let id = self.run("CreateTransitGateway", true, what, || cloud.create_transit_gateway(region, spec.amazon_side_asn, &spec.description, tags.clone())).await?;
+                let id = self
+                    .run("CreateTransitGateway", true, what, || {
+                        cloud.create_transit_gateway(
+                            region,
+                            spec.amazon_side_asn,
+                            &spec.description,
+                            tags.clone(),
+                        )
+                    })
+                    .await?;
                 let world = cloud.store().read().map_err(|e| classify(e.into()))?;
                 if let Some(tgw) = world.transit_gateways.get(&id) {
                     self.remember(format!("{key}#route-table"), tgw.route_table_id.clone());
                 }
                 self.remember(key, id);
             }
-            (Address::TransitGateway { .. }, Action::Update, Some(Resource::TransitGateway(spec))) => {
+            (
+                Address::TransitGateway { .. },
+                Action::Update,
+                Some(Resource::TransitGateway(spec)),
+            ) => {
                 if let Some(Resource::TransitGateway(before)) = &change.before {
                     if before.amazon_side_asn != spec.amazon_side_asn {
-                        return Err(ProviderError::stalled("ModifyTransitGateway", "InvalidParameterValue", format!("{}: amazonSideAsn cannot be changed on an existing transit gateway ({} -> {}); remove the region from the mesh, apply, then add it back", change.address, before.amazon_side_asn, spec.amazon_side_asn)));
+                        return Err(ProviderError::stalled(
+                            "ModifyTransitGateway",
+                            "InvalidParameterValue",
+                            format!(
+                                "{}: amazonSideAsn cannot be changed on an existing transit gateway ({} -> {}); remove the region from the mesh, apply, then add it back",
+                                change.address, before.amazon_side_asn, spec.amazon_side_asn
+                            ),
+                        ));
                     }
                 }
                 let id = live_id()?;
-                self.run("ModifyTransitGateway", true, what, || cloud.modify_transit_gateway(&id, &spec.description)).await?;
+                self.run("ModifyTransitGateway", true, what, || {
+                    cloud.modify_transit_gateway(&id, &spec.description)
+                })
+                .await?;
             }
             (Address::TransitGateway { .. }, Action::Delete, _) => {
                 let id = live_id()?;
-                self.ignore_not_found(self.run("DeleteTransitGateway", true, what, || cloud.delete_transit_gateway(&id)).await)?;
+                self.ignore_not_found(
+                    self.run("DeleteTransitGateway", true, what, || {
+                        cloud.delete_transit_gateway(&id)
+                    })
+                    .await,
+                )?;
                 self.forget(&key);
             }
-            (Address::Peering { mesh, requester, accepter }, Action::Create, Some(Resource::Peering(_))) => {
-                let tgw = self.id_of(&Address::TransitGateway { mesh: mesh.clone(), region: requester.clone() }, "CreateTransitGatewayPeeringAttachment")?;
-                let peer = self.id_of(&Address::TransitGateway { mesh: mesh.clone(), region: accepter.clone() }, "CreateTransitGatewayPeeringAttachment")?;
+            (
+                Address::Peering {
+                    mesh,
+                    requester,
+                    accepter,
+                },
+                Action::Create,
+                Some(Resource::Peering(_)),
+            ) => {
+                let tgw = self.id_of(
+                    &Address::TransitGateway {
+                        mesh: mesh.clone(),
+                        region: requester.clone(),
+                    },
+                    "CreateTransitGatewayPeeringAttachment",
+                )?;
+                let peer = self.id_of(
+                    &Address::TransitGateway {
+                        mesh: mesh.clone(),
+                        region: accepter.clone(),
+                    },
+                    "CreateTransitGatewayPeeringAttachment",
+                )?;
                 let mut tags = self.ownership_tags();
                 tags.insert(MESH_KEY.to_owned(), mesh.clone());
                 tags.insert("Name".to_owned(), format!("{mesh}-{requester}-{accepter}"));
-                let id = self.run("CreateTransitGatewayPeeringAttachment", true, what, || cloud.create_peering(requester, &tgw, &peer, accepter, tags.clone())).await?;
+                let id = self
+                    .run("CreateTransitGatewayPeeringAttachment", true, what, || {
+                        cloud.create_peering(requester, &tgw, &peer, accepter, tags.clone())
+                    })
+                    .await?;
                 self.remember(key, id.clone());
-                self.run("AcceptTransitGatewayPeeringAttachment", true, what, || cloud.accept_peering(accepter, &id)).await?;
+                self.run("AcceptTransitGatewayPeeringAttachment", true, what, || {
+                    cloud.accept_peering(accepter, &id)
+                })
+                .await?;
                 self.wait_peering_available(accepter, &id).await?;
             }
             (Address::Peering { accepter, .. }, Action::Update, Some(Resource::Peering(spec))) => {
                 let id = live_id()?;
-                if spec.accepted && matches!(&change.before, Some(Resource::Peering(before)) if !before.accepted) {
-                    self.run("AcceptTransitGatewayPeeringAttachment", true, what, || cloud.accept_peering(accepter, &id)).await?;
+                if spec.accepted
+                    && matches!(&change.before, Some(Resource::Peering(before)) if !before.accepted)
+                {
+                    self.run("AcceptTransitGatewayPeeringAttachment", true, what, || {
+                        cloud.accept_peering(accepter, &id)
+                    })
+                    .await?;
                 }
                 self.wait_peering_available(accepter, &id).await?;
             }
             (Address::Peering { .. }, Action::Delete, _) => {
                 let id = live_id()?;
-                self.ignore_not_found(self.run("DeleteTransitGatewayPeeringAttachment", true, what, || cloud.delete_peering(&id)).await)?;
+                self.ignore_not_found(
+                    self.run("DeleteTransitGatewayPeeringAttachment", true, what, || {
+                        cloud.delete_peering(&id)
+                    })
+                    .await,
+                )?;
                 self.forget(&key);
             }
-            (Address::Route { mesh, region, destination }, Action::Create | Action::Update, Some(Resource::Route(spec))) => {
+            (
+                Address::Route {
+                    mesh,
+                    region,
+                    destination,
+                },
+                Action::Create | Action::Update,
+                Some(Resource::Route(spec)),
+            ) => {
                 let route_table = self.route_table_of(mesh, region)?;
                 let attachment = self.peering_between(mesh, region, &spec.via_peer_region)?;
                 let replace = change.action == Action::Update;
-                let operation = if replace { "ReplaceTransitGatewayRoute" } else { "CreateTransitGatewayRoute" };
-                self.run(operation, true, what, || cloud.put_route(&route_table, destination, &attachment, replace)).await?;
+                let operation = if replace {
+                    "ReplaceTransitGatewayRoute"
+                } else {
+                    "CreateTransitGatewayRoute"
+                };
+                self.run(operation, true, what, || {
+                    cloud.put_route(&route_table, destination, &attachment, replace)
+                })
+                .await?;
             }
-            (Address::Route { mesh, region, destination }, Action::Delete, _) => {
+            (
+                Address::Route {
+                    mesh,
+                    region,
+                    destination,
+                },
+                Action::Delete,
+                _,
+            ) => {
                 let route_table = self.route_table_of(mesh, region)?;
-                self.ignore_not_found(self.run("DeleteTransitGatewayRoute", true, what, || cloud.delete_route(&route_table, destination)).await)?;
+                self.ignore_not_found(
+                    self.run("DeleteTransitGatewayRoute", true, what, || {
+                        cloud.delete_route(&route_table, destination)
+                    })
+                    .await,
+                )?;
             }
             (address, action, _) => {
-                return Err(ProviderError::stalled("apply", "UnsupportedChange", format!("{action:?} of {address} has no matching value")));
+                return Err(ProviderError::stalled(
+                    "apply",
+                    "UnsupportedChange",
+                    format!("{action:?} of {address} has no matching value"),
+                ));
             }
         }
         Ok(())
@@ -648,7 +1162,12 @@ impl Provider for SimProvider {
         let families: Vec<Family> = if request.families.is_empty() {
             self.config.families.clone()
         } else {
-            request.families.iter().copied().filter(|f| self.config.families.contains(f)).collect()
+            request
+                .families
+                .iter()
+                .copied()
+                .filter(|f| self.config.families.contains(f))
+                .collect()
         };
         let mut response = ObserveResponse::default();
         for family in families {
@@ -671,7 +1190,9 @@ impl Provider for SimProvider {
     }
 
     fn calls(&self) -> Vec<CallCounter> {
-        self.calls.lock().map(|c| c.values().cloned().collect()).unwrap_or_default()
+        self.calls
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default()
     }
 }
-

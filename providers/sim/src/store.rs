@@ -78,9 +78,8 @@ impl SimStore {
     fn load(&self) -> Result<World, StoreError> {
         let path = self.world_path();
         match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path, source })
-            }
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| StoreError::Corrupt { path, source }),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(World::default()),
             Err(error) => Err(self.io(path)(error)),
         }
@@ -88,7 +87,9 @@ impl SimStore {
 
     fn save(&self, world: &World) -> Result<(), StoreError> {
         let path = self.world_path();
-        let tmp = self.dir.join(format!("world.json.tmp.{}", std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!("world.json.tmp.{}", std::process::id()));
         let bytes = serde_json::to_vec_pretty(world).map_err(|source| StoreError::Corrupt {
             path: path.clone(),
             source,
