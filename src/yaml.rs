@@ -173,21 +173,22 @@ fn resolve_plain(text: &str) -> Value {
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
     }
-    if let Some(hex) = text.strip_prefix("0x") {
-        if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return Value::Int(i);
-        }
+    if let Some(hex) = text.strip_prefix("0x")
+        && let Ok(i) = i64::from_str_radix(hex, 16)
+    {
+        return Value::Int(i);
     }
-    if let Some(oct) = text.strip_prefix("0o") {
-        if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Value::Int(i);
-        }
+    if let Some(oct) = text.strip_prefix("0o")
+        && let Ok(i) = i64::from_str_radix(oct, 8)
+    {
+        return Value::Int(i);
     }
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(i) = text.parse::<i64>() {
-            return Value::Int(i);
-        }
+    if !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(i) = text.parse::<i64>()
+    {
+        return Value::Int(i);
     }
     let looks_numeric = !digits.is_empty()
         && digits
@@ -196,10 +197,8 @@ fn resolve_plain(text: &str) -> Value {
         && digits.bytes().any(|b| b.is_ascii_digit())
         && digits.as_bytes()[0] != b'e'
         && digits.as_bytes()[0] != b'E';
-    if looks_numeric {
-        if let Ok(x) = text.parse::<f64>() {
-            return Value::Float(x);
-        }
+    if looks_numeric && let Ok(x) = text.parse::<f64>() {
+        return Value::Float(x);
     }
     Value::Str(text.to_owned())
 }
@@ -230,10 +229,10 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 None
             }
             Event::DocumentEnd => {
-                if let Some(node) = root.take() {
-                    if node.value != Value::Null {
-                        documents.push(node);
-                    }
+                if let Some(node) = root.take()
+                    && node.value != Value::Null
+                {
+                    documents.push(node);
                 }
                 None
             }

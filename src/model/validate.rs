@@ -311,14 +311,14 @@ impl Validator<'_> {
                     ("ec2", &endpoints.ec2),
                     ("compute", &endpoints.compute),
                 ] {
-                    if let Some(url) = url {
-                        if !(url.starts_with("http://") || url.starts_with("https://")) {
-                            self.push(
-                                p,
-                                &format!("spec.endpoints.{field}"),
-                                format!("`{url}` is not an http:// or https:// URL"),
-                            );
-                        }
+                    if let Some(url) = url
+                        && !(url.starts_with("http://") || url.starts_with("https://"))
+                    {
+                        self.push(
+                            p,
+                            &format!("spec.endpoints.{field}"),
+                            format!("`{url}` is not an http:// or https:// URL"),
+                        );
                     }
                 }
             }
@@ -514,10 +514,10 @@ impl Validator<'_> {
                             || id.starts_with("i-");
                         if !known_shape {
                             self.push(ga, &format!("{ep}.id"), format!("`{id}` is not a Global Accelerator endpoint id: expected a load balancer ARN (arn:aws:elasticloadbalancing:…), an Elastic IP allocation id (eipalloc-…) or an EC2 instance id (i-…)"));
-                        } else if let Some(region) = endpoint_id_region(id) {
-                            if region != group.region {
-                                self.push(ga, &format!("{ep}.id"), format!("the load balancer is in {region} but the endpoint group is in {}", group.region));
-                            }
+                        } else if let Some(region) = endpoint_id_region(id)
+                            && region != group.region
+                        {
+                            self.push(ga, &format!("{ep}.id"), format!("the load balancer is in {region} but the endpoint group is in {}", group.region));
                         }
                     }
                 }
@@ -575,14 +575,14 @@ impl Validator<'_> {
                 ("http2HealthCheck", &spec.http2_health_check),
             ];
             for (field, block) in blocks {
-                if let Some(path) = block.as_ref().and_then(|b| b.request_path.as_ref()) {
-                    if !path.starts_with('/') {
-                        self.push(
-                            hc,
-                            &format!("spec.{field}.requestPath"),
-                            format!("must start with `/`, got `{path}`"),
-                        );
-                    }
+                if let Some(path) = block.as_ref().and_then(|b| b.request_path.as_ref())
+                    && !path.starts_with('/')
+                {
+                    self.push(
+                        hc,
+                        &format!("spec.{field}.requestPath"),
+                        format!("must start with `/`, got `{path}`"),
+                    );
                 }
             }
             for (field, block) in [
@@ -708,23 +708,23 @@ impl Validator<'_> {
                     }
                     BalancingMode::Utilization => {}
                 }
-                if let Some(u) = backend.max_utilization {
-                    if !(0.0..=1.0).contains(&u) {
-                        self.push(
-                            bs,
-                            &format!("{bp}.maxUtilization"),
-                            format!("must be from 0.0 to 1.0, got {u}"),
-                        );
-                    }
+                if let Some(u) = backend.max_utilization
+                    && !(0.0..=1.0).contains(&u)
+                {
+                    self.push(
+                        bs,
+                        &format!("{bp}.maxUtilization"),
+                        format!("must be from 0.0 to 1.0, got {u}"),
+                    );
                 }
-                if let Some(r) = backend.max_rate_per_endpoint {
-                    if r <= 0.0 {
-                        self.push(
-                            bs,
-                            &format!("{bp}.maxRatePerEndpoint"),
-                            format!("must be above 0, got {r}"),
-                        );
-                    }
+                if let Some(r) = backend.max_rate_per_endpoint
+                    && r <= 0.0
+                {
+                    self.push(
+                        bs,
+                        &format!("{bp}.maxRatePerEndpoint"),
+                        format!("must be above 0, got {r}"),
+                    );
                 }
             }
         }
@@ -977,14 +977,14 @@ impl Validator<'_> {
             if spec.min_serving_regions == 0 {
                 self.push(policy, "spec.minServingRegions", "must be at least 1: traffic never drops to zero serving regions because of meridian");
             }
-            if let Some(gate) = &spec.health_gate {
-                if !(0.0..=1.0).contains(&gate.min_healthy_fraction) {
-                    self.push(
-                        policy,
-                        "spec.healthGate.minHealthyFraction",
-                        format!("must be from 0.0 to 1.0, got {}", gate.min_healthy_fraction),
-                    );
-                }
+            if let Some(gate) = &spec.health_gate
+                && !(0.0..=1.0).contains(&gate.min_healthy_fraction)
+            {
+                self.push(
+                    policy,
+                    "spec.healthGate.minHealthyFraction",
+                    format!("must be from 0.0 to 1.0, got {}", gate.min_healthy_fraction),
+                );
             }
             for (i, window) in spec.deny_windows.iter().enumerate() {
                 let wp = format!("spec.denyWindows[{i}]");

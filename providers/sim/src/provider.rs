@@ -666,43 +666,38 @@ impl SimProvider {
                     cloud.update_accelerator(&arn, &spec.name, &spec.ip_address_type, spec.enabled)
                 })
                 .await?;
-                if let Some(Resource::Accelerator(before)) = &change.before {
-                    if before.tags != spec.tags {
-                        let untag: Vec<String> = before
-                            .tags
-                            .keys()
-                            .filter(|k| !spec.tags.contains_key(*k))
-                            .cloned()
-                            .collect();
-                        if !untag.is_empty() {
-                            self.run("UntagResource", true, what, || {
-                                cloud.tag_resource(&arn, BTreeMap::new(), untag.clone())
-                            })
-                            .await?;
-                        }
-                        if !spec.tags.is_empty() {
-                            self.run("TagResource", true, what, || {
-                                cloud.tag_resource(&arn, spec.tags.clone(), Vec::new())
-                            })
-                            .await?;
-                        }
+                if let Some(Resource::Accelerator(before)) = &change.before
+                    && before.tags != spec.tags
+                {
+                    let untag: Vec<String> = before
+                        .tags
+                        .keys()
+                        .filter(|k| !spec.tags.contains_key(*k))
+                        .cloned()
+                        .collect();
+                    if !untag.is_empty() {
+                        self.run("UntagResource", true, what, || {
+                            cloud.tag_resource(&arn, BTreeMap::new(), untag.clone())
+                        })
+                        .await?;
+                    }
+                    if !spec.tags.is_empty() {
+                        self.run("TagResource", true, what, || {
+                            cloud.tag_resource(&arn, spec.tags.clone(), Vec::new())
+                        })
+                        .await?;
                     }
                 }
             }
             (Address::Accelerator { .. }, Action::Delete, _) => {
                 let arn = live_id()?;
-                if let Some(Resource::Accelerator(before)) = &change.before {
-                    if before.enabled {
-                        self.run("UpdateAccelerator", true, what, || {
-                            cloud.update_accelerator(
-                                &arn,
-                                &before.name,
-                                &before.ip_address_type,
-                                false,
-                            )
-                        })
-                        .await?;
-                    }
+                if let Some(Resource::Accelerator(before)) = &change.before
+                    && before.enabled
+                {
+                    self.run("UpdateAccelerator", true, what, || {
+                        cloud.update_accelerator(&arn, &before.name, &before.ip_address_type, false)
+                    })
+                    .await?;
                 }
                 self.ignore_not_found(
                     self.run("DeleteAccelerator", true, what, || {
@@ -1002,17 +997,17 @@ impl SimProvider {
                 Action::Update,
                 Some(Resource::TransitGateway(spec)),
             ) => {
-                if let Some(Resource::TransitGateway(before)) = &change.before {
-                    if before.amazon_side_asn != spec.amazon_side_asn {
-                        return Err(ProviderError::stalled(
-                            "ModifyTransitGateway",
-                            "InvalidParameterValue",
-                            format!(
-                                "{}: amazonSideAsn cannot be changed on an existing transit gateway ({} -> {}); remove the region from the mesh, apply, then add it back",
-                                change.address, before.amazon_side_asn, spec.amazon_side_asn
-                            ),
-                        ));
-                    }
+                if let Some(Resource::TransitGateway(before)) = &change.before
+                    && before.amazon_side_asn != spec.amazon_side_asn
+                {
+                    return Err(ProviderError::stalled(
+                        "ModifyTransitGateway",
+                        "InvalidParameterValue",
+                        format!(
+                            "{}: amazonSideAsn cannot be changed on an existing transit gateway ({} -> {}); remove the region from the mesh, apply, then add it back",
+                            change.address, before.amazon_side_asn, spec.amazon_side_asn
+                        ),
+                    ));
                 }
                 let id = live_id()?;
                 self.run("ModifyTransitGateway", true, what, || {
