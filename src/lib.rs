@@ -12,5 +12,8 @@ pub mod exit;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod preview;
 pub mod simcli;
+pub mod source;
+pub mod traffic;
 pub mod yaml;

@@ -1,0 +1,289 @@
+//! Git as an immutable artifact.
+//!
+//! The only module that knows Git. It fetches a branch into a bare mirror
+//! (for remote URLs) or reads a local repository in place, and reads the
+//! desired-state folder at a commit straight from the object database: no
+//! checkout, no working-tree writes, safe next to a user's own clone.
+//! Everything downstream sees a [`Snapshot`]: a revision and files.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+
+use git2::{Cred, CredentialType, FetchOptions, ObjectType, Oid, RemoteCallbacks, Repository};
+use sha2::{Digest, Sha256};
+
+use crate::model::SourceFile;
+
+/// Errors reading desired state from Git.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A Git operation failed.
+    #[error("git: {context}: {message}")]
+    Git {
+        /// What meridian was doing.
+        context: String,
+        /// libgit2's message (never contains credentials).
+        message: String,
+    },
+    /// The watched branch does not exist (any more).
+    #[error("branch `{branch}` does not exist in {repo}; was it deleted or renamed? The last applied state stays live")]
+    BranchGone {
+        /// Branch name.
+        branch: String,
+        /// Repository.
+        repo: String,
+    },
+    /// The desired-state folder is missing at a revision.
+    #[error("`{path}` does not exist at revision {revision} (or is not a folder)")]
+    PathMissing {
+        /// The folder.
+        path: String,
+        /// The revision.
+        revision: String,
+    },
+    /// The desired-state folder holds no YAML.
+    #[error("`{path}` holds no *.yaml or *.yml files at revision {revision}; refusing to treat that as \"delete everything\" (pass --allow-empty to allow it)")]
+    Empty {
+        /// The folder.
+        path: String,
+        /// The revision.
+        revision: String,
+    },
+    /// A file is not UTF-8.
+    #[error("{path} at revision {revision} is not UTF-8 text")]
+    NotText {
+        /// The file.
+        path: String,
+        /// The revision.
+        revision: String,
+    },
+}
+
+fn git(context: impl Into<String>) -> impl FnOnce(git2::Error) -> SourceError {
+    let context = context.into();
+    move |error| SourceError::Git {
+        context,
+        message: error.message().to_owned(),
+    }
+}
+
+/// How to authenticate to a remote. Secrets are read from the environment
+/// at use and never stored in logs, errors or status.
+#[derive(Debug, Clone, Default)]
+pub struct GitAuth {
+    /// Environment variable holding an HTTPS token.
+    pub token_env: Option<String>,
+    /// SSH private key file (otherwise the SSH agent is used).
+    pub ssh_key: Option<PathBuf>,
+}
+
+/// The desired-state folder at one revision.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Full commit id.
+    pub revision: String,
+    /// The folder, relative to the repository root.
+    pub path: String,
+    /// YAML files, with repository-relative paths.
+    pub files: Vec<SourceFile>,
+    /// Things ignored on the way (symlinks, non-YAML files, submodules).
+    pub notes: Vec<String>,
+    /// SHA-256 over the files' paths and contents.
+    pub digest: String,
+}
+
+/// A Git repository meridian reads desired state from.
+pub struct RepoSource {
+    repo: Repository,
+    /// The URL for remote repositories; `None` for a local path read in place.
+    url: Option<String>,
+    display: String,
+    auth: GitAuth,
+}
+
+/// Whether `spec` names a remote rather than a local path.
+pub fn is_remote(spec: &str) -> bool {
+    spec.contains("://") || (spec.contains('@') && spec.contains(':') && !Path::new(spec).exists())
+}
+
+impl RepoSource {
+    /// Opens a repository: a local path is read in place; a URL is mirrored
+    /// into a bare repository under `cache_dir`.
+    pub fn open(spec: &str, cache_dir: &Path, auth: GitAuth) -> Result<Self, SourceError> {
+        if is_remote(spec) {
+            let key = format!("{:x}", Sha256::digest(spec.as_bytes()));
+            let mirror = cache_dir.join("repos").join(format!("{}.git", &key[..16]));
+            let repo = if mirror.exists() {
+                Repository::open_bare(&mirror).map_err(git(format!("opening the mirror of {}", redact(spec))))?
+            } else {
+                std::fs::create_dir_all(&mirror).map_err(|e| SourceError::Git { context: format!("creating {}", mirror.display()), message: e.to_string() })?;
+                Repository::init_bare(&mirror).map_err(git(format!("creating the mirror of {}", redact(spec))))?
+            };
+            Ok(Self { repo, url: Some(spec.to_owned()), display: redact(spec), auth })
+        } else {
+            let repo = Repository::open(spec).map_err(git(format!("opening {spec}")))?;
+            Ok(Self { repo, url: None, display: spec.to_owned(), auth })
+        }
+    }
+
+    /// The repository as shown to humans (URLs without credentials).
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    fn callbacks(&self) -> RemoteCallbacks<'_> {
+        let attempts = Cell::new(0u32);
+        let auth = self.auth.clone();
+        let mut callbacks = RemoteCallbacks::new();
+        callbacks.credentials(move |_url, username, allowed| {
+            attempts.set(attempts.get() + 1);
+            if attempts.get() > 3 {
+                return Err(git2::Error::from_str("authentication failed (credentials were rejected)"));
+            }
+            if allowed.contains(CredentialType::SSH_KEY) {
+                let user = username.unwrap_or("git");
+                return match &auth.ssh_key {
+                    Some(key) => Cred::ssh_key(user, None, key, None),
+                    None => Cred::ssh_key_from_agent(user),
+                };
+            }
+            if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+                if let Some(token) = auth.token_env.as_deref().and_then(|name| std::env::var(name).ok()) {
+                    return Cred::userpass_plaintext(username.unwrap_or("x-access-token"), &token);
+                }
+                return Err(git2::Error::from_str("the remote asks for credentials but no token is configured (--git-token-env)"));
+            }
+            Cred::default()
+        });
+        callbacks
+    }
+
+    /// Fetches every branch (force, with pruning, so rewritten history and
+    /// deleted branches are followed) and returns the head of `branch`.
+    pub fn fetch(&self, branch: &str) -> Result<Oid, SourceError> {
+        if let Some(url) = &self.url {
+            let mut remote = self.repo.remote_anonymous(url).map_err(git(format!("connecting to {}", self.display)))?;
+            let mut options = FetchOptions::new();
+            options.remote_callbacks(self.callbacks());
+            options.prune(git2::FetchPrune::On);
+            options.download_tags(git2::AutotagOption::None);
+            let refspec = "+refs/heads/*:refs/remotes/origin/*";
+            remote.fetch(&[refspec], Some(&mut options), None).map_err(git(format!("fetching from {}", self.display)))?;
+            // An anonymous remote does not prune tracking refs: drop those the remote no longer has.
+            let heads: Vec<String> = remote.list().map(|l| l.iter().map(|h| h.name().to_owned()).collect()).unwrap_or_default();
+            if let Ok(references) = self.repo.references_glob("refs/remotes/origin/*") {
+                let stale: Vec<String> = references
+                    .filter_map(Result::ok)
+                    .filter_map(|r| r.name().ok().map(str::to_owned))
+                    .filter(|name| !heads.contains(&name.replacen("refs/remotes/origin/", "refs/heads/", 1)))
+                    .collect();
+                for name in stale {
+                    if let Ok(mut reference) = self.repo.find_reference(&name) {
+                        let _ = reference.delete();
+                    }
+                }
+            }
+            self.repo
+                .refname_to_id(&format!("refs/remotes/origin/{branch}"))
+                .map_err(|_| SourceError::BranchGone { branch: branch.to_owned(), repo: self.display.clone() })
+        } else {
+            self.repo
+                .refname_to_id(&format!("refs/heads/{branch}"))
+                .map_err(|_| SourceError::BranchGone { branch: branch.to_owned(), repo: self.display.clone() })
+        }
+    }
+
+    /// Resolves a revision (commit id, branch, tag, `HEAD~1`…) to a commit.
+    pub fn resolve(&self, revision: &str) -> Result<Oid, SourceError> {
+        let candidates = [revision.to_owned(), format!("origin/{revision}"), format!("refs/remotes/origin/{revision}")];
+        for candidate in &candidates {
+            if let Ok(object) = self.repo.revparse_single(candidate) {
+                if let Ok(commit) = object.peel_to_commit() {
+                    return Ok(commit.id());
+                }
+            }
+        }
+        Err(SourceError::Git { context: format!("resolving `{revision}` in {}", self.display), message: "no such revision".to_owned() })
+    }
+
+    /// Reads the desired-state folder at `commit` from the object database.
+    pub fn snapshot(&self, commit: Oid, path: &str, allow_empty: bool) -> Result<Snapshot, SourceError> {
+        let revision = commit.to_string();
+        let commit = self.repo.find_commit(commit).map_err(git(format!("reading commit {revision}")))?;
+        let root = commit.tree().map_err(git(format!("reading the tree of {revision}")))?;
+        let folder = path.trim_matches('/');
+        let tree = if folder.is_empty() || folder == "." {
+            root
+        } else {
+            let entry = root.get_path(Path::new(folder)).map_err(|_| SourceError::PathMissing { path: folder.to_owned(), revision: revision.clone() })?;
+            if entry.kind() != Some(ObjectType::Tree) {
+                return Err(SourceError::PathMissing { path: folder.to_owned(), revision });
+            }
+            self.repo.find_tree(entry.id()).map_err(git(format!("reading {folder} at {revision}")))?
+        };
+        let mut files = Vec::new();
+        let mut notes = Vec::new();
+        self.walk(&tree, folder, &revision, &mut files, &mut notes)?;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        if files.is_empty() && !allow_empty {
+            return Err(SourceError::Empty { path: folder.to_owned(), revision });
+        }
+        let mut hasher = Sha256::new();
+        for file in &files {
+            hasher.update(file.path.as_bytes());
+            hasher.update([0]);
+            hasher.update(file.text.as_bytes());
+            hasher.update([0]);
+        }
+        Ok(Snapshot { digest: format!("{:x}", hasher.finalize()), revision, path: folder.to_owned(), files, notes })
+    }
+
+    fn walk(&self, tree: &git2::Tree<'_>, prefix: &str, revision: &str, files: &mut Vec<SourceFile>, notes: &mut Vec<String>) -> Result<(), SourceError> {
+        for entry in tree.iter() {
+            let name = entry.name().unwrap_or("(non-UTF-8 name)");
+            let path = if prefix.is_empty() || prefix == "." { name.to_owned() } else { format!("{prefix}/{name}") };
+            match entry.filemode() {
+                0o040000 => {
+                    let subtree = self.repo.find_tree(entry.id()).map_err(git(format!("reading {path}")))?;
+                    self.walk(&subtree, &path, revision, files, notes)?;
+                }
+                0o120000 => notes.push(format!("{path}: symbolic link ignored (desired state must be regular files)")),
+                0o160000 => notes.push(format!("{path}: submodule ignored")),
+                _ if name.ends_with(".yaml") || name.ends_with(".yml") => {
+                    let blob = self.repo.find_blob(entry.id()).map_err(git(format!("reading {path}")))?;
+                    let text = std::str::from_utf8(blob.content()).map_err(|_| SourceError::NotText { path: path.clone(), revision: revision.to_owned() })?;
+                    files.push(SourceFile { path, text: text.to_owned() });
+                }
+                _ => notes.push(format!("{path}: not a *.yaml/*.yml file, ignored")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A URL with any `user:password@` part removed, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_appear_in_displayed_urls() {
+        assert_eq!(redact("https://user:s3cret@github.com/acme/traffic.git"), "https://***@github.com/acme/traffic.git");
+        assert_eq!(redact("file:///srv/git/traffic.git"), "file:///srv/git/traffic.git");
+    }
+
+    #[test]
+    fn remote_detection() {
+        assert!(is_remote("https://github.com/acme/traffic.git"));
+        assert!(is_remote("file:///srv/git/traffic.git"));
+        assert!(is_remote("git@github.com:acme/traffic.git"));
+        assert!(!is_remote("."));
+    }
+}
