@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use meridian_provider::{
@@ -210,7 +211,7 @@ pub struct Outcome {
 pub struct ApplyReport {
     /// Outcomes in the order they landed.
     pub outcomes: Vec<Outcome>,
-    /// Changes not attempted because an earlier wave failed.
+    /// Changes not attempted because an earlier wave failed or a stop was requested.
     pub skipped: usize,
 }
 
@@ -229,8 +230,9 @@ pub trait Progress: Send + Sync {
     fn finished(&self, outcome: &Outcome, done: usize, total: usize);
 }
 
-/// Applies a plan's changes wave by wave.
-pub async fn apply(plan: &Plan, providers: &Providers, progress: &dyn Progress) -> ApplyReport {
+/// Applies a plan's changes wave by wave. When `stop` becomes true (a
+/// shutdown signal), changes already in flight finish and nothing new starts.
+pub async fn apply(plan: &Plan, providers: &Providers, progress: &dyn Progress, stop: &Arc<AtomicBool>) -> ApplyReport {
     let total = plan.changes.len();
     let mut waves: BTreeMap<u32, Vec<&Change>> = BTreeMap::new();
     for change in &plan.changes {
@@ -245,12 +247,16 @@ pub async fn apply(plan: &Plan, providers: &Providers, progress: &dyn Progress) 
     let mut started = 0usize;
     let mut failed = false;
     for (_, changes) in waves {
-        if failed {
+        if failed || stop.load(Ordering::SeqCst) {
             report.skipped += changes.len();
             continue;
         }
         let mut tasks = tokio::task::JoinSet::new();
         for change in changes {
+            if stop.load(Ordering::SeqCst) {
+                report.skipped += 1;
+                continue;
+            }
             started += 1;
             progress.started(change, started, total);
             let provider = providers.get(&change.provider).cloned();

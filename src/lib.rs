@@ -6,14 +6,19 @@
 //! provider plugins. Exit codes live in [`exit`]; nothing here prints to
 //! stdout except the renderers' callers in `main`.
 
+pub mod clock;
+pub mod daemon;
 pub mod desired;
 pub mod engine;
 pub mod exit;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod preview;
 pub mod simcli;
 pub mod source;
+pub mod status;
 pub mod traffic;
+pub mod webhook;
 pub mod yaml;

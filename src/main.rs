@@ -66,6 +66,19 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Preview a pull request: desired-state diff, plan and traffic impact.
+    Diff(DiffArgs),
+    /// Watch a Git branch and keep the live world equal to it.
+    Run(RunArgs),
+    /// Show the status persisted by `meridian run`.
+    Status {
+        /// The daemon's state directory.
+        #[arg(long, default_value = ".meridian-state")]
+        state_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
     /// Inspect or change the embedded simulated cloud (needs --sim DIR).
     #[command(subcommand)]
     Sim(SimCommand),
@@ -100,6 +113,82 @@ struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     yes: bool,
+}
+
+#[derive(Debug, Args)]
+struct GitArgs {
+    /// Environment variable holding an HTTPS token for the repository.
+    #[arg(long, value_name = "NAME")]
+    git_token_env: Option<String>,
+    /// SSH private key for the repository (default: the SSH agent).
+    #[arg(long, value_name = "PATH")]
+    git_ssh_key: Option<PathBuf>,
+}
+
+impl GitArgs {
+    fn auth(&self) -> meridian::source::GitAuth {
+        meridian::source::GitAuth { token_env: self.git_token_env.clone(), ssh_key: self.git_ssh_key.clone() }
+    }
+}
+
+#[derive(Debug, Args)]
+struct DiffArgs {
+    /// Repository: a local path or a URL (file://, git://, https://, ssh).
+    #[arg(long)]
+    repo: String,
+    /// Base revision (the pull request's target).
+    #[arg(long)]
+    base: String,
+    /// Head revision (the pull request's tip).
+    #[arg(long)]
+    head: String,
+    /// Desired-state folder inside the repository.
+    #[arg(long, default_value = "desired-state")]
+    path: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Where remote repositories are mirrored.
+    #[arg(long, default_value = ".meridian-state")]
+    state_dir: PathBuf,
+    #[command(flatten)]
+    git: GitArgs,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Repository: a local path or a URL (file://, git://, https://, ssh).
+    #[arg(long)]
+    repo: String,
+    /// Branch to follow.
+    #[arg(long, default_value = "main")]
+    branch: String,
+    /// Desired-state folder inside the repository.
+    #[arg(long, default_value = "desired-state")]
+    path: String,
+    /// Poll interval (with ±10% jitter), e.g. 30s, 5m.
+    #[arg(long, default_value = "60s", value_parser = meridian::daemon::parse_duration)]
+    interval: std::time::Duration,
+    /// Re-observe and correct drift this often even without a new commit.
+    #[arg(long, default_value = "10m", value_parser = meridian::daemon::parse_duration)]
+    drift_interval: std::time::Duration,
+    /// Address for /status, /metrics, /healthz, /readyz and the webhooks.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    listen: std::net::SocketAddr,
+    /// Where status and repository mirrors are kept.
+    #[arg(long, default_value = ".meridian-state")]
+    state_dir: PathBuf,
+    /// Environment variable holding the webhook secret.
+    #[arg(long, value_name = "NAME", conflicts_with = "webhook_secret_file")]
+    webhook_secret_env: Option<String>,
+    /// File holding the webhook secret.
+    #[arg(long, value_name = "PATH")]
+    webhook_secret_file: Option<PathBuf>,
+    /// Allow a revision that declares nothing to delete everything meridian manages.
+    #[arg(long)]
+    allow_empty: bool,
+    #[command(flatten)]
+    git: GitArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -414,7 +503,8 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     let progress = ConsoleProgress {
         terminal: std::io::stdout().is_terminal(),
     };
-    let report = engine::apply(&plan, &providers, &progress).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let report = engine::apply(&plan, &providers, &progress, &stop).await;
     let failures = report.failures();
     let applied = report.outcomes.len() - failures.len();
     let calls = providers.calls();
@@ -547,8 +637,111 @@ async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
     Ok(exit::OK)
 }
 
+async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
+    use meridian::source::{RepoSource, SourceError};
+    let source = RepoSource::open(&args.repo, &args.state_dir, args.git.auth())?;
+    source.fetch_all()?;
+    let base = source.resolve(&args.base)?;
+    let head = source.resolve(&args.head)?;
+    let base_snapshot = match source.snapshot(base, &args.path, true) {
+        Ok(snapshot) => snapshot,
+        Err(SourceError::PathMissing { .. }) => meridian::source::Snapshot { revision: base.to_string(), path: args.path.clone(), files: Vec::new(), notes: Vec::new(), digest: String::new() },
+        Err(error) => return Err(error.into()),
+    };
+    let mut preview = meridian::preview::Preview {
+        format_version: meridian::plan::FORMAT_VERSION,
+        repository: source.display().to_owned(),
+        base: base.to_string(),
+        head: head.to_string(),
+        path: args.path.clone(),
+        files: Vec::new(),
+        notes: Vec::new(),
+        errors: Vec::new(),
+        plan: None,
+        traffic: Vec::new(),
+    };
+    let head_snapshot = match source.snapshot(head, &args.path, false) {
+        Ok(snapshot) => snapshot,
+        Err(error @ (SourceError::Empty { .. } | SourceError::PathMissing { .. } | SourceError::NotText { .. })) => {
+            preview.errors.push(error.to_string());
+            print!("{}", meridian::preview::render(&preview, args.format));
+            return Ok(exit::ERROR);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    preview.files = meridian::preview::file_changes(&base_snapshot, &head_snapshot);
+    preview.notes = head_snapshot.notes.clone();
+    let state = match model::load(&head_snapshot.files) {
+        Ok(state) => state,
+        Err(LoadError::Invalid(diagnostics)) => {
+            preview.errors = diagnostics.iter().map(ToString::to_string).collect();
+            print!("{}", meridian::preview::render(&preview, args.format));
+            return Ok(exit::ERROR);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let providers = Providers::build(&state, &options(cli))?;
+    let resources = desired::expand(&state);
+    let observation = engine::observe(&providers, &resources).await;
+    let plan = engine::make_plan(&state, &resources, &observation, Some(head.to_string()));
+    preview.traffic = meridian::preview::traffic_impact(&observation, &resources);
+    let code = if plan.is_blocked() {
+        exit::BLOCKED
+    } else if plan.errored {
+        exit::ERROR
+    } else if plan.is_empty() {
+        exit::OK
+    } else {
+        exit::CHANGES
+    };
+    preview.plan = Some(plan);
+    print!("{}", meridian::preview::render(&preview, args.format));
+    Ok(code)
+}
+
+async fn daemon(cli: &Cli, args: &RunArgs) -> Result<u8> {
+    let secret = match (&args.webhook_secret_env, &args.webhook_secret_file) {
+        (Some(name), _) => {
+            let value = std::env::var(name).with_context(|| format!("the webhook secret variable {name} is not set"))?;
+            Some(meridian::webhook::Secret::new(value.as_bytes()).with_context(|| format!("the webhook secret in {name} is empty"))?)
+        }
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading the webhook secret file {}", path.display()))?;
+            Some(meridian::webhook::Secret::new(&bytes).with_context(|| format!("the webhook secret file {} is empty", path.display()))?)
+        }
+        (None, None) => None,
+    };
+    let config = meridian::daemon::DaemonConfig {
+        repo: args.repo.clone(),
+        branch: args.branch.clone(),
+        path: args.path.clone(),
+        interval: args.interval,
+        drift_interval: args.drift_interval,
+        listen: args.listen,
+        state_dir: args.state_dir.clone(),
+        webhook_secret: secret,
+        allow_empty: args.allow_empty,
+        auth: args.git.auth(),
+        engine: options(cli),
+    };
+    meridian::daemon::run(config).await?;
+    Ok(exit::OK)
+}
+
 async fn run(cli: &Cli) -> Result<u8> {
     match &cli.command {
+        Command::Diff(args) => preview(cli, args).await,
+        Command::Run(args) => daemon(cli, args).await,
+        Command::Status { state_dir, format } => {
+            let Some(status) = meridian::status::Status::load(state_dir)? else {
+                bail!("no status in {}: has `meridian run --state-dir {}` run yet?", state_dir.display(), state_dir.display());
+            };
+            match format {
+                ShowFormat::Text => print!("{}", status.to_text()),
+                ShowFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+            }
+            Ok(exit::OK)
+        }
         Command::Validate { dir } => validate(dir).await,
         Command::Plan(args) => plan(cli, args).await,
         Command::Apply(args) => apply(cli, args).await,

@@ -161,6 +161,19 @@ impl RepoSource {
     /// Fetches every branch (force, with pruning, so rewritten history and
     /// deleted branches are followed) and returns the head of `branch`.
     pub fn fetch(&self, branch: &str) -> Result<Oid, SourceError> {
+        self.fetch_all()?;
+        self.head_of(branch)
+    }
+
+    /// The commit `branch` points at (after the last fetch, for remotes).
+    pub fn head_of(&self, branch: &str) -> Result<Oid, SourceError> {
+        let reference = if self.url.is_some() { format!("refs/remotes/origin/{branch}") } else { format!("refs/heads/{branch}") };
+        self.repo.refname_to_id(&reference).map_err(|_| SourceError::BranchGone { branch: branch.to_owned(), repo: self.display.clone() })
+    }
+
+    /// Fetches every branch of a remote; a no-op for a local repository,
+    /// which is read in place.
+    pub fn fetch_all(&self) -> Result<(), SourceError> {
         if let Some(url) = &self.url {
             let mut remote = self.repo.remote_anonymous(url).map_err(git(format!("connecting to {}", self.display)))?;
             let mut options = FetchOptions::new();
@@ -183,14 +196,8 @@ impl RepoSource {
                     }
                 }
             }
-            self.repo
-                .refname_to_id(&format!("refs/remotes/origin/{branch}"))
-                .map_err(|_| SourceError::BranchGone { branch: branch.to_owned(), repo: self.display.clone() })
-        } else {
-            self.repo
-                .refname_to_id(&format!("refs/heads/{branch}"))
-                .map_err(|_| SourceError::BranchGone { branch: branch.to_owned(), repo: self.display.clone() })
         }
+        Ok(())
     }
 
     /// Resolves a revision (commit id, branch, tag, `HEAD~1`…) to a commit.

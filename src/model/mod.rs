@@ -245,7 +245,19 @@ fn typed<S: DeserializeOwned>(
 }
 
 /// Parses, checks and validates desired-state files. Reports every error.
+/// A set of files without any document is an error: an emptied folder must
+/// never be read as "delete everything" (see [`load_allowing_empty`]).
 pub fn load(files: &[SourceFile]) -> Result<DesiredState, LoadError> {
+    load_with(files, false)
+}
+
+/// Like [`load`], but an empty set of documents is accepted: the caller has
+/// an explicit opt-in from the user to remove everything.
+pub fn load_allowing_empty(files: &[SourceFile]) -> Result<DesiredState, LoadError> {
+    load_with(files, true)
+}
+
+fn load_with(files: &[SourceFile], allow_empty: bool) -> Result<DesiredState, LoadError> {
     let mut state = DesiredState::default();
     let mut errors = Vec::new();
     let mut hasher = Sha256::new();
@@ -273,7 +285,7 @@ pub fn load(files: &[SourceFile]) -> Result<DesiredState, LoadError> {
         }
     }
     state.digest = format!("{:x}", hasher.finalize());
-    if errors.is_empty() && state.document_count() == 0 {
+    if errors.is_empty() && state.document_count() == 0 && !allow_empty {
         errors.push(Diagnostic {
             file: files.first().map(|f| f.path.clone()).unwrap_or_else(|| "(desired state)".to_owned()),
             pos: Pos { line: 1, col: 1 },

@@ -1,0 +1,620 @@
+//! `meridian run`: the reconciler daemon.
+//!
+//! One loop of idempotent, level-triggered reconciles — fetch, validate,
+//! observe, plan, apply — for the head of a branch. It polls at an interval
+//! (with jitter), wakes early on a signed webhook, re-observes on a separate
+//! drift interval, backs off exponentially with jitter after errors and
+//! resets after a success. Never two reconciles at once: the loop is the only
+//! caller. On SIGTERM/SIGINT the change in flight finishes, status is
+//! persisted, and the process exits 0; the next start continues from live state.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use meridian_provider::Action;
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+use crate::engine::{self, EngineOptions, Outcome as ChangeOutcome, Progress, Providers};
+use crate::metrics::Metrics;
+use crate::model::{self, DesiredState, LoadError};
+use crate::source::{GitAuth, RepoSource, Snapshot, SourceError};
+use crate::status::{Attempt, Drift, LastError, Outcome, ResourceState, RevisionAt, Status};
+use crate::webhook::Secret;
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Repository: a local path or a URL.
+    pub repo: String,
+    /// Branch to follow.
+    pub branch: String,
+    /// Desired-state folder inside the repository.
+    pub path: String,
+    /// Poll interval.
+    pub interval: Duration,
+    /// Drift resync interval: re-observe and correct even without a new commit.
+    pub drift_interval: Duration,
+    /// HTTP listen address (status, metrics, webhooks).
+    pub listen: SocketAddr,
+    /// Where status and repository mirrors live.
+    pub state_dir: PathBuf,
+    /// Webhook secret; webhooks are refused without one.
+    pub webhook_secret: Option<Secret>,
+    /// Allow a revision that declares nothing to delete everything meridian manages.
+    pub allow_empty: bool,
+    /// Git credentials.
+    pub auth: GitAuth,
+    /// Engine settings (simulator, retries).
+    pub engine: EngineOptions,
+}
+
+/// Errors that stop the daemon from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// Address.
+        address: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The repository cannot be opened.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The state directory is unusable.
+    #[error("state directory {path}: {source}")]
+    State {
+        /// Directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+struct Shared {
+    status: Mutex<Status>,
+    metrics: Metrics,
+    trigger: Notify,
+    deliveries: Mutex<VecDeque<String>>,
+    stop: Arc<AtomicBool>,
+    shutdown: Notify,
+    ready: AtomicBool,
+    secret: Option<Secret>,
+    branch: String,
+}
+
+impl Shared {
+    fn update_status(&self, f: impl FnOnce(&mut Status)) -> Status {
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut status);
+        status.clone()
+    }
+}
+
+fn now_at(revision: &str) -> RevisionAt {
+    let now = SystemTime::now();
+    RevisionAt { revision: revision.to_owned(), at: crate::clock::rfc3339(now), at_unix: crate::clock::unix_seconds(now) }
+}
+
+fn jitter(duration: Duration, fraction: f64) -> Duration {
+    let factor = 1.0 + fraction * (fastrand::f64() * 2.0 - 1.0);
+    duration.mul_f64(factor.max(0.0))
+}
+
+/// The delay before retrying after `failures` consecutive errors: exponential
+/// from one second, capped at the poll interval (and at least one second),
+/// with ±20% jitter.
+pub fn backoff(failures: u32, interval: Duration) -> Duration {
+    let base = Duration::from_secs(1).saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    jitter(base.min(interval.max(Duration::from_secs(1))), 0.2)
+}
+
+/// What a reconcile tells the loop.
+enum Next {
+    /// Success or nothing to do: wait the normal interval.
+    Quiet,
+    /// A transient failure: back off.
+    Backoff,
+}
+
+struct Loop {
+    config: DaemonConfig,
+    shared: Arc<Shared>,
+    source: Arc<Mutex<RepoSource>>,
+    last_good: Option<(Snapshot, DesiredState)>,
+}
+
+struct LogProgress;
+
+impl Progress for LogProgress {
+    fn started(&self, change: &meridian_provider::Change, index: usize, total: usize) {
+        tracing::info!(address = %change.address, action = ?change.action, "[{index}/{total}] applying");
+    }
+
+    fn finished(&self, outcome: &ChangeOutcome, done: usize, total: usize) {
+        match &outcome.error {
+            None => tracing::info!(address = %outcome.change.address, elapsed_ms = outcome.elapsed.as_millis() as u64, "[{done}/{total}] applied"),
+            Some(error) => tracing::warn!(address = %outcome.change.address, %error, "[{done}/{total}] failed"),
+        }
+    }
+}
+
+impl Loop {
+    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&RepoSource) -> Result<T, SourceError> + Send + 'static) -> Result<T, SourceError> {
+        let source = self.source.clone();
+        tokio::task::spawn_blocking(move || {
+            let source = source.lock().unwrap_or_else(|e| e.into_inner());
+            f(&source)
+        })
+        .await
+        .unwrap_or_else(|e| Err(SourceError::Git { context: "git task".to_owned(), message: e.to_string() }))
+    }
+
+    fn fail(&self, revision: Option<&str>, message: String, details: Vec<String>) {
+        tracing::warn!(revision = revision.unwrap_or("-"), %message, "reconcile failed");
+        self.shared.update_status(|s| {
+            s.last_error = Some(LastError { revision: revision.map(str::to_owned), at: crate::clock::now(), message, details });
+        });
+    }
+
+    fn finish(&self, revision: &str, trigger: &str, outcome: Outcome, applied: usize, started: Instant) {
+        let seconds = started.elapsed().as_secs_f64();
+        self.shared.metrics.reconciled(outcome.label(), seconds);
+        let status = self.shared.update_status(|s| {
+            s.reconciles += 1;
+            s.last_attempted = Some(Attempt { revision: now_at(revision), outcome, trigger: trigger.to_owned(), changes_applied: applied, duration_seconds: seconds });
+            if matches!(outcome, Outcome::Invalid | Outcome::Blocked) && !s.failed_revisions.iter().any(|r| r == revision) {
+                s.failed_revisions.push(revision.to_owned());
+                let excess = s.failed_revisions.len().saturating_sub(50);
+                s.failed_revisions.drain(..excess);
+            }
+        });
+        if let Err(error) = status.save(&self.config.state_dir) {
+            tracing::error!(%error, "cannot persist status");
+        }
+        tracing::info!(outcome = outcome.label(), applied, seconds, "reconcile finished");
+    }
+
+    async fn reconcile(&mut self, trigger: &str) -> Next {
+        let started = Instant::now();
+        let branch = self.config.branch.clone();
+        let head = match self.blocking(move |s| s.fetch(&branch)).await {
+            Ok(head) => {
+                self.shared.metrics.fetched("ok");
+                head.to_string()
+            }
+            Err(error) => {
+                self.shared.metrics.fetched("error");
+                self.fail(None, error.to_string(), Vec::new());
+                self.shared.metrics.reconciled(Outcome::Error.label(), started.elapsed().as_secs_f64());
+                return Next::Backoff;
+            }
+        };
+        let previous = self.shared.update_status(|s| {
+            if s.head.as_ref().is_none_or(|h| h.revision != head) {
+                s.head = Some(now_at(&head));
+            }
+        });
+        let settled = previous.last_attempted.as_ref().is_some_and(|a| a.revision.revision == head && matches!(a.outcome, Outcome::Applied | Outcome::NoChanges | Outcome::Invalid | Outcome::Blocked));
+        let known_bad = previous.failed_revisions.iter().any(|r| r == &head);
+        if trigger != "drift" && trigger != "startup" && settled {
+            tracing::debug!(%head, "no new revision");
+            return Next::Quiet;
+        }
+        if known_bad {
+            // A failed revision is not retried until a new commit; drift is
+            // still corrected against the last good state.
+            if trigger == "drift" {
+                if let Some((snapshot, state)) = self.last_good.clone() {
+                    return self.converge(&snapshot.revision, &state, trigger, started).await;
+                }
+            }
+            return Next::Quiet;
+        }
+        let span = tracing::info_span!("reconcile", revision = %head, trigger);
+        async {
+            let path = self.config.path.clone();
+            let allow_empty = self.config.allow_empty;
+            let commit = match git2::Oid::from_str(&head) {
+                Ok(commit) => commit,
+                Err(error) => {
+                    self.fail(Some(&head), error.to_string(), Vec::new());
+                    return Next::Backoff;
+                }
+            };
+            let snapshot = match self.blocking(move |s| match s.snapshot(commit, &path, allow_empty) {
+                Err(SourceError::PathMissing { .. }) if allow_empty => Ok(Snapshot { revision: commit.to_string(), path: path.clone(), files: Vec::new(), notes: vec![format!("{path} is absent; treated as empty (--allow-empty)")], digest: String::new() }),
+                other => other,
+            }).await {
+                Ok(snapshot) => snapshot,
+                Err(error @ (SourceError::Empty { .. } | SourceError::PathMissing { .. } | SourceError::NotText { .. })) => {
+                    self.fail(Some(&head), error.to_string(), Vec::new());
+                    self.finish(&head, trigger, Outcome::Invalid, 0, started);
+                    return Next::Quiet;
+                }
+                Err(error) => {
+                    self.fail(Some(&head), error.to_string(), Vec::new());
+                    self.shared.metrics.reconciled(Outcome::Error.label(), started.elapsed().as_secs_f64());
+                    return Next::Backoff;
+                }
+            };
+            for note in &snapshot.notes {
+                tracing::info!(%note, "ignored while reading desired state");
+            }
+            let loaded = if allow_empty { model::load_allowing_empty(&snapshot.files) } else { model::load(&snapshot.files) };
+            let mut state = match loaded {
+                Ok(state) => state,
+                Err(LoadError::Invalid(diagnostics)) => {
+                    let details: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+                    self.fail(Some(&head), format!("revision {} is invalid: {} error(s); it was not applied and the last good state stays live", &head[..12], details.len()), details);
+                    self.finish(&head, trigger, Outcome::Invalid, 0, started);
+                    return Next::Quiet;
+                }
+                Err(error) => {
+                    self.fail(Some(&head), error.to_string(), Vec::new());
+                    self.finish(&head, trigger, Outcome::Invalid, 0, started);
+                    return Next::Quiet;
+                }
+            };
+            if state.providers.is_empty() {
+                // An emptied revision (allowed by --allow-empty) still needs
+                // the providers of the last good state to remove what it made.
+                if let Some((_, good)) = &self.last_good {
+                    state.providers = good.providers.clone();
+                }
+            }
+            let next = self.converge(&head, &state, trigger, started).await;
+            if matches!(next, Next::Quiet) {
+                let applied = self.shared.status.lock().map(|s| s.last_applied.as_ref().is_some_and(|a| a.revision == head)).unwrap_or(false);
+                if applied {
+                    self.last_good = Some((snapshot, state));
+                }
+            }
+            next
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Observe, plan and apply `state` (the desired state of `revision`).
+    async fn converge(&mut self, revision: &str, state: &DesiredState, trigger: &str, started: Instant) -> Next {
+        let providers = match Providers::build(state, &self.config.engine) {
+            Ok(providers) => providers,
+            Err(error) => {
+                self.fail(Some(revision), error.to_string(), Vec::new());
+                self.finish(revision, trigger, Outcome::Invalid, 0, started);
+                return Next::Quiet;
+            }
+        };
+        let desired = crate::desired::expand(state);
+        let observation = engine::observe(&providers, &desired).await;
+        let plan = engine::make_plan(state, &desired, &observation, Some(revision.to_owned()));
+        let drift: Vec<Drift> = plan
+            .changes
+            .iter()
+            .map(|c| Drift {
+                address: c.address.to_string(),
+                drift: match c.action {
+                    Action::Create => "missing",
+                    Action::Update => "changed",
+                    Action::Delete => "unexpected",
+                }
+                .to_owned(),
+                fields: if c.action == Action::Update {
+                    c.fields.iter().map(|f| format!("{}: {} → {}", f.path, crate::plan::render::show_value(f.before.as_ref()), crate::plan::render::show_value(f.after.as_ref()))).collect()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        self.shared.metrics.observed(drift.len(), plan.changes.len());
+        self.shared.update_status(|s| s.drift = drift);
+        let record_calls = |shared: &Shared, providers: &Providers| {
+            for (name, calls) in providers.calls() {
+                shared.metrics.api_calls(&name, &calls);
+            }
+            shared.metrics.retries(providers.stats.retries());
+        };
+        if plan.is_blocked() {
+            let details = plan.violations.iter().map(|v| format!("{}: {}", v.location, v.message)).collect();
+            self.fail(Some(revision), format!("revision {} is blocked by policy; it was not applied", &revision[..revision.len().min(12)]), details);
+            record_calls(&self.shared, &providers);
+            self.finish(revision, trigger, Outcome::Blocked, 0, started);
+            return Next::Quiet;
+        }
+        if plan.errored {
+            let details = plan.gaps.iter().map(|g| format!("{} of {}: {}", g.family, g.provider, g.error)).collect();
+            self.fail(Some(revision), "the live world could not be fully observed; nothing was applied".to_owned(), details);
+            record_calls(&self.shared, &providers);
+            self.finish(revision, trigger, Outcome::Error, 0, started);
+            return Next::Backoff;
+        }
+        let deletes_everything = desired.is_empty() && plan.summary.delete > 0;
+        if deletes_everything && !self.config.allow_empty {
+            self.fail(Some(revision), format!("revision declares no resources but {} managed object(s) are live; refusing to delete everything without --allow-empty", plan.summary.delete), Vec::new());
+            record_calls(&self.shared, &providers);
+            self.finish(revision, trigger, Outcome::Blocked, 0, started);
+            return Next::Quiet;
+        }
+        let mut resources: Vec<ResourceState> = desired.iter().map(|(address, d)| ResourceState { address: address.to_string(), provider: d.provider.clone(), state: "in_sync".to_owned(), message: None }).collect();
+        if plan.is_empty() {
+            record_calls(&self.shared, &providers);
+            self.succeed(revision, resources);
+            self.finish(revision, trigger, Outcome::NoChanges, 0, started);
+            return Next::Quiet;
+        }
+        let report = engine::apply(&plan, &providers, &LogProgress, &self.shared.stop).await;
+        record_calls(&self.shared, &providers);
+        for outcome in &report.outcomes {
+            if let Some(resource) = resources.iter_mut().find(|r| r.address == outcome.change.address.to_string()) {
+                resource.state = if outcome.error.is_some() { "failed" } else { "applied" }.to_owned();
+                resource.message = outcome.error.as_ref().map(ToString::to_string);
+            }
+        }
+        let applied = report.outcomes.len() - report.failures().len();
+        let failures = report.failures();
+        if !failures.is_empty() {
+            let details = failures.iter().filter_map(|f| f.error.as_ref().map(|e| format!("{} {}: {e}", f.change.action.symbol(), f.change.address))).collect();
+            self.fail(Some(revision), format!("{} change(s) failed; what landed stays and the next reconcile continues from live state", failures.len()), details);
+            self.shared.update_status(|s| s.resources = resources);
+            self.finish(revision, trigger, Outcome::Failed, applied, started);
+            return Next::Backoff;
+        }
+        if report.skipped > 0 {
+            self.shared.update_status(|s| s.resources = resources);
+            self.finish(revision, trigger, Outcome::Interrupted, applied, started);
+            return Next::Quiet;
+        }
+        self.succeed(revision, resources);
+        self.finish(revision, trigger, Outcome::Applied, applied, started);
+        Next::Quiet
+    }
+
+    /// Records that `revision` is live: the world now equals it, so no drift remains.
+    fn succeed(&self, revision: &str, resources: Vec<ResourceState>) {
+        let at = now_at(revision);
+        self.shared.metrics.applied_at(at.at_unix);
+        self.shared.metrics.observed(0, 0);
+        self.shared.update_status(|s| {
+            s.last_applied = Some(at);
+            s.last_error = None;
+            s.resources = resources;
+            s.drift.clear();
+        });
+    }
+}
+
+async fn status_handler(State(shared): State<Arc<Shared>>) -> Response {
+    let status = shared.status.lock().map(|s| s.clone());
+    match status {
+        Ok(status) => axum::Json(status).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], shared.metrics.render()).into_response()
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the first reconcile has not finished\n").into_response()
+    }
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Verifies, de-duplicates and routes one webhook delivery.
+fn webhook(shared: &Shared, headers: &HeaderMap, body: &Bytes, signature_header: &str, delivery_header: &str, event: Option<&str>) -> Response {
+    let Some(secret) = &shared.secret else {
+        shared.metrics.webhook("disabled");
+        return (StatusCode::NOT_FOUND, "webhooks are disabled: start `meridian run` with --webhook-secret-env or --webhook-secret-file\n").into_response();
+    };
+    if !secret.verify(body, header_text(headers, signature_header)) {
+        shared.metrics.webhook("unauthorized");
+        tracing::warn!("webhook with a missing or invalid signature refused");
+        return (StatusCode::UNAUTHORIZED, "invalid or missing signature\n").into_response();
+    }
+    match event {
+        Some("ping") => {
+            shared.metrics.webhook("ping");
+            return (StatusCode::OK, "pong\n").into_response();
+        }
+        Some("push") | None => {}
+        Some(other) => {
+            shared.metrics.webhook("ignored");
+            return (StatusCode::ACCEPTED, format!("ignored event `{other}`\n")).into_response();
+        }
+    }
+    let payload: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+    if let Some(reference) = payload.get("ref").and_then(|r| r.as_str()) {
+        if reference != format!("refs/heads/{}", shared.branch) {
+            shared.metrics.webhook("ignored");
+            return (StatusCode::ACCEPTED, format!("ignored push to `{reference}`\n")).into_response();
+        }
+    }
+    if let Some(delivery) = header_text(headers, delivery_header) {
+        let mut seen = shared.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.iter().any(|d| d == delivery) {
+            shared.metrics.webhook("duplicate");
+            return (StatusCode::OK, "duplicate delivery ignored\n").into_response();
+        }
+        seen.push_back(delivery.to_owned());
+        if seen.len() > 1_000 {
+            seen.pop_front();
+        }
+    }
+    shared.metrics.webhook("accepted");
+    shared.trigger.notify_one();
+    (StatusCode::ACCEPTED, "fetch scheduled\n").into_response()
+}
+
+async fn github(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let event = header_text(&headers, "x-github-event").map(str::to_owned);
+    webhook(&shared, &headers, &body, "x-hub-signature-256", "x-github-delivery", Some(event.as_deref().unwrap_or("unknown")))
+}
+
+async fn generic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    webhook(&shared, &headers, &body, "x-meridian-signature-256", "x-meridian-delivery", None)
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| DaemonError::State { path: config.state_dir.clone(), source })?;
+    let source = RepoSource::open(&config.repo, &config.state_dir, config.auth.clone())?;
+    let repository = source.display().to_owned();
+    let status = match Status::load(&config.state_dir) {
+        Ok(Some(status)) if status.repository == repository && status.branch == config.branch && status.path == config.path => status,
+        Ok(_) => Status::new(&repository, &config.branch, &config.path),
+        Err(source) => return Err(DaemonError::State { path: config.state_dir.clone(), source }),
+    };
+    let shared = Arc::new(Shared {
+        status: Mutex::new(status),
+        metrics: Metrics::default(),
+        trigger: Notify::new(),
+        deliveries: Mutex::new(VecDeque::new()),
+        stop: Arc::new(AtomicBool::new(false)),
+        shutdown: Notify::new(),
+        ready: AtomicBool::new(false),
+        secret: config.webhook_secret.clone(),
+        branch: config.branch.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| DaemonError::Listen { address: config.listen, source })?;
+    let address = listener.local_addr().map_err(|source| DaemonError::Listen { address: config.listen, source })?;
+    println!("meridian: listening on {address}");
+    tracing::info!(%address, repository = %repository, branch = %config.branch, path = %config.path, "meridian run started");
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status_handler))
+        .route("/metrics", get(metrics_handler))
+        .route("/webhook/github", post(github))
+        .route("/webhook/generic", post(generic))
+        .with_state(shared.clone());
+    let server_shared = shared.clone();
+    let server = tokio::spawn(async move {
+        let shutdown = async move { server_shared.shutdown.notified().await };
+        if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+            tracing::error!(%error, "HTTP server stopped");
+        }
+    });
+    let signal_shared = shared.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: finishing the change in flight");
+        signal_shared.stop.store(true, Ordering::SeqCst);
+        signal_shared.trigger.notify_one();
+    });
+
+    let mut reconciler = Loop { config: config.clone(), shared: shared.clone(), source: Arc::new(Mutex::new(source)), last_good: None };
+    let mut trigger = "startup";
+    let mut failures = 0u32;
+    let mut next_drift = tokio::time::Instant::now() + config.drift_interval;
+    while !shared.stop.load(Ordering::SeqCst) {
+        match reconciler.reconcile(trigger).await {
+            Next::Quiet => failures = 0,
+            Next::Backoff => failures += 1,
+        }
+        shared.ready.store(true, Ordering::SeqCst);
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let delay = if failures == 0 { jitter(config.interval, 0.1) } else { backoff(failures, config.interval) };
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => trigger = "poll",
+            _ = shared.trigger.notified() => trigger = "webhook",
+            _ = tokio::time::sleep_until(next_drift) => {
+                trigger = "drift";
+                next_drift = tokio::time::Instant::now() + config.drift_interval;
+            }
+        }
+    }
+    let status = shared.status.lock().map(|s| s.clone()).unwrap_or_else(|e| e.into_inner().clone());
+    if let Err(error) = status.save(&config.state_dir) {
+        tracing::error!(%error, "cannot persist status");
+    }
+    shared.shutdown.notify_waiters();
+    let _ = server.await;
+    tracing::info!("meridian run stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 500ms, 30s, 5m or 1h"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("`{text}` has an unknown unit `{unit}`; use ms, s, m or h")),
+    };
+    if seconds <= 0.0 || !seconds.is_finite() {
+        return Err(format!("`{text}` must be above zero"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped_by_the_interval() {
+        let interval = Duration::from_secs(60);
+        assert!(backoff(1, interval) <= Duration::from_millis(1200));
+        assert!(backoff(4, interval) >= Duration::from_millis(6400));
+        assert!(backoff(30, interval) <= Duration::from_secs(72));
+    }
+}
