@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# Runs meridian's whole test suite: unit tests, the validation table, plan
-# snapshots and the end-to-end tests that drive the real binary against the
-# embedded simulated cloud. Everything runs offline; tests start what they need.
+# Runs meridian's whole test suite: unit tests, the validation table, plan and
+# preview snapshots, and the end-to-end tests that drive the real binary
+# against the embedded simulated cloud, real Git repositories and the daemon's
+# HTTP endpoints. Everything runs offline on loopback; the tests start what
+# they need. Python checkers are installed into .venv on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v git >/dev/null; then
+  echo "the tests need git (apt-get install git)" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
+export MERIDIAN_TEST_PYTHON="$PWD/.venv/bin/python"
+
 cargo test --workspace --all-targets "$@"
