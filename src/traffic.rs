@@ -7,7 +7,7 @@
 //! * Global Accelerator listener — clients are assumed evenly spread over the
 //!   listener's regions. A region's endpoint group admits its traffic dial's
 //!   share of its own clients; the rest spills to the other serving groups in
-//!   proportion to their dials. A group with no healthy endpoint of non-zero
+//!   proportion to their dials (and stays if no other group can take it). A group with no healthy endpoint of non-zero
 //!   weight serves nothing and its clients spill to the serving groups evenly
 //!   (Global Accelerator ignores dials during failover). When no group is
 //!   healthy, Global Accelerator fails open: every group is treated as healthy.
@@ -55,29 +55,31 @@ fn listener_shares(groups: &BTreeMap<String, Group>) -> BTreeMap<String, f64> {
     let fail_open = !groups.values().any(|g| g.serving);
     let serving = |g: &Group| fail_open || g.serving;
     let demand = 1.0 / groups.len() as f64;
-    let mut dial_spill = 0.0;
-    let mut failover_spill = 0.0;
     for (region, group) in groups {
-        if serving(group) {
+        // Where this region's clients go that its own group does not take:
+        // the other serving groups (by dial when the dial turned them away,
+        // evenly when the group is down); back to itself if nobody else can.
+        let others: Vec<(&String, &Group)> = groups.iter().filter(|(r, g)| *r != region && serving(g) && g.dial > 0.0).collect();
+        let (kept, spill) = if serving(group) {
             let admitted = demand * group.dial / 100.0;
-            *shares.entry(region.clone()).or_default() += admitted;
-            dial_spill += demand - admitted;
+            (admitted, demand - admitted)
         } else {
-            failover_spill += demand;
-        }
-    }
-    let dial_total: f64 = groups.values().filter(|g| serving(g)).map(|g| g.dial).sum();
-    let serving_count = groups.values().filter(|g| serving(g)).count();
-    for (region, group) in groups {
-        if !serving(group) {
+            (0.0, demand)
+        };
+        *shares.entry(region.clone()).or_default() += kept;
+        if others.is_empty() {
+            *shares.entry(region.clone()).or_default() += spill;
             continue;
         }
-        if dial_total > 0.0 {
-            *shares.entry(region.clone()).or_default() += dial_spill * group.dial / dial_total;
-        }
-        if serving_count > 0 && group.dial > 0.0 {
-            let takers = groups.values().filter(|g| serving(g) && g.dial > 0.0).count().max(1);
-            *shares.entry(region.clone()).or_default() += failover_spill / takers as f64;
+        if serving(group) {
+            let total: f64 = others.iter().map(|(_, g)| g.dial).sum();
+            for (other, g) in &others {
+                *shares.entry((*other).clone()).or_default() += spill * g.dial / total;
+            }
+        } else {
+            for (other, _) in &others {
+                *shares.entry((*other).clone()).or_default() += spill / others.len() as f64;
+            }
         }
     }
     shares
@@ -204,8 +206,14 @@ mod tests {
         // 3 regions, 1/3 of clients each; ap admits half of its third (1/6),
         // the other 1/6 splits evenly between us and eu (dials 100/100).
         let shares = listener_shares(&groups(&[("ap", 50.0, true), ("eu", 100.0, true), ("us", 100.0, true)]));
-        assert!(close(shares["ap"], 1.0 / 6.0 + (1.0 / 6.0) * 50.0 / 250.0), "{shares:?}");
+        assert!(close(shares["ap"], 1.0 / 6.0), "{shares:?}");
+        assert!(close(shares["eu"], 1.0 / 3.0 + 1.0 / 12.0), "{shares:?}");
         assert!(close(shares.values().sum::<f64>(), 1.0));
+        // Dials weigh the spill: eu at 20 takes a sixth of what us at 100 takes.
+        let shares = listener_shares(&groups(&[("ap", 0.0, true), ("eu", 20.0, true), ("us", 100.0, true)]));
+        assert!(close(shares["ap"], 0.0), "{shares:?}");
+        assert!(close(shares.values().sum::<f64>(), 1.0), "{shares:?}");
+        assert!(shares["us"] > shares["eu"] * 3.0, "{shares:?}");
     }
 
     #[test]
