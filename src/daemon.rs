@@ -105,7 +105,11 @@ impl Shared {
 
 fn now_at(revision: &str) -> RevisionAt {
     let now = SystemTime::now();
-    RevisionAt { revision: revision.to_owned(), at: crate::clock::rfc3339(now), at_unix: crate::clock::unix_seconds(now) }
+    RevisionAt {
+        revision: revision.to_owned(),
+        at: crate::clock::rfc3339(now),
+        at_unix: crate::clock::unix_seconds(now),
+    }
 }
 
 fn jitter(duration: Duration, fraction: f64) -> Duration {
@@ -145,37 +149,69 @@ impl Progress for LogProgress {
 
     fn finished(&self, outcome: &ChangeOutcome, done: usize, total: usize) {
         match &outcome.error {
-            None => tracing::info!(address = %outcome.change.address, elapsed_ms = outcome.elapsed.as_millis() as u64, "[{done}/{total}] applied"),
-            Some(error) => tracing::warn!(address = %outcome.change.address, %error, "[{done}/{total}] failed"),
+            None => {
+                tracing::info!(address = %outcome.change.address, elapsed_ms = outcome.elapsed.as_millis() as u64, "[{done}/{total}] applied")
+            }
+            Some(error) => {
+                tracing::warn!(address = %outcome.change.address, %error, "[{done}/{total}] failed")
+            }
         }
     }
 }
 
 impl Loop {
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&RepoSource) -> Result<T, SourceError> + Send + 'static) -> Result<T, SourceError> {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&RepoSource) -> Result<T, SourceError> + Send + 'static,
+    ) -> Result<T, SourceError> {
         let source = self.source.clone();
         tokio::task::spawn_blocking(move || {
             let source = source.lock().unwrap_or_else(|e| e.into_inner());
             f(&source)
         })
         .await
-        .unwrap_or_else(|e| Err(SourceError::Git { context: "git task".to_owned(), message: e.to_string() }))
+        .unwrap_or_else(|e| {
+            Err(SourceError::Git {
+                context: "git task".to_owned(),
+                message: e.to_string(),
+            })
+        })
     }
 
     fn fail(&self, revision: Option<&str>, message: String, details: Vec<String>) {
         tracing::warn!(revision = revision.unwrap_or("-"), %message, "reconcile failed");
         self.shared.update_status(|s| {
-            s.last_error = Some(LastError { revision: revision.map(str::to_owned), at: crate::clock::now(), message, details });
+            s.last_error = Some(LastError {
+                revision: revision.map(str::to_owned),
+                at: crate::clock::now(),
+                message,
+                details,
+            });
         });
     }
 
-    fn finish(&self, revision: &str, trigger: &str, outcome: Outcome, applied: usize, started: Instant) {
+    fn finish(
+        &self,
+        revision: &str,
+        trigger: &str,
+        outcome: Outcome,
+        applied: usize,
+        started: Instant,
+    ) {
         let seconds = started.elapsed().as_secs_f64();
         self.shared.metrics.reconciled(outcome.label(), seconds);
         let status = self.shared.update_status(|s| {
             s.reconciles += 1;
-            s.last_attempted = Some(Attempt { revision: now_at(revision), outcome, trigger: trigger.to_owned(), changes_applied: applied, duration_seconds: seconds });
-            if matches!(outcome, Outcome::Invalid | Outcome::Blocked) && !s.failed_revisions.iter().any(|r| r == revision) {
+            s.last_attempted = Some(Attempt {
+                revision: now_at(revision),
+                outcome,
+                trigger: trigger.to_owned(),
+                changes_applied: applied,
+                duration_seconds: seconds,
+            });
+            if matches!(outcome, Outcome::Invalid | Outcome::Blocked)
+                && !s.failed_revisions.iter().any(|r| r == revision)
+            {
                 s.failed_revisions.push(revision.to_owned());
                 let excess = s.failed_revisions.len().saturating_sub(50);
                 s.failed_revisions.drain(..excess);
@@ -184,7 +220,12 @@ impl Loop {
         if let Err(error) = status.save(&self.config.state_dir) {
             tracing::error!(%error, "cannot persist status");
         }
-        tracing::info!(outcome = outcome.label(), applied, seconds, "reconcile finished");
+        tracing::info!(
+            outcome = outcome.label(),
+            applied,
+            seconds,
+            "reconcile finished"
+        );
     }
 
     async fn reconcile(&mut self, trigger: &str) -> Next {
@@ -198,7 +239,9 @@ impl Loop {
             Err(error) => {
                 self.shared.metrics.fetched("error");
                 self.fail(None, error.to_string(), Vec::new());
-                self.shared.metrics.reconciled(Outcome::Error.label(), started.elapsed().as_secs_f64());
+                self.shared
+                    .metrics
+                    .reconciled(Outcome::Error.label(), started.elapsed().as_secs_f64());
                 return Next::Backoff;
             }
         };
@@ -207,7 +250,13 @@ impl Loop {
                 s.head = Some(now_at(&head));
             }
         });
-        let settled = previous.last_attempted.as_ref().is_some_and(|a| a.revision.revision == head && matches!(a.outcome, Outcome::Applied | Outcome::NoChanges | Outcome::Invalid | Outcome::Blocked));
+        let settled = previous.last_attempted.as_ref().is_some_and(|a| {
+            a.revision.revision == head
+                && matches!(
+                    a.outcome,
+                    Outcome::Applied | Outcome::NoChanges | Outcome::Invalid | Outcome::Blocked
+                )
+        });
         let known_bad = previous.failed_revisions.iter().any(|r| r == &head);
         if trigger != "drift" && trigger != "startup" && settled {
             tracing::debug!(%head, "no new revision");
@@ -218,7 +267,9 @@ impl Loop {
             // still corrected against the last good state.
             if trigger == "drift" {
                 if let Some((snapshot, state)) = self.last_good.clone() {
-                    return self.converge(&snapshot.revision, &state, trigger, started).await;
+                    return self
+                        .converge(&snapshot.revision, &state, trigger, started)
+                        .await;
                 }
             }
             return Next::Quiet;
@@ -289,7 +340,13 @@ impl Loop {
     }
 
     /// Observe, plan and apply `state` (the desired state of `revision`).
-    async fn converge(&mut self, revision: &str, state: &DesiredState, trigger: &str, started: Instant) -> Next {
+    async fn converge(
+        &mut self,
+        revision: &str,
+        state: &DesiredState,
+        trigger: &str,
+        started: Instant,
+    ) -> Next {
         let providers = match Providers::build(state, &self.config.engine) {
             Ok(providers) => providers,
             Err(error) => {
@@ -313,13 +370,25 @@ impl Loop {
                 }
                 .to_owned(),
                 fields: if c.action == Action::Update {
-                    c.fields.iter().map(|f| format!("{}: {} → {}", f.path, crate::plan::render::show_value(f.before.as_ref()), crate::plan::render::show_value(f.after.as_ref()))).collect()
+                    c.fields
+                        .iter()
+                        .map(|f| {
+                            format!(
+                                "{}: {} → {}",
+                                f.path,
+                                crate::plan::render::show_value(f.before.as_ref()),
+                                crate::plan::render::show_value(f.after.as_ref())
+                            )
+                        })
+                        .collect()
                 } else {
                     Vec::new()
                 },
             })
             .collect();
-        self.shared.metrics.observed(drift.len(), plan.changes.len());
+        self.shared
+            .metrics
+            .observed(drift.len(), plan.changes.len());
         self.shared.update_status(|s| s.drift = drift);
         let record_calls = |shared: &Shared, providers: &Providers| {
             for (name, calls) in providers.calls() {
@@ -328,15 +397,34 @@ impl Loop {
             shared.metrics.retries(providers.stats.retries());
         };
         if plan.is_blocked() {
-            let details = plan.violations.iter().map(|v| format!("{}: {}", v.location, v.message)).collect();
-            self.fail(Some(revision), format!("revision {} is blocked by policy; it was not applied", &revision[..revision.len().min(12)]), details);
+            let details = plan
+                .violations
+                .iter()
+                .map(|v| format!("{}: {}", v.location, v.message))
+                .collect();
+            self.fail(
+                Some(revision),
+                format!(
+                    "revision {} is blocked by policy; it was not applied",
+                    &revision[..revision.len().min(12)]
+                ),
+                details,
+            );
             record_calls(&self.shared, &providers);
             self.finish(revision, trigger, Outcome::Blocked, 0, started);
             return Next::Quiet;
         }
         if plan.errored {
-            let details = plan.gaps.iter().map(|g| format!("{} of {}: {}", g.family, g.provider, g.error)).collect();
-            self.fail(Some(revision), "the live world could not be fully observed; nothing was applied".to_owned(), details);
+            let details = plan
+                .gaps
+                .iter()
+                .map(|g| format!("{} of {}: {}", g.family, g.provider, g.error))
+                .collect();
+            self.fail(
+                Some(revision),
+                "the live world could not be fully observed; nothing was applied".to_owned(),
+                details,
+            );
             record_calls(&self.shared, &providers);
             self.finish(revision, trigger, Outcome::Error, 0, started);
             return Next::Backoff;
@@ -348,7 +436,15 @@ impl Loop {
             self.finish(revision, trigger, Outcome::Blocked, 0, started);
             return Next::Quiet;
         }
-        let mut resources: Vec<ResourceState> = desired.iter().map(|(address, d)| ResourceState { address: address.to_string(), provider: d.provider.clone(), state: "in_sync".to_owned(), message: None }).collect();
+        let mut resources: Vec<ResourceState> = desired
+            .iter()
+            .map(|(address, d)| ResourceState {
+                address: address.to_string(),
+                provider: d.provider.clone(),
+                state: "in_sync".to_owned(),
+                message: None,
+            })
+            .collect();
         if plan.is_empty() {
             record_calls(&self.shared, &providers);
             self.succeed(revision, resources);
@@ -358,15 +454,30 @@ impl Loop {
         let report = engine::apply(&plan, &providers, &LogProgress, &self.shared.stop).await;
         record_calls(&self.shared, &providers);
         for outcome in &report.outcomes {
-            if let Some(resource) = resources.iter_mut().find(|r| r.address == outcome.change.address.to_string()) {
-                resource.state = if outcome.error.is_some() { "failed" } else { "applied" }.to_owned();
+            if let Some(resource) = resources
+                .iter_mut()
+                .find(|r| r.address == outcome.change.address.to_string())
+            {
+                resource.state = if outcome.error.is_some() {
+                    "failed"
+                } else {
+                    "applied"
+                }
+                .to_owned();
                 resource.message = outcome.error.as_ref().map(ToString::to_string);
             }
         }
         let applied = report.outcomes.len() - report.failures().len();
         let failures = report.failures();
         if !failures.is_empty() {
-            let details = failures.iter().filter_map(|f| f.error.as_ref().map(|e| format!("{} {}: {e}", f.change.action.symbol(), f.change.address))).collect();
+            let details = failures
+                .iter()
+                .filter_map(|f| {
+                    f.error
+                        .as_ref()
+                        .map(|e| format!("{} {}: {e}", f.change.action.symbol(), f.change.address))
+                })
+                .collect();
             self.fail(Some(revision), format!("{} change(s) failed; what landed stays and the next reconcile continues from live state", failures.len()), details);
             self.shared.update_status(|s| s.resources = resources);
             self.finish(revision, trigger, Outcome::Failed, applied, started);
@@ -405,14 +516,25 @@ async fn status_handler(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], shared.metrics.render()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     if shared.ready.load(Ordering::SeqCst) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the first reconcile has not finished\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the first reconcile has not finished\n",
+        )
+            .into_response()
     }
 }
 
@@ -421,7 +543,14 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Verifies, de-duplicates and routes one webhook delivery.
-fn webhook(shared: &Shared, headers: &HeaderMap, body: &Bytes, signature_header: &str, delivery_header: &str, event: Option<&str>) -> Response {
+fn webhook(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &Bytes,
+    signature_header: &str,
+    delivery_header: &str,
+    event: Option<&str>,
+) -> Response {
     let Some(secret) = &shared.secret else {
         shared.metrics.webhook("disabled");
         return (StatusCode::NOT_FOUND, "webhooks are disabled: start `meridian run` with --webhook-secret-env or --webhook-secret-file\n").into_response();
@@ -442,11 +571,16 @@ fn webhook(shared: &Shared, headers: &HeaderMap, body: &Bytes, signature_header:
             return (StatusCode::ACCEPTED, format!("ignored event `{other}`\n")).into_response();
         }
     }
-    let payload: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+    let payload: serde_json::Value =
+        serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
     if let Some(reference) = payload.get("ref").and_then(|r| r.as_str()) {
         if reference != format!("refs/heads/{}", shared.branch) {
             shared.metrics.webhook("ignored");
-            return (StatusCode::ACCEPTED, format!("ignored push to `{reference}`\n")).into_response();
+            return (
+                StatusCode::ACCEPTED,
+                format!("ignored push to `{reference}`\n"),
+            )
+                .into_response();
         }
     }
     if let Some(delivery) = header_text(headers, delivery_header) {
@@ -467,22 +601,50 @@ fn webhook(shared: &Shared, headers: &HeaderMap, body: &Bytes, signature_header:
 
 async fn github(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let event = header_text(&headers, "x-github-event").map(str::to_owned);
-    webhook(&shared, &headers, &body, "x-hub-signature-256", "x-github-delivery", Some(event.as_deref().unwrap_or("unknown")))
+    webhook(
+        &shared,
+        &headers,
+        &body,
+        "x-hub-signature-256",
+        "x-github-delivery",
+        Some(event.as_deref().unwrap_or("unknown")),
+    )
 }
 
 async fn generic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    webhook(&shared, &headers, &body, "x-meridian-signature-256", "x-meridian-delivery", None)
+    webhook(
+        &shared,
+        &headers,
+        &body,
+        "x-meridian-signature-256",
+        "x-meridian-delivery",
+        None,
+    )
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(&config.state_dir).map_err(|source| DaemonError::State { path: config.state_dir.clone(), source })?;
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| DaemonError::State {
+        path: config.state_dir.clone(),
+        source,
+    })?;
     let source = RepoSource::open(&config.repo, &config.state_dir, config.auth.clone())?;
     let repository = source.display().to_owned();
     let status = match Status::load(&config.state_dir) {
-        Ok(Some(status)) if status.repository == repository && status.branch == config.branch && status.path == config.path => status,
+        Ok(Some(status))
+            if status.repository == repository
+                && status.branch == config.branch
+                && status.path == config.path =>
+        {
+            status
+        }
         Ok(_) => Status::new(&repository, &config.branch, &config.path),
-        Err(source) => return Err(DaemonError::State { path: config.state_dir.clone(), source }),
+        Err(source) => {
+            return Err(DaemonError::State {
+                path: config.state_dir.clone(),
+                source,
+            });
+        }
     };
     let shared = Arc::new(Shared {
         status: Mutex::new(status),
@@ -495,8 +657,18 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         secret: config.webhook_secret.clone(),
         branch: config.branch.clone(),
     });
-    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| DaemonError::Listen { address: config.listen, source })?;
-    let address = listener.local_addr().map_err(|source| DaemonError::Listen { address: config.listen, source })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            address: config.listen,
+            source,
+        })?;
+    let address = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            address: config.listen,
+            source,
+        })?;
     println!("meridian: listening on {address}");
     tracing::info!(%address, repository = %repository, branch = %config.branch, path = %config.path, "meridian run started");
     let router = Router::new()
@@ -510,7 +682,10 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let server_shared = shared.clone();
     let server = tokio::spawn(async move {
         let shutdown = async move { server_shared.shutdown.notified().await };
-        if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        if let Err(error) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(%error, "HTTP server stopped");
         }
     });
@@ -522,7 +697,12 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         signal_shared.trigger.notify_one();
     });
 
-    let mut reconciler = Loop { config: config.clone(), shared: shared.clone(), source: Arc::new(Mutex::new(source)), last_good: None };
+    let mut reconciler = Loop {
+        config: config.clone(),
+        shared: shared.clone(),
+        source: Arc::new(Mutex::new(source)),
+        last_good: None,
+    };
     let mut trigger = "startup";
     let mut failures = 0u32;
     let mut next_drift = tokio::time::Instant::now() + config.drift_interval;
@@ -535,7 +715,11 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
-        let delay = if failures == 0 { jitter(config.interval, 0.1) } else { backoff(failures, config.interval) };
+        let delay = if failures == 0 {
+            jitter(config.interval, 0.1)
+        } else {
+            backoff(failures, config.interval)
+        };
         tokio::select! {
             _ = tokio::time::sleep(delay) => trigger = "poll",
             _ = shared.trigger.notified() => trigger = "webhook",
@@ -545,7 +729,11 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             }
         }
     }
-    let status = shared.status.lock().map(|s| s.clone()).unwrap_or_else(|e| e.into_inner().clone());
+    let status = shared
+        .status
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_else(|e| e.into_inner().clone());
     if let Err(error) = status.save(&config.state_dir) {
         tracing::error!(%error, "cannot persist status");
     }
@@ -559,7 +747,10 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}
@@ -580,15 +771,23 @@ async fn wait_for_signal() {
 /// Parses `500ms`, `30s`, `5m`, `1h` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 500ms, 30s, 5m or 1h"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 500ms, 30s, 5m or 1h"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("`{text}` has an unknown unit `{unit}`; use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit `{unit}`; use ms, s, m or h"
+            ));
+        }
     };
     if seconds <= 0.0 || !seconds.is_finite() {
         return Err(format!("`{text}` must be above zero"));

@@ -232,7 +232,12 @@ pub trait Progress: Send + Sync {
 
 /// Applies a plan's changes wave by wave. When `stop` becomes true (a
 /// shutdown signal), changes already in flight finish and nothing new starts.
-pub async fn apply(plan: &Plan, providers: &Providers, progress: &dyn Progress, stop: &Arc<AtomicBool>) -> ApplyReport {
+pub async fn apply(
+    plan: &Plan,
+    providers: &Providers,
+    progress: &dyn Progress,
+    stop: &Arc<AtomicBool>,
+) -> ApplyReport {
     let total = plan.changes.len();
     let mut waves: BTreeMap<u32, Vec<&Change>> = BTreeMap::new();
     for change in &plan.changes {

@@ -127,7 +127,10 @@ struct GitArgs {
 
 impl GitArgs {
     fn auth(&self) -> meridian::source::GitAuth {
-        meridian::source::GitAuth { token_env: self.git_token_env.clone(), ssh_key: self.git_ssh_key.clone() }
+        meridian::source::GitAuth {
+            token_env: self.git_token_env.clone(),
+            ssh_key: self.git_ssh_key.clone(),
+        }
     }
 }
 
@@ -645,7 +648,13 @@ async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
     let head = source.resolve(&args.head)?;
     let base_snapshot = match source.snapshot(base, &args.path, true) {
         Ok(snapshot) => snapshot,
-        Err(SourceError::PathMissing { .. }) => meridian::source::Snapshot { revision: base.to_string(), path: args.path.clone(), files: Vec::new(), notes: Vec::new(), digest: String::new() },
+        Err(SourceError::PathMissing { .. }) => meridian::source::Snapshot {
+            revision: base.to_string(),
+            path: args.path.clone(),
+            files: Vec::new(),
+            notes: Vec::new(),
+            digest: String::new(),
+        },
         Err(error) => return Err(error.into()),
     };
     let mut preview = meridian::preview::Preview {
@@ -662,7 +671,11 @@ async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
     };
     let head_snapshot = match source.snapshot(head, &args.path, false) {
         Ok(snapshot) => snapshot,
-        Err(error @ (SourceError::Empty { .. } | SourceError::PathMissing { .. } | SourceError::NotText { .. })) => {
+        Err(
+            error @ (SourceError::Empty { .. }
+            | SourceError::PathMissing { .. }
+            | SourceError::NotText { .. }),
+        ) => {
             preview.errors.push(error.to_string());
             print!("{}", meridian::preview::render(&preview, args.format));
             return Ok(exit::ERROR);
@@ -702,12 +715,21 @@ async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
 async fn daemon(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let secret = match (&args.webhook_secret_env, &args.webhook_secret_file) {
         (Some(name), _) => {
-            let value = std::env::var(name).with_context(|| format!("the webhook secret variable {name} is not set"))?;
-            Some(meridian::webhook::Secret::new(value.as_bytes()).with_context(|| format!("the webhook secret in {name} is empty"))?)
+            let value = std::env::var(name)
+                .with_context(|| format!("the webhook secret variable {name} is not set"))?;
+            Some(
+                meridian::webhook::Secret::new(value.as_bytes())
+                    .with_context(|| format!("the webhook secret in {name} is empty"))?,
+            )
         }
         (None, Some(path)) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading the webhook secret file {}", path.display()))?;
-            Some(meridian::webhook::Secret::new(&bytes).with_context(|| format!("the webhook secret file {} is empty", path.display()))?)
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading the webhook secret file {}", path.display()))?;
+            Some(
+                meridian::webhook::Secret::new(&bytes).with_context(|| {
+                    format!("the webhook secret file {} is empty", path.display())
+                })?,
+            )
         }
         (None, None) => None,
     };
@@ -734,7 +756,11 @@ async fn run(cli: &Cli) -> Result<u8> {
         Command::Run(args) => daemon(cli, args).await,
         Command::Status { state_dir, format } => {
             let Some(status) = meridian::status::Status::load(state_dir)? else {
-                bail!("no status in {}: has `meridian run --state-dir {}` run yet?", state_dir.display(), state_dir.display());
+                bail!(
+                    "no status in {}: has `meridian run --state-dir {}` run yet?",
+                    state_dir.display(),
+                    state_dir.display()
+                );
             };
             match format {
                 ShowFormat::Text => print!("{}", status.to_text()),

@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 use meridian_provider::CallCounter;
 
-const BUCKETS: [f64; 12] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+const BUCKETS: [f64; 12] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -33,7 +35,10 @@ pub struct Metrics {
 }
 
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -76,7 +81,13 @@ impl Metrics {
             for call in calls {
                 for (outcome, n) in [("ok", call.ok), ("error", call.failed)] {
                     if n > 0 {
-                        *m.api_calls.entry((provider.to_owned(), call.operation.clone(), outcome.to_owned())).or_default() += n;
+                        *m.api_calls
+                            .entry((
+                                provider.to_owned(),
+                                call.operation.clone(),
+                                outcome.to_owned(),
+                            ))
+                            .or_default() += n;
                     }
                 }
             }
@@ -100,39 +111,117 @@ impl Metrics {
 
     /// Fetches counted so far, all results.
     pub fn fetch_count(&self) -> u64 {
-        self.inner.lock().map(|m| m.fetches.values().sum()).unwrap_or(0)
+        self.inner
+            .lock()
+            .map(|m| m.fetches.values().sum())
+            .unwrap_or(0)
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        let Ok(m) = self.inner.lock() else { return String::new() };
+        let Ok(m) = self.inner.lock() else {
+            return String::new();
+        };
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP meridian_reconcile_duration_seconds Time taken by one reconcile (fetch, validate, observe, plan, apply).\n# TYPE meridian_reconcile_duration_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# HELP meridian_reconcile_duration_seconds Time taken by one reconcile (fetch, validate, observe, plan, apply).\n# TYPE meridian_reconcile_duration_seconds histogram"
+        );
         for (i, bound) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "meridian_reconcile_duration_seconds_bucket{{le=\"{bound}\"}} {}", m.duration_buckets[i]);
+            let _ = writeln!(
+                out,
+                "meridian_reconcile_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                m.duration_buckets[i]
+            );
         }
-        let _ = writeln!(out, "meridian_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {}", m.duration_count);
-        let _ = writeln!(out, "meridian_reconcile_duration_seconds_sum {}", m.duration_sum);
-        let _ = writeln!(out, "meridian_reconcile_duration_seconds_count {}", m.duration_count);
-        let _ = writeln!(out, "# HELP meridian_reconciles_total Reconciles by outcome.\n# TYPE meridian_reconciles_total counter");
-        for outcome in ["applied", "no_changes", "invalid", "blocked", "failed", "error", "interrupted"] {
-            let _ = writeln!(out, "meridian_reconciles_total{{outcome=\"{outcome}\"}} {}", m.reconciles.get(outcome).copied().unwrap_or(0));
+        let _ = writeln!(
+            out,
+            "meridian_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            m.duration_count
+        );
+        let _ = writeln!(
+            out,
+            "meridian_reconcile_duration_seconds_sum {}",
+            m.duration_sum
+        );
+        let _ = writeln!(
+            out,
+            "meridian_reconcile_duration_seconds_count {}",
+            m.duration_count
+        );
+        let _ = writeln!(
+            out,
+            "# HELP meridian_reconciles_total Reconciles by outcome.\n# TYPE meridian_reconciles_total counter"
+        );
+        for outcome in [
+            "applied",
+            "no_changes",
+            "invalid",
+            "blocked",
+            "failed",
+            "error",
+            "interrupted",
+        ] {
+            let _ = writeln!(
+                out,
+                "meridian_reconciles_total{{outcome=\"{outcome}\"}} {}",
+                m.reconciles.get(outcome).copied().unwrap_or(0)
+            );
         }
-        let _ = writeln!(out, "# HELP meridian_last_applied_revision_timestamp_seconds When the last revision was fully applied (Unix time).\n# TYPE meridian_last_applied_revision_timestamp_seconds gauge\nmeridian_last_applied_revision_timestamp_seconds {}", m.last_applied_timestamp);
-        let _ = writeln!(out, "# HELP meridian_drifted_resources Managed objects that differed from desired state at the last observation.\n# TYPE meridian_drifted_resources gauge\nmeridian_drifted_resources {}", m.drifted);
-        let _ = writeln!(out, "# HELP meridian_pending_changes Changes planned at the last observation.\n# TYPE meridian_pending_changes gauge\nmeridian_pending_changes {}", m.pending);
-        let _ = writeln!(out, "# HELP meridian_api_calls_total Cloud API calls by provider, operation and outcome.\n# TYPE meridian_api_calls_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP meridian_last_applied_revision_timestamp_seconds When the last revision was fully applied (Unix time).\n# TYPE meridian_last_applied_revision_timestamp_seconds gauge\nmeridian_last_applied_revision_timestamp_seconds {}",
+            m.last_applied_timestamp
+        );
+        let _ = writeln!(
+            out,
+            "# HELP meridian_drifted_resources Managed objects that differed from desired state at the last observation.\n# TYPE meridian_drifted_resources gauge\nmeridian_drifted_resources {}",
+            m.drifted
+        );
+        let _ = writeln!(
+            out,
+            "# HELP meridian_pending_changes Changes planned at the last observation.\n# TYPE meridian_pending_changes gauge\nmeridian_pending_changes {}",
+            m.pending
+        );
+        let _ = writeln!(
+            out,
+            "# HELP meridian_api_calls_total Cloud API calls by provider, operation and outcome.\n# TYPE meridian_api_calls_total counter"
+        );
         for ((provider, operation, outcome), n) in &m.api_calls {
-            let _ = writeln!(out, "meridian_api_calls_total{{provider=\"{}\",operation=\"{}\",outcome=\"{}\"}} {n}", escape(provider), escape(operation), escape(outcome));
+            let _ = writeln!(
+                out,
+                "meridian_api_calls_total{{provider=\"{}\",operation=\"{}\",outcome=\"{}\"}} {n}",
+                escape(provider),
+                escape(operation),
+                escape(outcome)
+            );
         }
-        let _ = writeln!(out, "# HELP meridian_retries_total Cloud calls retried after transient errors.\n# TYPE meridian_retries_total counter\nmeridian_retries_total {}", m.retries);
-        let _ = writeln!(out, "# HELP meridian_git_fetches_total Fetches of the watched repository by result.\n# TYPE meridian_git_fetches_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP meridian_retries_total Cloud calls retried after transient errors.\n# TYPE meridian_retries_total counter\nmeridian_retries_total {}",
+            m.retries
+        );
+        let _ = writeln!(
+            out,
+            "# HELP meridian_git_fetches_total Fetches of the watched repository by result.\n# TYPE meridian_git_fetches_total counter"
+        );
         for (result, n) in &m.fetches {
-            let _ = writeln!(out, "meridian_git_fetches_total{{result=\"{}\"}} {n}", escape(result));
+            let _ = writeln!(
+                out,
+                "meridian_git_fetches_total{{result=\"{}\"}} {n}",
+                escape(result)
+            );
         }
-        let _ = writeln!(out, "# HELP meridian_webhook_requests_total Webhook requests by result.\n# TYPE meridian_webhook_requests_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP meridian_webhook_requests_total Webhook requests by result.\n# TYPE meridian_webhook_requests_total counter"
+        );
         for (result, n) in &m.webhooks {
-            let _ = writeln!(out, "meridian_webhook_requests_total{{result=\"{}\"}} {n}", escape(result));
+            let _ = writeln!(
+                out,
+                "meridian_webhook_requests_total{{result=\"{}\"}} {n}",
+                escape(result)
+            );
         }
         out
     }

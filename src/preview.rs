@@ -62,8 +62,16 @@ impl Preview {
 
 /// Unified diffs of every changed file between two snapshots.
 pub fn file_changes(base: &Snapshot, head: &Snapshot) -> Vec<FileChange> {
-    let old: BTreeMap<&str, &str> = base.files.iter().map(|f| (f.path.as_str(), f.text.as_str())).collect();
-    let new: BTreeMap<&str, &str> = head.files.iter().map(|f| (f.path.as_str(), f.text.as_str())).collect();
+    let old: BTreeMap<&str, &str> = base
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.text.as_str()))
+        .collect();
+    let new: BTreeMap<&str, &str> = head
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.text.as_str()))
+        .collect();
     let mut paths: Vec<&str> = old.keys().chain(new.keys()).copied().collect();
     paths.sort();
     paths.dedup();
@@ -82,9 +90,24 @@ pub fn file_changes(base: &Snapshot, head: &Snapshot) -> Vec<FileChange> {
         let unified = diff
             .unified_diff()
             .context_radius(3)
-            .header(&if before.is_some() { format!("a/{path}") } else { "/dev/null".to_owned() }, &if after.is_some() { format!("b/{path}") } else { "/dev/null".to_owned() })
+            .header(
+                &if before.is_some() {
+                    format!("a/{path}")
+                } else {
+                    "/dev/null".to_owned()
+                },
+                &if after.is_some() {
+                    format!("b/{path}")
+                } else {
+                    "/dev/null".to_owned()
+                },
+            )
             .to_string();
-        out.push(FileChange { path: path.to_owned(), status, unified });
+        out.push(FileChange {
+            path: path.to_owned(),
+            status,
+            unified,
+        });
     }
     out
 }
@@ -92,15 +115,34 @@ pub fn file_changes(base: &Snapshot, head: &Snapshot) -> Vec<FileChange> {
 /// The traffic impact of moving from the observed world to the desired one.
 /// Desired objects take the observed health of the same address (unknown
 /// means healthy).
-pub fn traffic_impact(observation: &Observation, desired: &crate::desired::DesiredResources) -> Vec<Impact> {
+pub fn traffic_impact(
+    observation: &Observation,
+    desired: &crate::desired::DesiredResources,
+) -> Vec<Impact> {
     let live: BTreeMap<Address, TrafficInput> = observation
         .resources
         .iter()
-        .map(|(_, o)| (o.address.clone(), TrafficInput { resource: o.resource.clone(), health: o.health.clone() }))
+        .map(|(_, o)| {
+            (
+                o.address.clone(),
+                TrafficInput {
+                    resource: o.resource.clone(),
+                    health: o.health.clone(),
+                },
+            )
+        })
         .collect();
     let wanted: BTreeMap<Address, TrafficInput> = desired
         .iter()
-        .map(|(address, d)| (address.clone(), TrafficInput { resource: d.resource.clone(), health: live.get(address).and_then(|l| l.health.clone()) }))
+        .map(|(address, d)| {
+            (
+                address.clone(),
+                TrafficInput {
+                    resource: d.resource.clone(),
+                    health: live.get(address).and_then(|l| l.health.clone()),
+                },
+            )
+        })
         .collect();
     traffic::impact(&traffic::shares(&live), &traffic::shares(&wanted))
 }
@@ -127,20 +169,39 @@ fn arrow(impact: &crate::traffic::RegionImpact) -> &'static str {
 fn headline(preview: &Preview) -> String {
     let range = format!("`{}..{}`", short(&preview.base), short(&preview.head));
     if !preview.errors.is_empty() {
-        return format!("**meridian diff** {range}: ❌ the desired state is invalid ({} error(s)); nothing can be applied", preview.errors.len());
+        return format!(
+            "**meridian diff** {range}: ❌ the desired state is invalid ({} error(s)); nothing can be applied",
+            preview.errors.len()
+        );
     }
-    let Some(plan) = &preview.plan else { return format!("**meridian diff** {range}") };
+    let Some(plan) = &preview.plan else {
+        return format!("**meridian diff** {range}");
+    };
     let moved = preview.traffic.iter().filter(|i| i.changed()).count();
     let mut parts = Vec::new();
     if plan.is_blocked() {
-        parts.push(format!("⛔ blocked by policy ({} violation(s))", plan.violations.len()));
+        parts.push(format!(
+            "⛔ blocked by policy ({} violation(s))",
+            plan.violations.len()
+        ));
     }
     if plan.errored {
         parts.push("⚠️ the live world could not be fully observed".to_owned());
     }
     let s = plan.summary;
-    parts.push(if plan.is_empty() { "no changes to the live world".to_owned() } else { format!("{} to create, {} to update, {} to delete", s.create, s.update, s.delete) });
-    parts.push(if moved == 0 { "no traffic moves".to_owned() } else { format!("traffic moves on {moved} listener(s)/service(s)") });
+    parts.push(if plan.is_empty() {
+        "no changes to the live world".to_owned()
+    } else {
+        format!(
+            "{} to create, {} to update, {} to delete",
+            s.create, s.update, s.delete
+        )
+    });
+    parts.push(if moved == 0 {
+        "no traffic moves".to_owned()
+    } else {
+        format!("traffic moves on {moved} listener(s)/service(s)")
+    });
     format!("**meridian diff** {range}: {}", parts.join(" · "))
 }
 
@@ -177,23 +238,44 @@ fn markdown(preview: &Preview) -> String {
     }
     let moved: Vec<&Impact> = preview.traffic.iter().filter(|i| i.changed()).collect();
     if !moved.is_empty() {
-        let _ = writeln!(out, "**Traffic impact** (expected share of new traffic per region)\n\n| listener / service | region | now | after |\n|---|---|---:|---:|");
+        let _ = writeln!(
+            out,
+            "**Traffic impact** (expected share of new traffic per region)\n\n| listener / service | region | now | after |\n|---|---|---:|---:|"
+        );
         for impact in moved {
             for region in &impact.regions {
-                let _ = writeln!(out, "| `{}` | {} | {} | {} {} |", impact.subject, region.region, percent(region.before), percent(region.after), arrow(region));
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} {} |",
+                    impact.subject,
+                    region.region,
+                    percent(region.before),
+                    percent(region.after),
+                    arrow(region)
+                );
             }
         }
         let _ = writeln!(out);
     }
     if let Some(plan) = &preview.plan {
         if !plan.is_empty() {
-            let _ = writeln!(out, "<details><summary>Plan ({} change(s))</summary>\n", plan.changes.len());
+            let _ = writeln!(
+                out,
+                "<details><summary>Plan ({} change(s))</summary>\n",
+                plan.changes.len()
+            );
             let _ = writeln!(out, "```diff");
             for change in &plan.changes {
                 let _ = writeln!(out, "{} {}", change.action.symbol(), change.address);
                 for field in &change.fields {
                     if change.action == meridian_provider::Action::Update {
-                        let _ = writeln!(out, "!     {}: {} → {}", field.path, render::show_value(field.before.as_ref()), render::show_value(field.after.as_ref()));
+                        let _ = writeln!(
+                            out,
+                            "!     {}: {} → {}",
+                            field.path,
+                            render::show_value(field.before.as_ref()),
+                            render::show_value(field.after.as_ref())
+                        );
                     }
                 }
             }
@@ -201,17 +283,35 @@ fn markdown(preview: &Preview) -> String {
         }
     }
     if !preview.files.is_empty() {
-        let _ = writeln!(out, "<details><summary>Desired-state changes ({} file(s))</summary>\n", preview.files.len());
+        let _ = writeln!(
+            out,
+            "<details><summary>Desired-state changes ({} file(s))</summary>\n",
+            preview.files.len()
+        );
         for file in &preview.files {
-            let _ = writeln!(out, "`{}` ({})\n\n```diff\n{}```\n", file.path, file.status, file.unified);
+            let _ = writeln!(
+                out,
+                "`{}` ({})\n\n```diff\n{}```\n",
+                file.path, file.status, file.unified
+            );
         }
         let _ = writeln!(out, "</details>\n");
     }
     if !preview.traffic.is_empty() {
-        let _ = writeln!(out, "<details><summary>Traffic shares, all listeners and services</summary>\n\n| listener / service | region | now | after |\n|---|---|---:|---:|");
+        let _ = writeln!(
+            out,
+            "<details><summary>Traffic shares, all listeners and services</summary>\n\n| listener / service | region | now | after |\n|---|---|---:|---:|"
+        );
         for impact in &preview.traffic {
             for region in &impact.regions {
-                let _ = writeln!(out, "| `{}` | {} | {} | {} |", impact.subject, region.region, percent(region.before), percent(region.after));
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} |",
+                    impact.subject,
+                    region.region,
+                    percent(region.before),
+                    percent(region.after)
+                );
             }
         }
         let _ = writeln!(out, "\n</details>\n");
@@ -219,13 +319,21 @@ fn markdown(preview: &Preview) -> String {
     for note in &preview.notes {
         let _ = writeln!(out, "<sub>note: {note}</sub><br>");
     }
-    let _ = writeln!(out, "<sub>meridian · `{}` · preview format {FORMAT_VERSION}</sub>", preview.path);
+    let _ = writeln!(
+        out,
+        "<sub>meridian · `{}` · preview format {FORMAT_VERSION}</sub>",
+        preview.path
+    );
     out
 }
 
 fn text(preview: &Preview) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", headline(preview).replace("**", "").replace('`', ""));
+    let _ = writeln!(
+        out,
+        "{}",
+        headline(preview).replace("**", "").replace('`', "")
+    );
     for error in &preview.errors {
         let _ = writeln!(out, "{error}");
     }
@@ -233,14 +341,28 @@ fn text(preview: &Preview) -> String {
         let _ = writeln!(out, "\n{} ({})\n{}", file.path, file.status, file.unified);
     }
     if let Some(plan) = &preview.plan {
-        let _ = writeln!(out, "\n{}", render::plan(plan, Format::Text, Style { color: false }));
+        let _ = writeln!(
+            out,
+            "\n{}",
+            render::plan(plan, Format::Text, Style { color: false })
+        );
     }
     if !preview.traffic.is_empty() {
-        let _ = writeln!(out, "Traffic (expected share of new traffic per region, now -> after):");
+        let _ = writeln!(
+            out,
+            "Traffic (expected share of new traffic per region, now -> after):"
+        );
         for impact in &preview.traffic {
             let _ = writeln!(out, "  {}", impact.subject);
             for region in &impact.regions {
-                let _ = writeln!(out, "    {:<16} {:>7} -> {:>7} {}", region.region, percent(region.before), percent(region.after), arrow(region));
+                let _ = writeln!(
+                    out,
+                    "    {:<16} {:>7} -> {:>7} {}",
+                    region.region,
+                    percent(region.before),
+                    percent(region.after),
+                    arrow(region)
+                );
             }
         }
     }

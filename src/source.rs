@@ -26,7 +26,9 @@ pub enum SourceError {
         message: String,
     },
     /// The watched branch does not exist (any more).
-    #[error("branch `{branch}` does not exist in {repo}; was it deleted or renamed? The last applied state stays live")]
+    #[error(
+        "branch `{branch}` does not exist in {repo}; was it deleted or renamed? The last applied state stays live"
+    )]
     BranchGone {
         /// Branch name.
         branch: String,
@@ -42,7 +44,9 @@ pub enum SourceError {
         revision: String,
     },
     /// The desired-state folder holds no YAML.
-    #[error("`{path}` holds no *.yaml or *.yml files at revision {revision}; refusing to treat that as \"delete everything\" (pass --allow-empty to allow it)")]
+    #[error(
+        "`{path}` holds no *.yaml or *.yml files at revision {revision}; refusing to treat that as \"delete everything\" (pass --allow-empty to allow it)"
+    )]
     Empty {
         /// The folder.
         path: String,
@@ -114,15 +118,30 @@ impl RepoSource {
             let key = format!("{:x}", Sha256::digest(spec.as_bytes()));
             let mirror = cache_dir.join("repos").join(format!("{}.git", &key[..16]));
             let repo = if mirror.exists() {
-                Repository::open_bare(&mirror).map_err(git(format!("opening the mirror of {}", redact(spec))))?
+                Repository::open_bare(&mirror)
+                    .map_err(git(format!("opening the mirror of {}", redact(spec))))?
             } else {
-                std::fs::create_dir_all(&mirror).map_err(|e| SourceError::Git { context: format!("creating {}", mirror.display()), message: e.to_string() })?;
-                Repository::init_bare(&mirror).map_err(git(format!("creating the mirror of {}", redact(spec))))?
+                std::fs::create_dir_all(&mirror).map_err(|e| SourceError::Git {
+                    context: format!("creating {}", mirror.display()),
+                    message: e.to_string(),
+                })?;
+                Repository::init_bare(&mirror)
+                    .map_err(git(format!("creating the mirror of {}", redact(spec))))?
             };
-            Ok(Self { repo, url: Some(spec.to_owned()), display: redact(spec), auth })
+            Ok(Self {
+                repo,
+                url: Some(spec.to_owned()),
+                display: redact(spec),
+                auth,
+            })
         } else {
             let repo = Repository::open(spec).map_err(git(format!("opening {spec}")))?;
-            Ok(Self { repo, url: None, display: spec.to_owned(), auth })
+            Ok(Self {
+                repo,
+                url: None,
+                display: spec.to_owned(),
+                auth,
+            })
         }
     }
 
@@ -138,7 +157,9 @@ impl RepoSource {
         callbacks.credentials(move |_url, username, allowed| {
             attempts.set(attempts.get() + 1);
             if attempts.get() > 3 {
-                return Err(git2::Error::from_str("authentication failed (credentials were rejected)"));
+                return Err(git2::Error::from_str(
+                    "authentication failed (credentials were rejected)",
+                ));
             }
             if allowed.contains(CredentialType::SSH_KEY) {
                 let user = username.unwrap_or("git");
@@ -148,10 +169,16 @@ impl RepoSource {
                 };
             }
             if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
-                if let Some(token) = auth.token_env.as_deref().and_then(|name| std::env::var(name).ok()) {
+                if let Some(token) = auth
+                    .token_env
+                    .as_deref()
+                    .and_then(|name| std::env::var(name).ok())
+                {
                     return Cred::userpass_plaintext(username.unwrap_or("x-access-token"), &token);
                 }
-                return Err(git2::Error::from_str("the remote asks for credentials but no token is configured (--git-token-env)"));
+                return Err(git2::Error::from_str(
+                    "the remote asks for credentials but no token is configured (--git-token-env)",
+                ));
             }
             Cred::default()
         });
@@ -167,28 +194,47 @@ impl RepoSource {
 
     /// The commit `branch` points at (after the last fetch, for remotes).
     pub fn head_of(&self, branch: &str) -> Result<Oid, SourceError> {
-        let reference = if self.url.is_some() { format!("refs/remotes/origin/{branch}") } else { format!("refs/heads/{branch}") };
-        self.repo.refname_to_id(&reference).map_err(|_| SourceError::BranchGone { branch: branch.to_owned(), repo: self.display.clone() })
+        let reference = if self.url.is_some() {
+            format!("refs/remotes/origin/{branch}")
+        } else {
+            format!("refs/heads/{branch}")
+        };
+        self.repo
+            .refname_to_id(&reference)
+            .map_err(|_| SourceError::BranchGone {
+                branch: branch.to_owned(),
+                repo: self.display.clone(),
+            })
     }
 
     /// Fetches every branch of a remote; a no-op for a local repository,
     /// which is read in place.
     pub fn fetch_all(&self) -> Result<(), SourceError> {
         if let Some(url) = &self.url {
-            let mut remote = self.repo.remote_anonymous(url).map_err(git(format!("connecting to {}", self.display)))?;
+            let mut remote = self
+                .repo
+                .remote_anonymous(url)
+                .map_err(git(format!("connecting to {}", self.display)))?;
             let mut options = FetchOptions::new();
             options.remote_callbacks(self.callbacks());
             options.prune(git2::FetchPrune::On);
             options.download_tags(git2::AutotagOption::None);
             let refspec = "+refs/heads/*:refs/remotes/origin/*";
-            remote.fetch(&[refspec], Some(&mut options), None).map_err(git(format!("fetching from {}", self.display)))?;
+            remote
+                .fetch(&[refspec], Some(&mut options), None)
+                .map_err(git(format!("fetching from {}", self.display)))?;
             // An anonymous remote does not prune tracking refs: drop those the remote no longer has.
-            let heads: Vec<String> = remote.list().map(|l| l.iter().map(|h| h.name().to_owned()).collect()).unwrap_or_default();
+            let heads: Vec<String> = remote
+                .list()
+                .map(|l| l.iter().map(|h| h.name().to_owned()).collect())
+                .unwrap_or_default();
             if let Ok(references) = self.repo.references_glob("refs/remotes/origin/*") {
                 let stale: Vec<String> = references
                     .filter_map(Result::ok)
                     .filter_map(|r| r.name().ok().map(str::to_owned))
-                    .filter(|name| !heads.contains(&name.replacen("refs/remotes/origin/", "refs/heads/", 1)))
+                    .filter(|name| {
+                        !heads.contains(&name.replacen("refs/remotes/origin/", "refs/heads/", 1))
+                    })
                     .collect();
                 for name in stale {
                     if let Ok(mut reference) = self.repo.find_reference(&name) {
@@ -202,7 +248,11 @@ impl RepoSource {
 
     /// Resolves a revision (commit id, branch, tag, `HEAD~1`…) to a commit.
     pub fn resolve(&self, revision: &str) -> Result<Oid, SourceError> {
-        let candidates = [revision.to_owned(), format!("origin/{revision}"), format!("refs/remotes/origin/{revision}")];
+        let candidates = [
+            revision.to_owned(),
+            format!("origin/{revision}"),
+            format!("refs/remotes/origin/{revision}"),
+        ];
         for candidate in &candidates {
             if let Ok(object) = self.repo.revparse_single(candidate) {
                 if let Ok(commit) = object.peel_to_commit() {
@@ -210,30 +260,56 @@ impl RepoSource {
                 }
             }
         }
-        Err(SourceError::Git { context: format!("resolving `{revision}` in {}", self.display), message: "no such revision".to_owned() })
+        Err(SourceError::Git {
+            context: format!("resolving `{revision}` in {}", self.display),
+            message: "no such revision".to_owned(),
+        })
     }
 
     /// Reads the desired-state folder at `commit` from the object database.
-    pub fn snapshot(&self, commit: Oid, path: &str, allow_empty: bool) -> Result<Snapshot, SourceError> {
+    pub fn snapshot(
+        &self,
+        commit: Oid,
+        path: &str,
+        allow_empty: bool,
+    ) -> Result<Snapshot, SourceError> {
         let revision = commit.to_string();
-        let commit = self.repo.find_commit(commit).map_err(git(format!("reading commit {revision}")))?;
-        let root = commit.tree().map_err(git(format!("reading the tree of {revision}")))?;
+        let commit = self
+            .repo
+            .find_commit(commit)
+            .map_err(git(format!("reading commit {revision}")))?;
+        let root = commit
+            .tree()
+            .map_err(git(format!("reading the tree of {revision}")))?;
         let folder = path.trim_matches('/');
         let tree = if folder.is_empty() || folder == "." {
             root
         } else {
-            let entry = root.get_path(Path::new(folder)).map_err(|_| SourceError::PathMissing { path: folder.to_owned(), revision: revision.clone() })?;
+            let entry = root
+                .get_path(Path::new(folder))
+                .map_err(|_| SourceError::PathMissing {
+                    path: folder.to_owned(),
+                    revision: revision.clone(),
+                })?;
             if entry.kind() != Some(ObjectType::Tree) {
-                return Err(SourceError::PathMissing { path: folder.to_owned(), revision });
+                return Err(SourceError::PathMissing {
+                    path: folder.to_owned(),
+                    revision,
+                });
             }
-            self.repo.find_tree(entry.id()).map_err(git(format!("reading {folder} at {revision}")))?
+            self.repo
+                .find_tree(entry.id())
+                .map_err(git(format!("reading {folder} at {revision}")))?
         };
         let mut files = Vec::new();
         let mut notes = Vec::new();
         self.walk(&tree, folder, &revision, &mut files, &mut notes)?;
         files.sort_by(|a, b| a.path.cmp(&b.path));
         if files.is_empty() && !allow_empty {
-            return Err(SourceError::Empty { path: folder.to_owned(), revision });
+            return Err(SourceError::Empty {
+                path: folder.to_owned(),
+                revision,
+            });
         }
         let mut hasher = Sha256::new();
         for file in &files {
@@ -242,24 +318,56 @@ impl RepoSource {
             hasher.update(file.text.as_bytes());
             hasher.update([0]);
         }
-        Ok(Snapshot { digest: format!("{:x}", hasher.finalize()), revision, path: folder.to_owned(), files, notes })
+        Ok(Snapshot {
+            digest: format!("{:x}", hasher.finalize()),
+            revision,
+            path: folder.to_owned(),
+            files,
+            notes,
+        })
     }
 
-    fn walk(&self, tree: &git2::Tree<'_>, prefix: &str, revision: &str, files: &mut Vec<SourceFile>, notes: &mut Vec<String>) -> Result<(), SourceError> {
+    fn walk(
+        &self,
+        tree: &git2::Tree<'_>,
+        prefix: &str,
+        revision: &str,
+        files: &mut Vec<SourceFile>,
+        notes: &mut Vec<String>,
+    ) -> Result<(), SourceError> {
         for entry in tree.iter() {
             let name = entry.name().unwrap_or("(non-UTF-8 name)");
-            let path = if prefix.is_empty() || prefix == "." { name.to_owned() } else { format!("{prefix}/{name}") };
+            let path = if prefix.is_empty() || prefix == "." {
+                name.to_owned()
+            } else {
+                format!("{prefix}/{name}")
+            };
             match entry.filemode() {
                 0o040000 => {
-                    let subtree = self.repo.find_tree(entry.id()).map_err(git(format!("reading {path}")))?;
+                    let subtree = self
+                        .repo
+                        .find_tree(entry.id())
+                        .map_err(git(format!("reading {path}")))?;
                     self.walk(&subtree, &path, revision, files, notes)?;
                 }
-                0o120000 => notes.push(format!("{path}: symbolic link ignored (desired state must be regular files)")),
+                0o120000 => notes.push(format!(
+                    "{path}: symbolic link ignored (desired state must be regular files)"
+                )),
                 0o160000 => notes.push(format!("{path}: submodule ignored")),
                 _ if name.ends_with(".yaml") || name.ends_with(".yml") => {
-                    let blob = self.repo.find_blob(entry.id()).map_err(git(format!("reading {path}")))?;
-                    let text = std::str::from_utf8(blob.content()).map_err(|_| SourceError::NotText { path: path.clone(), revision: revision.to_owned() })?;
-                    files.push(SourceFile { path, text: text.to_owned() });
+                    let blob = self
+                        .repo
+                        .find_blob(entry.id())
+                        .map_err(git(format!("reading {path}")))?;
+                    let text =
+                        std::str::from_utf8(blob.content()).map_err(|_| SourceError::NotText {
+                            path: path.clone(),
+                            revision: revision.to_owned(),
+                        })?;
+                    files.push(SourceFile {
+                        path,
+                        text: text.to_owned(),
+                    });
                 }
                 _ => notes.push(format!("{path}: not a *.yaml/*.yml file, ignored")),
             }
@@ -271,7 +379,9 @@ impl RepoSource {
 /// A URL with any `user:password@` part removed, for messages and logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_owned(),
     }
 }
@@ -282,8 +392,14 @@ mod tests {
 
     #[test]
     fn credentials_never_appear_in_displayed_urls() {
-        assert_eq!(redact("https://user:s3cret@github.com/acme/traffic.git"), "https://***@github.com/acme/traffic.git");
-        assert_eq!(redact("file:///srv/git/traffic.git"), "file:///srv/git/traffic.git");
+        assert_eq!(
+            redact("https://user:s3cret@github.com/acme/traffic.git"),
+            "https://***@github.com/acme/traffic.git"
+        );
+        assert_eq!(
+            redact("file:///srv/git/traffic.git"),
+            "file:///srv/git/traffic.git"
+        );
     }
 
     #[test]

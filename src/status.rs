@@ -169,7 +169,9 @@ impl Status {
     /// Reads a persisted status.
     pub fn load(state_dir: &Path) -> std::io::Result<Option<Self>> {
         match std::fs::read(Self::file(state_dir)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error),
         }
@@ -179,7 +181,10 @@ impl Status {
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(state_dir)?;
         let tmp = state_dir.join("status.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )?;
         std::fs::rename(tmp, Self::file(state_dir))
     }
 
@@ -187,13 +192,30 @@ impl Status {
     pub fn to_text(&self) -> String {
         use std::fmt::Write as _;
         let mut out = String::new();
-        let _ = writeln!(out, "repository {} branch {} path {}", self.repository, self.branch, self.path);
-        let show = |r: &Option<RevisionAt>| r.as_ref().map_or("(none)".to_owned(), |r| format!("{} at {}", &r.revision[..r.revision.len().min(12)], r.at));
+        let _ = writeln!(
+            out,
+            "repository {} branch {} path {}",
+            self.repository, self.branch, self.path
+        );
+        let show = |r: &Option<RevisionAt>| {
+            r.as_ref().map_or("(none)".to_owned(), |r| {
+                format!("{} at {}", &r.revision[..r.revision.len().min(12)], r.at)
+            })
+        };
         let _ = writeln!(out, "head:           {}", show(&self.head));
         let _ = writeln!(out, "last applied:   {}", show(&self.last_applied));
         match &self.last_attempted {
             Some(a) => {
-                let _ = writeln!(out, "last attempted: {} at {} ({}, {}, {} change(s), {:.1}s)", &a.revision.revision[..a.revision.revision.len().min(12)], a.revision.at, a.outcome.label(), a.trigger, a.changes_applied, a.duration_seconds);
+                let _ = writeln!(
+                    out,
+                    "last attempted: {} at {} ({}, {}, {} change(s), {:.1}s)",
+                    &a.revision.revision[..a.revision.revision.len().min(12)],
+                    a.revision.at,
+                    a.outcome.label(),
+                    a.trigger,
+                    a.changes_applied,
+                    a.duration_seconds
+                );
             }
             None => {
                 let _ = writeln!(out, "last attempted: (none)");
@@ -205,9 +227,20 @@ impl Status {
                 let _ = writeln!(out, "  {detail}");
             }
         }
-        let _ = writeln!(out, "resources:      {} managed, {} drifted at last observation", self.resources.len(), self.drift.len());
+        let _ = writeln!(
+            out,
+            "resources:      {} managed, {} drifted at last observation",
+            self.resources.len(),
+            self.drift.len()
+        );
         for drift in &self.drift {
-            let _ = writeln!(out, "  {} {} {}", drift.drift, drift.address, drift.fields.join("; "));
+            let _ = writeln!(
+                out,
+                "  {} {} {}",
+                drift.drift,
+                drift.address,
+                drift.fields.join("; ")
+            );
         }
         out
     }

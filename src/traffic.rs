@@ -59,7 +59,10 @@ fn listener_shares(groups: &BTreeMap<String, Group>) -> BTreeMap<String, f64> {
         // Where this region's clients go that its own group does not take:
         // the other serving groups (by dial when the dial turned them away,
         // evenly when the group is down); back to itself if nobody else can.
-        let others: Vec<(&String, &Group)> = groups.iter().filter(|(r, g)| *r != region && serving(g) && g.dial > 0.0).collect();
+        let others: Vec<(&String, &Group)> = groups
+            .iter()
+            .filter(|(r, g)| *r != region && serving(g) && g.dial > 0.0)
+            .collect();
         let (kept, spill) = if serving(group) {
             let admitted = demand * group.dial / 100.0;
             (admitted, demand - admitted)
@@ -91,20 +94,45 @@ pub fn shares(world: &BTreeMap<Address, TrafficInput>) -> Vec<Shares> {
     let mut services: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     for (address, input) in world {
         match (address, &input.resource) {
-            (Address::Listener { accelerator, listener }, _) => {
-                listeners.entry(format!("GlobalAccelerator[{accelerator}].listener[{listener}]")).or_default();
+            (
+                Address::Listener {
+                    accelerator,
+                    listener,
+                },
+                _,
+            ) => {
+                listeners
+                    .entry(format!(
+                        "GlobalAccelerator[{accelerator}].listener[{listener}]"
+                    ))
+                    .or_default();
             }
-            (Address::EndpointGroup { accelerator, listener, region }, Resource::EndpointGroup(spec)) => {
+            (
+                Address::EndpointGroup {
+                    accelerator,
+                    listener,
+                    region,
+                },
+                Resource::EndpointGroup(spec),
+            ) => {
                 let subject = format!("GlobalAccelerator[{accelerator}].listener[{listener}]");
                 let serving = world.iter().any(|(a, i)| {
                     a.parent().as_ref() == Some(address)
                         && matches!(&i.resource, Resource::Endpoint(e) if e.weight > 0)
                         && healthy(&i.health)
                 });
-                listeners.entry(subject).or_default().insert(region.clone(), Group { dial: f64::from(spec.traffic_dial), serving });
+                listeners.entry(subject).or_default().insert(
+                    region.clone(),
+                    Group {
+                        dial: f64::from(spec.traffic_dial),
+                        serving,
+                    },
+                );
             }
             (Address::BackendService { name }, _) => {
-                services.entry(format!("BackendService[{name}]")).or_default();
+                services
+                    .entry(format!("BackendService[{name}]"))
+                    .or_default();
             }
             (Address::Backend { service, .. }, Resource::Backend(spec)) => {
                 let capacity = spec
@@ -114,19 +142,33 @@ pub fn shares(world: &BTreeMap<Address, TrafficInput>) -> Vec<Shares> {
                     .or(spec.max_connections.map(f64::from))
                     .or(spec.max_utilization)
                     .unwrap_or(1.0);
-                let effective = if healthy(&input.health) { spec.capacity_scaler * capacity } else { 0.0 };
-                *services.entry(format!("BackendService[{service}]")).or_default().entry(spec.region.clone()).or_default() += effective;
+                let effective = if healthy(&input.health) {
+                    spec.capacity_scaler * capacity
+                } else {
+                    0.0
+                };
+                *services
+                    .entry(format!("BackendService[{service}]"))
+                    .or_default()
+                    .entry(spec.region.clone())
+                    .or_default() += effective;
             }
             _ => {}
         }
     }
     let mut out = Vec::new();
     for (subject, groups) in listeners {
-        out.push(Shares { subject, regions: listener_shares(&groups) });
+        out.push(Shares {
+            subject,
+            regions: listener_shares(&groups),
+        });
     }
     for (subject, capacities) in services {
         let total: f64 = capacities.values().sum();
-        let regions = capacities.into_iter().map(|(r, c)| (r, if total > 0.0 { c / total } else { 0.0 })).collect();
+        let regions = capacities
+            .into_iter()
+            .map(|(r, c)| (r, if total > 0.0 { c / total } else { 0.0 }))
+            .collect();
         out.push(Shares { subject, regions });
     }
     out
@@ -155,7 +197,9 @@ pub struct Impact {
 impl Impact {
     /// Whether any region's share moves by at least half a percentage point.
     pub fn changed(&self) -> bool {
-        self.regions.iter().any(|r| (r.before.unwrap_or(0.0) - r.after.unwrap_or(0.0)).abs() >= 0.005)
+        self.regions
+            .iter()
+            .any(|r| (r.before.unwrap_or(0.0) - r.after.unwrap_or(0.0)).abs() >= 0.005)
     }
 }
 
@@ -171,7 +215,11 @@ pub fn impact(before: &[Shares], after: &[Shares]) -> Vec<Impact> {
     subjects
         .into_iter()
         .map(|(subject, (b, a))| {
-            let mut regions: Vec<&String> = b.iter().chain(a.iter()).flat_map(|s| s.regions.keys()).collect();
+            let mut regions: Vec<&String> = b
+                .iter()
+                .chain(a.iter())
+                .flat_map(|s| s.regions.keys())
+                .collect();
             regions.sort();
             regions.dedup();
             Impact {
@@ -194,7 +242,17 @@ mod tests {
     use super::*;
 
     fn groups(spec: &[(&str, f64, bool)]) -> BTreeMap<String, Group> {
-        spec.iter().map(|(r, d, s)| (r.to_string(), Group { dial: *d, serving: *s })).collect()
+        spec.iter()
+            .map(|(r, d, s)| {
+                (
+                    r.to_string(),
+                    Group {
+                        dial: *d,
+                        serving: *s,
+                    },
+                )
+            })
+            .collect()
     }
 
     fn close(a: f64, b: f64) -> bool {
@@ -205,12 +263,20 @@ mod tests {
     fn a_half_dial_spills_to_the_other_regions_by_their_dials() {
         // 3 regions, 1/3 of clients each; ap admits half of its third (1/6),
         // the other 1/6 splits evenly between us and eu (dials 100/100).
-        let shares = listener_shares(&groups(&[("ap", 50.0, true), ("eu", 100.0, true), ("us", 100.0, true)]));
+        let shares = listener_shares(&groups(&[
+            ("ap", 50.0, true),
+            ("eu", 100.0, true),
+            ("us", 100.0, true),
+        ]));
         assert!(close(shares["ap"], 1.0 / 6.0), "{shares:?}");
         assert!(close(shares["eu"], 1.0 / 3.0 + 1.0 / 12.0), "{shares:?}");
         assert!(close(shares.values().sum::<f64>(), 1.0));
         // Dials weigh the spill: eu at 20 takes a sixth of what us at 100 takes.
-        let shares = listener_shares(&groups(&[("ap", 0.0, true), ("eu", 20.0, true), ("us", 100.0, true)]));
+        let shares = listener_shares(&groups(&[
+            ("ap", 0.0, true),
+            ("eu", 20.0, true),
+            ("us", 100.0, true),
+        ]));
         assert!(close(shares["ap"], 0.0), "{shares:?}");
         assert!(close(shares.values().sum::<f64>(), 1.0), "{shares:?}");
         assert!(shares["us"] > shares["eu"] * 3.0, "{shares:?}");
@@ -218,14 +284,24 @@ mod tests {
 
     #[test]
     fn an_unhealthy_region_spills_evenly_ignoring_dials() {
-        let shares = listener_shares(&groups(&[("ap", 100.0, true), ("eu", 100.0, true), ("us", 100.0, false)]));
+        let shares = listener_shares(&groups(&[
+            ("ap", 100.0, true),
+            ("eu", 100.0, true),
+            ("us", 100.0, false),
+        ]));
         assert!(close(shares["us"], 0.0));
-        assert!(close(shares["eu"], 0.5) && close(shares["ap"], 0.5), "{shares:?}");
+        assert!(
+            close(shares["eu"], 0.5) && close(shares["ap"], 0.5),
+            "{shares:?}"
+        );
     }
 
     #[test]
     fn no_healthy_region_fails_open() {
         let shares = listener_shares(&groups(&[("eu", 100.0, false), ("us", 100.0, false)]));
-        assert!(close(shares["eu"], 0.5) && close(shares["us"], 0.5), "{shares:?}");
+        assert!(
+            close(shares["eu"], 0.5) && close(shares["us"], 0.5),
+            "{shares:?}"
+        );
     }
 }

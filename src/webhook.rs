@@ -28,17 +28,27 @@ impl Secret {
 
     /// The signature header value for `body`, for tests and clients.
     pub fn sign(&self, body: &[u8]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         mac.update(body);
         let bytes = mac.finalize().into_bytes();
-        format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        format!(
+            "sha256={}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
     }
 
     /// Whether `header` (`sha256=<hex>`) is a valid signature of `body`.
     pub fn verify(&self, body: &[u8], header: Option<&str>) -> bool {
-        let Some(hex) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else { return false };
-        let Some(signature) = decode_hex(hex) else { return false };
-        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.0) else { return false };
+        let Some(hex) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
+            return false;
+        };
+        let Some(signature) = decode_hex(hex) else {
+            return false;
+        };
+        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.0) else {
+            return false;
+        };
         mac.update(body);
         mac.verify_slice(&signature).is_ok()
     }
@@ -48,7 +58,10 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     if hex.len() % 2 != 0 {
         return None;
     }
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]

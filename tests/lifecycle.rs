@@ -575,12 +575,32 @@ fn two_processes_on_one_simulator_directory_lose_no_update() {
     let (dir, sim) = setup();
     let dir = dir.path();
     fast(dir, &sim);
-    let regions = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1"];
+    let regions = [
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-central-1",
+        "eu-north-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-northeast-1",
+    ];
     let children: Vec<std::process::Child> = regions
         .iter()
         .map(|region| {
             std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
-                .args(["--sim", sim.to_str().expect("utf-8"), "sim", "set-health", region, "unhealthy"])
+                .args([
+                    "--sim",
+                    sim.to_str().expect("utf-8"),
+                    "sim",
+                    "set-health",
+                    region,
+                    "unhealthy",
+                ])
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("spawn")
@@ -591,7 +611,17 @@ fn two_processes_on_one_simulator_directory_lose_no_update() {
     }
     let world = world(&sim);
     let unhealthy = world["unhealthy_regions"].as_object().expect("regions");
-    assert_eq!(unhealthy.len(), regions.len(), "every concurrent write landed: {unhealthy:?}");
+    assert_eq!(
+        unhealthy.len(),
+        regions.len(),
+        "every concurrent write landed: {unhealthy:?}"
+    );
     let history = world["history"].as_array().expect("history");
-    assert_eq!(history.iter().filter(|h| h["operation"] == "SetRegionHealth").count(), regions.len());
+    assert_eq!(
+        history
+            .iter()
+            .filter(|h| h["operation"] == "SetRegionHealth")
+            .count(),
+        regions.len()
+    );
 }

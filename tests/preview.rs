@@ -26,45 +26,98 @@ fn setup() -> Setup {
     let files: Vec<(&str, String)> = files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
     let repo = Repo::new(&root, &files);
     let sim = root.join("sim");
-    assert_eq!(sim_run(&root, &sim, &["sim", "faults", "--deploy-delay-ms", "50"]).code, 0);
+    assert_eq!(
+        sim_run(&root, &sim, &["sim", "faults", "--deploy-delay-ms", "50"]).code,
+        0
+    );
     let apply = sim_run(&repo.work, &sim, &["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{}", apply.all());
     let base = repo.git(&["rev-parse", "HEAD"]);
-    Setup { _dir: dir, root, repo, sim, base }
+    Setup {
+        _dir: dir,
+        root,
+        repo,
+        sim,
+        base,
+    }
 }
 
 fn diff(s: &Setup, head: &str, format: &str) -> common::Run {
     let state = s.root.join("state");
-    sim_run(&s.root, &s.sim, &["diff", "--repo", &s.repo.url(), "--base", &s.base, "--head", head, "--format", format, "--state-dir", state.to_str().expect("utf-8")])
+    sim_run(
+        &s.root,
+        &s.sim,
+        &[
+            "diff",
+            "--repo",
+            &s.repo.url(),
+            "--base",
+            &s.base,
+            "--head",
+            head,
+            "--format",
+            format,
+            "--state-dir",
+            state.to_str().expect("utf-8"),
+        ],
+    )
 }
 
 #[test]
 fn the_markdown_preview_shows_file_diff_plan_and_traffic_shares() {
     let mut s = setup();
-    s.repo.write(GA, &s.repo.read(GA).replace(APAC_DIAL, "trafficDial: 100"));
+    s.repo
+        .write(GA, &s.repo.read(GA).replace(APAC_DIAL, "trafficDial: 100"));
     let head = s.repo.commit("APAC to full traffic");
     s.repo.push(false);
 
     let markdown = diff(&s, &head, "markdown");
     assert_eq!(markdown.code, 2, "{}", markdown.all());
-    let expected_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diff/dial-change.md");
+    let expected_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diff/dial-change.md");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::create_dir_all(expected_path.parent().expect("dir")).expect("mkdir");
         std::fs::write(&expected_path, &markdown.stdout).expect("write");
     }
-    let expected = std::fs::read_to_string(&expected_path).expect("snapshot exists (UPDATE_SNAPSHOTS=1 writes it)");
-    assert_eq!(markdown.stdout, expected, "the preview differs from tests/fixtures/diff/dial-change.md");
+    let expected = std::fs::read_to_string(&expected_path)
+        .expect("snapshot exists (UPDATE_SNAPSHOTS=1 writes it)");
+    assert_eq!(
+        markdown.stdout, expected,
+        "the preview differs from tests/fixtures/diff/dial-change.md"
+    );
     // What the snapshot must show, spelled out.
     let first_line = markdown.stdout.lines().next().expect("a summary line");
-    assert!(first_line.contains("0 to create, 1 to update, 0 to delete") && first_line.contains("traffic moves on 1"), "{first_line}");
+    assert!(
+        first_line.contains("0 to create, 1 to update, 0 to delete")
+            && first_line.contains("traffic moves on 1"),
+        "{first_line}"
+    );
     assert!(markdown.stdout.contains("-          trafficDial: 50            # APAC still warming up\n+          trafficDial: 100"), "file diff");
-    assert!(markdown.stdout.contains("!     trafficDial: 50 → 100"), "plan");
+    assert!(
+        markdown.stdout.contains("!     trafficDial: 50 → 100"),
+        "plan"
+    );
     // Hand-computed: three regions, a third of the clients each. Before, APAC
     // admits half of its third (16.7%) and spills 16.7% to the US and EU in
     // proportion to their dials (100:100) -> 41.7% each. After, 33.3% each.
-    assert!(markdown.stdout.contains("| `GlobalAccelerator[api].listener[https]` | ap-southeast-1 | 16.7% | 33.3% ▲ |"), "{}", markdown.stdout);
-    assert!(markdown.stdout.contains("| `GlobalAccelerator[api].listener[https]` | us-east-1 | 41.7% | 33.3% ▼ |"), "{}", markdown.stdout);
-    assert!(markdown.stdout.contains("<details>"), "details are collapsible");
+    assert!(
+        markdown.stdout.contains(
+            "| `GlobalAccelerator[api].listener[https]` | ap-southeast-1 | 16.7% | 33.3% ▲ |"
+        ),
+        "{}",
+        markdown.stdout
+    );
+    assert!(
+        markdown
+            .stdout
+            .contains("| `GlobalAccelerator[api].listener[https]` | us-east-1 | 41.7% | 33.3% ▼ |"),
+        "{}",
+        markdown.stdout
+    );
+    assert!(
+        markdown.stdout.contains("<details>"),
+        "details are collapsible"
+    );
 
     let json = diff(&s, &head, "json");
     assert_eq!(json.code, 2);
@@ -74,14 +127,29 @@ fn the_markdown_preview_shows_file_diff_plan_and_traffic_shares() {
     assert_eq!(preview["files"][0]["path"], GA);
     assert_eq!(preview["files"][0]["status"], "modified");
     assert_eq!(preview["plan"]["summary"]["update"], 1);
-    let https = preview["traffic"].as_array().expect("traffic").iter().find(|t| t["subject"] == "GlobalAccelerator[api].listener[https]").expect("listener");
-    let apac = https["regions"].as_array().expect("regions").iter().find(|r| r["region"] == "ap-southeast-1").expect("apac");
+    let https = preview["traffic"]
+        .as_array()
+        .expect("traffic")
+        .iter()
+        .find(|t| t["subject"] == "GlobalAccelerator[api].listener[https]")
+        .expect("listener");
+    let apac = https["regions"]
+        .as_array()
+        .expect("regions")
+        .iter()
+        .find(|r| r["region"] == "ap-southeast-1")
+        .expect("apac");
     assert!((apac["before"].as_f64().expect("before") - 1.0 / 6.0).abs() < 1e-9);
     assert!((apac["after"].as_f64().expect("after") - 1.0 / 3.0).abs() < 1e-9);
 
     let text = diff(&s, &head, "text");
     assert_eq!(text.code, 2);
-    assert!(text.stdout.contains("ap-southeast-1     16.7% ->   33.3% ▲"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("ap-southeast-1     16.7% ->   33.3% ▲"),
+        "{}",
+        text.stdout
+    );
 }
 
 #[test]
@@ -89,40 +157,122 @@ fn exit_codes_no_change_blocked_and_invalid() {
     let mut s = setup();
     let same = diff(&s, &s.base.clone(), "markdown");
     assert_eq!(same.code, 0, "{}", same.all());
-    assert!(same.stdout.starts_with(&format!("**meridian diff** `{}..{}`: no changes to the live world · no traffic moves", &s.base[..8], &s.base[..8])), "{}", same.stdout);
+    assert!(
+        same.stdout.starts_with(&format!(
+            "**meridian diff** `{}..{}`: no changes to the live world · no traffic moves",
+            &s.base[..8],
+            &s.base[..8]
+        )),
+        "{}",
+        same.stdout
+    );
 
-    s.repo.write(GA, &s.repo.read(GA).replace("        - region: eu-west-1\n", "        - region: us-east-1\n          trafficDial: 5\n        - region: eu-west-1\n"));
+    s.repo.write(
+        GA,
+        &s.repo.read(GA).replace(
+            "        - region: eu-west-1\n",
+            "        - region: us-east-1\n          trafficDial: 5\n        - region: eu-west-1\n",
+        ),
+    );
     let blocked = s.repo.commit("serve accounts from us-east-1");
     s.repo.push(false);
     let run = diff(&s, &blocked, "markdown");
     assert_eq!(run.code, 3, "{}", run.all());
-    assert!(run.stdout.lines().next().expect("summary").contains("blocked by policy"), "{}", run.stdout);
-    assert!(run.stdout.contains("GlobalAccelerator/accounts-eu serves `pii` data in us-east-1"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .lines()
+            .next()
+            .expect("summary")
+            .contains("blocked by policy"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("GlobalAccelerator/accounts-eu serves `pii` data in us-east-1"),
+        "{}",
+        run.stdout
+    );
 
-    s.repo.write(GA, &s.repo.read(GA).replace("trafficDial: 5\n", "trafficDial: 500\n"));
+    s.repo.write(
+        GA,
+        &s.repo
+            .read(GA)
+            .replace("trafficDial: 5\n", "trafficDial: 500\n"),
+    );
     let invalid = s.repo.commit("typo");
     s.repo.push(false);
     let run = diff(&s, &invalid, "markdown");
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stdout.contains("the desired state is invalid"), "{}", run.stdout);
-    assert!(run.stdout.contains("desired-state/global-accelerator.yaml:"), "{}", run.stdout);
-    assert!(run.stdout.contains("must be from 0 to 100, got 500"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("the desired state is invalid"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("desired-state/global-accelerator.yaml:"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("must be from 0 to 100, got 500"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
 fn reading_a_revision_ignores_symlinks_and_other_files_and_never_touches_the_work_tree() {
     let mut s = setup();
-    std::os::unix::fs::symlink("global-accelerator.yaml", s.repo.work.join("desired-state/link.yaml")).expect("symlink");
+    std::os::unix::fs::symlink(
+        "global-accelerator.yaml",
+        s.repo.work.join("desired-state/link.yaml"),
+    )
+    .expect("symlink");
     s.repo.write("desired-state/NOTES.md", "notes\n");
     s.repo.write("big/blob.bin", &"x".repeat(8 << 20));
     let head = s.repo.commit("symlink, notes and a big unrelated file");
     let status_before = s.repo.git(&["status", "--porcelain"]);
     // A local path is read in place, from the object database.
-    let run = sim_run(&s.root, &s.sim, &["diff", "--repo", s.repo.work.to_str().expect("utf-8"), "--base", &s.base, "--head", &head, "--format", "json"]);
+    let run = sim_run(
+        &s.root,
+        &s.sim,
+        &[
+            "diff",
+            "--repo",
+            s.repo.work.to_str().expect("utf-8"),
+            "--base",
+            &s.base,
+            "--head",
+            &head,
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
     let preview: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
-    let notes: Vec<&str> = preview["notes"].as_array().expect("notes").iter().filter_map(|n| n.as_str()).collect();
-    assert!(notes.iter().any(|n| n.starts_with("desired-state/link.yaml: symbolic link ignored")), "{notes:?}");
-    assert!(notes.iter().any(|n| n.starts_with("desired-state/NOTES.md: not a *.yaml")), "{notes:?}");
-    assert_eq!(s.repo.git(&["status", "--porcelain"]), status_before, "the work tree is untouched");
+    let notes: Vec<&str> = preview["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("desired-state/link.yaml: symbolic link ignored")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("desired-state/NOTES.md: not a *.yaml")),
+        "{notes:?}"
+    );
+    assert_eq!(
+        s.repo.git(&["status", "--porcelain"]),
+        status_before,
+        "the work tree is untouched"
+    );
 }

@@ -28,24 +28,45 @@ impl Daemon {
     /// Starts `meridian --sim SIM run ARGS` with `WEBHOOK_SECRET` in its environment.
     pub fn start(sim: &Path, args: &[&str], secret: Option<&str>) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_meridian"));
-        command.arg("--sim").arg(sim).arg("run").args(["--listen", "127.0.0.1:0"]).args(args);
-        command.env_remove("MERIDIAN_SIM").env("MERIDIAN_LOG", "info");
+        command
+            .arg("--sim")
+            .arg(sim)
+            .arg("run")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args);
+        command
+            .env_remove("MERIDIAN_SIM")
+            .env("MERIDIAN_LOG", "info");
         if let Some(secret) = secret {
-            command.env("WEBHOOK_SECRET", secret).args(["--webhook-secret-env", "WEBHOOK_SECRET"]);
+            command
+                .env("WEBHOOK_SECRET", secret)
+                .args(["--webhook-secret-env", "WEBHOOK_SECRET"]);
         }
         let log = sim.with_extension("daemon.log");
-        command.stdout(Stdio::piped()).stderr(std::fs::File::create(&log).expect("log file"));
+        command
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"));
         let mut child = command.spawn().expect("meridian run starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("first line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("first line");
         let port = line
             .trim()
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no listening line, got `{line}`; log: {}", std::fs::read_to_string(&log).unwrap_or_default()));
-        Self { child: Some(child), port }
+            .unwrap_or_else(|| {
+                panic!(
+                    "no listening line, got `{line}`; log: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        Self {
+            child: Some(child),
+            port,
+        }
     }
 
     /// GET `path`.
@@ -54,10 +75,21 @@ impl Daemon {
     }
 
     /// Sends one HTTP/1.1 request.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -67,10 +99,24 @@ impl Daemon {
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).expect("read");
         let text = String::from_utf8_lossy(&raw).into_owned();
-        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         // Bodies may be chunked; the tests only need the text.
-        let body = if text.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(&body) } else { body };
+        let body = if text
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(&body)
+        } else {
+            body
+        };
         Response { status, body }
     }
 
@@ -86,19 +132,30 @@ impl Daemon {
         self.get("/metrics")
             .body
             .lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
             .unwrap_or(0.0)
     }
 
     /// Waits until `check(status)` holds, or panics after `timeout`.
-    pub fn wait_for(&self, timeout: Duration, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let started = Instant::now();
         loop {
             let status = self.status();
             if check(&status) {
                 return status;
             }
-            assert!(started.elapsed() < timeout, "timed out waiting for {what}; status: {status:#}");
+            assert!(
+                started.elapsed() < timeout,
+                "timed out waiting for {what}; status: {status:#}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -106,14 +163,20 @@ impl Daemon {
     /// Sends SIGTERM and waits for the exit code.
     pub fn terminate(&mut self) -> i32 {
         let mut child = self.child.take().expect("running");
-        let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
         assert!(killed.success());
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
                 return status.code().unwrap_or(-1);
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "meridian run did not stop after SIGTERM");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "meridian run did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -123,7 +186,9 @@ fn dechunk(body: &str) -> String {
     let mut out = String::new();
     let mut rest = body;
     while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if size == 0 || tail.len() < size {
             break;
         }

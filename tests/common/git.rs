@@ -16,7 +16,11 @@ pub struct Repo {
 }
 
 fn git(dir: &Path, args: &[&str], seconds: u32) -> String {
-    let date = format!("2026-01-01T00:{:02}:{:02}Z", seconds / 60 % 60, seconds % 60);
+    let date = format!(
+        "2026-01-01T00:{:02}:{:02}Z",
+        seconds / 60 % 60,
+        seconds % 60
+    );
     let output = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -30,7 +34,11 @@ fn git(dir: &Path, args: &[&str], seconds: u32) -> String {
         .env("HOME", dir)
         .output()
         .expect("git runs");
-    assert!(output.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
@@ -41,7 +49,11 @@ impl Repo {
         let remote = root.join("remote.git");
         std::fs::create_dir_all(&work).expect("mkdir");
         git(&work, &["init", "-q", "-b", "main"], 0);
-        let mut repo = Self { work, remote, commits: 0 };
+        let mut repo = Self {
+            work,
+            remote,
+            commits: 0,
+        };
         for (path, content) in files {
             repo.write(path, content);
         }
@@ -76,7 +88,11 @@ impl Repo {
     pub fn commit(&mut self, message: &str) -> String {
         self.commits += 1;
         git(&self.work, &["add", "-A"], self.commits);
-        git(&self.work, &["commit", "-q", "--allow-empty", "-m", message], self.commits);
+        git(
+            &self.work,
+            &["commit", "-q", "--allow-empty", "-m", message],
+            self.commits,
+        );
         git(&self.work, &["rev-parse", "HEAD"], self.commits)
     }
 
@@ -93,7 +109,11 @@ impl Repo {
 
     /// Starts an unrelated history on `main` (an orphan branch renamed over it).
     pub fn orphan(&self) {
-        git(&self.work, &["checkout", "-q", "--orphan", "rewritten"], self.commits);
+        git(
+            &self.work,
+            &["checkout", "-q", "--orphan", "rewritten"],
+            self.commits,
+        );
         git(&self.work, &["branch", "-q", "-D", "main"], self.commits);
         git(&self.work, &["branch", "-q", "-m", "main"], self.commits);
     }
@@ -109,7 +129,15 @@ pub fn example_files(prefix: &str) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = std::fs::read_dir(super::example_dir())
         .expect("example")
         .map(|e| e.expect("entry").path())
-        .map(|p| (format!("{prefix}/{}", p.file_name().expect("name").to_string_lossy()), std::fs::read_to_string(&p).expect("read")))
+        .map(|p| {
+            (
+                format!(
+                    "{prefix}/{}",
+                    p.file_name().expect("name").to_string_lossy()
+                ),
+                std::fs::read_to_string(&p).expect("read"),
+            )
+        })
         .collect();
     files.sort();
     files
