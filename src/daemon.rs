@@ -265,12 +265,12 @@ impl Loop {
         if known_bad {
             // A failed revision is not retried until a new commit; drift is
             // still corrected against the last good state.
-            if trigger == "drift" {
-                if let Some((snapshot, state)) = self.last_good.clone() {
-                    return self
-                        .converge(&snapshot.revision, &state, trigger, started)
-                        .await;
-                }
+            if trigger == "drift"
+                && let Some((snapshot, state)) = self.last_good.clone()
+            {
+                return self
+                    .converge(&snapshot.revision, &state, trigger, started)
+                    .await;
             }
             return Next::Quiet;
         }
@@ -573,15 +573,15 @@ fn webhook(
     }
     let payload: serde_json::Value =
         serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
-    if let Some(reference) = payload.get("ref").and_then(|r| r.as_str()) {
-        if reference != format!("refs/heads/{}", shared.branch) {
-            shared.metrics.webhook("ignored");
-            return (
-                StatusCode::ACCEPTED,
-                format!("ignored push to `{reference}`\n"),
-            )
-                .into_response();
-        }
+    if let Some(reference) = payload.get("ref").and_then(|r| r.as_str())
+        && reference != format!("refs/heads/{}", shared.branch)
+    {
+        shared.metrics.webhook("ignored");
+        return (
+            StatusCode::ACCEPTED,
+            format!("ignored push to `{reference}`\n"),
+        )
+            .into_response();
     }
     if let Some(delivery) = header_text(headers, delivery_header) {
         let mut seen = shared.deliveries.lock().unwrap_or_else(|e| e.into_inner());

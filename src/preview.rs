@@ -257,30 +257,30 @@ fn markdown(preview: &Preview) -> String {
         }
         let _ = writeln!(out);
     }
-    if let Some(plan) = &preview.plan {
-        if !plan.is_empty() {
-            let _ = writeln!(
-                out,
-                "<details><summary>Plan ({} change(s))</summary>\n",
-                plan.changes.len()
-            );
-            let _ = writeln!(out, "```diff");
-            for change in &plan.changes {
-                let _ = writeln!(out, "{} {}", change.action.symbol(), change.address);
-                for field in &change.fields {
-                    if change.action == meridian_provider::Action::Update {
-                        let _ = writeln!(
-                            out,
-                            "!     {}: {} → {}",
-                            field.path,
-                            render::show_value(field.before.as_ref()),
-                            render::show_value(field.after.as_ref())
-                        );
-                    }
+    if let Some(plan) = &preview.plan
+        && !plan.is_empty()
+    {
+        let _ = writeln!(
+            out,
+            "<details><summary>Plan ({} change(s))</summary>\n",
+            plan.changes.len()
+        );
+        let _ = writeln!(out, "```diff");
+        for change in &plan.changes {
+            let _ = writeln!(out, "{} {}", change.action.symbol(), change.address);
+            for field in &change.fields {
+                if change.action == meridian_provider::Action::Update {
+                    let _ = writeln!(
+                        out,
+                        "!     {}: {} → {}",
+                        field.path,
+                        render::show_value(field.before.as_ref()),
+                        render::show_value(field.after.as_ref())
+                    );
                 }
             }
-            let _ = writeln!(out, "```\n\n</details>\n");
         }
+        let _ = writeln!(out, "```\n\n</details>\n");
     }
     if !preview.files.is_empty() {
         let _ = writeln!(

@@ -254,10 +254,10 @@ impl RepoSource {
             format!("refs/remotes/origin/{revision}"),
         ];
         for candidate in &candidates {
-            if let Ok(object) = self.repo.revparse_single(candidate) {
-                if let Ok(commit) = object.peel_to_commit() {
-                    return Ok(commit.id());
-                }
+            if let Ok(object) = self.repo.revparse_single(candidate)
+                && let Ok(commit) = object.peel_to_commit()
+            {
+                return Ok(commit.id());
             }
         }
         Err(SourceError::Git {
