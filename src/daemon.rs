@@ -63,23 +63,23 @@ pub struct DaemonConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// The listen address cannot be bound.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {cause}")]
     Listen {
         /// Address.
         address: SocketAddr,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (part of the message, not a chained source).
+        cause: std::io::Error,
     },
     /// The repository cannot be opened.
     #[error(transparent)]
     Source(#[from] SourceError),
     /// The state directory is unusable.
-    #[error("state directory {path}: {source}")]
+    #[error("state directory {path}: {cause}")]
     State {
         /// Directory.
         path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (part of the message, not a chained source).
+        cause: std::io::Error,
     },
 }
 
@@ -624,9 +624,9 @@ async fn generic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(&config.state_dir).map_err(|source| DaemonError::State {
+    std::fs::create_dir_all(&config.state_dir).map_err(|cause| DaemonError::State {
         path: config.state_dir.clone(),
-        source,
+        cause,
     })?;
     let source = RepoSource::open(&config.repo, &config.state_dir, config.auth.clone())?;
     let repository = source.display().to_owned();
@@ -639,10 +639,10 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             status
         }
         Ok(_) => Status::new(&repository, &config.branch, &config.path),
-        Err(source) => {
+        Err(cause) => {
             return Err(DaemonError::State {
                 path: config.state_dir.clone(),
-                source,
+                cause,
             });
         }
     };
@@ -659,16 +659,14 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| DaemonError::Listen {
+        .map_err(|cause| DaemonError::Listen {
             address: config.listen,
-            source,
+            cause,
         })?;
-    let address = listener
-        .local_addr()
-        .map_err(|source| DaemonError::Listen {
-            address: config.listen,
-            source,
-        })?;
+    let address = listener.local_addr().map_err(|cause| DaemonError::Listen {
+        address: config.listen,
+        cause,
+    })?;
     println!("meridian: listening on {address}");
     tracing::info!(%address, repository = %repository, branch = %config.branch, path = %config.path, "meridian run started");
     let router = Router::new()

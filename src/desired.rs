@@ -179,7 +179,8 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
                     &source,
                     Resource::EndpointGroup(EndpointGroupSpec {
                         region: group.region.clone(),
-                        traffic_dial: group.traffic_dial,
+                        // Validated to 0-100.
+                        traffic_dial: u8::try_from(group.traffic_dial.min(100)).unwrap_or(100),
                         health_check,
                         port_overrides,
                     }),
@@ -196,7 +197,8 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
                         &source,
                         Resource::Endpoint(EndpointSpec {
                             id: endpoint.id.clone(),
-                            weight: endpoint.weight,
+                            // Validated to 0-255.
+                            weight: u8::try_from(endpoint.weight).unwrap_or(u8::MAX),
                             client_ip_preservation: endpoint.client_ip_preservation,
                         }),
                     );

@@ -426,6 +426,10 @@ impl Progress for ConsoleProgress {
     }
 }
 
+fn short(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
+}
+
 fn confirm(plan: &Plan) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         bail!(
@@ -468,20 +472,29 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
                 eprintln!(
                     "error: the saved plan is stale: desired state in {} changed since the plan was made (plan {}, now {}). Nothing was applied; run `meridian plan` again.",
                     args.dir.display(),
-                    &saved.source.digest[..12],
-                    &state.digest[..12]
+                    short(&saved.source.digest),
+                    short(&state.digest)
                 );
                 return Ok(exit::ERROR);
             }
             if saved.observed_fingerprint != fresh.observed_fingerprint {
                 eprintln!(
                     "error: the saved plan is stale: the live world changed since the plan was made (observed {}, now {}). Nothing was applied; run `meridian plan` again.",
-                    &saved.observed_fingerprint[..12],
-                    &fresh.observed_fingerprint[..12]
+                    short(&saved.observed_fingerprint),
+                    short(&fresh.observed_fingerprint)
                 );
                 return Ok(exit::ERROR);
             }
-            saved
+            // Same desired state and same live world give the same plan. A saved
+            // plan whose changes differ was edited (or made by another version):
+            // only what meridian itself computes is ever applied.
+            if saved.changes != fresh.changes || saved.violations != fresh.violations {
+                eprintln!(
+                    "error: the saved plan's changes differ from what meridian computes for the same desired state and live world (was the file edited, or made by another meridian version?). Nothing was applied; run `meridian plan` again."
+                );
+                return Ok(exit::ERROR);
+            }
+            fresh
         }
     };
     if plan.is_blocked() {
@@ -784,7 +797,21 @@ async fn run(cli: &Cli) -> Result<u8> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1 (error), never clap's default 2, which in
+    // meridian's contract means "changes pending" or "drift found".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            let code = match error.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::OK
+                }
+                _ => exit::ERROR,
+            };
+            return ExitCode::from(code);
+        }
+    };
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

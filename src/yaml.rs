@@ -203,16 +203,42 @@ fn resolve_plain(text: &str) -> Value {
     Value::Str(text.to_owned())
 }
 
+/// A mapping being built: explicit entries, entries brought in by merge keys
+/// (`<<`, lower priority), the key waiting for its value, and whether that
+/// key is a plain `<<`.
+struct MapFrame {
+    pos: Pos,
+    anchor: usize,
+    entries: Vec<(Node, Node)>,
+    merged: Vec<(Node, Node)>,
+    pending_key: Option<Node>,
+    pending_merge: bool,
+}
+
 enum Frame {
     Seq(Pos, usize, Vec<Node>),
-    Map(Pos, usize, Vec<(Node, Node)>, Option<Node>),
+    Map(MapFrame),
+}
+
+/// Most values a document may hold once aliases are expanded: enough for any
+/// real desired state, small enough that a few hundred bytes of nested
+/// aliases ("billion laughs") cannot exhaust memory.
+pub const MAX_EXPANDED_VALUES: usize = 100_000;
+
+fn count(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Seq(items) => items.iter().map(count).sum(),
+        Value::Map(entries) => entries.iter().map(|(k, v)| count(k) + count(v)).sum(),
+        _ => 0,
+    }
 }
 
 /// Parses every document of a YAML stream. Empty documents are skipped.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
     let mut documents = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
+    let mut expanded = 0usize;
     let mut root: Option<Node> = None;
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| SyntaxError {
@@ -237,6 +263,11 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 None
             }
             Event::Scalar(value, style, anchor, tag) => {
+                if let Some(Frame::Map(frame)) = stack.last_mut() {
+                    if frame.pending_key.is_none() && style == ScalarStyle::Plain && value == "<<" {
+                        frame.pending_merge = true;
+                    }
+                }
                 let forced_string = tag
                     .as_ref()
                     .is_some_and(|t| t.handle == "tag:yaml.org,2002:" && t.suffix == "str")
@@ -249,10 +280,19 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 Some((Node { pos, value }, anchor))
             }
             Event::Alias(id) => {
-                let node = anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
+                let (node, size) = anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
                     pos,
                     message: "alias refers to an unknown anchor".to_owned(),
                 })?;
+                expanded += size;
+                if expanded > MAX_EXPANDED_VALUES {
+                    return Err(SyntaxError {
+                        pos,
+                        message: format!(
+                            "aliases expand to more than {MAX_EXPANDED_VALUES} values; refusing a document that multiplies itself"
+                        ),
+                    });
+                }
                 Some((Node { pos, ..node }, 0))
             }
             Event::SequenceStart(anchor, _) => {
@@ -260,7 +300,14 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 None
             }
             Event::MappingStart(anchor, _) => {
-                stack.push(Frame::Map(pos, anchor, Vec::new(), None));
+                stack.push(Frame::Map(MapFrame {
+                    pos,
+                    anchor,
+                    entries: Vec::new(),
+                    merged: Vec::new(),
+                    pending_key: None,
+                    pending_merge: false,
+                }));
                 None
             }
             Event::SequenceEnd => match stack.pop() {
@@ -274,13 +321,21 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 _ => None,
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map(pos, anchor, entries, _)) => Some((
-                    Node {
-                        pos,
-                        value: Value::Map(entries),
-                    },
-                    anchor,
-                )),
+                Some(Frame::Map(mut frame)) => {
+                    // Explicit keys win over merged ones.
+                    for (k, v) in std::mem::take(&mut frame.merged) {
+                        if !frame.entries.iter().any(|(e, _)| e.value == k.value) {
+                            frame.entries.push((k, v));
+                        }
+                    }
+                    Some((
+                        Node {
+                            pos: frame.pos,
+                            value: Value::Map(frame.entries),
+                        },
+                        frame.anchor,
+                    ))
+                }
                 _ => None,
             },
             Event::StreamStart | Event::StreamEnd | Event::Nothing => None,
@@ -289,32 +344,64 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
             continue;
         };
         if anchor != 0 {
-            anchors.insert(anchor, node.clone());
+            let size = count(&node);
+            anchors.insert(anchor, (node.clone(), size));
         }
         match stack.last_mut() {
             None => root = Some(node),
             Some(Frame::Seq(_, _, items)) => items.push(node),
-            Some(Frame::Map(_, _, entries, pending_key)) => match pending_key.take() {
-                None => *pending_key = Some(node),
-                Some(key) => {
-                    if key.value == Value::Str("<<".to_owned()) {
-                        // YAML merge key: copy the anchored mapping's entries we don't have.
-                        if let Value::Map(merged) = node.value {
-                            for (k, v) in merged {
-                                if !entries.iter().any(|(e, _)| e.value == k.value) {
-                                    entries.push((k, v));
+            Some(Frame::Map(frame)) => match frame.pending_key.take() {
+                None => frame.pending_key = Some(node),
+                Some(key) if frame.pending_merge => {
+                    frame.pending_merge = false;
+                    // YAML merge key: a mapping, or a list of mappings where
+                    // earlier ones win; anything else is an error, not ignored.
+                    let maps = match node.value {
+                        Value::Map(entries) => vec![entries],
+                        Value::Seq(items) => {
+                            let mut maps = Vec::new();
+                            for item in items {
+                                match item.value {
+                                    Value::Map(entries) => maps.push(entries),
+                                    other => {
+                                        return Err(SyntaxError {
+                                            pos: item.pos,
+                                            message: format!(
+                                                "the merge key `<<` takes mappings; this list holds {}",
+                                                other.describe()
+                                            ),
+                                        });
+                                    }
                                 }
                             }
+                            maps
                         }
-                        continue;
+                        other => {
+                            return Err(SyntaxError {
+                                pos: key.pos,
+                                message: format!(
+                                    "the merge key `<<` takes a mapping or a list of mappings, got {}",
+                                    other.describe()
+                                ),
+                            });
+                        }
+                    };
+                    for entries in maps {
+                        for (k, v) in entries {
+                            if !frame.merged.iter().any(|(e, _)| e.value == k.value) {
+                                frame.merged.push((k, v));
+                            }
+                        }
                     }
-                    if entries.iter().any(|(k, _)| k.value == key.value) {
+                }
+                Some(key) => {
+                    if frame.entries.iter().any(|(k, _)| k.value == key.value) {
                         return Err(SyntaxError {
                             pos: key.pos,
                             message: format!("duplicate key `{}` in one mapping", key_text(&key)),
                         });
                     }
-                    entries.push((key, node));
+                    frame.entries.push((key, node));
                 }
             },
         }
@@ -367,6 +454,54 @@ mod tests {
     fn duplicate_keys_are_errors_with_position() {
         let error = parse_documents("a: 1\nb: 2\na: 3\n").expect_err("duplicate");
         assert_eq!(error.pos, Pos { line: 3, col: 1 });
+    }
+
+    #[test]
+    fn merge_keys_follow_the_spec() {
+        let text = "base: &b {region: eu-central-1, trafficDial: 0}\nother: &o {weight: 5}\nlist:\n  - <<: [*b, *o]\n    region: us-east-1\n";
+        let docs = parse_documents(text).expect("parses");
+        let list = docs[0].get("list").expect("list");
+        let Value::Seq(items) = &list.value else {
+            panic!("seq")
+        };
+        let item = &items[0];
+        assert_eq!(
+            item.get("region").map(|n| n.value.clone()),
+            Some(Value::Str("us-east-1".into())),
+            "explicit keys override merged ones"
+        );
+        assert_eq!(
+            item.get("trafficDial").map(|n| n.value.clone()),
+            Some(Value::Int(0)),
+            "a list of merged mappings is merged"
+        );
+        assert_eq!(
+            item.get("weight").map(|n| n.value.clone()),
+            Some(Value::Int(5))
+        );
+        assert!(
+            parse_documents("a:\n  <<: hello\n").is_err(),
+            "merging a scalar is an error"
+        );
+        let quoted = parse_documents("a:\n  \"<<\": {x: 1}\n").expect("parses");
+        assert!(
+            quoted[0].get("a").and_then(|a| a.get("<<")).is_some(),
+            "a quoted << is an ordinary key"
+        );
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let error = parse_documents(&text).expect_err("refused");
+        assert!(
+            error.message.contains("aliases expand to more than"),
+            "{error:?}"
+        );
     }
 
     #[test]

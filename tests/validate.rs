@@ -369,6 +369,9 @@ fn a_file_with_several_errors_reports_them_all() {
     for expected in [
         "./many.yaml:22:24: spec.listeners[0].endpointGroups[0].trafficDial: must be from 0 to 100, got 101",
         "./many.yaml:24:36: spec.listeners[0].endpointGroups[0].endpoints[0].weight: must be from 0 to 255, got 300",
+        // Semantic rules of the same document are still checked and reported.
+        "./many.yaml:25:19: spec.listeners[0].endpointGroups[1].region: unknown AWS region `mars-1`",
+        "./many.yaml:26:42: spec.listeners[0].endpointGroups[1].healthCheck.intervalSeconds: must be 10 or 30, got 15",
         "./other.yml:2:7: kind: unknown kind `Nope`",
     ] {
         assert!(

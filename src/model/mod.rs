@@ -126,6 +126,10 @@ pub struct DesiredState {
     pub digest: String,
     /// Files read.
     pub files: Vec<String>,
+    /// Whether some documents could not be read or typed (their errors are
+    /// reported). Cross-document references are not checked then: a
+    /// reference to a broken document is not a second error.
+    pub partial: bool,
 }
 
 impl DesiredState {
@@ -151,20 +155,23 @@ impl DesiredState {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The directory could not be read.
-    #[error("cannot read desired state at {path}: {source}")]
+    #[error("cannot read desired state at {path}: {cause}")]
     Io {
         /// The path.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (part of the message, not a chained source).
+        cause: std::io::Error,
     },
     /// The documents are invalid.
     #[error("{} error(s) in the desired state", .0.len())]
     Invalid(Vec<Diagnostic>),
 }
 
-/// Reads every `*.yaml` / `*.yml` file under `dir`, recursively, in path
-/// order. Hidden entries (like `.git`) and symbolic links are skipped.
+/// Reads every `*.yaml` / `*.yml` file (any case) under `dir`, recursively,
+/// in path order. Hidden entries (like `.git`) are skipped. A symbolic link to
+/// a file is read (shared files are a common layout); a link to a folder is
+/// skipped with a warning, so a link can never make the walk loop; a broken
+/// link is an error, never a silent deletion.
 pub fn read_dir(dir: &Path) -> Result<Vec<SourceFile>, LoadError> {
     let mut files = Vec::new();
     collect(dir, dir, &mut files)?;
@@ -173,15 +180,15 @@ pub fn read_dir(dir: &Path) -> Result<Vec<SourceFile>, LoadError> {
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<SourceFile>) -> Result<(), LoadError> {
-    let io = |source| LoadError::Io {
+    let io = |cause| LoadError::Io {
         path: dir.to_path_buf(),
-        source,
+        cause,
     };
     let metadata = std::fs::metadata(dir).map_err(io)?;
     if !metadata.is_dir() {
         return Err(LoadError::Io {
             path: dir.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            cause: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
     for entry in std::fs::read_dir(dir).map_err(io)? {
@@ -191,15 +198,25 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<SourceFile>) -> Result<(), Loa
         if name.starts_with('.') {
             continue;
         }
-        let file_type = entry.file_type().map_err(io)?;
+        let mut file_type = entry.file_type().map_err(io)?;
         if file_type.is_symlink() {
-            tracing::warn!(path = %path.display(), "skipping symbolic link in desired state");
-        } else if file_type.is_dir() {
-            collect(root, &path, out)?;
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-            let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
+            let target = std::fs::metadata(&path).map_err(|cause| LoadError::Io {
                 path: path.clone(),
-                source,
+                cause,
+            })?;
+            if target.is_dir() {
+                tracing::warn!(path = %path.display(), "skipping a symbolic link to a folder in desired state");
+                continue;
+            }
+            file_type = target.file_type();
+        }
+        let lower = name.to_ascii_lowercase();
+        if file_type.is_dir() {
+            collect(root, &path, out)?;
+        } else if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+            let text = std::fs::read_to_string(&path).map_err(|cause| LoadError::Io {
+                path: path.clone(),
+                cause,
             })?;
             out.push(SourceFile {
                 path: path.display().to_string(),
@@ -211,17 +228,47 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<SourceFile>) -> Result<(), Loa
     Ok(())
 }
 
-/// Loads and validates desired state from a directory.
+/// Loads and validates desired state from a directory. The digest covers
+/// paths relative to `dir`, so `plan ds` and `apply ./ds` agree.
 pub fn load_dir(dir: &Path) -> Result<DesiredState, LoadError> {
     let files = read_dir(dir)?;
-    load(&files)
+    let mut state = load(&files)?;
+    let relative: Vec<SourceFile> = files
+        .iter()
+        .map(|f| SourceFile {
+            path: Path::new(&f.path)
+                .strip_prefix(dir)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| f.path.clone()),
+            text: f.text.clone(),
+        })
+        .collect();
+    state.digest = digest(&relative);
+    Ok(state)
 }
 
+/// SHA-256 over every file's path and content, hex.
+pub fn digest(files: &[SourceFile]) -> String {
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(file.path.as_bytes());
+        hasher.update([0]);
+        hasher.update(file.text.as_bytes());
+        hasher.update([0]);
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+/// Deserialises a structurally checked document. When its values were
+/// already reported out of range (`quiet`), a value serde cannot hold (300 in
+/// a weight) needs no second message: the document is just left out.
 fn typed<S: DeserializeOwned>(
     file: &Arc<str>,
     node: &Node,
     positions: &Arc<HashMap<String, Pos>>,
     errors: &mut Vec<Diagnostic>,
+    quiet: bool,
+    partial: &mut bool,
 ) -> Option<Located<S>> {
     match serde_json::from_value::<Document<S>>(node.to_json()) {
         Ok(doc) => Some(Located {
@@ -230,9 +277,14 @@ fn typed<S: DeserializeOwned>(
             positions: positions.clone(),
             doc,
         }),
+        Err(_) if quiet => {
+            *partial = true;
+            None
+        }
         Err(error) => {
             // The structural check passed, so this is a value serde refuses
             // for a reason the schema cannot express (e.g. a float too large).
+            *partial = true;
             errors.push(Diagnostic {
                 file: file.to_string(),
                 pos: node.pos,
@@ -260,12 +312,7 @@ pub fn load_allowing_empty(files: &[SourceFile]) -> Result<DesiredState, LoadErr
 fn load_with(files: &[SourceFile], allow_empty: bool) -> Result<DesiredState, LoadError> {
     let mut state = DesiredState::default();
     let mut errors = Vec::new();
-    let mut hasher = Sha256::new();
     for file in files {
-        hasher.update(file.path.as_bytes());
-        hasher.update([0]);
-        hasher.update(file.text.as_bytes());
-        hasher.update([0]);
         state.files.push(file.path.clone());
         let name: Arc<str> = Arc::from(file.path.as_str());
         let documents = match yaml::parse_documents(&file.text) {
@@ -277,6 +324,7 @@ fn load_with(files: &[SourceFile], allow_empty: bool) -> Result<DesiredState, Lo
                     path: String::new(),
                     message: format!("malformed YAML: {}", error.message),
                 });
+                state.partial = true;
                 continue;
             }
         };
@@ -284,7 +332,7 @@ fn load_with(files: &[SourceFile], allow_empty: bool) -> Result<DesiredState, Lo
             load_document(&name, &node, &mut state, &mut errors);
         }
     }
-    state.digest = format!("{:x}", hasher.finalize());
+    state.digest = digest(files);
     if errors.is_empty() && state.document_count() == 0 && !allow_empty {
         errors.push(Diagnostic {
             file: files.first().map(|f| f.path.clone()).unwrap_or_else(|| "(desired state)".to_owned()),
@@ -293,9 +341,9 @@ fn load_with(files: &[SourceFile], allow_empty: bool) -> Result<DesiredState, Lo
             message: "no desired-state documents found (expected *.yaml / *.yml files with `apiVersion`, `kind`, `metadata` and `spec`); refusing to treat an empty folder as \"delete everything\"".to_owned(),
         });
     }
-    if errors.is_empty() {
-        errors.extend(validate::validate(&state));
-    }
+    // Every document that could be typed is validated, even when others
+    // failed: all errors are reported at once.
+    errors.extend(validate::validate(&state));
     if errors.is_empty() {
         Ok(state)
     } else {
@@ -326,6 +374,7 @@ fn load_document(
                 node.value.describe()
             ),
         ));
+        state.partial = true;
         return;
     }
     let kind = match node.get("kind") {
@@ -338,6 +387,7 @@ fn load_document(
                     raw::KINDS.join(", ")
                 ),
             ));
+            state.partial = true;
             return;
         }
         Some(Node {
@@ -353,6 +403,7 @@ fn load_document(
                         raw::KINDS.join(", ")
                     ),
                 ));
+                state.partial = true;
                 return;
             }
             kind.clone()
@@ -367,6 +418,7 @@ fn load_document(
                     raw::KINDS.join(", ")
                 ),
             ));
+            state.partial = true;
             return;
         }
     };
@@ -374,38 +426,85 @@ fn load_document(
         return;
     };
     let issues = schema::check(node, &schema);
-    if !issues.is_empty() {
-        errors.extend(
-            issues
-                .into_iter()
-                .map(|i| diagnostic(i.pos, &i.path, i.message)),
-        );
+    let quiet = !issues.is_empty();
+    let blocking = issues.iter().any(|i| i.blocking);
+    errors.extend(
+        issues
+            .into_iter()
+            .map(|i| diagnostic(i.pos, &i.path, i.message)),
+    );
+    if blocking {
+        state.partial = true;
         return;
     }
     let mut positions = HashMap::new();
     node.index_positions("", &mut positions);
     let positions = Arc::new(positions);
     match kind.as_str() {
-        "Provider" => state
-            .providers
-            .extend(typed(file, node, &positions, errors)),
-        "GlobalAccelerator" => state
-            .accelerators
-            .extend(typed(file, node, &positions, errors)),
-        "HealthCheck" => state
-            .health_checks
-            .extend(typed(file, node, &positions, errors)),
-        "BackendService" => state
-            .backend_services
-            .extend(typed(file, node, &positions, errors)),
-        "UrlMap" => state.url_maps.extend(typed(file, node, &positions, errors)),
-        "TransitGatewayMesh" => state.meshes.extend(typed(file, node, &positions, errors)),
-        "TrafficPolicy" => state
-            .traffic_policies
-            .extend(typed(file, node, &positions, errors)),
-        "DataResidencyPolicy" => state
-            .residency_policies
-            .extend(typed(file, node, &positions, errors)),
+        "Provider" => state.providers.extend(typed(
+            file,
+            node,
+            &positions,
+            errors,
+            quiet,
+            &mut state.partial,
+        )),
+        "GlobalAccelerator" => state.accelerators.extend(typed(
+            file,
+            node,
+            &positions,
+            errors,
+            quiet,
+            &mut state.partial,
+        )),
+        "HealthCheck" => state.health_checks.extend(typed(
+            file,
+            node,
+            &positions,
+            errors,
+            quiet,
+            &mut state.partial,
+        )),
+        "BackendService" => state.backend_services.extend(typed(
+            file,
+            node,
+            &positions,
+            errors,
+            quiet,
+            &mut state.partial,
+        )),
+        "UrlMap" => state.url_maps.extend(typed(
+            file,
+            node,
+            &positions,
+            errors,
+            quiet,
+            &mut state.partial,
+        )),
+        "TransitGatewayMesh" => state.meshes.extend(typed(
+            file,
+            node,
+            &positions,
+            errors,
+            quiet,
+            &mut state.partial,
+        )),
+        "TrafficPolicy" => state.traffic_policies.extend(typed(
+            file,
+            node,
+            &positions,
+            errors,
+            quiet,
+            &mut state.partial,
+        )),
+        "DataResidencyPolicy" => state.residency_policies.extend(typed(
+            file,
+            node,
+            &positions,
+            errors,
+            quiet,
+            &mut state.partial,
+        )),
         _ => {}
     }
 }

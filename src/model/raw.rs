@@ -219,13 +219,14 @@ pub struct EndpointDoc {
     pub id: String,
     /// Weight 0-255 (default 128). 0 sends no traffic.
     #[serde(default = "default_weight")]
-    pub weight: u8,
+    #[schemars(range(min = 0, max = 255))]
+    pub weight: u32,
     /// Preserve the client IP (default false).
     #[serde(default)]
     pub client_ip_preservation: bool,
 }
 
-fn default_weight() -> u8 {
+fn default_weight() -> u32 {
     128
 }
 
@@ -238,7 +239,7 @@ pub struct EndpointGroupDoc {
     /// Share of the region's traffic admitted, 0-100 (default 100).
     #[serde(default = "default_dial")]
     #[schemars(range(min = 0, max = 100))]
-    pub traffic_dial: u8,
+    pub traffic_dial: u32,
     /// Health check (default: TCP on the listener's first port, every 30s, threshold 3).
     pub health_check: Option<GaHealthCheckDoc>,
     /// Port overrides.
@@ -249,7 +250,7 @@ pub struct EndpointGroupDoc {
     pub endpoints: Vec<EndpointDoc>,
 }
 
-fn default_dial() -> u8 {
+fn default_dial() -> u32 {
     100
 }
 
@@ -641,7 +642,7 @@ pub struct TrafficPolicySpec {
     /// Largest dial (or scaler, in points) move per step, 1-100 (default 25).
     #[serde(default = "default_step")]
     #[schemars(range(min = 1, max = 100))]
-    pub max_step_percent: u8,
+    pub max_step_percent: u32,
     /// Seconds to wait after a step before checking gates (default 300).
     #[serde(default = "default_bake")]
     pub bake_seconds: u32,
@@ -658,7 +659,7 @@ pub struct TrafficPolicySpec {
     pub deny_windows: Vec<DenyWindow>,
 }
 
-fn default_step() -> u8 {
+fn default_step() -> u32 {
     25
 }
 

@@ -24,6 +24,10 @@ pub struct SchemaIssue {
     pub path: String,
     /// What is wrong and what is allowed.
     pub message: String,
+    /// Whether the document cannot be typed at all (unknown or missing
+    /// fields, wrong types). A value merely out of range is not blocking: the
+    /// document's other rules can still be checked and reported.
+    pub blocking: bool,
 }
 
 /// The generated schema of one kind's whole document.
@@ -187,6 +191,7 @@ impl<'a> Checker<'a> {
             pos,
             path: path.to_owned(),
             message,
+            blocking: true,
         });
     }
 
@@ -346,6 +351,9 @@ impl<'a> Checker<'a> {
                         .trim_start_matches("number ")
                 ),
             );
+            if let Some(last) = self.issues.last_mut() {
+                last.blocking = false;
+            }
         }
     }
 

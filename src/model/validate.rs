@@ -233,6 +233,9 @@ impl Validator<'_> {
 
     /// Checks that `name` names a provider of an allowed type.
     fn provider_ref<S>(&mut self, doc: &Located<S>, name: &str, allowed: &[ProviderType]) {
+        if self.state.partial {
+            return;
+        }
         let names: Vec<&str> = self.state.providers.iter().map(|p| p.name()).collect();
         match self.state.provider(name) {
             None => self.push(
@@ -626,6 +629,9 @@ impl Validator<'_> {
                 );
             }
             for (i, name) in spec.health_checks.iter().enumerate() {
+                if state.partial {
+                    break;
+                }
                 let path = format!("spec.healthChecks[{i}]");
                 match state.health_checks.iter().find(|h| h.name() == name) {
                     None => {
@@ -732,6 +738,9 @@ impl Validator<'_> {
 
     fn service_ref<S>(&mut self, doc: &Located<S>, path: &str, name: &str, provider: &str) {
         let state = self.state;
+        if state.partial {
+            return;
+        }
         match state.backend_services.iter().find(|b| b.name() == name) {
             None => {
                 let known: Vec<&str> = state.backend_services.iter().map(|b| b.name()).collect();
@@ -947,6 +956,9 @@ impl Validator<'_> {
                 );
             }
             for (i, name) in selector.names.iter().enumerate() {
+                if state.partial {
+                    break;
+                }
                 let in_ga = state.accelerators.iter().any(|a| a.name() == name);
                 let in_bs = state.backend_services.iter().any(|b| b.name() == name);
                 let found = match selector.kind {

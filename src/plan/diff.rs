@@ -13,7 +13,11 @@ use serde_json::Value;
 
 use crate::desired::DesiredResources;
 
-/// Waves of deletions start here, after every create and update.
+/// Drains (dial or scaler to 0, accelerator disabled) of objects about to be
+/// deleted run here: after every create and update, so replacement endpoint
+/// groups, endpoints and backends already carry traffic when the old ones stop.
+const DRAIN_WAVE: u32 = 4;
+/// Waves of deletions start here, after every drain.
 const DELETE_WAVE: u32 = 10;
 
 /// Field-level differences between two resource values, in field order.
@@ -196,7 +200,7 @@ pub fn diff(
                 provider: (*provider).clone(),
                 address: (*address).clone(),
                 action: Action::Update,
-                wave: wave(address, Action::Update),
+                wave: DRAIN_WAVE,
                 fields: field_changes(Some(&have.resource), Some(&resource)),
                 before: Some(have.resource.clone()),
                 after: Some(resource),

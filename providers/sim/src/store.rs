@@ -16,20 +16,20 @@ use crate::world::World;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The directory or a file in it could not be used.
-    #[error("simulated cloud directory {path}: {source}")]
+    #[error("simulated cloud directory {path}: {cause}")]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (part of the message, not a chained source).
+        cause: std::io::Error,
     },
     /// `world.json` is not a world this version understands.
-    #[error("simulated cloud state {path} is unreadable: {source}")]
+    #[error("simulated cloud state {path} is unreadable: {cause}")]
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: serde_json::Error,
+        /// The cause (part of the message, not a chained source).
+        cause: serde_json::Error,
     },
 }
 
@@ -43,9 +43,9 @@ impl SimStore {
     /// Opens (creating if needed) the world in `dir`.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+        fs::create_dir_all(&dir).map_err(|cause| StoreError::Io {
             path: dir.clone(),
-            source,
+            cause,
         })?;
         Ok(Self { dir })
     }
@@ -60,7 +60,7 @@ impl SimStore {
     }
 
     fn io(&self, path: PathBuf) -> impl FnOnce(std::io::Error) -> StoreError {
-        move |source| StoreError::Io { path, source }
+        move |cause| StoreError::Io { path, cause }
     }
 
     fn lock(&self) -> Result<File, StoreError> {
@@ -78,8 +78,9 @@ impl SimStore {
     fn load(&self) -> Result<World, StoreError> {
         let path = self.world_path();
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|source| StoreError::Corrupt { path, source }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|cause| StoreError::Corrupt { path, cause })
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(World::default()),
             Err(error) => Err(self.io(path)(error)),
         }
@@ -90,9 +91,9 @@ impl SimStore {
         let tmp = self
             .dir
             .join(format!("world.json.tmp.{}", std::process::id()));
-        let bytes = serde_json::to_vec_pretty(world).map_err(|source| StoreError::Corrupt {
+        let bytes = serde_json::to_vec_pretty(world).map_err(|cause| StoreError::Corrupt {
             path: path.clone(),
-            source,
+            cause,
         })?;
         let mut file = File::create(&tmp).map_err(self.io(tmp.clone()))?;
         file.write_all(&bytes).map_err(self.io(tmp.clone()))?;
