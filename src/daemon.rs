@@ -265,12 +265,13 @@ impl Loop {
         if known_bad {
             // A failed revision is not retried until a new commit; drift is
             // still corrected against the last good state.
-            if trigger == "drift"
-                && let Some((snapshot, state)) = self.last_good.clone()
-            {
-                return self
-                    .converge(&snapshot.revision, &state, trigger, started)
-                    .await;
+            if trigger == "drift" || trigger == "startup" {
+                if self.last_good.is_none() {
+                    self.restore_last_good(previous.last_applied.as_ref().map(|a| a.revision.clone())).await;
+                }
+                if let Some((snapshot, state)) = self.last_good.clone() {
+                    return self.converge(&snapshot.revision, &state, trigger, started).await;
+                }
             }
             return Next::Quiet;
         }
@@ -337,6 +338,22 @@ impl Loop {
         }
         .instrument(span)
         .await
+    }
+
+    /// After a restart the last good state is not in memory: read it again
+    /// from Git at the last applied revision, so drift keeps being corrected
+    /// while the branch head is a revision that failed.
+    async fn restore_last_good(&mut self, revision: Option<String>) {
+        let Some(revision) = revision else { return };
+        let Ok(commit) = git2::Oid::from_str(&revision) else { return };
+        let path = self.config.path.clone();
+        match self.blocking(move |s| s.snapshot(commit, &path, false)).await {
+            Ok(snapshot) => match model::load(&snapshot.files) {
+                Ok(state) => self.last_good = Some((snapshot, state)),
+                Err(error) => tracing::warn!(%revision, %error, "the last applied revision no longer loads"),
+            },
+            Err(error) => tracing::warn!(%revision, %error, "cannot read the last applied revision"),
+        }
     }
 
     /// Observe, plan and apply `state` (the desired state of `revision`).
@@ -419,10 +436,11 @@ impl Loop {
                 .gaps
                 .iter()
                 .map(|g| format!("{} of {}: {}", g.family, g.provider, g.error))
+                .chain(plan.conflicts.iter().cloned())
                 .collect();
             self.fail(
                 Some(revision),
-                "the live world could not be fully observed; nothing was applied".to_owned(),
+                "the live world was not fully observed or holds conflicting objects; nothing was applied".to_owned(),
                 details,
             );
             record_calls(&self.shared, &providers);
@@ -499,8 +517,13 @@ impl Loop {
         self.shared.metrics.applied_at(at.at_unix);
         self.shared.metrics.observed(0, 0);
         self.shared.update_status(|s| {
+            // When the head failed and this corrected drift against the last
+            // good revision, the head's error stays visible.
+            let head_failed = s.head.as_ref().is_some_and(|h| h.revision != revision && s.failed_revisions.contains(&h.revision));
             s.last_applied = Some(at);
-            s.last_error = None;
+            if !head_failed {
+                s.last_error = None;
+            }
             s.resources = resources;
             s.drift.clear();
         });

@@ -177,6 +177,8 @@ pub fn make_plan(
         .map(|g| (g.provider.clone(), g.family))
         .collect();
     let changes = plan::diff::diff(desired, &observation.resources, &gaps);
+    let conflicts = duplicates(&observation.resources);
+    let notes = policy::traffic_policy_notes(state, &changes);
     Plan {
         format_version: plan::FORMAT_VERSION,
         meridian_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -187,12 +189,27 @@ pub fn make_plan(
         },
         observed_fingerprint: plan::fingerprint(&observation.resources),
         complete: observation.gaps.is_empty(),
-        errored: !observation.gaps.is_empty(),
+        errored: !observation.gaps.is_empty() || !conflicts.is_empty(),
         gaps: observation.gaps.clone(),
         violations: policy::residency_violations(state),
+        conflicts,
+        notes,
         summary: Summary::of(&changes),
         changes,
     }
+}
+
+/// Live objects that claim the same address (for example a copy created by
+/// hand with meridian's tags). meridian will not guess which one to keep.
+fn duplicates(observed: &[(String, meridian_provider::Observed)]) -> Vec<String> {
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (provider, o) in observed {
+        seen.entry(format!("{provider}: {}", o.address)).or_default().push(o.cloud_id.clone().unwrap_or_else(|| "(no id)".to_owned()));
+    }
+    seen.into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(address, ids)| format!("{address} exists {} times in the cloud ({}); delete the extra copies or remove meridian's tags from them, then re-run", ids.len(), ids.join(", ")))
+        .collect()
 }
 
 /// The outcome of one change.

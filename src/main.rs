@@ -504,7 +504,7 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     }
     if plan.errored {
         print!("{}", render::plan(&plan, Format::Text, style()));
-        eprintln!("error: the observation was incomplete; nothing was applied.");
+        eprintln!("error: the live world was not fully observed or holds conflicting objects; nothing was applied.");
         return Ok(exit::ERROR);
     }
     if plan.is_empty() {

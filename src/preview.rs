@@ -229,6 +229,12 @@ fn markdown(preview: &Preview) -> String {
         let _ = writeln!(out, "```\n");
     }
     if let Some(plan) = &preview.plan {
+        for note in &plan.notes {
+            let _ = writeln!(out, "> note: {note}\n");
+        }
+        for conflict in &plan.conflicts {
+            let _ = writeln!(out, "- ⚠️ {conflict}");
+        }
         for v in &plan.violations {
             let _ = writeln!(out, "- ⛔ {} (`{}`)", v.message, v.location);
         }

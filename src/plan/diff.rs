@@ -119,7 +119,7 @@ pub fn diff(
             cloud_id: have.cloud_id.clone(),
             etag: have.etag.clone(),
             fields,
-            reason: "adopt a listener meridian created whose name tag was not recorded (an earlier apply stopped between creating and tagging it)".to_owned(),
+            reason: "keep the existing listener under this name: it was renamed in desired state, or its name tag was lost when an apply stopped between creating and tagging it".to_owned(),
         });
     }
     for (address, want) in desired {
@@ -226,13 +226,13 @@ pub fn diff(
     changes
 }
 
-/// Listeners inside an owned accelerator whose name tag is missing are
-/// observed as `~<id>`. Such a listener was created by meridian (only meridian
-/// adds listeners to accelerators it owns) and lost its name when an apply
-/// stopped between `CreateListener` and `TagResource`. It is matched to a
-/// missing desired listener of the same accelerator with the same protocol
-/// and overlapping ports, and renamed with its endpoint groups, so the plan
-/// adopts it instead of creating a second listener that would conflict.
+/// A live listener that desired state no longer names — renamed, or observed
+/// as `~<id>` because its name tag was lost when an apply stopped between
+/// `CreateListener` and `TagResource` — is matched to a missing desired
+/// listener of the same accelerator with the same protocol and overlapping
+/// ports, and renamed with its endpoint groups. The plan then keeps the cloud
+/// listener (and its traffic) instead of creating a second listener on ports
+/// the first still holds, which Global Accelerator would refuse.
 fn adopt_orphan_listeners(
     desired: &DesiredResources,
     observed: &[(String, Observed)],
@@ -251,7 +251,11 @@ fn adopt_orphan_listeners(
         else {
             continue;
         };
-        if !listener.starts_with('~') {
+        // Candidates: listeners whose name tag was lost (`~id`) and listeners
+        // renamed in desired state. Either way the cloud object stays; only
+        // meridian's name for it changes, so no second listener is created on
+        // ports the first still holds.
+        if desired.contains_key(&orphan.address) {
             continue;
         }
         let candidate =

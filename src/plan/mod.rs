@@ -90,6 +90,13 @@ pub struct Plan {
     pub gaps: Vec<Gap>,
     /// Policy violations; any violation blocks apply.
     pub violations: Vec<Violation>,
+    /// Objects meridian cannot reconcile safely by itself, e.g. two live
+    /// objects claiming one address; any conflict makes the plan `errored`.
+    #[serde(default)]
+    pub conflicts: Vec<String>,
+    /// Things the reader should know, e.g. policies not enforced yet.
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// Counts by action.
     pub summary: Summary,
     /// Changes in execution order.

@@ -70,7 +70,9 @@ fn field_line(field: &FieldChange, action: Action) -> String {
 
 fn summary_line(plan: &Plan) -> String {
     let s = plan.summary;
-    if plan.is_empty() {
+    if plan.errored && plan.is_empty() {
+        "No changes could be planned where the live world was not fully known (see above).".to_owned()
+    } else if plan.is_empty() {
         "No changes. The live world matches the desired state.".to_owned()
     } else {
         format!(
@@ -130,6 +132,12 @@ fn plan_text(plan: &Plan, style: Style) -> String {
             violation.location
         );
     }
+    for conflict in &plan.conflicts {
+        let _ = writeln!(out, "{} {conflict}", style.paint("31", "CONFLICT:"));
+    }
+    for note in &plan.notes {
+        let _ = writeln!(out, "{} {note}", style.paint("36", "note:"));
+    }
     let _ = writeln!(out);
     for change in &plan.changes {
         let _ = writeln!(
@@ -158,7 +166,7 @@ fn plan_text(plan: &Plan, style: Style) -> String {
     if plan.errored {
         let _ = writeln!(
             out,
-            "The observation was incomplete: this plan cannot be applied. Re-run when the cloud answers."
+            "This plan cannot be applied: the live world was not fully observed or holds conflicting objects. Re-run when that is resolved."
         );
     }
     out
@@ -191,7 +199,7 @@ fn plan_markdown(plan: &Plan) -> String {
     if plan.errored {
         let _ = writeln!(
             out,
-            "> [!WARNING]\n> The observation was incomplete; this plan cannot be applied.\n"
+            "> [!WARNING]\n> The live world was not fully observed or holds conflicting objects; this plan cannot be applied.\n"
         );
         for gap in &plan.gaps {
             let _ = writeln!(
@@ -202,7 +210,13 @@ fn plan_markdown(plan: &Plan) -> String {
                 md_escape(&gap.error.to_string())
             );
         }
+        for conflict in &plan.conflicts {
+            let _ = writeln!(out, "- {}", md_escape(conflict));
+        }
         let _ = writeln!(out);
+    }
+    for note in &plan.notes {
+        let _ = writeln!(out, "> note: {}\n", md_escape(note));
     }
     if !plan.violations.is_empty() {
         let _ = writeln!(
@@ -420,6 +434,9 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
                     "INCOMPLETE: {} of provider `{}` could not be observed: {}",
                     gap.family, gap.provider, gap.error
                 );
+            }
+            for conflict in &plan.conflicts {
+                let _ = writeln!(out, "CONFLICT: {conflict}");
             }
             out
         }
