@@ -267,10 +267,15 @@ impl Loop {
             // still corrected against the last good state.
             if trigger == "drift" || trigger == "startup" {
                 if self.last_good.is_none() {
-                    self.restore_last_good(previous.last_applied.as_ref().map(|a| a.revision.clone())).await;
+                    self.restore_last_good(
+                        previous.last_applied.as_ref().map(|a| a.revision.clone()),
+                    )
+                    .await;
                 }
                 if let Some((snapshot, state)) = self.last_good.clone() {
-                    return self.converge(&snapshot.revision, &state, trigger, started).await;
+                    return self
+                        .converge(&snapshot.revision, &state, trigger, started)
+                        .await;
                 }
             }
             return Next::Quiet;
@@ -345,14 +350,23 @@ impl Loop {
     /// while the branch head is a revision that failed.
     async fn restore_last_good(&mut self, revision: Option<String>) {
         let Some(revision) = revision else { return };
-        let Ok(commit) = git2::Oid::from_str(&revision) else { return };
+        let Ok(commit) = git2::Oid::from_str(&revision) else {
+            return;
+        };
         let path = self.config.path.clone();
-        match self.blocking(move |s| s.snapshot(commit, &path, false)).await {
+        match self
+            .blocking(move |s| s.snapshot(commit, &path, false))
+            .await
+        {
             Ok(snapshot) => match model::load(&snapshot.files) {
                 Ok(state) => self.last_good = Some((snapshot, state)),
-                Err(error) => tracing::warn!(%revision, %error, "the last applied revision no longer loads"),
+                Err(error) => {
+                    tracing::warn!(%revision, %error, "the last applied revision no longer loads")
+                }
             },
-            Err(error) => tracing::warn!(%revision, %error, "cannot read the last applied revision"),
+            Err(error) => {
+                tracing::warn!(%revision, %error, "cannot read the last applied revision")
+            }
         }
     }
 
@@ -519,7 +533,9 @@ impl Loop {
         self.shared.update_status(|s| {
             // When the head failed and this corrected drift against the last
             // good revision, the head's error stays visible.
-            let head_failed = s.head.as_ref().is_some_and(|h| h.revision != revision && s.failed_revisions.contains(&h.revision));
+            let head_failed = s.head.as_ref().is_some_and(|h| {
+                h.revision != revision && s.failed_revisions.contains(&h.revision)
+            });
             s.last_applied = Some(at);
             if !head_failed {
                 s.last_error = None;

@@ -88,6 +88,7 @@ impl Providers {
             let provider = SimProvider::new(
                 SimProviderConfig {
                     name: name.clone(),
+                    owner: spec.owner.clone().unwrap_or_else(|| name.clone()),
                     families: desired::provider_families(spec.provider_type),
                     project: desired::project_of(state, &name),
                     retry: options.retry.clone(),
@@ -204,7 +205,9 @@ pub fn make_plan(
 fn duplicates(observed: &[(String, meridian_provider::Observed)]) -> Vec<String> {
     let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (provider, o) in observed {
-        seen.entry(format!("{provider}: {}", o.address)).or_default().push(o.cloud_id.clone().unwrap_or_else(|| "(no id)".to_owned()));
+        seen.entry(format!("{provider}: {}", o.address))
+            .or_default()
+            .push(o.cloud_id.clone().unwrap_or_else(|| "(no id)".to_owned()));
     }
     seen.into_iter()
         .filter(|(_, ids)| ids.len() > 1)

@@ -504,7 +504,9 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     }
     if plan.errored {
         print!("{}", render::plan(&plan, Format::Text, style()));
-        eprintln!("error: the live world was not fully observed or holds conflicting objects; nothing was applied.");
+        eprintln!(
+            "error: the live world was not fully observed or holds conflicting objects; nothing was applied."
+        );
         return Ok(exit::ERROR);
     }
     if plan.is_empty() {
@@ -613,9 +615,24 @@ async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
             .await?
         }
         SimCommand::SetHealth { region, health } => {
+            if !meridian::model::regions::is_aws(region)
+                && !meridian::model::regions::is_gcp(region)
+            {
+                bail!(
+                    "unknown region `{region}`: give an AWS region (e.g. eu-central-1) or a Google Cloud region (e.g. europe-west1)"
+                );
+            }
             simcli::set_health(&cloud, region, matches!(health, Health::Healthy))?
         }
         SimCommand::Faults(args) => {
+            for operation in &args.fail_operation {
+                if !meridian_sim::cloud::OPERATIONS.contains(&operation.as_str()) {
+                    bail!(
+                        "unknown operation `{operation}`; the simulated cloud serves: {}",
+                        meridian_sim::cloud::OPERATIONS.join(", ")
+                    );
+                }
+            }
             let settings = cloud.store().transact(|world| {
                 let faults = &mut world.settings.faults;
                 if args.clear {

@@ -127,35 +127,62 @@ pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
 pub fn moves_traffic(change: &meridian_provider::Change) -> bool {
     use meridian_provider::{Action, Address};
     match change.action {
-        Action::Update => change.fields.iter().any(|f| matches!(f.path.as_str(), "trafficDial" | "weight" | "capacityScaler" | "enabled")),
-        Action::Create | Action::Delete => matches!(change.address, Address::EndpointGroup { .. } | Address::Endpoint { .. } | Address::Backend { .. }),
+        Action::Update => change.fields.iter().any(|f| {
+            matches!(
+                f.path.as_str(),
+                "trafficDial" | "weight" | "capacityScaler" | "enabled"
+            )
+        }),
+        Action::Create | Action::Delete => matches!(
+            change.address,
+            Address::EndpointGroup { .. } | Address::Endpoint { .. } | Address::Backend { .. }
+        ),
     }
 }
 
 /// Notes for traffic policies that select documents whose traffic moves in
 /// this plan: progressive rollouts are not enforced by this release, and a
 /// reader of the plan must not believe they are.
-pub fn traffic_policy_notes(state: &DesiredState, changes: &[meridian_provider::Change]) -> Vec<String> {
+pub fn traffic_policy_notes(
+    state: &DesiredState,
+    changes: &[meridian_provider::Change],
+) -> Vec<String> {
     use crate::model::raw::TrafficKind;
     use meridian_provider::Address;
     let mut notes = Vec::new();
     for policy in &state.traffic_policies {
         let selector = &policy.doc.spec.selector;
-        let selects = |kind: TrafficKind, name: &str, labels: &std::collections::BTreeMap<String, String>| {
-            selector.kind.is_none_or(|k| k == kind)
-                && (selector.names.is_empty() || selector.names.iter().any(|n| n == name))
-                && selector.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-        };
+        let selects =
+            |kind: TrafficKind, name: &str, labels: &std::collections::BTreeMap<String, String>| {
+                selector.kind.is_none_or(|k| k == kind)
+                    && (selector.names.is_empty() || selector.names.iter().any(|n| n == name))
+                    && selector
+                        .match_labels
+                        .iter()
+                        .all(|(k, v)| labels.get(k) == Some(v))
+            };
         let mut moved = std::collections::BTreeSet::new();
         for change in changes.iter().filter(|c| moves_traffic(c)) {
             let (kind, name) = match &change.address {
-                Address::EndpointGroup { accelerator, .. } | Address::Endpoint { accelerator, .. } | Address::Accelerator { accelerator } => (TrafficKind::GlobalAccelerator, accelerator),
+                Address::EndpointGroup { accelerator, .. }
+                | Address::Endpoint { accelerator, .. }
+                | Address::Accelerator { accelerator } => {
+                    (TrafficKind::GlobalAccelerator, accelerator)
+                }
                 Address::Backend { service, .. } => (TrafficKind::BackendService, service),
                 _ => continue,
             };
             let labels = match kind {
-                TrafficKind::GlobalAccelerator => state.accelerators.iter().find(|d| d.name() == name).map(|d| d.doc.metadata.labels.clone()),
-                TrafficKind::BackendService => state.backend_services.iter().find(|d| d.name() == name).map(|d| d.doc.metadata.labels.clone()),
+                TrafficKind::GlobalAccelerator => state
+                    .accelerators
+                    .iter()
+                    .find(|d| d.name() == name)
+                    .map(|d| d.doc.metadata.labels.clone()),
+                TrafficKind::BackendService => state
+                    .backend_services
+                    .iter()
+                    .find(|d| d.name() == name)
+                    .map(|d| d.doc.metadata.labels.clone()),
             }
             .unwrap_or_default();
             if selects(kind, name, &labels) {

@@ -212,7 +212,7 @@ pub fn show_text(world: &World) -> String {
             World::accelerator_status(accelerator),
             accelerator
                 .tags
-                .get("meridian.dev/provider")
+                .get(meridian_provider::OWNER_KEY)
                 .map_or("(not meridian)", String::as_str)
         );
         for listener in world

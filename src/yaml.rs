@@ -263,10 +263,12 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 None
             }
             Event::Scalar(value, style, anchor, tag) => {
-                if let Some(Frame::Map(frame)) = stack.last_mut() {
-                    if frame.pending_key.is_none() && style == ScalarStyle::Plain && value == "<<" {
-                        frame.pending_merge = true;
-                    }
+                if let Some(Frame::Map(frame)) = stack.last_mut()
+                    && frame.pending_key.is_none()
+                    && style == ScalarStyle::Plain
+                    && value == "<<"
+                {
+                    frame.pending_merge = true;
                 }
                 let forced_string = tag
                     .as_ref()

@@ -672,3 +672,161 @@ fn the_git_protocol_is_read_through_a_real_git_daemon() {
     assert_eq!(preview["head"], head.as_str());
     assert_eq!(preview["files"][0]["path"], GA);
 }
+
+#[test]
+fn with_an_invalid_head_drift_is_still_corrected_after_a_restart_and_the_error_stays_visible() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let root = root.path();
+    let mut repo = repo(root);
+    let sim = sim(root);
+    let state = root.join("state");
+    let args = [
+        "--repo",
+        &repo.url(),
+        "--interval",
+        "300ms",
+        "--drift-interval",
+        "1s",
+        "--state-dir",
+        state.to_str().expect("utf-8"),
+    ];
+    let mut daemon = Daemon::start(&sim, &args, None);
+    let good = repo.git(&["rev-parse", "HEAD"]);
+    daemon.wait_for(WAIT, "the good revision", |s| {
+        applied(s) == Some(good.as_str())
+    });
+    repo.write(GA, &repo.read(GA).replace(APAC_DIAL, "trafficDial: 150"));
+    let bad = repo.commit("bad dial");
+    repo.push(false);
+    daemon.wait_for(WAIT, "the bad revision to be refused", |s| {
+        s["last_attempted"]["revision"] == bad.as_str()
+    });
+    assert_eq!(daemon.terminate(), 0);
+
+    // Out-of-band change while the daemon is down; the head is still bad.
+    assert_eq!(
+        sim_run(
+            root,
+            &sim,
+            &[
+                "sim",
+                "set-dial",
+                "api",
+                "us-east-1",
+                "10",
+                "--listener",
+                "https"
+            ]
+        )
+        .code,
+        0
+    );
+    let daemon = Daemon::start(&sim, &args, None);
+    let status = daemon.wait_for(
+        WAIT,
+        "drift to be corrected against the last good revision",
+        |s| {
+            s["reconciles"].as_u64().unwrap_or(0) >= 1
+                && s["drift"].as_array().is_some_and(|d| d.is_empty())
+                && s["last_attempted"]["revision"] == good.as_str()
+        },
+    );
+    assert_eq!(applied(&status), Some(good.as_str()));
+    assert!(
+        status["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is invalid")),
+        "the head's error stays visible: {status:#}"
+    );
+    let world = common::world(&sim);
+    let us = world["endpoint_groups"]
+        .as_object()
+        .expect("groups")
+        .values()
+        .filter(|g| g["spec"]["region"] == "us-east-1")
+        .map(|g| g["spec"]["trafficDial"].as_u64().unwrap_or(0))
+        .min();
+    assert_eq!(us, Some(100), "the out-of-band dial was restored");
+}
+
+#[test]
+fn drift_that_cannot_be_corrected_shows_in_status_and_gauges() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let root = root.path();
+    let repo = repo(root);
+    let sim = sim(root);
+    let state = root.join("state");
+    let daemon = Daemon::start(
+        &sim,
+        &[
+            "--repo",
+            &repo.url(),
+            "--interval",
+            "1h",
+            "--drift-interval",
+            "500ms",
+            "--state-dir",
+            state.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    let first = repo.git(&["rev-parse", "HEAD"]);
+    daemon.wait_for(WAIT, "the initial revision", |s| {
+        applied(s) == Some(first.as_str())
+    });
+    assert_eq!(
+        sim_run(
+            root,
+            &sim,
+            &[
+                "sim",
+                "set-dial",
+                "api",
+                "eu-central-1",
+                "20",
+                "--listener",
+                "https"
+            ]
+        )
+        .code,
+        0
+    );
+    assert_eq!(
+        sim_run(
+            root,
+            &sim,
+            &["sim", "faults", "--fail-operation", "UpdateEndpointGroup"]
+        )
+        .code,
+        0
+    );
+    let status = daemon.wait_for(WAIT, "the failed correction", |s| {
+        s["last_attempted"]["outcome"] == "failed"
+    });
+    let drift = status["drift"].as_array().expect("drift");
+    assert_eq!(drift.len(), 1, "{status:#}");
+    assert_eq!(
+        drift[0]["address"],
+        "GlobalAccelerator[api].listener[https].endpointGroup[eu-central-1]"
+    );
+    assert_eq!(drift[0]["fields"][0], "trafficDial: 20 → 100");
+    assert_eq!(daemon.metric("meridian_drifted_resources"), 1.0);
+    assert_eq!(daemon.metric("meridian_pending_changes"), 1.0);
+    assert!(daemon.metric("meridian_reconciles_total{outcome=\"failed\"}") >= 1.0);
+    assert!(daemon.metric("meridian_api_calls_total{provider=\"aws-global\",operation=\"UpdateEndpointGroup\",outcome=\"error\"}") >= 1.0);
+
+    assert_eq!(
+        sim_run(
+            root,
+            &sim,
+            &["sim", "faults", "--clear", "--deploy-delay-ms", "50"]
+        )
+        .code,
+        0
+    );
+    daemon.wait_for(WAIT, "the correction once the cloud recovers", |s| {
+        s["last_attempted"]["outcome"] == "applied"
+            && s["drift"].as_array().is_some_and(|d| d.is_empty())
+    });
+    assert_eq!(daemon.metric("meridian_drifted_resources"), 0.0);
+}

@@ -104,6 +104,11 @@ pub struct ProviderSpec {
     pub endpoints: Option<ServiceEndpoints>,
     /// Client-side rate limit.
     pub rate_limit: Option<RateLimit>,
+    /// Ownership scope written into meridian's tags (default: this
+    /// document's name). Give every desired-state repository that shares a
+    /// cloud account its own owner: meridian only sees, changes and deletes
+    /// objects carrying its own.
+    pub owner: Option<String>,
     /// Changes applied at once by this provider, 1-32 (default 4).
     #[schemars(range(min = 1, max = 32))]
     pub max_concurrency: Option<u32>,

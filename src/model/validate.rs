@@ -308,6 +308,16 @@ impl Validator<'_> {
                 }
                 _ => {}
             }
+            if let Some(owner) = &spec.owner {
+                let ok = !owner.is_empty()
+                    && owner.len() <= 128
+                    && owner
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+                if !ok {
+                    self.push(p, "spec.owner", format!("`{owner}` is not a valid owner: 1-128 letters, digits, `-`, `_`, `.` and `/` (it is written into cloud tags)"));
+                }
+            }
             if let Some(endpoints) = &spec.endpoints {
                 for (field, url) in [
                     ("globalaccelerator", &endpoints.globalaccelerator),

@@ -71,7 +71,8 @@ fn field_line(field: &FieldChange, action: Action) -> String {
 fn summary_line(plan: &Plan) -> String {
     let s = plan.summary;
     if plan.errored && plan.is_empty() {
-        "No changes could be planned where the live world was not fully known (see above).".to_owned()
+        "No changes could be planned where the live world was not fully known (see above)."
+            .to_owned()
     } else if plan.is_empty() {
         "No changes. The live world matches the desired state.".to_owned()
     } else {

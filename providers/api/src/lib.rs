@@ -29,6 +29,9 @@ pub use retry::{RetryPolicy, RetryStats, with_retries};
 pub const MANAGED_BY_KEY: &str = "meridian.dev/managed-by";
 /// The value of [`MANAGED_BY_KEY`] on everything meridian creates.
 pub const MANAGED_BY_VALUE: &str = "meridian";
-/// The tag/label key naming the meridian `Provider` document that owns a resource,
-/// so that two provider instances pointed at one account never fight.
-pub const PROVIDER_KEY: &str = "meridian.dev/provider";
+/// The tag/label key naming the ownership scope of a resource: a `Provider`
+/// document's `owner` (by default its name). meridian observes, changes and
+/// deletes only resources carrying its own scope, so two desired-state
+/// repositories sharing one cloud account never touch each other's objects
+/// as long as their owners differ.
+pub const OWNER_KEY: &str = "meridian.dev/owner";

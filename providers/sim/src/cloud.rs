@@ -21,6 +21,50 @@ use crate::world::{
     Peering, Route, TransitGateway, World, now_ms,
 };
 
+/// Every operation the simulated cloud serves, for fault injection by name.
+pub const OPERATIONS: &[&str] = &[
+    "AcceptTransitGatewayPeeringAttachment",
+    "AddEndpoints",
+    "CreateAccelerator",
+    "CreateEndpointGroup",
+    "CreateListener",
+    "CreateTransitGateway",
+    "CreateTransitGatewayPeeringAttachment",
+    "CreateTransitGatewayRoute",
+    "DeleteAccelerator",
+    "DeleteEndpointGroup",
+    "DeleteListener",
+    "DeleteTransitGateway",
+    "DeleteTransitGatewayPeeringAttachment",
+    "DeleteTransitGatewayRoute",
+    "DescribeTransitGatewayPeeringAttachments",
+    "DescribeTransitGateways",
+    "ListAccelerators",
+    "ListEndpointGroups",
+    "ListListeners",
+    "ModifyTransitGateway",
+    "RemoveEndpoints",
+    "ReplaceTransitGatewayRoute",
+    "SearchTransitGatewayRoutes",
+    "TagResource",
+    "UntagResource",
+    "UpdateAccelerator",
+    "UpdateEndpointGroup",
+    "UpdateListener",
+    "backendServices.delete",
+    "backendServices.insert",
+    "backendServices.list",
+    "backendServices.patch",
+    "healthChecks.delete",
+    "healthChecks.insert",
+    "healthChecks.list",
+    "healthChecks.patch",
+    "urlMaps.delete",
+    "urlMaps.insert",
+    "urlMaps.list",
+    "urlMaps.patch",
+];
+
 /// The simulated account id in ARNs.
 pub const ACCOUNT_ID: &str = "123456789012";
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use meridian_provider::{
     AcceleratorSpec, Action, Address, ApplyRequest, ApplyResponse, CallCounter, Change,
-    EndpointSpec, Family, MANAGED_BY_KEY, MANAGED_BY_VALUE, ObservationGap, ObserveRequest,
-    ObserveResponse, Observed, PROVIDER_KEY, PeeringSpec, Provider, ProviderError, Resource,
+    EndpointSpec, Family, MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_KEY, ObservationGap,
+    ObserveRequest, ObserveResponse, Observed, PeeringSpec, Provider, ProviderError, Resource,
     RetryPolicy, RetryStats, RouteSpec, TransitGatewaySpec, with_retries,
 };
 
@@ -63,6 +63,8 @@ fn is_not_found(error: &ProviderError) -> bool {
 pub struct SimProviderConfig {
     /// The `Provider` document's name.
     pub name: String,
+    /// Ownership scope written into tags and descriptions.
+    pub owner: String,
     /// Families this instance manages (`aws`: Global Accelerator and Transit
     /// Gateway; `gcp`: load balancing; `sim`: all).
     pub families: Vec<Family>,
@@ -85,8 +87,8 @@ pub struct SimProvider {
     calls: Mutex<BTreeMap<String, CallCounter>>,
 }
 
-fn gcp_marker(provider: &str) -> String {
-    format!("[{MANAGED_BY_KEY}={MANAGED_BY_VALUE} {PROVIDER_KEY}={provider}]")
+fn gcp_marker(owner: &str) -> String {
+    format!("[{MANAGED_BY_KEY}={MANAGED_BY_VALUE} {OWNER_KEY}={owner}]")
 }
 
 fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -117,13 +119,13 @@ impl SimProvider {
 
     fn owns(&self, tags: &BTreeMap<String, String>) -> bool {
         tags.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
-            && tags.get(PROVIDER_KEY) == Some(&self.config.name)
+            && tags.get(OWNER_KEY) == Some(&self.config.owner)
     }
 
     fn ownership_tags(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             (MANAGED_BY_KEY.to_owned(), MANAGED_BY_VALUE.to_owned()),
-            (PROVIDER_KEY.to_owned(), self.config.name.clone()),
+            (OWNER_KEY.to_owned(), self.config.owner.clone()),
         ])
     }
 
@@ -364,7 +366,7 @@ impl SimProvider {
     async fn observe_gcp(&self) -> Result<Vec<Observed>, ProviderError> {
         let cloud = &self.cloud;
         let project = self.config.project.as_str();
-        let marker = gcp_marker(&self.config.name);
+        let marker = gcp_marker(&self.config.owner);
         let mut found = Vec::new();
         let checks = self
             .all_pages("healthChecks.list", "list health checks", |t| async move {
@@ -869,7 +871,7 @@ impl SimProvider {
                 )?;
             }
             (Address::HealthCheck { name }, Action::Create, Some(Resource::HealthCheck(spec))) => {
-                let description = gcp_marker(&self.config.name);
+                let description = gcp_marker(&self.config.owner);
                 self.run("healthChecks.insert", true, what, || {
                     cloud.insert_health_check(name, &description, spec)
                 })
@@ -895,7 +897,7 @@ impl SimProvider {
                 Action::Create,
                 Some(Resource::BackendService(spec)),
             ) => {
-                let description = gcp_marker(&self.config.name);
+                let description = gcp_marker(&self.config.owner);
                 self.run("backendServices.insert", true, what, || {
                     cloud.insert_backend_service(name, &description, spec, &[])
                 })
@@ -947,7 +949,7 @@ impl SimProvider {
                 )?;
             }
             (Address::UrlMap { name }, Action::Create, Some(Resource::UrlMap(spec))) => {
-                let description = gcp_marker(&self.config.name);
+                let description = gcp_marker(&self.config.owner);
                 self.run("urlMaps.insert", true, what, || {
                     cloud.insert_url_map(name, &description, spec)
                 })
