@@ -263,6 +263,10 @@ struct FaultArgs {
     /// Fraction of calls failing with a server error, 0.0-1.0.
     #[arg(long, value_parser = parse_rate)]
     error_rate: Option<f64>,
+    /// Fraction of writes that land but answer with a server error (a lost
+    /// response), 0.0-1.0.
+    #[arg(long, value_parser = parse_rate)]
+    lost_response_rate: Option<f64>,
     /// Make an operation fail permanently (repeatable), e.g. CreateEndpointGroup.
     #[arg(long, value_name = "OPERATION")]
     fail_operation: Vec<String>,
@@ -644,6 +648,9 @@ async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
                 if let Some(v) = args.throttle_rate {
                     faults.throttle_rate = v
                 }
+                if let Some(v) = args.lost_response_rate {
+                    faults.lost_response_rate = v
+                }
                 if let Some(v) = args.error_rate {
                     faults.error_rate = v
                 }
@@ -657,10 +664,11 @@ async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
             })?;
             let f = &settings.faults;
             format!(
-                "faults: latency {} ms, throttle rate {}, error rate {}, failing operations [{}]; deploy delay {} ms",
+                "faults: latency {} ms, throttle rate {}, error rate {}, lost-response rate {}, failing operations [{}]; deploy delay {} ms",
                 f.latency_ms,
                 f.throttle_rate,
                 f.error_rate,
+                f.lost_response_rate,
                 f.fail_operations.join(", "),
                 settings.deploy_delay_ms
             )

@@ -131,7 +131,7 @@ pub async fn set_dial(
         .ok_or_else(|| SimCliError::NotFound(arn.clone()))?;
     let before = spec.traffic_dial;
     spec.traffic_dial = percent;
-    cloud.update_endpoint_group(&arn, &spec).await?;
+    cloud.update_endpoint_group(&arn, &spec, None).await?;
     Ok(format!(
         "{accelerator} {region}: traffic dial {before} -> {percent}"
     ))
@@ -341,10 +341,11 @@ pub fn show_text(world: &World) -> String {
     );
     let _ = writeln!(
         out,
-        "Faults: latency {} ms, throttle rate {}, error rate {}{}",
+        "Faults: latency {} ms, throttle rate {}, error rate {}, lost-response rate {}{}",
         faults.latency_ms,
         faults.throttle_rate,
         faults.error_rate,
+        faults.lost_response_rate,
         if faults.fail_operations.is_empty() {
             String::new()
         } else {

@@ -546,7 +546,7 @@ fn an_accelerator_meridian_does_not_own_is_never_touched() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let cloud = meridian_sim::SimCloud::new(meridian_sim::SimStore::open(&sim).expect("store"));
     let foreign = runtime
-        .block_on(cloud.create_accelerator("api", "IPV4", true, Default::default()))
+        .block_on(cloud.create_accelerator("api", "IPV4", true, Default::default(), None))
         .expect("create");
     assert_eq!(sim_run(dir, &sim, &["apply", "--yes"]).code, 0);
     // Remove everything from desired state except providers: meridian deletes its own, not the other.
@@ -624,4 +624,77 @@ fn two_processes_on_one_simulator_directory_lose_no_update() {
             .count(),
         regions.len()
     );
+}
+
+#[test]
+fn writes_whose_responses_are_lost_are_retried_without_duplicates() {
+    let (clean_dir, clean_sim) = setup();
+    fast(clean_dir.path(), &clean_sim);
+    assert_eq!(
+        sim_run(clean_dir.path(), &clean_sim, &["apply", "--yes"]).code,
+        0
+    );
+
+    let (dir, sim) = setup();
+    let dir = dir.path();
+    fast(dir, &sim);
+    // A quarter of all writes land but answer 500: every kind of create,
+    // accept and route call is retried after it already took effect.
+    assert_eq!(
+        sim_run(
+            dir,
+            &sim,
+            &["sim", "faults", "--lost-response-rate", "0.25"]
+        )
+        .code,
+        0
+    );
+    let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let lost: u64 = world(&sim)["calls"]
+        .as_object()
+        .expect("calls")
+        .values()
+        .filter(|c| c["write"] == true)
+        .map(|c| c["failed"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(lost > 0, "responses were lost");
+    sim_run(
+        dir,
+        &sim,
+        &["sim", "faults", "--clear", "--deploy-delay-ms", "50"],
+    );
+    assert_eq!(sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code, 0);
+    assert_eq!(
+        normalized(&sim),
+        normalized(&clean_sim),
+        "no duplicates, nothing missing"
+    );
+
+    // Updates guarded by GCP fingerprints: a retried patch whose first
+    // attempt landed must recognise its own change, not report a conflict.
+    let gcp = dir.join("desired-state/gcp-load-balancing.yaml");
+    let text = std::fs::read_to_string(&gcp).expect("read");
+    std::fs::write(
+        &gcp,
+        text.replace("unhealthyThreshold: 3", "unhealthyThreshold: 4")
+            .replace("timeoutSec: 30", "timeoutSec: 45")
+            .replace(
+                "paths: [\"/v1/*\", \"/v2/*\"]",
+                "paths: [\"/v1/*\", \"/v2/*\", \"/v3/*\"]",
+            ),
+    )
+    .expect("write");
+    assert_eq!(
+        sim_run(dir, &sim, &["sim", "faults", "--lost-response-rate", "0.6"]).code,
+        0
+    );
+    let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    sim_run(
+        dir,
+        &sim,
+        &["sim", "faults", "--clear", "--deploy-delay-ms", "50"],
+    );
+    assert_eq!(sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code, 0);
 }

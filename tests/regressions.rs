@@ -350,7 +350,7 @@ fn two_live_objects_claiming_one_address_block_the_plan() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let cloud = meridian_sim::SimCloud::new(meridian_sim::SimStore::open(&sim).expect("store"));
     runtime
-        .block_on(cloud.create_accelerator("api", "IPV4", true, tags))
+        .block_on(cloud.create_accelerator("api", "IPV4", true, tags, None))
         .expect("copy");
     let plan = sim_run(dir, &sim, &["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 1, "{}", plan.all());

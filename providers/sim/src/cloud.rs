@@ -268,6 +268,17 @@ impl SimCloud {
             let result = op(world);
             let count = world.calls.entry(operation.to_owned()).or_default();
             match result {
+                Ok(_)
+                    if write
+                        && faults.lost_response_rate > 0.0
+                        && fastrand::f64() < faults.lost_response_rate =>
+                {
+                    // The write landed, but the caller never hears so.
+                    count.failed += 1;
+                    return Err(SimError::Internal {
+                        operation: operation.to_owned(),
+                    });
+                }
                 Ok(_) => count.ok += 1,
                 Err(_) => count.failed += 1,
             }
@@ -310,8 +321,12 @@ impl SimCloud {
         ip_address_type: &str,
         enabled: bool,
         tags: BTreeMap<String, String>,
+        token: Option<&str>,
     ) -> Result<String, SimError> {
         self.call("CreateAccelerator", true, |world| {
+            if let Some(arn) = world.replay(token, |w, arn| w.accelerators.contains_key(arn)) {
+                return Ok(arn);
+            }
             if world.accelerators.len() >= world.settings.quotas.accelerators {
                 return Err(api(
                     "CreateAccelerator",
@@ -336,8 +351,13 @@ impl SimCloud {
                     ip_addresses: vec![format!("75.2.{}.{}", id / 250 % 250, id % 250), format!("99.83.{}.{}", id / 250 % 250, id % 250)],
                     deployed_at_ms,
                     tags,
+                    created_ms: now_ms(),
+                    modified_ms: now_ms(),
                 },
             );
+            if let Some(token) = token {
+                world.idempotency.insert(token.to_owned(), arn.clone());
+            }
             world.record("CreateAccelerator", &arn, format!("name={name} enabled={enabled}"));
             Ok(arn)
         })
@@ -498,8 +518,12 @@ impl SimCloud {
         &self,
         accelerator_arn: &str,
         spec: &ListenerSpec,
+        token: Option<&str>,
     ) -> Result<String, SimError> {
         self.call("CreateListener", true, |world| {
+            if let Some(arn) = world.replay(token, |w, arn| w.listeners.contains_key(arn)) {
+                return Ok(arn);
+            }
             if !world.accelerators.contains_key(accelerator_arn) {
                 return Err(api(
                     "CreateListener",
@@ -530,6 +554,9 @@ impl SimCloud {
                     spec: spec.clone(),
                 },
             );
+            if let Some(token) = token {
+                world.idempotency.insert(token.to_owned(), arn.clone());
+            }
             world.touch_accelerator(accelerator_arn);
             world.record(
                 "CreateListener",
@@ -651,8 +678,12 @@ impl SimCloud {
         listener_arn: &str,
         spec: &EndpointGroupSpec,
         endpoints: &[EndpointSpec],
+        token: Option<&str>,
     ) -> Result<String, SimError> {
         self.call("CreateEndpointGroup", true, |world| {
+            if let Some(arn) = world.replay(token, |w, arn| w.endpoint_groups.contains_key(arn)) {
+                return Ok(arn);
+            }
             let accelerator_arn =
                 Self::accelerator_of_listener(world, listener_arn).ok_or_else(|| {
                     api(
@@ -707,6 +738,9 @@ impl SimCloud {
                 },
             );
             world.touch_accelerator(&accelerator_arn);
+            if let Some(token) = token {
+                world.idempotency.insert(token.to_owned(), arn.clone());
+            }
             world.record(
                 "CreateEndpointGroup",
                 &arn,
@@ -722,6 +756,7 @@ impl SimCloud {
         &self,
         arn: &str,
         spec: &EndpointGroupSpec,
+        endpoints: Option<&[EndpointSpec]>,
     ) -> Result<(), SimError> {
         self.call("UpdateEndpointGroup", true, |world| {
             if spec.traffic_dial > 100 {
@@ -743,6 +778,20 @@ impl SimCloud {
                 region: region.clone(),
                 ..spec.clone()
             };
+            // `EndpointConfigurations` in an update replaces the whole list.
+            if let Some(endpoints) = endpoints {
+                group.endpoints = endpoints
+                    .iter()
+                    .map(|e| Endpoint {
+                        spec: e.clone(),
+                        health: group
+                            .endpoints
+                            .iter()
+                            .find(|old| old.spec.id == e.id)
+                            .map_or_else(|| "HEALTHY".to_owned(), |old| old.health.clone()),
+                    })
+                    .collect();
+            }
             let listener_arn = group.listener_arn.clone();
             if let Some(accelerator_arn) = Self::accelerator_of_listener(world, &listener_arn) {
                 world.touch_accelerator(&accelerator_arn);
@@ -1708,6 +1757,80 @@ impl SimCloud {
             entry.fingerprint = fingerprint(&(&entry.spec, &entry.backends), generation);
             world.record("backendServices.patch", service, detail);
             Ok(())
+        })
+        .await
+    }
+}
+
+impl SimCloud {
+    /// `DescribeAccelerator`.
+    pub async fn describe_accelerator(&self, arn: &str) -> Result<AcceleratorView, SimError> {
+        self.call("DescribeAccelerator", false, |world| {
+            let accelerator = world.accelerators.get(arn).ok_or_else(|| {
+                api(
+                    "DescribeAccelerator",
+                    "AcceleratorNotFoundException",
+                    format!("Accelerator {arn} was not found"),
+                )
+            })?;
+            Ok(AcceleratorView {
+                status: World::accelerator_status(accelerator).to_owned(),
+                accelerator: accelerator.clone(),
+            })
+        })
+        .await
+    }
+
+    /// `DescribeListener`.
+    pub async fn describe_listener(&self, arn: &str) -> Result<Listener, SimError> {
+        self.call("DescribeListener", false, |world| {
+            world.listeners.get(arn).cloned().ok_or_else(|| {
+                api(
+                    "DescribeListener",
+                    "ListenerNotFoundException",
+                    format!("Listener {arn} was not found"),
+                )
+            })
+        })
+        .await
+    }
+
+    /// `DescribeEndpointGroup`.
+    pub async fn describe_endpoint_group(&self, arn: &str) -> Result<EndpointGroupView, SimError> {
+        self.call("DescribeEndpointGroup", false, |world| {
+            let group = world.endpoint_groups.get(arn).ok_or_else(|| {
+                api(
+                    "DescribeEndpointGroup",
+                    "EndpointGroupNotFoundException",
+                    format!("Endpoint group {arn} was not found"),
+                )
+            })?;
+            Ok(EndpointGroupView {
+                health: group
+                    .endpoints
+                    .iter()
+                    .map(|e| world.endpoint_health(&group.spec.region, e))
+                    .collect(),
+                group: group.clone(),
+            })
+        })
+        .await
+    }
+
+    /// `ListTagsForResource` (accelerators).
+    pub async fn list_tags(&self, arn: &str) -> Result<BTreeMap<String, String>, SimError> {
+        self.call("ListTagsForResource", false, |world| {
+            world
+                .accelerators
+                .get(arn)
+                .map(|a| a.tags.clone())
+                .ok_or_else(|| {
+                    api(
+                        "ListTagsForResource",
+                        "AcceleratorNotFoundException",
+                        format!("Accelerator {arn} was not found"),
+                    )
+                })
         })
         .await
     }

@@ -200,8 +200,26 @@ impl SimProvider {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SimError>>,
     {
+        self.run_attempts(operation, write, what, |_| call()).await
+    }
+
+    /// Like [`Self::run`], telling the call which attempt it is (0 first).
+    /// A write whose response was lost may have landed: a retry must
+    /// recognise its own earlier success instead of failing or duplicating.
+    async fn run_attempts<T, F, Fut>(
+        &self,
+        operation: &str,
+        write: bool,
+        what: &str,
+        mut call: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SimError>>,
+    {
+        let attempts = std::sync::atomic::AtomicU32::new(0);
         with_retries(&self.config.retry, &self.config.stats, what, || {
-            let attempt = call();
+            let attempt = call(attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
             async move {
                 let result = attempt.await.map_err(classify);
                 if let Ok(mut calls) = self.calls.lock() {
@@ -588,6 +606,24 @@ impl SimProvider {
         Ok(found)
     }
 
+    /// Accepts a peering; on a retry, an attachment no longer waiting for
+    /// acceptance was accepted by the attempt whose response was lost.
+    async fn accept(&self, accepter: &str, id: &str, what: &str) -> Result<(), ProviderError> {
+        let cloud = &self.cloud;
+        self.run_attempts(
+            "AcceptTransitGatewayPeeringAttachment",
+            true,
+            what,
+            |attempt| async move {
+                match cloud.accept_peering(accepter, id).await {
+                    Err(e) if attempt > 0 && e.code() == "IncorrectState" => Ok(()),
+                    other => other,
+                }
+            },
+        )
+        .await
+    }
+
     async fn wait_peering_available(&self, region: &str, id: &str) -> Result<(), ProviderError> {
         let cloud = &self.cloud;
         with_retries(
@@ -632,6 +668,17 @@ impl SimProvider {
         let what = format!("{} {}", change.action.symbol(), change.address);
         let what = what.as_str();
         let key = change.address.to_string();
+        // Creates carry an idempotency token derived from what is created, so
+        // a retried call whose first response was lost returns the object the
+        // first call made instead of creating a second one.
+        let token = {
+            use sha2::{Digest, Sha256};
+            let mut hasher = Sha256::new();
+            hasher.update(self.config.owner.as_bytes());
+            hasher.update(key.as_bytes());
+            hasher.update(serde_json::to_vec(&change.after).unwrap_or_default());
+            format!("{:x}", hasher.finalize())[..32].to_owned()
+        };
         let live_id = || {
             change.cloud_id.clone().ok_or_else(|| {
                 ProviderError::stalled(
@@ -657,6 +704,7 @@ impl SimProvider {
                             &spec.ip_address_type,
                             spec.enabled,
                             tags.clone(),
+                            Some(&token),
                         )
                     })
                     .await?;
@@ -725,7 +773,7 @@ impl SimProvider {
                 )?;
                 let arn = self
                     .run("CreateListener", true, what, || {
-                        cloud.create_listener(&accelerator_arn, spec)
+                        cloud.create_listener(&accelerator_arn, spec, Some(&token))
                     })
                     .await?;
                 let tag = BTreeMap::from([(
@@ -812,7 +860,7 @@ impl SimProvider {
                 )?;
                 let arn = self
                     .run("CreateEndpointGroup", true, what, || {
-                        cloud.create_endpoint_group(&listener_arn, spec, &[])
+                        cloud.create_endpoint_group(&listener_arn, spec, &[], Some(&token))
                     })
                     .await?;
                 self.remember(key, arn);
@@ -824,7 +872,7 @@ impl SimProvider {
             ) => {
                 let arn = live_id()?;
                 self.run("UpdateEndpointGroup", true, what, || {
-                    cloud.update_endpoint_group(&arn, spec)
+                    cloud.update_endpoint_group(&arn, spec, None)
                 })
                 .await?;
             }
@@ -872,14 +920,42 @@ impl SimProvider {
             }
             (Address::HealthCheck { name }, Action::Create, Some(Resource::HealthCheck(spec))) => {
                 let description = gcp_marker(&self.config.owner);
-                self.run("healthChecks.insert", true, what, || {
-                    cloud.insert_health_check(name, &description, spec)
+                self.run_attempts("healthChecks.insert", true, what, |attempt| {
+                    let description = description.clone();
+                    async move {
+                        match cloud.insert_health_check(name, &description, spec).await {
+                            Err(e) if attempt > 0 && e.code() == "alreadyExists" => {
+                                Ok(name.clone())
+                            }
+                            other => other,
+                        }
+                    }
                 })
                 .await?;
             }
             (Address::HealthCheck { name }, Action::Update, Some(Resource::HealthCheck(spec))) => {
-                self.run("healthChecks.patch", true, what, || {
-                    cloud.patch_health_check(name, change.etag.as_deref(), spec)
+                let project = spec.project.as_str();
+                self.run_attempts("healthChecks.patch", true, what, |attempt| async move {
+                    match cloud
+                        .patch_health_check(name, change.etag.as_deref(), spec)
+                        .await
+                    {
+                        // The fingerprint moved: by our own earlier attempt
+                        // (the object now holds what we sent) or by someone else.
+                        Err(e) if attempt > 0 && e.code() == "conditionNotMet" => {
+                            let listed = cloud.list_health_checks(project, Some(500), None).await?;
+                            if listed
+                                .items
+                                .iter()
+                                .any(|h| h.name == *name && h.spec == *spec)
+                            {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        }
+                        other => other,
+                    }
                 })
                 .await?;
             }
@@ -898,8 +974,19 @@ impl SimProvider {
                 Some(Resource::BackendService(spec)),
             ) => {
                 let description = gcp_marker(&self.config.owner);
-                self.run("backendServices.insert", true, what, || {
-                    cloud.insert_backend_service(name, &description, spec, &[])
+                self.run_attempts("backendServices.insert", true, what, |attempt| {
+                    let description = description.clone();
+                    async move {
+                        match cloud
+                            .insert_backend_service(name, &description, spec, &[])
+                            .await
+                        {
+                            Err(e) if attempt > 0 && e.code() == "alreadyExists" => {
+                                Ok(name.clone())
+                            }
+                            other => other,
+                        }
+                    }
                 })
                 .await?;
             }
@@ -908,14 +995,34 @@ impl SimProvider {
                 Action::Update,
                 Some(Resource::BackendService(spec)),
             ) => {
-                self.run("backendServices.patch", true, what, || {
-                    cloud.patch_backend_service(
-                        &spec.project,
-                        name,
-                        change.etag.as_deref(),
-                        Some(spec),
-                        None,
-                    )
+                let project = spec.project.as_str();
+                self.run_attempts("backendServices.patch", true, what, |attempt| async move {
+                    match cloud
+                        .patch_backend_service(
+                            project,
+                            name,
+                            change.etag.as_deref(),
+                            Some(spec),
+                            None,
+                        )
+                        .await
+                    {
+                        Err(e) if attempt > 0 && e.code() == "conditionNotMet" => {
+                            let listed = cloud
+                                .list_backend_services(project, Some(500), None)
+                                .await?;
+                            if listed
+                                .items
+                                .iter()
+                                .any(|v| v.service.name == *name && v.service.spec == *spec)
+                            {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        }
+                        other => other,
+                    }
                 })
                 .await?;
             }
@@ -950,14 +1057,40 @@ impl SimProvider {
             }
             (Address::UrlMap { name }, Action::Create, Some(Resource::UrlMap(spec))) => {
                 let description = gcp_marker(&self.config.owner);
-                self.run("urlMaps.insert", true, what, || {
-                    cloud.insert_url_map(name, &description, spec)
+                self.run_attempts("urlMaps.insert", true, what, |attempt| {
+                    let description = description.clone();
+                    async move {
+                        match cloud.insert_url_map(name, &description, spec).await {
+                            Err(e) if attempt > 0 && e.code() == "alreadyExists" => {
+                                Ok(name.clone())
+                            }
+                            other => other,
+                        }
+                    }
                 })
                 .await?;
             }
             (Address::UrlMap { name }, Action::Update, Some(Resource::UrlMap(spec))) => {
-                self.run("urlMaps.patch", true, what, || {
-                    cloud.patch_url_map(name, change.etag.as_deref(), spec)
+                let project = spec.project.as_str();
+                self.run_attempts("urlMaps.patch", true, what, |attempt| async move {
+                    match cloud
+                        .patch_url_map(name, change.etag.as_deref(), spec)
+                        .await
+                    {
+                        Err(e) if attempt > 0 && e.code() == "conditionNotMet" => {
+                            let listed = cloud.list_url_maps(project, Some(500), None).await?;
+                            if listed
+                                .items
+                                .iter()
+                                .any(|m| m.name == *name && m.spec == *spec)
+                            {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        }
+                        other => other,
+                    }
                 })
                 .await?;
             }
@@ -979,13 +1112,29 @@ impl SimProvider {
                 tags.insert(MESH_KEY.to_owned(), mesh.clone());
                 tags.insert("Name".to_owned(), format!("{mesh}-{region}"));
                 let id = self
-                    .run("CreateTransitGateway", true, what, || {
-                        cloud.create_transit_gateway(
-                            region,
-                            spec.amazon_side_asn,
-                            &spec.description,
-                            tags.clone(),
-                        )
+                    .run_attempts("CreateTransitGateway", true, what, |attempt| {
+                        let tags = tags.clone();
+                        async move {
+                            // EC2 takes no idempotency token here: on a retry,
+                            // look for the gateway a lost response created.
+                            if attempt > 0 {
+                                let listed =
+                                    cloud.describe_transit_gateways(region, None, None).await?;
+                                if let Some(found) = listed.items.into_iter().find(|t| {
+                                    self.owns(&t.tags) && t.tags.get(MESH_KEY) == Some(mesh)
+                                }) {
+                                    return Ok(found.id);
+                                }
+                            }
+                            cloud
+                                .create_transit_gateway(
+                                    region,
+                                    spec.amazon_side_asn,
+                                    &spec.description,
+                                    tags,
+                                )
+                                .await
+                        }
                     })
                     .await?;
                 let world = cloud.store().read().map_err(|e| classify(e.into()))?;
@@ -1054,15 +1203,34 @@ impl SimProvider {
                 tags.insert(MESH_KEY.to_owned(), mesh.clone());
                 tags.insert("Name".to_owned(), format!("{mesh}-{requester}-{accepter}"));
                 let id = self
-                    .run("CreateTransitGatewayPeeringAttachment", true, what, || {
-                        cloud.create_peering(requester, &tgw, &peer, accepter, tags.clone())
-                    })
+                    .run_attempts(
+                        "CreateTransitGatewayPeeringAttachment",
+                        true,
+                        what,
+                        |attempt| {
+                            let tags = tags.clone();
+                            let (tgw, peer) = (tgw.clone(), peer.clone());
+                            async move {
+                                if attempt > 0 {
+                                    let listed =
+                                        cloud.describe_peerings(requester, None, None).await?;
+                                    if let Some(found) = listed.items.into_iter().find(|v| {
+                                        self.owns(&v.peering.tags)
+                                            && v.peering.requester_tgw == tgw
+                                            && v.peering.accepter_tgw == peer
+                                    }) {
+                                        return Ok(found.peering.id);
+                                    }
+                                }
+                                cloud
+                                    .create_peering(requester, &tgw, &peer, accepter, tags)
+                                    .await
+                            }
+                        },
+                    )
                     .await?;
                 self.remember(key, id.clone());
-                self.run("AcceptTransitGatewayPeeringAttachment", true, what, || {
-                    cloud.accept_peering(accepter, &id)
-                })
-                .await?;
+                self.accept(accepter, &id, what).await?;
                 self.wait_peering_available(accepter, &id).await?;
             }
             (Address::Peering { accepter, .. }, Action::Update, Some(Resource::Peering(spec))) => {
@@ -1070,10 +1238,7 @@ impl SimProvider {
                 if spec.accepted
                     && matches!(&change.before, Some(Resource::Peering(before)) if !before.accepted)
                 {
-                    self.run("AcceptTransitGatewayPeeringAttachment", true, what, || {
-                        cloud.accept_peering(accepter, &id)
-                    })
-                    .await?;
+                    self.accept(accepter, &id, what).await?;
                 }
                 self.wait_peering_available(accepter, &id).await?;
             }
@@ -1104,8 +1269,17 @@ impl SimProvider {
                 } else {
                     "CreateTransitGatewayRoute"
                 };
-                self.run(operation, true, what, || {
-                    cloud.put_route(&route_table, destination, &attachment, replace)
+                self.run_attempts(operation, true, what, |attempt| {
+                    let (route_table, attachment) = (route_table.clone(), attachment.clone());
+                    async move {
+                        match cloud
+                            .put_route(&route_table, destination, &attachment, replace)
+                            .await
+                        {
+                            Err(e) if attempt > 0 && e.code() == "RouteAlreadyExists" => Ok(()),
+                            other => other,
+                        }
+                    }
                 })
                 .await?;
             }

@@ -44,6 +44,9 @@ pub struct World {
     pub calls: BTreeMap<String, CallCount>,
     /// Every successful write, in order, with its time.
     pub history: Vec<HistoryEntry>,
+    /// Idempotency tokens of create calls, with the ARN they created: a retry
+    /// with the same token returns the same object instead of a second one.
+    pub idempotency: BTreeMap<String, String>,
 }
 
 /// How the world behaves.
@@ -84,6 +87,9 @@ pub struct Faults {
     pub throttle_rate: f64,
     /// Fraction of calls failing with a server error, 0.0-1.0.
     pub error_rate: f64,
+    /// Fraction of writes that land but answer with a server error, as when
+    /// a response is lost on the way back, 0.0-1.0.
+    pub lost_response_rate: f64,
     /// Operations that fail permanently (a stalled error), for tests of
     /// half-finished applies, e.g. `CreateListener`.
     pub fail_operations: Vec<String>,
@@ -162,6 +168,12 @@ pub struct Accelerator {
     pub deployed_at_ms: u64,
     /// All tags, meridian's included.
     pub tags: BTreeMap<String, String>,
+    /// Creation time, milliseconds since the epoch.
+    #[serde(default)]
+    pub created_ms: u64,
+    /// Last change, milliseconds since the epoch.
+    #[serde(default)]
+    pub modified_ms: u64,
 }
 
 /// A listener.
@@ -351,10 +363,22 @@ impl World {
 
     /// Marks an accelerator as changing: `IN_PROGRESS` for the deploy delay.
     pub fn touch_accelerator(&mut self, arn: &str) {
-        let until = now_ms() + self.settings.deploy_delay_ms;
+        let now = now_ms();
+        let until = now + self.settings.deploy_delay_ms;
         if let Some(accelerator) = self.accelerators.get_mut(arn) {
             accelerator.deployed_at_ms = until;
+            accelerator.modified_ms = now;
         }
+    }
+
+    /// The object an idempotency token already created, if it still exists.
+    pub fn replay(
+        &self,
+        token: Option<&str>,
+        exists: impl Fn(&World, &str) -> bool,
+    ) -> Option<String> {
+        let arn = self.idempotency.get(token?)?;
+        exists(self, arn).then(|| arn.clone())
     }
 
     /// Records a successful write.

@@ -1,0 +1,1 @@
+//! AWS provider (placeholder while the crate builds).
