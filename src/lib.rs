@@ -16,6 +16,7 @@ pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod preview;
+pub mod sandbox;
 pub mod simcli;
 pub mod source;
 pub mod status;

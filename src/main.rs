@@ -70,6 +70,14 @@ enum Command {
     Diff(DiffArgs),
     /// Watch a Git branch and keep the live world equal to it.
     Run(RunArgs),
+    /// Serve the AWS Global Accelerator API (awsJson1_1) over the simulated
+    /// cloud, for the aws provider, the AWS SDKs and the AWS CLI. A local
+    /// emulator: it accepts any SigV4 signature, so keep it on loopback.
+    Sandbox {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:4566")]
+        listen: std::net::SocketAddr,
+    },
     /// Show the status persisted by `meridian run`.
     Status {
         /// The daemon's state directory.
@@ -791,6 +799,12 @@ async fn daemon(cli: &Cli, args: &RunArgs) -> Result<u8> {
 async fn run(cli: &Cli) -> Result<u8> {
     match &cli.command {
         Command::Diff(args) => preview(cli, args).await,
+        Command::Sandbox { listen } => {
+            let dir = cli.sim.clone().unwrap_or_else(|| PathBuf::from(".meridian-sim"));
+            let cloud = SimCloud::new(SimStore::open(&dir)?);
+            meridian::sandbox::serve(cloud, *listen).await.with_context(|| format!("serving the sandbox on {listen}"))?;
+            Ok(exit::OK)
+        }
         Command::Run(args) => daemon(cli, args).await,
         Command::Status { state_dir, format } => {
             let Some(status) = meridian::status::Status::load(state_dir)? else {
