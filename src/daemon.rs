@@ -378,7 +378,7 @@ impl Loop {
         trigger: &str,
         started: Instant,
     ) -> Next {
-        let providers = match Providers::build(state, &self.config.engine) {
+        let providers = match Providers::build(state, &self.config.engine).await {
             Ok(providers) => providers,
             Err(error) => {
                 self.fail(Some(revision), error.to_string(), Vec::new());

@@ -59,8 +59,9 @@ pub struct Providers {
 }
 
 impl Providers {
-    /// Builds one provider per `Provider` document.
-    pub fn build(state: &DesiredState, options: &EngineOptions) -> Result<Self, EngineError> {
+    /// Builds one provider per `Provider` document: the simulated cloud for
+    /// every provider under `--sim`, otherwise the real one for its type.
+    pub async fn build(state: &DesiredState, options: &EngineOptions) -> Result<Self, EngineError> {
         let stats = RetryStats::default();
         let mut by_name: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
         let mut concurrency = BTreeMap::new();
@@ -71,32 +72,45 @@ impl Providers {
         for doc in &state.providers {
             let spec = &doc.doc.spec;
             let name = doc.name().to_owned();
+            let owner = spec.owner.clone().unwrap_or_else(|| name.clone());
             concurrency.insert(
                 name.clone(),
                 spec.max_concurrency.unwrap_or(4).clamp(1, 32) as usize,
             );
-            let Some(cloud) = &cloud else {
-                let message = match spec.provider_type {
-                    ProviderType::Sim => "a provider of type sim runs against the embedded simulated cloud: pass --sim DIR or set MERIDIAN_SIM".to_owned(),
-                    other => format!("the {} provider is not available in this build; pass --sim DIR (or MERIDIAN_SIM) to run against the embedded simulated cloud", format!("{other:?}").to_ascii_lowercase()),
-                };
-                return Err(EngineError::Provider {
-                    provider: name,
-                    message,
-                });
+            let provider: Arc<dyn Provider> = match (&cloud, spec.provider_type) {
+                (Some(cloud), provider_type) => Arc::new(SimProvider::new(
+                    SimProviderConfig {
+                        name: name.clone(),
+                        owner,
+                        families: desired::provider_families(provider_type),
+                        project: desired::project_of(state, &name),
+                        retry: options.retry.clone(),
+                        stats: stats.clone(),
+                    },
+                    cloud.clone(),
+                )),
+                (None, ProviderType::Aws) => Arc::new(
+                    meridian_aws::AwsProvider::new(meridian_aws::AwsConfig {
+                        name: name.clone(),
+                        owner,
+                        profile: spec.profile.clone(),
+                        globalaccelerator_endpoint: spec
+                            .endpoints
+                            .as_ref()
+                            .and_then(|e| e.globalaccelerator.clone()),
+                        retry: options.retry.clone(),
+                        stats: stats.clone(),
+                    })
+                    .await,
+                ),
+                (None, ProviderType::Sim) => {
+                    return Err(EngineError::Provider { provider: name, message: "a provider of type sim runs against the embedded simulated cloud: pass --sim DIR or set MERIDIAN_SIM".to_owned() });
+                }
+                (None, ProviderType::Gcp) => {
+                    return Err(EngineError::Provider { provider: name, message: "the gcp provider is not available in this build; pass --sim DIR (or MERIDIAN_SIM) to run against the embedded simulated cloud".to_owned() });
+                }
             };
-            let provider = SimProvider::new(
-                SimProviderConfig {
-                    name: name.clone(),
-                    owner: spec.owner.clone().unwrap_or_else(|| name.clone()),
-                    families: desired::provider_families(spec.provider_type),
-                    project: desired::project_of(state, &name),
-                    retry: options.retry.clone(),
-                    stats: stats.clone(),
-                },
-                cloud.clone(),
-            );
-            by_name.insert(name, Arc::new(provider));
+            by_name.insert(name, provider);
         }
         Ok(Self {
             by_name,
@@ -125,6 +139,8 @@ pub struct Observation {
     pub resources: Vec<(String, Observed)>,
     /// Families that could not be observed.
     pub gaps: Vec<Gap>,
+    /// Desired objects whose provider does not manage their family.
+    pub unsupported: Vec<String>,
 }
 
 /// Observes every provider concurrently.
@@ -141,6 +157,15 @@ pub async fn observe(providers: &Providers, desired: &DesiredResources) -> Obser
         tasks.spawn(async move { (name, provider.observe(request).await) });
     }
     let mut observation = Observation::default();
+    let mut unsupported = BTreeSet::new();
+    for (address, want) in desired {
+        if let Some(provider) = providers.by_name.get(&want.provider)
+            && !provider.families().contains(&address.family())
+        {
+            unsupported.insert(format!("{} ({}) is managed by provider `{}`, which does not support {} in this release; run with --sim DIR, or move it to a provider that does", want.source, address.family(), want.provider, address.family()));
+        }
+    }
+    observation.unsupported = unsupported.into_iter().collect();
     while let Some(joined) = tasks.join_next().await {
         let Ok((name, response)) = joined else {
             continue;
@@ -178,7 +203,8 @@ pub fn make_plan(
         .map(|g| (g.provider.clone(), g.family))
         .collect();
     let changes = plan::diff::diff(desired, &observation.resources, &gaps);
-    let conflicts = duplicates(&observation.resources);
+    let mut conflicts = duplicates(&observation.resources);
+    conflicts.extend(observation.unsupported.iter().cloned());
     let notes = policy::traffic_policy_notes(state, &changes);
     Plan {
         format_version: plan::FORMAT_VERSION,

@@ -344,7 +344,7 @@ fn options(cli: &Cli) -> EngineOptions {
 }
 
 async fn plan_now(cli: &Cli, state: &DesiredState) -> Result<(Providers, Plan)> {
-    let providers = Providers::build(state, &options(cli))?;
+    let providers = Providers::build(state, &options(cli)).await?;
     let resources = desired::expand(state);
     let observation = engine::observe(&providers, &resources).await;
     let plan = engine::make_plan(state, &resources, &observation, None);
@@ -739,7 +739,7 @@ async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
         }
         Err(error) => return Err(error.into()),
     };
-    let providers = Providers::build(&state, &options(cli))?;
+    let providers = Providers::build(&state, &options(cli)).await?;
     let resources = desired::expand(&state);
     let observation = engine::observe(&providers, &resources).await;
     let plan = engine::make_plan(&state, &resources, &observation, Some(head.to_string()));
@@ -800,9 +800,14 @@ async fn run(cli: &Cli) -> Result<u8> {
     match &cli.command {
         Command::Diff(args) => preview(cli, args).await,
         Command::Sandbox { listen } => {
-            let dir = cli.sim.clone().unwrap_or_else(|| PathBuf::from(".meridian-sim"));
+            let dir = cli
+                .sim
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(".meridian-sim"));
             let cloud = SimCloud::new(SimStore::open(&dir)?);
-            meridian::sandbox::serve(cloud, *listen).await.with_context(|| format!("serving the sandbox on {listen}"))?;
+            meridian::sandbox::serve(cloud, *listen)
+                .await
+                .with_context(|| format!("serving the sandbox on {listen}"))?;
             Ok(exit::OK)
         }
         Command::Run(args) => daemon(cli, args).await,

@@ -35,3 +35,10 @@ pub const MANAGED_BY_VALUE: &str = "meridian";
 /// repositories sharing one cloud account never touch each other's objects
 /// as long as their owners differ.
 pub const OWNER_KEY: &str = "meridian.dev/owner";
+/// Tag naming the `GlobalAccelerator` document an accelerator belongs to.
+pub const NAME_KEY: &str = "meridian.dev/name";
+/// Tag naming the `TransitGatewayMesh` a gateway or peering belongs to.
+pub const MESH_KEY: &str = "meridian.dev/mesh";
+/// Prefix of the accelerator tags that map listener ids to meridian's
+/// listener names (Global Accelerator listeners have neither names nor tags).
+pub const LISTENER_KEY_PREFIX: &str = "meridian.dev/listener:";

@@ -19,13 +19,7 @@ use meridian_provider::{
 
 use crate::cloud::{Page, SimCloud, SimError};
 
-/// Tag naming the `GlobalAccelerator` document an accelerator belongs to.
-pub const NAME_KEY: &str = "meridian.dev/name";
-/// Tag naming the `TransitGatewayMesh` a gateway or peering belongs to.
-pub const MESH_KEY: &str = "meridian.dev/mesh";
-/// Prefix of the accelerator tags that map listener ids to meridian's
-/// listener names (Global Accelerator listeners have neither names nor tags).
-pub const LISTENER_KEY_PREFIX: &str = "meridian.dev/listener:";
+pub use meridian_provider::{LISTENER_KEY_PREFIX, MESH_KEY, NAME_KEY};
 
 /// Decides what a simulated cloud error means. The one place where error
 /// codes become classes.
