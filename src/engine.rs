@@ -98,6 +98,7 @@ impl Providers {
                             .endpoints
                             .as_ref()
                             .and_then(|e| e.globalaccelerator.clone()),
+                        ec2_endpoint: spec.endpoints.as_ref().and_then(|e| e.ec2.clone()),
                         retry: options.retry.clone(),
                         stats: stats.clone(),
                     })

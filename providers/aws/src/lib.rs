@@ -1,5 +1,6 @@
 //! meridian's AWS provider: Global Accelerator through the official
-//! `aws-sdk-globalaccelerator` crate.
+//! `aws-sdk-globalaccelerator` crate, Transit Gateway through `aws-sdk-ec2`
+//! (one client per region).
 //!
 //! Observation lists (never describes one object at a time): accelerators,
 //! their tags (Global Accelerator's list call carries none, and ownership is
@@ -51,6 +52,8 @@ pub struct AwsConfig {
     pub profile: Option<String>,
     /// Endpoint override for Global Accelerator (emulators, VPC endpoints).
     pub globalaccelerator_endpoint: Option<String>,
+    /// Endpoint override for EC2 (emulators, VPC endpoints), for every region.
+    pub ec2_endpoint: Option<String>,
     /// Retry policy for each call.
     pub retry: RetryPolicy,
     /// Shared retry counters.
@@ -62,6 +65,8 @@ pub struct AwsConfig {
 pub struct AwsProvider {
     config: AwsConfig,
     ga: ga::Client,
+    shared: aws_config::SdkConfig,
+    ec2: Mutex<BTreeMap<String, aws_sdk_ec2::Client>>,
     /// Cloud ids by address text, filled by observation and creation.
     ids: Mutex<BTreeMap<String, String>>,
     calls: Mutex<BTreeMap<String, CallCounter>>,
@@ -131,7 +136,7 @@ where
 }
 
 fn is_not_found(error: &ProviderError) -> bool {
-    error.code.ends_with("NotFoundException")
+    error.code.ends_with("NotFoundException") || error.code.ends_with(".NotFound")
 }
 
 fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -185,6 +190,8 @@ impl AwsProvider {
         Self {
             config,
             ga: ga::Client::from_conf(builder.build()),
+            shared,
+            ec2: Mutex::new(BTreeMap::new()),
             ids: Mutex::new(BTreeMap::new()),
             calls: Mutex::new(BTreeMap::new()),
             run_nonce: nanos ^ u64::from(std::process::id()),
@@ -206,6 +213,20 @@ impl AwsProvider {
         if let Ok(mut ids) = self.ids.lock() {
             ids.entry(key.into()).or_insert_with(|| id.into());
         }
+    }
+
+    fn id_of_key(&self, key: &str) -> Result<String, ProviderError> {
+        self.ids
+            .lock()
+            .ok()
+            .and_then(|ids| ids.get(key).cloned())
+            .ok_or_else(|| {
+                ProviderError::stalled(
+                    "apply",
+                    "DependencyNotFound",
+                    format!("{key} is not known (yet); re-run plan"),
+                )
+            })
     }
 
     fn forget(&self, key: &str) {
@@ -1014,11 +1035,18 @@ impl AwsProvider {
                     .map(|_| ()),
                 )?;
             }
+            (
+                Address::TransitGateway { .. } | Address::Peering { .. } | Address::Route { .. },
+                _,
+                _,
+            ) => {
+                self.apply_transit_gateway(change, what).await?;
+            }
             (address, action, _) => {
                 return Err(ProviderError::stalled(
                     "apply",
                     "UnsupportedChange",
-                    format!("the aws provider cannot {action:?} {address} in this release"),
+                    format!("the aws provider cannot {action:?} {address}"),
                 ));
             }
         }
@@ -1033,7 +1061,7 @@ impl Provider for AwsProvider {
     }
 
     fn families(&self) -> Vec<Family> {
-        vec![Family::GlobalAccelerator]
+        vec![Family::GlobalAccelerator, Family::TransitGateway]
     }
 
     async fn observe(&self, request: ObserveRequest) -> ObserveResponse {
@@ -1045,6 +1073,17 @@ impl Provider for AwsProvider {
                 Ok(found) => response.resources.extend(found),
                 Err(error) => response.gaps.push(ObservationGap {
                     family: Family::GlobalAccelerator,
+                    error,
+                }),
+            }
+        }
+        let wants_tgw =
+            request.families.is_empty() || request.families.contains(&Family::TransitGateway);
+        if wants_tgw && !request.regions.is_empty() {
+            match self.observe_transit_gateway(&request.regions).await {
+                Ok(found) => response.resources.extend(found),
+                Err(error) => response.gaps.push(ObservationGap {
+                    family: Family::TransitGateway,
                     error,
                 }),
             }
@@ -1062,5 +1101,684 @@ impl Provider for AwsProvider {
             .lock()
             .map(|c| c.values().cloned().collect())
             .unwrap_or_default()
+    }
+}
+
+mod tgw {
+    //! Transit Gateway through EC2: gateways, peering attachments (created in
+    //! the requester's region, accepted in the accepter's, waited to
+    //! `available`) and static routes, with pagination everywhere.
+
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::time::Duration;
+
+    use aws_sdk_ec2 as ec2;
+    use aws_sdk_ec2::types::{
+        ResourceType, Tag as Ec2Tag, TagSpecification, TransitGatewayRequestOptions,
+    };
+    use meridian_provider::{
+        Action, Address, Change, MANAGED_BY_KEY, MANAGED_BY_VALUE, MESH_KEY, OWNER_KEY, Observed,
+        PeeringSpec, ProviderError, Resource, RouteSpec, TransitGatewaySpec, with_retries,
+    };
+
+    use super::AwsProvider;
+
+    fn tags_of(tags: &[Ec2Tag]) -> BTreeMap<String, String> {
+        tags.iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    fn spec(resource_type: ResourceType, tags: &BTreeMap<String, String>) -> TagSpecification {
+        TagSpecification::builder()
+            .resource_type(resource_type)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Ec2Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .build()
+    }
+
+    const GONE: [&str; 5] = ["deleted", "deleting", "failed", "failing", "rejected"];
+
+    impl AwsProvider {
+        fn ec2(&self, region: &str) -> ec2::Client {
+            let mut clients = self.ec2.lock().unwrap_or_else(|e| e.into_inner());
+            clients
+                .entry(region.to_owned())
+                .or_insert_with(|| {
+                    let mut builder = ec2::config::Builder::from(&self.shared)
+                        .retry_config(aws_config::retry::RetryConfig::disabled())
+                        .timeout_config(
+                            aws_config::timeout::TimeoutConfig::builder()
+                                .connect_timeout(Duration::from_secs(5))
+                                .operation_attempt_timeout(Duration::from_secs(30))
+                                .build(),
+                        )
+                        .region(aws_config::Region::new(region.to_owned()));
+                    if let Some(url) = &self.config.ec2_endpoint {
+                        builder = builder.endpoint_url(url);
+                    }
+                    ec2::Client::from_conf(builder.build())
+                })
+                .clone()
+        }
+
+        fn ownership(&self, mesh: &str, name: String) -> BTreeMap<String, String> {
+            BTreeMap::from([
+                (MANAGED_BY_KEY.to_owned(), MANAGED_BY_VALUE.to_owned()),
+                (OWNER_KEY.to_owned(), self.config.owner.clone()),
+                (MESH_KEY.to_owned(), mesh.to_owned()),
+                ("Name".to_owned(), name),
+            ])
+        }
+
+        /// Observes gateways, peerings and static routes in `regions`.
+        pub(super) async fn observe_transit_gateway(
+            &self,
+            regions: &[String],
+        ) -> Result<Vec<Observed>, ProviderError> {
+            let mut found = Vec::new();
+            let mut gateways = Vec::new();
+            for region in regions {
+                let client = self.ec2(region);
+                let mut token: Option<String> = None;
+                loop {
+                    let page = self
+                        .run(
+                            "DescribeTransitGateways",
+                            false,
+                            &format!("describe transit gateways in {region}"),
+                            || {
+                                client
+                                    .describe_transit_gateways()
+                                    .max_results(1000)
+                                    .set_next_token(token.clone())
+                                    .send()
+                            },
+                        )
+                        .await?;
+                    for tgw in page.transit_gateways() {
+                        let tags = tags_of(tgw.tags());
+                        let state = tgw
+                            .state()
+                            .map(|s| s.as_str().to_owned())
+                            .unwrap_or_default();
+                        if !self.owns(&tags) || GONE.contains(&state.as_str()) {
+                            continue;
+                        }
+                        let (Some(id), Some(mesh)) = (tgw.transit_gateway_id(), tags.get(MESH_KEY))
+                        else {
+                            continue;
+                        };
+                        let address = Address::TransitGateway {
+                            mesh: mesh.clone(),
+                            region: region.clone(),
+                        };
+                        self.remember_first(address.to_string(), id);
+                        let options = tgw.options();
+                        if let Some(rtb) =
+                            options.and_then(|o| o.association_default_route_table_id())
+                        {
+                            self.remember_first(format!("{address}#route-table"), rtb);
+                        }
+                        if let Some(owner) = tgw.owner_id() {
+                            self.remember_first(format!("{address}#owner"), owner);
+                        }
+                        found.push(Observed {
+                            address,
+                            resource: Resource::TransitGateway(TransitGatewaySpec {
+                                region: region.clone(),
+                                amazon_side_asn: options
+                                    .and_then(|o| o.amazon_side_asn())
+                                    .and_then(|a| u32::try_from(a).ok())
+                                    .unwrap_or(0),
+                                description: tgw.description().unwrap_or_default().to_owned(),
+                            }),
+                            cloud_id: Some(id.to_owned()),
+                            etag: None,
+                            status: Some(state),
+                            health: None,
+                        });
+                        gateways.push((
+                            mesh.clone(),
+                            region.clone(),
+                            options
+                                .and_then(|o| o.association_default_route_table_id())
+                                .map(str::to_owned),
+                        ));
+                    }
+                    match page.next_token() {
+                        Some(next) => token = Some(next.to_owned()),
+                        None => break,
+                    }
+                }
+            }
+            let mut peerings: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+            let mut seen = BTreeSet::new();
+            for region in regions {
+                let client = self.ec2(region);
+                let mut token: Option<String> = None;
+                loop {
+                    let page = self
+                        .run(
+                            "DescribeTransitGatewayPeeringAttachments",
+                            false,
+                            &format!("describe peerings in {region}"),
+                            || {
+                                client
+                                    .describe_transit_gateway_peering_attachments()
+                                    .max_results(1000)
+                                    .set_next_token(token.clone())
+                                    .send()
+                            },
+                        )
+                        .await?;
+                    for attachment in page.transit_gateway_peering_attachments() {
+                        let tags = tags_of(attachment.tags());
+                        let state = attachment
+                            .state()
+                            .map(|s| s.as_str().to_owned())
+                            .unwrap_or_default();
+                        let Some(id) = attachment.transit_gateway_attachment_id() else {
+                            continue;
+                        };
+                        if !self.owns(&tags)
+                            || GONE.contains(&state.as_str())
+                            || !seen.insert(id.to_owned())
+                        {
+                            continue;
+                        }
+                        let (Some(mesh), Some(requester), Some(accepter)) = (
+                            tags.get(MESH_KEY),
+                            attachment.requester_tgw_info().and_then(|i| i.region()),
+                            attachment.accepter_tgw_info().and_then(|i| i.region()),
+                        ) else {
+                            continue;
+                        };
+                        let address = Address::Peering {
+                            mesh: mesh.clone(),
+                            requester: requester.to_owned(),
+                            accepter: accepter.to_owned(),
+                        };
+                        self.remember_first(address.to_string(), id);
+                        peerings.insert(
+                            id.to_owned(),
+                            (mesh.clone(), requester.to_owned(), accepter.to_owned()),
+                        );
+                        found.push(Observed {
+                            address,
+                            resource: Resource::Peering(PeeringSpec {
+                                requester_region: requester.to_owned(),
+                                accepter_region: accepter.to_owned(),
+                                accepted: state != "pendingAcceptance"
+                                    && state != "initiatingRequest"
+                                    && state != "initiating",
+                            }),
+                            cloud_id: Some(id.to_owned()),
+                            etag: None,
+                            status: Some(state),
+                            health: None,
+                        });
+                    }
+                    match page.next_token() {
+                        Some(next) => token = Some(next.to_owned()),
+                        None => break,
+                    }
+                }
+            }
+            for (mesh, region, route_table) in gateways {
+                let Some(route_table) = route_table else {
+                    continue;
+                };
+                let client = self.ec2(&region);
+                // No MaxResults: the default (1000) is the API's maximum anyway.
+                let filter = aws_sdk_ec2::types::Filter::builder()
+                    .name("type")
+                    .values("static")
+                    .build();
+                let routes = self
+                    .run(
+                        "SearchTransitGatewayRoutes",
+                        false,
+                        &format!("search routes of {route_table}"),
+                        || {
+                            client
+                                .search_transit_gateway_routes()
+                                .transit_gateway_route_table_id(&route_table)
+                                .filters(filter.clone())
+                                .send()
+                        },
+                    )
+                    .await?;
+                for route in routes.routes() {
+                    let (Some(cidr), Some(attachment)) = (
+                        route.destination_cidr_block(),
+                        route
+                            .transit_gateway_attachments()
+                            .first()
+                            .and_then(|a| a.transit_gateway_attachment_id()),
+                    ) else {
+                        continue;
+                    };
+                    let Some((_, requester, accepter)) = peerings.get(attachment) else {
+                        continue;
+                    };
+                    let peer = if *requester == region {
+                        accepter
+                    } else {
+                        requester
+                    };
+                    found.push(Observed {
+                        address: Address::Route {
+                            mesh: mesh.clone(),
+                            region: region.clone(),
+                            destination: cidr.to_owned(),
+                        },
+                        resource: Resource::Route(RouteSpec {
+                            region: region.clone(),
+                            destination_cidr: cidr.to_owned(),
+                            via_peer_region: peer.clone(),
+                        }),
+                        cloud_id: Some(format!("{route_table}|{cidr}")),
+                        etag: None,
+                        status: route.state().map(|s| s.as_str().to_owned()),
+                        health: None,
+                    });
+                }
+            }
+            Ok(found)
+        }
+
+        async fn wait_gateway_available(
+            &self,
+            region: &str,
+            id: &str,
+            what: &str,
+        ) -> Result<(), ProviderError> {
+            let client = self.ec2(region);
+            with_retries(&self.config.retry, &self.config.stats, what, || {
+                let client = client.clone();
+                async move {
+                    let page = self
+                        .run("DescribeTransitGateways", false, what, || {
+                            client
+                                .describe_transit_gateways()
+                                .transit_gateway_ids(id)
+                                .send()
+                        })
+                        .await?;
+                    let state = page
+                        .transit_gateways()
+                        .first()
+                        .and_then(|t| t.state())
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default();
+                    if state == "available" {
+                        Ok(())
+                    } else {
+                        Err(ProviderError::waiting(
+                            "DescribeTransitGateways",
+                            "Pending",
+                            Duration::from_secs(5),
+                            format!("{id} is {state}"),
+                        ))
+                    }
+                }
+            })
+            .await
+        }
+
+        async fn wait_peering_available(
+            &self,
+            region: &str,
+            id: &str,
+            what: &str,
+        ) -> Result<(), ProviderError> {
+            let client = self.ec2(region);
+            with_retries(&self.config.retry, &self.config.stats, what, || {
+                let client = client.clone();
+                async move {
+                    let page = self
+                        .run(
+                            "DescribeTransitGatewayPeeringAttachments",
+                            false,
+                            what,
+                            || {
+                                client
+                                    .describe_transit_gateway_peering_attachments()
+                                    .transit_gateway_attachment_ids(id)
+                                    .send()
+                            },
+                        )
+                        .await?;
+                    let state = page
+                        .transit_gateway_peering_attachments()
+                        .first()
+                        .and_then(|p| p.state())
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default();
+                    match state.as_str() {
+                        "available" => Ok(()),
+                        "failed" | "rejected" | "deleted" => Err(ProviderError::stalled(
+                            "DescribeTransitGatewayPeeringAttachments",
+                            "PeeringFailed",
+                            format!("{id} is {state}"),
+                        )),
+                        _ => Err(ProviderError::waiting(
+                            "DescribeTransitGatewayPeeringAttachments",
+                            "Pending",
+                            Duration::from_secs(2),
+                            format!("{id} is {state}"),
+                        )),
+                    }
+                }
+            })
+            .await
+        }
+
+        fn peering_between(&self, mesh: &str, a: &str, b: &str) -> Result<String, ProviderError> {
+            let forward = Address::Peering {
+                mesh: mesh.to_owned(),
+                requester: a.to_owned(),
+                accepter: b.to_owned(),
+            };
+            let backward = Address::Peering {
+                mesh: mesh.to_owned(),
+                requester: b.to_owned(),
+                accepter: a.to_owned(),
+            };
+            self.id_of(&forward, "CreateTransitGatewayRoute")
+                .or_else(|_| self.id_of(&backward, "CreateTransitGatewayRoute"))
+        }
+
+        /// Carries out one Transit Gateway change.
+        pub(super) async fn apply_transit_gateway(
+            &self,
+            change: &Change,
+            what: &str,
+        ) -> Result<(), ProviderError> {
+            let key = change.address.to_string();
+            let live_id = || {
+                change.cloud_id.clone().ok_or_else(|| {
+                    ProviderError::stalled(
+                        "apply",
+                        "MissingCloudId",
+                        format!("{} has no live id; re-run plan", change.address),
+                    )
+                })
+            };
+            let not_found_ok = |result: Result<(), ProviderError>| match result {
+                Err(error) if super::is_not_found(&error) => Ok(()),
+                other => other,
+            };
+            match (&change.address, change.action, change.after.as_ref()) {
+                (
+                    Address::TransitGateway { mesh, region },
+                    Action::Create,
+                    Some(Resource::TransitGateway(spec)),
+                ) => {
+                    let client = self.ec2(region);
+                    let tags = self.ownership(mesh, format!("{mesh}-{region}"));
+                    let output = self
+                        .run("CreateTransitGateway", true, what, || {
+                            client
+                                .create_transit_gateway()
+                                .description(&spec.description)
+                                .options(
+                                    TransitGatewayRequestOptions::builder()
+                                        .amazon_side_asn(i64::from(spec.amazon_side_asn))
+                                        .build(),
+                                )
+                                .tag_specifications(super::tgw::spec(
+                                    ResourceType::TransitGateway,
+                                    &tags,
+                                ))
+                                .send()
+                        })
+                        .await?;
+                    let tgw = output.transit_gateway().ok_or_else(|| {
+                        ProviderError::stalled(
+                            "CreateTransitGateway",
+                            "MalformedResponse",
+                            "no TransitGateway in the response",
+                        )
+                    })?;
+                    let id = tgw.transit_gateway_id().unwrap_or_default().to_owned();
+                    if let Some(rtb) = tgw
+                        .options()
+                        .and_then(|o| o.association_default_route_table_id())
+                    {
+                        self.remember(format!("{key}#route-table"), rtb);
+                    }
+                    if let Some(owner) = tgw.owner_id() {
+                        self.remember(format!("{key}#owner"), owner);
+                    }
+                    self.remember(key.clone(), id.clone());
+                    self.wait_gateway_available(region, &id, what).await?;
+                }
+                (
+                    Address::TransitGateway { region, .. },
+                    Action::Update,
+                    Some(Resource::TransitGateway(spec)),
+                ) => {
+                    if let Some(Resource::TransitGateway(before)) = &change.before
+                        && before.amazon_side_asn != spec.amazon_side_asn
+                    {
+                        return Err(ProviderError::stalled(
+                            "ModifyTransitGateway",
+                            "InvalidParameterValue",
+                            format!(
+                                "{}: amazonSideAsn cannot be changed on an existing transit gateway ({} -> {}); remove the region from the mesh, apply, then add it back",
+                                change.address, before.amazon_side_asn, spec.amazon_side_asn
+                            ),
+                        ));
+                    }
+                    let id = live_id()?;
+                    let client = self.ec2(region);
+                    self.run("ModifyTransitGateway", true, what, || {
+                        client
+                            .modify_transit_gateway()
+                            .transit_gateway_id(&id)
+                            .description(&spec.description)
+                            .send()
+                    })
+                    .await?;
+                }
+                (Address::TransitGateway { region, .. }, Action::Delete, _) => {
+                    let id = live_id()?;
+                    let client = self.ec2(region);
+                    not_found_ok(
+                        self.run("DeleteTransitGateway", true, what, || {
+                            client
+                                .delete_transit_gateway()
+                                .transit_gateway_id(&id)
+                                .send()
+                        })
+                        .await
+                        .map(|_| ()),
+                    )?;
+                    self.forget(&key);
+                }
+                (
+                    Address::Peering {
+                        mesh,
+                        requester,
+                        accepter,
+                    },
+                    Action::Create,
+                    Some(Resource::Peering(_)),
+                ) => {
+                    let requester_address = Address::TransitGateway {
+                        mesh: mesh.clone(),
+                        region: requester.clone(),
+                    };
+                    let tgw =
+                        self.id_of(&requester_address, "CreateTransitGatewayPeeringAttachment")?;
+                    let peer_address = Address::TransitGateway {
+                        mesh: mesh.clone(),
+                        region: accepter.clone(),
+                    };
+                    let peer =
+                        self.id_of(&peer_address, "CreateTransitGatewayPeeringAttachment")?;
+                    let account = self.id_of_key(&format!("{peer_address}#owner"))?;
+                    let tags = self.ownership(mesh, format!("{mesh}-{requester}-{accepter}"));
+                    let client = self.ec2(requester);
+                    let output = self
+                        .run("CreateTransitGatewayPeeringAttachment", true, what, || {
+                            client
+                                .create_transit_gateway_peering_attachment()
+                                .transit_gateway_id(&tgw)
+                                .peer_transit_gateway_id(&peer)
+                                .peer_account_id(&account)
+                                .peer_region(accepter)
+                                .tag_specifications(super::tgw::spec(
+                                    ResourceType::TransitGatewayAttachment,
+                                    &tags,
+                                ))
+                                .send()
+                        })
+                        .await?;
+                    let id = output
+                        .transit_gateway_peering_attachment()
+                        .and_then(|p| p.transit_gateway_attachment_id())
+                        .ok_or_else(|| {
+                            ProviderError::stalled(
+                                "CreateTransitGatewayPeeringAttachment",
+                                "MalformedResponse",
+                                "no attachment id in the response",
+                            )
+                        })?
+                        .to_owned();
+                    self.remember(key, id.clone());
+                    self.accept_peering(accepter, &id, what).await?;
+                    self.wait_peering_available(accepter, &id, what).await?;
+                }
+                (
+                    Address::Peering { accepter, .. },
+                    Action::Update,
+                    Some(Resource::Peering(spec)),
+                ) => {
+                    let id = live_id()?;
+                    if spec.accepted
+                        && matches!(&change.before, Some(Resource::Peering(before)) if !before.accepted)
+                    {
+                        self.accept_peering(accepter, &id, what).await?;
+                    }
+                    self.wait_peering_available(accepter, &id, what).await?;
+                }
+                (Address::Peering { requester, .. }, Action::Delete, _) => {
+                    let id = live_id()?;
+                    let client = self.ec2(requester);
+                    not_found_ok(
+                        self.run("DeleteTransitGatewayPeeringAttachment", true, what, || {
+                            client
+                                .delete_transit_gateway_peering_attachment()
+                                .transit_gateway_attachment_id(&id)
+                                .send()
+                        })
+                        .await
+                        .map(|_| ()),
+                    )?;
+                    self.forget(&key);
+                }
+                (
+                    Address::Route {
+                        mesh,
+                        region,
+                        destination,
+                    },
+                    Action::Create | Action::Update,
+                    Some(Resource::Route(spec)),
+                ) => {
+                    let gateway = Address::TransitGateway {
+                        mesh: mesh.clone(),
+                        region: region.clone(),
+                    };
+                    let route_table = self.id_of_key(&format!("{gateway}#route-table"))?;
+                    let attachment = self.peering_between(mesh, region, &spec.via_peer_region)?;
+                    let client = self.ec2(region);
+                    if change.action == Action::Update {
+                        self.run("ReplaceTransitGatewayRoute", true, what, || {
+                            client
+                                .replace_transit_gateway_route()
+                                .transit_gateway_route_table_id(&route_table)
+                                .destination_cidr_block(destination)
+                                .transit_gateway_attachment_id(&attachment)
+                                .send()
+                        })
+                        .await?;
+                    } else {
+                        self.run("CreateTransitGatewayRoute", true, what, || {
+                            client
+                                .create_transit_gateway_route()
+                                .transit_gateway_route_table_id(&route_table)
+                                .destination_cidr_block(destination)
+                                .transit_gateway_attachment_id(&attachment)
+                                .send()
+                        })
+                        .await?;
+                    }
+                }
+                (
+                    Address::Route {
+                        mesh,
+                        region,
+                        destination,
+                    },
+                    Action::Delete,
+                    _,
+                ) => {
+                    let gateway = Address::TransitGateway {
+                        mesh: mesh.clone(),
+                        region: region.clone(),
+                    };
+                    let route_table = self.id_of_key(&format!("{gateway}#route-table"))?;
+                    let client = self.ec2(region);
+                    not_found_ok(
+                        self.run("DeleteTransitGatewayRoute", true, what, || {
+                            client
+                                .delete_transit_gateway_route()
+                                .transit_gateway_route_table_id(&route_table)
+                                .destination_cidr_block(destination)
+                                .send()
+                        })
+                        .await
+                        .map(|_| ()),
+                    )?;
+                }
+                (address, action, _) => {
+                    return Err(ProviderError::stalled(
+                        "apply",
+                        "UnsupportedChange",
+                        format!("{action:?} of {address} has no matching value"),
+                    ));
+                }
+            }
+            Ok(())
+        }
+
+        async fn accept_peering(
+            &self,
+            accepter: &str,
+            id: &str,
+            what: &str,
+        ) -> Result<(), ProviderError> {
+            let client = self.ec2(accepter);
+            self.run("AcceptTransitGatewayPeeringAttachment", true, what, || {
+                client
+                    .accept_transit_gateway_peering_attachment()
+                    .transit_gateway_attachment_id(id)
+                    .send()
+            })
+            .await
+            .map(|_| ())
+        }
     }
 }
