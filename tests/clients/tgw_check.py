@@ -31,10 +31,14 @@ if command == "summary":
             gateways.append({"region": region, "asn": tgw["Options"]["AmazonSideAsn"], "owner": tags.get("meridian.dev/owner")})
             rtb = tgw["Options"]["AssociationDefaultRouteTableId"]
             for route in client.search_transit_gateway_routes(TransitGatewayRouteTableId=rtb, Filters=[{"Name": "type", "Values": ["static"]}])["Routes"]:
-                routes.append({"region": region, "cidr": route["DestinationCidrBlock"], "state": route["State"]})
+                attachments = route.get("TransitGatewayAttachments", [])
+                routes.append({"region": region, "cidr": route["DestinationCidrBlock"], "state": route["State"],
+                               "attachment": attachments[0]["TransitGatewayAttachmentId"] if attachments else None})
         for p in client.describe_transit_gateway_peering_attachments()["TransitGatewayPeeringAttachments"]:
             if p["State"] not in ("deleted", "deleting"):
                 peerings[p["TransitGatewayAttachmentId"]] = {"requester": p["RequesterTgwInfo"]["Region"], "accepter": p["AccepterTgwInfo"]["Region"], "state": p["State"]}
+    for route in routes:
+        route["through_live_peering"] = route.pop("attachment") in peerings
     print(json.dumps({"gateways": sorted(gateways, key=lambda g: g["region"]), "peerings": sorted(peerings.values(), key=lambda p: (p["requester"], p["accepter"])), "routes": sorted(routes, key=lambda r: (r["region"], r["cidr"]))}))
 elif command == "delete-peering":
     requester, accepter = sys.argv[3], sys.argv[4]

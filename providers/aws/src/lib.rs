@@ -105,9 +105,18 @@ where
                         "{message} (a service quota: raise it in Service Quotas, retrying will not help)"
                     ),
                 ),
-                "AcceleratorNotDisabledException" | "TransactionInProgressException" => {
+                "AcceleratorNotDisabledException"
+                | "TransactionInProgressException"
+                | "IncorrectState" => {
                     ProviderError::waiting(operation, code, Duration::from_secs(2), message)
                 }
+                _ if code.ends_with("LimitExceeded") => ProviderError::stalled(
+                    operation,
+                    code,
+                    format!(
+                        "{message} (a service quota: raise it in Service Quotas, retrying will not help)"
+                    ),
+                ),
                 _ if status >= 500 => ProviderError::transient(operation, code, message),
                 _ => ProviderError::stalled(operation, code, message),
             }
@@ -282,7 +291,27 @@ impl AwsProvider {
                 Output = Result<T, SdkError<E, aws_smithy_runtime_api::http::Response>>,
             >,
     {
-        with_retries(&self.config.retry, &self.config.stats, what, || {
+        self.run_with(&self.config.retry, operation, write, what, &mut call)
+            .await
+    }
+
+    /// Like [`Self::run`] with an explicit retry policy.
+    async fn run_with<T, E, F, Fut>(
+        &self,
+        policy: &RetryPolicy,
+        operation: &str,
+        write: bool,
+        what: &str,
+        call: &mut F,
+    ) -> Result<T, ProviderError>
+    where
+        E: ProvideErrorMetadata + std::error::Error,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<
+                Output = Result<T, SdkError<E, aws_smithy_runtime_api::http::Response>>,
+            >,
+    {
+        with_retries(policy, &self.config.stats, what, || {
             let attempt = call();
             async move {
                 let result = attempt.await.map_err(|e| {
@@ -295,6 +324,58 @@ impl AwsProvider {
             }
         })
         .await
+    }
+
+    /// Runs a create that has no idempotency token (EC2's Transit Gateway
+    /// calls): one attempt at a time, and before every retry `find` looks
+    /// for what an attempt whose response was lost may have created, so a
+    /// retry never makes a second object.
+    async fn create_once<T, E, F, Fut, G, GFut>(
+        &self,
+        operation: &str,
+        what: &str,
+        mut create: F,
+        mut find: G,
+    ) -> Result<T, ProviderError>
+    where
+        E: ProvideErrorMetadata + std::error::Error,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<
+                Output = Result<T, SdkError<E, aws_smithy_runtime_api::http::Response>>,
+            >,
+        G: FnMut() -> GFut,
+        GFut: std::future::Future<Output = Result<Option<T>, ProviderError>>,
+    {
+        let once = RetryPolicy {
+            max_attempts: 1,
+            max_wait: Duration::ZERO,
+            ..self.config.retry.clone()
+        };
+        let mut attempt = 0u32;
+        loop {
+            if attempt > 0 {
+                if let Some(found) = find().await? {
+                    return Ok(found);
+                }
+            }
+            match self
+                .run_with(&once, operation, true, what, &mut create)
+                .await
+            {
+                Ok(created) => return Ok(created),
+                Err(error)
+                    if error.is_retryable() && attempt + 1 < self.config.retry.max_attempts =>
+                {
+                    attempt += 1;
+                    let delay = match error.class {
+                        meridian_provider::ErrorClass::Waiting { retry_after } => retry_after,
+                        _ => self.config.retry.backoff(attempt),
+                    };
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     fn token(&self, change: &Change) -> String {
@@ -730,21 +811,20 @@ impl AwsProvider {
             }
             (Address::Accelerator { .. }, Action::Delete, _) => {
                 let arn = live_id()?;
-                if let Some(Resource::Accelerator(before)) = &change.before
-                    && before.enabled
-                {
-                    ignore_not_found(
-                        self.run("UpdateAccelerator", true, what, || {
-                            self.ga
-                                .update_accelerator()
-                                .accelerator_arn(&arn)
-                                .enabled(false)
-                                .send()
-                        })
-                        .await
-                        .map(|_| ()),
-                    )?;
-                }
+                // Always disable, even if the plan saw it disabled: someone may
+                // have enabled it since, and DeleteAccelerator would then only
+                // answer AcceleratorNotDisabledException until the wait runs out.
+                ignore_not_found(
+                    self.run("UpdateAccelerator", true, what, || {
+                        self.ga
+                            .update_accelerator()
+                            .accelerator_arn(&arn)
+                            .enabled(false)
+                            .send()
+                    })
+                    .await
+                    .map(|_| ()),
+                )?;
                 self.wait_deployed(&arn, what).await?;
                 ignore_not_found(
                     self.run("DeleteAccelerator", true, what, || {
@@ -1123,6 +1203,9 @@ mod tgw {
 
     use super::AwsProvider;
 
+    /// The region whose EC2 endpoint answers `DescribeRegions`.
+    const GA_REGION_FOR_EC2: &str = "us-east-1";
+
     fn tags_of(tags: &[Ec2Tag]) -> BTreeMap<String, String> {
         tags.iter()
             .filter_map(|t| {
@@ -1182,8 +1265,25 @@ mod tgw {
         /// Observes gateways, peerings and static routes in `regions`.
         pub(super) async fn observe_transit_gateway(
             &self,
-            regions: &[String],
+            hinted: &[String],
         ) -> Result<Vec<Observed>, ProviderError> {
+            // Every enabled region, not only the mesh's current ones: a region
+            // dropped from a mesh must be observed for its gateway to be deleted.
+            let mut regions: BTreeSet<String> = hinted.iter().cloned().collect();
+            let enabled = self
+                .run("DescribeRegions", false, "describe regions", || {
+                    self.ec2(GA_REGION_FOR_EC2).describe_regions().send()
+                })
+                .await?;
+            regions.extend(
+                enabled
+                    .regions()
+                    .iter()
+                    .filter(|r| r.opt_in_status() != Some("not-opted-in"))
+                    .filter_map(|r| r.region_name().map(str::to_owned)),
+            );
+            let regions: Vec<String> = regions.into_iter().collect();
+            let regions = regions.as_slice();
             let mut found = Vec::new();
             let mut gateways = Vec::new();
             for region in regions {
@@ -1367,14 +1467,16 @@ mod tgw {
                     ) else {
                         continue;
                     };
-                    let Some((_, requester, accepter)) = peerings.get(attachment) else {
-                        continue;
+                    // A route through an attachment meridian does not know
+                    // (deleted, or not a live peering of this mesh) is still
+                    // this gateway's route: it is observed pointing nowhere,
+                    // so the plan replaces it instead of failing to create it.
+                    let peer = match peerings.get(attachment) {
+                        Some((_, requester, accepter)) if *requester == region => accepter.clone(),
+                        Some((_, requester, _)) => requester.clone(),
+                        None => format!("(attachment {attachment})"),
                     };
-                    let peer = if *requester == region {
-                        accepter
-                    } else {
-                        requester
-                    };
+                    let peer = &peer;
                     found.push(Observed {
                         address: Address::Route {
                             mesh: mesh.clone(),
@@ -1527,21 +1629,36 @@ mod tgw {
                     let client = self.ec2(region);
                     let tags = self.ownership(mesh, format!("{mesh}-{region}"));
                     let output = self
-                        .run("CreateTransitGateway", true, what, || {
-                            client
-                                .create_transit_gateway()
-                                .description(&spec.description)
-                                .options(
-                                    TransitGatewayRequestOptions::builder()
-                                        .amazon_side_asn(i64::from(spec.amazon_side_asn))
-                                        .build(),
-                                )
-                                .tag_specifications(super::tgw::spec(
-                                    ResourceType::TransitGateway,
-                                    &tags,
-                                ))
-                                .send()
-                        })
+                        .create_once(
+                            "CreateTransitGateway",
+                            what,
+                            || {
+                                client
+                                    .create_transit_gateway()
+                                    .description(&spec.description)
+                                    .options(
+                                        TransitGatewayRequestOptions::builder()
+                                            .amazon_side_asn(i64::from(spec.amazon_side_asn))
+                                            .build(),
+                                    )
+                                    .tag_specifications(super::tgw::spec(
+                                        ResourceType::TransitGateway,
+                                        &tags,
+                                    ))
+                                    .send()
+                            },
+                            || async {
+                                let listed = self.run("DescribeTransitGateways", false, what, || client.describe_transit_gateways().send()).await?;
+                                Ok(listed
+                                    .transit_gateways()
+                                    .iter()
+                                    .find(|t| {
+                                        let tags = tags_of(t.tags());
+                                        self.owns(&tags) && tags.get(MESH_KEY) == Some(mesh) && !GONE.contains(&t.state().map(|s| s.as_str()).unwrap_or(""))
+                                    })
+                                    .map(|t| ec2::operation::create_transit_gateway::CreateTransitGatewayOutput::builder().transit_gateway(t.clone()).build()))
+                            },
+                        )
                         .await?;
                     let tgw = output.transit_gateway().ok_or_else(|| {
                         ProviderError::stalled(
@@ -1631,19 +1748,36 @@ mod tgw {
                     let tags = self.ownership(mesh, format!("{mesh}-{requester}-{accepter}"));
                     let client = self.ec2(requester);
                     let output = self
-                        .run("CreateTransitGatewayPeeringAttachment", true, what, || {
-                            client
-                                .create_transit_gateway_peering_attachment()
-                                .transit_gateway_id(&tgw)
-                                .peer_transit_gateway_id(&peer)
-                                .peer_account_id(&account)
-                                .peer_region(accepter)
-                                .tag_specifications(super::tgw::spec(
-                                    ResourceType::TransitGatewayAttachment,
-                                    &tags,
-                                ))
-                                .send()
-                        })
+                        .create_once(
+                            "CreateTransitGatewayPeeringAttachment",
+                            what,
+                            || {
+                                client
+                                    .create_transit_gateway_peering_attachment()
+                                    .transit_gateway_id(&tgw)
+                                    .peer_transit_gateway_id(&peer)
+                                    .peer_account_id(&account)
+                                    .peer_region(accepter)
+                                    .tag_specifications(super::tgw::spec(
+                                        ResourceType::TransitGatewayAttachment,
+                                        &tags,
+                                    ))
+                                    .send()
+                            },
+                            || async {
+                                let listed = self.run("DescribeTransitGatewayPeeringAttachments", false, what, || client.describe_transit_gateway_peering_attachments().send()).await?;
+                                Ok(listed
+                                    .transit_gateway_peering_attachments()
+                                    .iter()
+                                    .find(|p| {
+                                        self.owns(&tags_of(p.tags()))
+                                            && p.requester_tgw_info().and_then(|i| i.transit_gateway_id()) == Some(tgw.as_str())
+                                            && p.accepter_tgw_info().and_then(|i| i.transit_gateway_id()) == Some(peer.as_str())
+                                            && !GONE.contains(&p.state().map(|s| s.as_str()).unwrap_or(""))
+                                    })
+                                    .map(|p| ec2::operation::create_transit_gateway_peering_attachment::CreateTransitGatewayPeeringAttachmentOutput::builder().transit_gateway_peering_attachment(p.clone()).build()))
+                            },
+                        )
                         .await?;
                     let id = output
                         .transit_gateway_peering_attachment()
@@ -1770,15 +1904,66 @@ mod tgw {
             id: &str,
             what: &str,
         ) -> Result<(), ProviderError> {
+            // Look before accepting: right after creation the attachment may
+            // still be initiating (or not yet visible in the accepter's
+            // region); after a lost response it may already be accepted.
             let client = self.ec2(accepter);
-            self.run("AcceptTransitGatewayPeeringAttachment", true, what, || {
-                client
-                    .accept_transit_gateway_peering_attachment()
-                    .transit_gateway_attachment_id(id)
-                    .send()
+            with_retries(&self.config.retry, &self.config.stats, what, || {
+                let client = client.clone();
+                async move {
+                    let listed = self
+                        .run(
+                            "DescribeTransitGatewayPeeringAttachments",
+                            false,
+                            what,
+                            || {
+                                client
+                                    .describe_transit_gateway_peering_attachments()
+                                    .transit_gateway_attachment_ids(id)
+                                    .send()
+                            },
+                        )
+                        .await;
+                    let state = match &listed {
+                        Ok(out) => out
+                            .transit_gateway_peering_attachments()
+                            .first()
+                            .and_then(|p| p.state())
+                            .map(|s| s.as_str().to_owned()),
+                        Err(error) if super::is_not_found(error) => None,
+                        Err(error) => return Err(error.clone()),
+                    };
+                    match state.as_deref() {
+                        Some("pendingAcceptance") => self
+                            .run("AcceptTransitGatewayPeeringAttachment", true, what, || {
+                                client
+                                    .accept_transit_gateway_peering_attachment()
+                                    .transit_gateway_attachment_id(id)
+                                    .send()
+                            })
+                            .await
+                            .map(|_| ()),
+                        Some("pending" | "available" | "modifying") => Ok(()),
+                        Some(
+                            gone @ ("failed" | "rejected" | "deleted" | "deleting" | "failing"),
+                        ) => Err(ProviderError::stalled(
+                            "AcceptTransitGatewayPeeringAttachment",
+                            "PeeringFailed",
+                            format!("{id} is {gone}"),
+                        )),
+                        other => Err(ProviderError::waiting(
+                            "DescribeTransitGatewayPeeringAttachments",
+                            "Initiating",
+                            Duration::from_secs(2),
+                            format!(
+                                "{id} is {} in {accepter}",
+                                other.unwrap_or("not visible yet")
+                            ),
+                        )),
+                    }
+                }
             })
             .await
-            .map(|_| ())
         }
     }
 }

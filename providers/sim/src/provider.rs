@@ -735,13 +735,19 @@ impl SimProvider {
             }
             (Address::Accelerator { .. }, Action::Delete, _) => {
                 let arn = live_id()?;
-                if let Some(Resource::Accelerator(before)) = &change.before
-                    && before.enabled
-                {
-                    self.run("UpdateAccelerator", true, what, || {
-                        cloud.update_accelerator(&arn, &before.name, &before.ip_address_type, false)
-                    })
-                    .await?;
+                // Always disable: it may have been enabled since the plan.
+                if let Some(Resource::Accelerator(before)) = &change.before {
+                    self.ignore_not_found(
+                        self.run("UpdateAccelerator", true, what, || {
+                            cloud.update_accelerator(
+                                &arn,
+                                &before.name,
+                                &before.ip_address_type,
+                                false,
+                            )
+                        })
+                        .await,
+                    )?;
                 }
                 self.ignore_not_found(
                     self.run("DeleteAccelerator", true, what, || {
