@@ -206,7 +206,18 @@ pub fn make_plan(
     let changes = plan::diff::diff(desired, &observation.resources, &gaps);
     let mut conflicts = duplicates(&observation.resources);
     conflicts.extend(observation.unsupported.iter().cloned());
-    let notes = policy::traffic_policy_notes(state, &changes);
+    let mut notes = policy::traffic_policy_notes(state, &changes);
+    for provider in state.providers.iter().filter(|p| {
+        p.doc.spec.owner.is_none()
+            && changes
+                .iter()
+                .any(|c| c.provider == p.name() && c.action == meridian_provider::Action::Delete)
+    }) {
+        notes.push(format!(
+            "Provider/{} has no `owner`: its ownership scope is its name, so another repository with a provider of the same name in the same account manages the same objects; set a unique `owner` before relying on deletes",
+            provider.name()
+        ));
+    }
     Plan {
         format_version: plan::FORMAT_VERSION,
         meridian_version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -300,8 +300,12 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 fn init_logging(cli: &Cli) {
     let default = match cli.verbose {
         0 => "warn,meridian=info,meridian_provider=info,meridian_sim=warn",
+        // The AWS SDK's own debug lines include request headers (the access
+        // key id among them): they stay at info even at -vv.
         1 => "info",
-        _ => "debug",
+        _ => {
+            "debug,aws_smithy_runtime=info,aws_smithy_runtime_api=info,aws_sigv4=info,aws_config=info,aws_smithy_http_client=info,hyper=info,hyper_util=info,rustls=info"
+        }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MERIDIAN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

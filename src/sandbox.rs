@@ -736,6 +736,14 @@ async fn handle(State(cloud): State<SimCloud>, headers: HeaderMap, body: Bytes) 
 
 /// Serves the sandbox until SIGTERM/SIGINT.
 pub async fn serve(cloud: SimCloud, listen: SocketAddr) -> std::io::Result<()> {
+    if !listen.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "the sandbox accepts unsigned requests and must listen on loopback (127.0.0.1 or ::1), not {listen}"
+            ),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
     println!("meridian: sandbox listening on {address}");

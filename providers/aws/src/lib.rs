@@ -353,10 +353,10 @@ impl AwsProvider {
         };
         let mut attempt = 0u32;
         loop {
-            if attempt > 0 {
-                if let Some(found) = find().await? {
-                    return Ok(found);
-                }
+            if attempt > 0
+                && let Some(found) = find().await?
+            {
+                return Ok(found);
             }
             match self
                 .run_with(&once, operation, true, what, &mut create)
@@ -412,18 +412,24 @@ impl AwsProvider {
             let Some(arn) = accelerator.accelerator_arn().map(str::to_owned) else {
                 continue;
             };
-            let tags: BTreeMap<String, String> = self
+            let listed = self
                 .run(
                     "ListTagsForResource",
                     false,
                     &format!("list tags of {arn}"),
                     || self.ga.list_tags_for_resource().resource_arn(&arn).send(),
                 )
-                .await?
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_owned(), t.value().to_owned()))
-                .collect();
+                .await;
+            let tags: BTreeMap<String, String> = match listed {
+                Ok(output) => output
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                    .collect(),
+                // Deleted by someone between the list and this call: not ours to see.
+                Err(error) if is_not_found(&error) => continue,
+                Err(error) => return Err(error),
+            };
             if !self.owns(&tags) {
                 continue;
             }
