@@ -4,95 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
+use common::aws::{Server as Sandbox, aws, ga_call};
 use common::{call_totals, sim_run, world};
-
-struct Sandbox {
-    child: std::process::Child,
-    address: String,
-}
-
-impl Sandbox {
-    fn start(sim: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-            .args([
-                "--sim",
-                sim.to_str().expect("utf-8"),
-                "sandbox",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sandbox starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("line");
-        let address = line.trim().rsplit(' ').next().expect("address").to_owned();
-        Self { child, address }
-    }
-
-    /// One Global Accelerator API call, as any client would make it.
-    fn call(&self, operation: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let body = body.to_string();
-        let mut stream = TcpStream::connect(&self.address).expect("connect");
-        let request = format!(
-            "POST / HTTP/1.1\r\nHost: {}\r\nX-Amz-Target: GlobalAccelerator_V20180706.{operation}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.address,
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).expect("write");
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).expect("read");
-        let status = raw
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let payload = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("{}");
-        (
-            status,
-            serde_json::from_str(payload).unwrap_or(serde_json::Value::Null),
-        )
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs meridian without --sim, with dummy credentials and no instance metadata.
-fn aws(dir: &Path, args: &[&str]) -> common::Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("MERIDIAN_SIM")
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "sandbox-secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            dir.join("no-aws-credentials"),
-        )
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("meridian runs");
-    common::Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 /// A desired-state folder with the example's accelerators on an `aws`
 /// provider pointed at the sandbox.
@@ -123,7 +38,7 @@ fn setup() -> (tempfile::TempDir, std::path::PathBuf, Sandbox) {
         .code,
         0
     );
-    let sandbox = Sandbox::start(&sim);
+    let sandbox = common::aws::sandbox(&sim);
     desired(dir.path(), &sandbox);
     (dir, sim, sandbox)
 }
@@ -165,7 +80,8 @@ fn apply_through_the_sdk_creates_the_accelerators_and_drift_is_restored() {
         .values()
         .find(|g| g["spec"]["region"] == "ap-southeast-1" && g["spec"]["trafficDial"] == 50)
         .expect("APAC https group");
-    let (status, _) = sandbox.call(
+    let (status, _) = ga_call(
+        &sandbox,
         "UpdateEndpointGroup",
         serde_json::json!({"EndpointGroupArn": group["arn"], "TrafficDialPercentage": 5.0}),
     );
@@ -199,7 +115,11 @@ fn apply_through_the_sdk_creates_the_accelerators_and_drift_is_restored() {
 fn an_accelerator_without_meridian_tags_is_never_modified_or_deleted() {
     let (dir, sim, sandbox) = setup();
     let dir = dir.path();
-    let (status, created) = sandbox.call("CreateAccelerator", serde_json::json!({"Name": "api", "IdempotencyToken": "foreign", "Tags": [{"Key": "meridian.dev/name", "Value": "api"}]}));
+    let (status, created) = ga_call(
+        &sandbox,
+        "CreateAccelerator",
+        serde_json::json!({"Name": "api", "IdempotencyToken": "foreign", "Tags": [{"Key": "meridian.dev/name", "Value": "api"}]}),
+    );
     assert_eq!(status, 200, "{created}");
     let foreign = created["Accelerator"]["AcceleratorArn"]
         .as_str()
@@ -231,7 +151,11 @@ fn more_than_a_hundred_accelerators_page_correctly_with_the_minimum_of_reads() {
         .transact(|w| w.settings.quotas.accelerators = 500)
         .expect("quota");
     for n in 0..118 {
-        let (status, body) = sandbox.call("CreateAccelerator", serde_json::json!({"Name": format!("other-{n}"), "IdempotencyToken": format!("other-{n}")}));
+        let (status, body) = ga_call(
+            &sandbox,
+            "CreateAccelerator",
+            serde_json::json!({"Name": format!("other-{n}"), "IdempotencyToken": format!("other-{n}")}),
+        );
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(aws(dir, &["apply", "--yes"]).code, 0);

@@ -5,96 +5,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-fn python() -> String {
-    std::env::var("MERIDIAN_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
-fn clients() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn moto() -> (Server, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let child = Command::new(python())
-        .arg(clients().join("moto_server.py"))
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto starts (scripts/test.sh installs moto[server] into .venv)");
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "moto did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (Server(child), format!("http://127.0.0.1:{port}"))
-}
-
-fn sandbox(sim: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args([
-            "--sim",
-            sim.to_str().expect("utf-8"),
-            "sandbox",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sandbox starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("line");
-    let address = line.trim().rsplit(' ').next().expect("address").to_owned();
-    (Server(child), format!("http://{address}"))
-}
-
-fn aws(dir: &Path, args: &[&str]) -> common::Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("MERIDIAN_SIM")
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "sandbox-secret")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            dir.join("no-aws-credentials"),
-        )
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("meridian runs");
-    common::Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
+use common::aws::{aws, clients, python};
 
 fn summary(moto: &str) -> serde_json::Value {
     let output = Command::new(python())
@@ -121,8 +34,10 @@ fn the_example_mesh_is_built_in_moto_and_a_deleted_peering_is_recreated() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
     let sim = dir.join("sim");
-    let (_moto, moto_url) = moto();
-    let (_sandbox, sandbox_url) = sandbox(&sim);
+    let moto = common::aws::moto();
+    let moto_url = moto.url();
+    let sandbox = common::aws::sandbox(&sim);
+    let sandbox_url = sandbox.url();
     let folder = dir.join("desired-state");
     std::fs::create_dir_all(&folder).expect("mkdir");
     std::fs::write(folder.join("providers.yaml"), format!("apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {{name: aws-global}}\nspec:\n  type: aws\n  region: us-west-2\n  endpoints: {{globalaccelerator: \"{sandbox_url}\", ec2: \"{moto_url}\"}}\n")).expect("write");

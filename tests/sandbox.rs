@@ -3,46 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
-struct Sandbox {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Sandbox {
-    fn start(sim: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-            .args([
-                "--sim",
-                sim.to_str().expect("utf-8"),
-                "sandbox",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sandbox starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("line");
-        let address = line.trim().rsplit(' ').next().expect("address").to_owned();
-        Self {
-            child,
-            url: format!("http://{address}"),
-        }
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::Command;
 
 #[test]
 fn boto3_works_against_the_sandbox_unchanged() {
@@ -57,12 +18,11 @@ fn boto3_works_against_the_sandbox_unchanged() {
         .code,
         0
     );
-    let sandbox = Sandbox::start(&sim);
-    let python = std::env::var("MERIDIAN_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/ga_boto3.py");
-    let output = Command::new(python)
+    let sandbox = common::aws::sandbox(&sim);
+    let script = common::aws::clients().join("ga_boto3.py");
+    let output = Command::new(common::aws::python())
         .arg(script)
-        .arg(&sandbox.url)
+        .arg(sandbox.url())
         .output()
         .expect("python runs");
     assert!(
