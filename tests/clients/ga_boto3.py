@@ -90,3 +90,22 @@ ga.update_accelerator(AcceleratorArn=arn, Enabled=False)
 expect_error("AcceleratorNotFoundException", ga.describe_accelerator,
              AcceleratorArn="arn:aws:globalaccelerator::123456789012:accelerator/missing")
 print("boto3 ok")
+
+# Cursors survive deletions between pages: nothing is skipped.
+import time
+
+first = ga.list_accelerators(MaxResults=5)
+victim = first["Accelerators"][1]["AcceleratorArn"]
+ga.update_accelerator(AcceleratorArn=victim, Enabled=False)
+time.sleep(0.3)  # the sandbox's deploy delay, so the disabled accelerator is DEPLOYED
+ga.delete_accelerator(AcceleratorArn=victim)
+seen = [a["AcceleratorArn"] for a in first["Accelerators"] if a["AcceleratorArn"] != victim]
+token = first.get("NextToken")
+while token:
+    page = ga.list_accelerators(MaxResults=5, NextToken=token)
+    seen += [a["AcceleratorArn"] for a in page["Accelerators"]]
+    token = page.get("NextToken")
+everything = [a["AcceleratorArn"] for p in ga.get_paginator("list_accelerators").paginate() for a in p["Accelerators"]]
+assert sorted(seen) == sorted(everything), "no accelerator skipped or repeated"
+expect_error("InvalidNextTokenException", ga.list_accelerators, NextToken="garbage")
+print("boto3 paging ok")

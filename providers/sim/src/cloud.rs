@@ -134,33 +134,43 @@ pub struct Page<T> {
     pub next_token: Option<String>,
 }
 
+/// One page of `all` (in key order) after the cursor in `next_token`.
+/// Tokens are opaque cursors naming the last key returned, as the clouds'
+/// are: objects created or deleted between two pages never shift the rest.
 fn paginate<T: Clone>(
     operation: &str,
     all: Vec<T>,
+    key: impl Fn(&T) -> String,
     max_results: Option<usize>,
     next_token: Option<&str>,
     page_limit: usize,
 ) -> Result<Page<T>, SimError> {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let size = max_results.unwrap_or(page_limit).clamp(1, page_limit);
     let start = match next_token {
         None => 0,
-        Some(token) => token
-            .strip_prefix("page-")
-            .and_then(|n| n.parse::<usize>().ok())
-            .filter(|n| *n <= all.len())
-            .ok_or_else(|| {
-                api(
-                    operation,
-                    "InvalidNextTokenException",
-                    "the next token is not valid",
-                )
-            })?,
+        Some(token) => {
+            let after = token
+                .strip_prefix("c1.")
+                .and_then(|t| engine.decode(t).ok())
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| {
+                    api(
+                        operation,
+                        "InvalidNextTokenException",
+                        "the next token is not valid",
+                    )
+                })?;
+            all.iter()
+                .position(|item| key(item) > after)
+                .unwrap_or(all.len())
+        }
     };
     let end = (start + size).min(all.len());
-    Ok(Page {
-        items: all[start..end].to_vec(),
-        next_token: (end < all.len()).then(|| format!("page-{end}")),
-    })
+    let items = all[start..end].to_vec();
+    let next_token = (end < all.len()).then(|| format!("c1.{}", engine.encode(key(&all[end - 1]))));
+    Ok(Page { items, next_token })
 }
 
 /// An accelerator with its derived status.
@@ -306,6 +316,7 @@ impl SimCloud {
             paginate(
                 "ListAccelerators",
                 all,
+                |v: &AcceleratorView| v.accelerator.arn.clone(),
                 max_results,
                 next_token,
                 world.settings.max_page_size,
@@ -475,6 +486,7 @@ impl SimCloud {
             paginate(
                 "ListListeners",
                 all,
+                |l: &Listener| l.arn.clone(),
                 max_results,
                 next_token,
                 world.settings.max_page_size,
@@ -657,6 +669,7 @@ impl SimCloud {
             paginate(
                 "ListEndpointGroups",
                 all,
+                |v: &EndpointGroupView| v.group.arn.clone(),
                 max_results,
                 next_token,
                 world.settings.max_page_size,
@@ -921,6 +934,7 @@ impl SimCloud {
             paginate(
                 "healthChecks.list",
                 all,
+                |h: &GcpHealthCheck| h.name.clone(),
                 max_results,
                 page_token,
                 world.settings.max_page_size,
@@ -1063,6 +1077,7 @@ impl SimCloud {
             paginate(
                 "backendServices.list",
                 all,
+                |v: &BackendServiceView| v.service.name.clone(),
                 max_results,
                 page_token,
                 world.settings.max_page_size,
@@ -1235,6 +1250,7 @@ impl SimCloud {
             paginate(
                 "urlMaps.list",
                 all,
+                |m: &GcpUrlMap| m.name.clone(),
                 max_results,
                 page_token,
                 world.settings.max_page_size,
@@ -1402,6 +1418,7 @@ impl SimCloud {
             paginate(
                 "DescribeTransitGateways",
                 all,
+                |t: &TransitGateway| t.id.clone(),
                 max_results,
                 next_token,
                 world.settings.max_page_size,
@@ -1518,6 +1535,7 @@ impl SimCloud {
             paginate(
                 "DescribeTransitGatewayPeeringAttachments",
                 all,
+                |v: &PeeringView| v.peering.id.clone(),
                 max_results,
                 next_token,
                 world.settings.max_page_size,
