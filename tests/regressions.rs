@@ -401,3 +401,39 @@ fn sim_commands_reject_unknown_regions_and_operations() {
         fault.all()
     );
 }
+
+#[test]
+fn swapping_an_endpoint_in_a_full_group_makes_room_first() {
+    let (dir, sim) = setup();
+    let dir = dir.path();
+    let ga = dir.join("desired-state/global-accelerator.yaml");
+    let endpoints = |ids: std::ops::Range<u32>| -> String {
+        ids.map(|n| format!("            - {{id: arn:aws:elasticloadbalancing:eu-central-1:111122223333:loadbalancer/app/accounts-{n:02}/x, weight: {}}}\n", 10 + n)).collect()
+    };
+    let original = "            - id: arn:aws:elasticloadbalancing:eu-central-1:111122223333:loadbalancer/app/accounts-eu/0a1b2c3d\n              weight: 128\n              clientIpPreservation: true\n";
+    edit(&ga, original, &endpoints(0..10));
+    assert_eq!(sim_run(dir, &sim, &["apply", "--yes"]).code, 0);
+    // Replace endpoint 00 (the lowest weight) by endpoint 10: eleven would not fit.
+    edit(&ga, &endpoints(0..10), &endpoints(1..11));
+    let plan = sim_run(dir, &sim, &["plan", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("json");
+    let order: Vec<(String, u64)> = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["action"].as_str().unwrap_or("").to_owned(),
+                c["wave"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec![("delete".to_owned(), 3), ("create".to_owned(), 5)],
+        "{plan:#}"
+    );
+    let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert_eq!(sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code, 0);
+}

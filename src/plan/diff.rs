@@ -222,8 +222,73 @@ pub fn diff(
             reason: "managed by meridian but no longer declared in desired state".to_owned(),
         });
     }
+    make_room_in_full_endpoint_groups(&mut changes, &observed);
     changes.sort_by(|a, b| (a.wave, &a.address, a.action).cmp(&(b.wave, &b.address, b.action)));
     changes
+}
+
+/// Global Accelerator allows at most this many endpoints per group.
+pub const ENDPOINTS_PER_GROUP: usize = 10;
+
+/// Make-before-break adds new endpoints before removing old ones, but a
+/// group at its quota has no room: adding first would fail every time. For
+/// such a group, just enough removals (lowest weight first) move ahead of the
+/// additions (removals at wave 3, additions at wave 5); every other endpoint
+/// keeps the usual order.
+fn make_room_in_full_endpoint_groups(changes: &mut [Change], observed: &[(String, Observed)]) {
+    let mut live: BTreeMap<Address, usize> = BTreeMap::new();
+    for (_, o) in observed {
+        if let (Address::Endpoint { .. }, Some(group)) = (&o.address, o.address.parent()) {
+            *live.entry(group).or_default() += 1;
+        }
+    }
+    for (group, count) in live {
+        let adds = changes
+            .iter()
+            .filter(|c| {
+                c.action == Action::Create
+                    && c.address.parent().as_ref() == Some(&group)
+                    && matches!(c.address, Address::Endpoint { .. })
+            })
+            .count();
+        let overflow = (count + adds).saturating_sub(ENDPOINTS_PER_GROUP);
+        if adds == 0 || overflow == 0 {
+            continue;
+        }
+        let mut removals: Vec<(u8, usize)> = changes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                c.action == Action::Delete
+                    && c.address.parent().as_ref() == Some(&group)
+                    && matches!(c.address, Address::Endpoint { .. })
+            })
+            .map(|(i, c)| {
+                (
+                    match &c.before {
+                        Some(Resource::Endpoint(e)) => e.weight,
+                        _ => u8::MAX,
+                    },
+                    i,
+                )
+            })
+            .collect();
+        removals.sort();
+        for (_, i) in removals.into_iter().take(overflow) {
+            changes[i].wave = 3;
+            changes[i].reason = format!(
+                "{} (the endpoint group is at its quota of {ENDPOINTS_PER_GROUP} endpoints: room is made before the new ones are added)",
+                changes[i].reason
+            );
+        }
+        for change in changes.iter_mut().filter(|c| {
+            c.action == Action::Create
+                && c.address.parent().as_ref() == Some(&group)
+                && matches!(c.address, Address::Endpoint { .. })
+        }) {
+            change.wave = 5;
+        }
+    }
 }
 
 /// A live listener that desired state no longer names — renamed, or observed
