@@ -1543,51 +1543,68 @@ mod tgw {
             .await
         }
 
+        /// The state of a peering attachment as seen from `region`; `None`
+        /// when the region does not (yet) know it.
+        async fn peering_state(
+            &self,
+            region: &str,
+            id: &str,
+            what: &str,
+        ) -> Result<Option<String>, ProviderError> {
+            let client = self.ec2(region);
+            let listed = self
+                .run(
+                    "DescribeTransitGatewayPeeringAttachments",
+                    false,
+                    what,
+                    || {
+                        client
+                            .describe_transit_gateway_peering_attachments()
+                            .transit_gateway_attachment_ids(id)
+                            .send()
+                    },
+                )
+                .await;
+            match listed {
+                Ok(out) => Ok(out
+                    .transit_gateway_peering_attachments()
+                    .first()
+                    .and_then(|p| p.state())
+                    .map(|s| s.as_str().to_owned())),
+                Err(error) if super::is_not_found(&error) => Ok(None),
+                Err(error) => Err(error),
+            }
+        }
+
         async fn wait_peering_available(
             &self,
             region: &str,
             id: &str,
             what: &str,
         ) -> Result<(), ProviderError> {
-            let client = self.ec2(region);
-            with_retries(&self.config.retry, &self.config.stats, what, || {
-                let client = client.clone();
-                async move {
-                    let page = self
-                        .run(
-                            "DescribeTransitGatewayPeeringAttachments",
-                            false,
-                            what,
-                            || {
-                                client
-                                    .describe_transit_gateway_peering_attachments()
-                                    .transit_gateway_attachment_ids(id)
-                                    .send()
-                            },
-                        )
-                        .await?;
-                    let state = page
-                        .transit_gateway_peering_attachments()
-                        .first()
-                        .and_then(|p| p.state())
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default();
-                    match state.as_str() {
-                        "available" => Ok(()),
-                        "failed" | "rejected" | "deleted" => Err(ProviderError::stalled(
+            with_retries(
+                &self.config.retry,
+                &self.config.stats,
+                what,
+                || async move {
+                    match self.peering_state(region, id, what).await?.as_deref() {
+                        Some("available") => Ok(()),
+                        Some(
+                            gone @ ("failed" | "rejected" | "deleted" | "deleting" | "failing"),
+                        ) => Err(ProviderError::stalled(
                             "DescribeTransitGatewayPeeringAttachments",
                             "PeeringFailed",
-                            format!("{id} is {state}"),
+                            format!("{id} is {gone}"),
                         )),
-                        _ => Err(ProviderError::waiting(
+                        other => Err(ProviderError::waiting(
                             "DescribeTransitGatewayPeeringAttachments",
                             "Pending",
                             Duration::from_secs(2),
-                            format!("{id} is {state}"),
+                            format!("{id} is {}", other.unwrap_or("not visible yet")),
                         )),
                     }
-                }
-            })
+                },
+            )
             .await
         }
 
@@ -1917,29 +1934,7 @@ mod tgw {
             with_retries(&self.config.retry, &self.config.stats, what, || {
                 let client = client.clone();
                 async move {
-                    let listed = self
-                        .run(
-                            "DescribeTransitGatewayPeeringAttachments",
-                            false,
-                            what,
-                            || {
-                                client
-                                    .describe_transit_gateway_peering_attachments()
-                                    .transit_gateway_attachment_ids(id)
-                                    .send()
-                            },
-                        )
-                        .await;
-                    let state = match &listed {
-                        Ok(out) => out
-                            .transit_gateway_peering_attachments()
-                            .first()
-                            .and_then(|p| p.state())
-                            .map(|s| s.as_str().to_owned()),
-                        Err(error) if super::is_not_found(error) => None,
-                        Err(error) => return Err(error.clone()),
-                    };
-                    match state.as_deref() {
+                    match self.peering_state(accepter, id, what).await?.as_deref() {
                         Some("pendingAcceptance") => self
                             .run("AcceptTransitGatewayPeeringAttachment", true, what, || {
                                 client
