@@ -243,3 +243,38 @@ fn throttling_converges_and_a_quota_fails_fast_without_a_retry_loop() {
         "the quota error is not retried: {creates}"
     );
 }
+
+#[test]
+fn missing_credentials_are_a_clear_error_not_a_retry_loop() {
+    let (dir, sim, _sandbox) = setup();
+    let dir = dir.path();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["plan", "--detailed-exitcode"])
+        .current_dir(dir)
+        .env_remove("MERIDIAN_SIM")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("HOME", dir)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.join("no-aws-credentials"),
+        )
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("meridian runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("NoCredentials") && stdout.contains("AWS_PROFILE"),
+        "{stdout}"
+    );
+    assert_eq!(
+        world(&sim)["calls"]["ListAccelerators"],
+        serde_json::Value::Null,
+        "nothing reached the API, and nothing was retried"
+    );
+}

@@ -124,14 +124,35 @@ where
         SdkError::TimeoutError(_) => {
             ProviderError::transient(operation, "Timeout", "the call timed out")
         }
-        SdkError::DispatchFailure(failure) => ProviderError::transient(
-            operation,
-            "DispatchFailure",
-            format!(
-                "the request could not be sent: {:?}",
-                failure.as_connector_error().map(|e| e.to_string())
-            ),
-        ),
+        SdkError::DispatchFailure(failure) => {
+            // The whole cause chain: "dispatch failure" alone tells a human nothing.
+            let context = failure
+                .as_connector_error()
+                .map(|e| aws_smithy_types::error::display::DisplayErrorContext(e).to_string())
+                .unwrap_or_else(|| "no details".to_owned());
+            let network = failure.is_io() || failure.is_timeout();
+            if !network && context.to_ascii_lowercase().contains("credential") {
+                ProviderError::stalled(
+                    operation,
+                    "NoCredentials",
+                    format!(
+                        "no usable AWS credentials ({context}); provide them through the standard chain: AWS_PROFILE or the Provider's `profile`, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO, web identity or an instance role"
+                    ),
+                )
+            } else if failure.is_user() {
+                ProviderError::stalled(
+                    operation,
+                    "DispatchFailure",
+                    format!("the request could not be sent: {context}"),
+                )
+            } else {
+                ProviderError::transient(
+                    operation,
+                    "DispatchFailure",
+                    format!("the request could not be sent: {context}"),
+                )
+            }
+        }
         SdkError::ResponseError(_) => {
             ProviderError::transient(operation, "ResponseError", "the response could not be read")
         }
