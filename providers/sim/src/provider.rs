@@ -618,6 +618,120 @@ impl SimProvider {
         .await
     }
 
+    /// A GCP write whose response may have been lost after it landed. On a
+    /// retry, `done_code` (`alreadyExists` for inserts, `conditionNotMet` for
+    /// fingerprint-guarded patches) means success only when `landed` finds
+    /// the live object owned by us and holding exactly what this write sent;
+    /// anything else — someone else's object, someone else's change — stays
+    /// an error, so nothing is adopted or overwritten blindly.
+    async fn gcp_write<X, F, Fut, G, GFut>(
+        &self,
+        operation: &str,
+        what: &str,
+        done_code: &str,
+        write: F,
+        landed: G,
+    ) -> Result<(), ProviderError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<X, SimError>>,
+        G: Fn() -> GFut,
+        GFut: std::future::Future<Output = Result<bool, SimError>>,
+    {
+        self.run_attempts(operation, true, what, |attempt| {
+            let written = write();
+            let landed = &landed;
+            async move {
+                match written.await {
+                    Ok(_) => Ok(()),
+                    Err(error) if attempt > 0 && error.code() == done_code => {
+                        if landed().await? {
+                            Ok(())
+                        } else {
+                            Err(error)
+                        }
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Finds the first item of a paged GCP list that `matches`.
+    async fn find_paged<T, L, LFut>(
+        list: L,
+        matches: impl Fn(&T) -> bool,
+    ) -> Result<Option<T>, SimError>
+    where
+        L: Fn(Option<String>) -> LFut,
+        LFut: std::future::Future<Output = Result<Page<T>, SimError>>,
+    {
+        let mut token = None;
+        loop {
+            let page = list(token).await?;
+            if let Some(found) = page.items.into_iter().find(|item| matches(item)) {
+                return Ok(Some(found));
+            }
+            match page.next_token {
+                Some(next) => token = Some(next),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    async fn landed_health_check(
+        &self,
+        project: &str,
+        name: &str,
+        spec: &meridian_provider::HealthCheckSpec,
+    ) -> Result<bool, SimError> {
+        let marker = gcp_marker(&self.config.owner);
+        let cloud = &self.cloud;
+        Ok(Self::find_paged(
+            |t| async move { cloud.list_health_checks(project, None, t.as_deref()).await },
+            |h| h.name == name,
+        )
+        .await?
+        .is_some_and(|h| h.description.contains(&marker) && h.spec == *spec))
+    }
+
+    async fn landed_backend_service(
+        &self,
+        project: &str,
+        name: &str,
+        spec: &meridian_provider::BackendServiceSpec,
+    ) -> Result<bool, SimError> {
+        let marker = gcp_marker(&self.config.owner);
+        let cloud = &self.cloud;
+        Ok(Self::find_paged(
+            |t| async move {
+                cloud
+                    .list_backend_services(project, None, t.as_deref())
+                    .await
+            },
+            |v| v.service.name == name,
+        )
+        .await?
+        .is_some_and(|v| v.service.description.contains(&marker) && v.service.spec == *spec))
+    }
+
+    async fn landed_url_map(
+        &self,
+        project: &str,
+        name: &str,
+        spec: &meridian_provider::UrlMapSpec,
+    ) -> Result<bool, SimError> {
+        let marker = gcp_marker(&self.config.owner);
+        let cloud = &self.cloud;
+        Ok(Self::find_paged(
+            |t| async move { cloud.list_url_maps(project, None, t.as_deref()).await },
+            |m| m.name == name,
+        )
+        .await?
+        .is_some_and(|m| m.description.contains(&marker) && m.spec == *spec))
+    }
+
     async fn wait_peering_available(&self, region: &str, id: &str) -> Result<(), ProviderError> {
         let cloud = &self.cloud;
         with_retries(
@@ -920,43 +1034,25 @@ impl SimProvider {
             }
             (Address::HealthCheck { name }, Action::Create, Some(Resource::HealthCheck(spec))) => {
                 let description = gcp_marker(&self.config.owner);
-                self.run_attempts("healthChecks.insert", true, what, |attempt| {
-                    let description = description.clone();
-                    async move {
-                        match cloud.insert_health_check(name, &description, spec).await {
-                            Err(e) if attempt > 0 && e.code() == "alreadyExists" => {
-                                Ok(name.clone())
-                            }
-                            other => other,
-                        }
-                    }
-                })
+                let landed = || self.landed_health_check(&spec.project, name, spec);
+                self.gcp_write(
+                    "healthChecks.insert",
+                    what,
+                    "alreadyExists",
+                    || cloud.insert_health_check(name, &description, spec),
+                    landed,
+                )
                 .await?;
             }
             (Address::HealthCheck { name }, Action::Update, Some(Resource::HealthCheck(spec))) => {
-                let project = spec.project.as_str();
-                self.run_attempts("healthChecks.patch", true, what, |attempt| async move {
-                    match cloud
-                        .patch_health_check(name, change.etag.as_deref(), spec)
-                        .await
-                    {
-                        // The fingerprint moved: by our own earlier attempt
-                        // (the object now holds what we sent) or by someone else.
-                        Err(e) if attempt > 0 && e.code() == "conditionNotMet" => {
-                            let listed = cloud.list_health_checks(project, Some(500), None).await?;
-                            if listed
-                                .items
-                                .iter()
-                                .any(|h| h.name == *name && h.spec == *spec)
-                            {
-                                Ok(())
-                            } else {
-                                Err(e)
-                            }
-                        }
-                        other => other,
-                    }
-                })
+                let landed = || self.landed_health_check(&spec.project, name, spec);
+                self.gcp_write(
+                    "healthChecks.patch",
+                    what,
+                    "conditionNotMet",
+                    || cloud.patch_health_check(name, change.etag.as_deref(), spec),
+                    landed,
+                )
                 .await?;
             }
             (Address::HealthCheck { name }, Action::Delete, _) => {
@@ -974,20 +1070,14 @@ impl SimProvider {
                 Some(Resource::BackendService(spec)),
             ) => {
                 let description = gcp_marker(&self.config.owner);
-                self.run_attempts("backendServices.insert", true, what, |attempt| {
-                    let description = description.clone();
-                    async move {
-                        match cloud
-                            .insert_backend_service(name, &description, spec, &[])
-                            .await
-                        {
-                            Err(e) if attempt > 0 && e.code() == "alreadyExists" => {
-                                Ok(name.clone())
-                            }
-                            other => other,
-                        }
-                    }
-                })
+                let landed = || self.landed_backend_service(&spec.project, name, spec);
+                self.gcp_write(
+                    "backendServices.insert",
+                    what,
+                    "alreadyExists",
+                    || cloud.insert_backend_service(name, &description, spec, &[]),
+                    landed,
+                )
                 .await?;
             }
             (
@@ -995,35 +1085,22 @@ impl SimProvider {
                 Action::Update,
                 Some(Resource::BackendService(spec)),
             ) => {
-                let project = spec.project.as_str();
-                self.run_attempts("backendServices.patch", true, what, |attempt| async move {
-                    match cloud
-                        .patch_backend_service(
-                            project,
+                let landed = || self.landed_backend_service(&spec.project, name, spec);
+                self.gcp_write(
+                    "backendServices.patch",
+                    what,
+                    "conditionNotMet",
+                    || {
+                        cloud.patch_backend_service(
+                            &spec.project,
                             name,
                             change.etag.as_deref(),
                             Some(spec),
                             None,
                         )
-                        .await
-                    {
-                        Err(e) if attempt > 0 && e.code() == "conditionNotMet" => {
-                            let listed = cloud
-                                .list_backend_services(project, Some(500), None)
-                                .await?;
-                            if listed
-                                .items
-                                .iter()
-                                .any(|v| v.service.name == *name && v.service.spec == *spec)
-                            {
-                                Ok(())
-                            } else {
-                                Err(e)
-                            }
-                        }
-                        other => other,
-                    }
-                })
+                    },
+                    landed,
+                )
                 .await?;
             }
             (Address::BackendService { name }, Action::Delete, _) => {
@@ -1057,41 +1134,25 @@ impl SimProvider {
             }
             (Address::UrlMap { name }, Action::Create, Some(Resource::UrlMap(spec))) => {
                 let description = gcp_marker(&self.config.owner);
-                self.run_attempts("urlMaps.insert", true, what, |attempt| {
-                    let description = description.clone();
-                    async move {
-                        match cloud.insert_url_map(name, &description, spec).await {
-                            Err(e) if attempt > 0 && e.code() == "alreadyExists" => {
-                                Ok(name.clone())
-                            }
-                            other => other,
-                        }
-                    }
-                })
+                let landed = || self.landed_url_map(&spec.project, name, spec);
+                self.gcp_write(
+                    "urlMaps.insert",
+                    what,
+                    "alreadyExists",
+                    || cloud.insert_url_map(name, &description, spec),
+                    landed,
+                )
                 .await?;
             }
             (Address::UrlMap { name }, Action::Update, Some(Resource::UrlMap(spec))) => {
-                let project = spec.project.as_str();
-                self.run_attempts("urlMaps.patch", true, what, |attempt| async move {
-                    match cloud
-                        .patch_url_map(name, change.etag.as_deref(), spec)
-                        .await
-                    {
-                        Err(e) if attempt > 0 && e.code() == "conditionNotMet" => {
-                            let listed = cloud.list_url_maps(project, Some(500), None).await?;
-                            if listed
-                                .items
-                                .iter()
-                                .any(|m| m.name == *name && m.spec == *spec)
-                            {
-                                Ok(())
-                            } else {
-                                Err(e)
-                            }
-                        }
-                        other => other,
-                    }
-                })
+                let landed = || self.landed_url_map(&spec.project, name, spec);
+                self.gcp_write(
+                    "urlMaps.patch",
+                    what,
+                    "conditionNotMet",
+                    || cloud.patch_url_map(name, change.etag.as_deref(), spec),
+                    landed,
+                )
                 .await?;
             }
             (Address::UrlMap { name }, Action::Delete, _) => {
