@@ -483,7 +483,21 @@ impl Loop {
             self.finish(revision, trigger, Outcome::NoChanges, 0, started);
             return Next::Quiet;
         }
-        let report = engine::apply(&plan, &providers, &LogProgress, &self.shared.stop).await;
+        let settled = engine::apply_replanning(
+            state,
+            &desired,
+            Some(revision.to_owned()),
+            &providers,
+            plan,
+            &LogProgress,
+            &self.shared.stop,
+            3,
+        )
+        .await;
+        for replan in &settled.replans {
+            tracing::info!(conflicts = ?replan.conflicts, changes = replan.plan.changes.len(), "objects changed since observed; re-observed and re-planned");
+        }
+        let report = &settled.report;
         record_calls(&self.shared, &providers);
         for outcome in &report.outcomes {
             if let Some(resource) = resources
@@ -499,8 +513,14 @@ impl Loop {
                 resource.message = outcome.error.as_ref().map(ToString::to_string);
             }
         }
-        let applied = report.outcomes.len() - report.failures().len();
-        let failures = report.failures();
+        let failures = settled.unresolved();
+        let applied = report.outcomes.iter().filter(|o| o.error.is_none()).count();
+        if let Some(halted) = &settled.halted {
+            self.fail(Some(revision), halted.clone(), Vec::new());
+            self.shared.update_status(|s| s.resources = resources);
+            self.finish(revision, trigger, Outcome::Failed, applied, started);
+            return Next::Backoff;
+        }
         if !failures.is_empty() {
             let details = failures
                 .iter()

@@ -108,7 +108,31 @@ impl Providers {
                     return Err(EngineError::Provider { provider: name, message: "a provider of type sim runs against the embedded simulated cloud: pass --sim DIR or set MERIDIAN_SIM".to_owned() });
                 }
                 (None, ProviderType::Gcp) => {
-                    return Err(EngineError::Provider { provider: name, message: "the gcp provider is not available in this build; pass --sim DIR (or MERIDIAN_SIM) to run against the embedded simulated cloud".to_owned() });
+                    let Some(project) = spec.project.clone() else {
+                        return Err(EngineError::Provider {
+                            provider: name,
+                            message:
+                                "a provider of type gcp needs `spec.project`, the GCP project id"
+                                    .to_owned(),
+                        });
+                    };
+                    let config = meridian_gcp::GcpConfig {
+                        name: name.clone(),
+                        owner,
+                        project,
+                        endpoint: spec.endpoints.as_ref().and_then(|e| e.compute.clone()),
+                        retry: options.retry.clone(),
+                        stats: stats.clone(),
+                    };
+                    match meridian_gcp::GcpProvider::new(config).await {
+                        Ok(provider) => Arc::new(provider),
+                        Err(error) => {
+                            return Err(EngineError::Provider {
+                                provider: name,
+                                message: error.message,
+                            });
+                        }
+                    }
                 }
             };
             by_name.insert(name, provider);
@@ -144,8 +168,19 @@ pub struct Observation {
     pub unsupported: Vec<String>,
 }
 
-/// Observes every provider concurrently.
+/// Observes every provider concurrently, without the health that costs
+/// extra calls.
 pub async fn observe(providers: &Providers, desired: &DesiredResources) -> Observation {
+    observe_with(providers, desired, false).await
+}
+
+/// Observes every provider concurrently; with `health`, also the health
+/// that costs extra calls (GCP backends).
+pub async fn observe_with(
+    providers: &Providers,
+    desired: &DesiredResources,
+    health: bool,
+) -> Observation {
     let regions = desired::regions_by_provider(desired);
     let mut tasks = tokio::task::JoinSet::new();
     for (name, provider) in &providers.by_name {
@@ -154,6 +189,7 @@ pub async fn observe(providers: &Providers, desired: &DesiredResources) -> Obser
         let request = ObserveRequest {
             families: Vec::new(),
             regions: regions.get(&name).cloned().unwrap_or_default(),
+            health,
         };
         tasks.spawn(async move { (name, provider.observe(request).await) });
     }
@@ -368,4 +404,114 @@ pub async fn apply(
         }
     }
     report
+}
+
+/// A re-plan after changes met objects that changed since they were observed.
+#[derive(Debug, Clone)]
+pub struct Replan {
+    /// The conflicts that caused it.
+    pub conflicts: Vec<String>,
+    /// The fresh plan.
+    pub plan: Plan,
+}
+
+/// The outcome of [`apply_replanning`].
+#[derive(Debug, Clone)]
+pub struct Settled {
+    /// Every outcome of every round, in the order they landed.
+    pub report: ApplyReport,
+    /// The re-plans made, in order.
+    pub replans: Vec<Replan>,
+    /// Why re-planning stopped short, when it did (the fresh plan was
+    /// blocked, incomplete, or conflicts kept coming).
+    pub halted: Option<String>,
+    /// Index in `report.outcomes` where the last round starts.
+    pub last_round_start: usize,
+}
+
+/// Applies `plan`; when the only failures are conflicts (objects that changed
+/// since they were observed), observes again, plans again and applies the
+/// fresh plan, up to `max_replans` times. Nothing is ever written from a
+/// stale view: every round starts from a new observation, and a fresh plan
+/// that is blocked by policy or incomplete stops the run.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_replanning(
+    state: &DesiredState,
+    desired: &DesiredResources,
+    revision: Option<String>,
+    providers: &Providers,
+    plan: Plan,
+    progress: &dyn Progress,
+    stop: &Arc<AtomicBool>,
+    max_replans: u32,
+) -> Settled {
+    let mut settled = Settled {
+        report: ApplyReport::default(),
+        replans: Vec::new(),
+        halted: None,
+        last_round_start: 0,
+    };
+    let mut plan = plan;
+    loop {
+        let report = apply(&plan, providers, progress, stop).await;
+        let failures = report.failures();
+        let conflicts: Vec<String> = failures
+            .iter()
+            .filter_map(|f| f.error.as_ref().filter(|e| e.is_conflict()))
+            .map(ToString::to_string)
+            .collect();
+        let only_conflicts = !failures.is_empty() && conflicts.len() == failures.len();
+        settled.report.skipped = report.skipped;
+        settled.last_round_start = settled.report.outcomes.len();
+        settled.report.outcomes.extend(report.outcomes);
+        if !only_conflicts || stop.load(Ordering::SeqCst) {
+            return settled;
+        }
+        if settled.replans.len() as u32 >= max_replans {
+            if max_replans > 0 {
+                settled.halted = Some(format!(
+                    "objects kept changing while meridian applied ({max_replans} re-plans); run again"
+                ));
+            }
+            return settled;
+        }
+        tracing::info!(
+            conflicts = conflicts.len(),
+            "objects changed since they were observed; observing and planning again"
+        );
+        let observation = observe(providers, desired).await;
+        let fresh = make_plan(state, desired, &observation, revision.clone());
+        settled.replans.push(Replan {
+            conflicts,
+            plan: fresh.clone(),
+        });
+        if fresh.is_blocked() {
+            settled.halted =
+                Some("the fresh plan is blocked by policy; nothing more was applied".to_owned());
+            return settled;
+        }
+        if fresh.errored {
+            settled.halted = Some(
+                "the live world could not be fully observed again; nothing more was applied"
+                    .to_owned(),
+            );
+            return settled;
+        }
+        if fresh.is_empty() {
+            return settled;
+        }
+        plan = fresh;
+    }
+}
+
+impl Settled {
+    /// Failures not resolved by a later round: every round but the last
+    /// ended in conflicts only, which the next round re-planned, so what
+    /// still fails is the last round's failures.
+    pub fn unresolved(&self) -> Vec<&Outcome> {
+        self.report.outcomes[self.last_round_start..]
+            .iter()
+            .filter(|o| o.error.is_some())
+            .collect()
+    }
 }

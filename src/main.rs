@@ -538,9 +538,36 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         terminal: std::io::stdout().is_terminal(),
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let report = engine::apply(&plan, &providers, &progress, &stop).await;
-    let failures = report.failures();
-    let applied = report.outcomes.len() - failures.len();
+    // A saved plan was approved as it is: a conflict stops it. Otherwise
+    // conflicts (objects changed since observed) are re-observed and re-planned.
+    let max_replans = if args.plan.is_some() { 0 } else { 3 };
+    let resources = desired::expand(&state);
+    let settled = engine::apply_replanning(
+        &state,
+        &resources,
+        None,
+        &providers,
+        plan.clone(),
+        &progress,
+        &stop,
+        max_replans,
+    )
+    .await;
+    for replan in &settled.replans {
+        for conflict in &replan.conflicts {
+            println!("conflict: {conflict}");
+        }
+        println!(
+            "Observed the live world again and re-planned: {} change(s).",
+            replan.plan.changes.len()
+        );
+        if !replan.plan.is_empty() {
+            print!("{}", render::plan(&replan.plan, Format::Text, style()));
+        }
+    }
+    let report = &settled.report;
+    let failures = settled.unresolved();
+    let applied = report.outcomes.iter().filter(|o| o.error.is_none()).count();
     let calls = providers.calls();
     let (reads, writes) = calls.values().flatten().fold((0, 0), |(r, w), c| {
         if c.write {
@@ -549,14 +576,37 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             (r + c.ok + c.failed, w)
         }
     });
+    let planned = plan.changes.len()
+        + settled
+            .replans
+            .iter()
+            .map(|r| r.plan.changes.len())
+            .sum::<usize>();
     println!(
-        "Applied {applied} of {} change(s); {} retries after transient errors, {} waits; {reads} read and {writes} write API calls.",
-        plan.changes.len(),
+        "Applied {applied} of {planned} change(s){}; {} retries after transient errors, {} waits; {reads} read and {writes} write API calls.",
+        if settled.replans.is_empty() {
+            String::new()
+        } else {
+            format!(" over {} re-plan(s)", settled.replans.len())
+        },
         providers.stats.retries(),
         providers.stats.waits()
     );
+    if let Some(halted) = &settled.halted {
+        eprintln!("error: {halted}");
+        if settled.replans.last().is_some_and(|r| r.plan.is_blocked()) {
+            if let Some(last) = settled.replans.last() {
+                print_violations(&last.plan);
+            }
+            return Ok(exit::BLOCKED);
+        }
+        return Ok(exit::ERROR);
+    }
     if failures.is_empty() {
         return Ok(exit::OK);
+    }
+    if args.plan.is_some() && failures.iter().any(|f| f.error.as_ref().is_some_and(|e| e.is_conflict())) {
+        eprintln!("error: the live world changed after the saved plan was checked; nothing was overwritten. Run `meridian plan` again.");
     }
     for failure in &failures {
         if let Some(error) = &failure.error {
@@ -745,7 +795,8 @@ async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
     };
     let providers = Providers::build(&state, &options(cli)).await?;
     let resources = desired::expand(&state);
-    let observation = engine::observe(&providers, &resources).await;
+    // The preview's traffic shares need backend health.
+    let observation = engine::observe_with(&providers, &resources, true).await;
     let plan = engine::make_plan(&state, &resources, &observation, Some(head.to_string()));
     preview.traffic = meridian::preview::traffic_impact(&observation, &resources);
     let code = if plan.is_blocked() {

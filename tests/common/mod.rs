@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod daemon;
+pub mod gcp;
 pub mod git;
 
 use std::path::{Path, PathBuf};

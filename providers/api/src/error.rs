@@ -25,6 +25,11 @@ pub enum ErrorClass {
     },
     /// Throttling, 5xx, timeouts: retry with backoff.
     Transient,
+    /// The live object changed since it was observed (a GCP fingerprint
+    /// mismatch, a field that no longer holds what the plan saw): the change
+    /// must not be retried as planned. The engine re-observes and re-plans;
+    /// nothing is overwritten blindly.
+    Conflict,
 }
 
 /// An error from a provider call.
@@ -76,9 +81,19 @@ impl ProviderError {
         }
     }
 
-    /// Whether retrying may help.
+    /// A conflict: the object changed since it was observed; re-plan.
+    pub fn conflict(operation: &str, code: &str, message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Conflict, operation, code, message)
+    }
+
+    /// Whether retrying the same call may help.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self.class, ErrorClass::Stalled)
+        !matches!(self.class, ErrorClass::Stalled | ErrorClass::Conflict)
+    }
+
+    /// Whether the object changed since it was observed.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self.class, ErrorClass::Conflict)
     }
 }
 

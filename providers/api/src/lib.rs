@@ -42,3 +42,10 @@ pub const MESH_KEY: &str = "meridian.dev/mesh";
 /// Prefix of the accelerator tags that map listener ids to meridian's
 /// listener names (Global Accelerator listeners have neither names nor tags).
 pub const LISTENER_KEY_PREFIX: &str = "meridian.dev/listener:";
+
+/// The ownership marker meridian writes into the `description` of GCP load
+/// balancing objects, which carry no labels: the object is meridian's, in the
+/// scope of `owner`, exactly when its description contains this text.
+pub fn gcp_ownership_marker(owner: &str) -> String {
+    format!("[{MANAGED_BY_KEY}={MANAGED_BY_VALUE} {OWNER_KEY}={owner}]")
+}

@@ -36,6 +36,10 @@ pub struct ObserveRequest {
     /// Transit Gateway API is regional). A provider may observe more regions,
     /// for example those where it finds resources it owns, never fewer.
     pub regions: Vec<String>,
+    /// Whether health is needed where it costs extra calls (GCP reports a
+    /// backend's health only through one `getHealth` call per backend).
+    /// Health that comes with the list calls is always reported.
+    pub health: bool,
 }
 
 /// A family whose observation failed.

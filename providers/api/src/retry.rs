@@ -90,7 +90,7 @@ where
             Err(error) => error,
         };
         match error.class {
-            ErrorClass::Stalled => return Err(error),
+            ErrorClass::Stalled | ErrorClass::Conflict => return Err(error),
             ErrorClass::Transient => {
                 transient_attempts += 1;
                 if transient_attempts >= policy.max_attempts {

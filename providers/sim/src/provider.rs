@@ -82,7 +82,7 @@ pub struct SimProvider {
 }
 
 fn gcp_marker(owner: &str) -> String {
-    format!("[{MANAGED_BY_KEY}={MANAGED_BY_VALUE} {OWNER_KEY}={owner}]")
+    meridian_provider::gcp_ownership_marker(owner)
 }
 
 fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
