@@ -46,7 +46,7 @@ pub const REGION_COORDINATES: &[(&str, f64, f64)] = &[
     ("ap-southeast-2", -33.87, 151.21), // Sydney
     ("ap-southeast-3", -6.21, 106.85),  // Jakarta
     ("ap-southeast-4", -37.81, 144.96), // Melbourne
-    ("ap-southeast-5", 3.14, 101.69),   // Malaysia (Kuala Lumpur)
+    ("ap-southeast-5", 3.15, 101.69),   // Malaysia (Kuala Lumpur)
     ("ap-southeast-6", -36.85, 174.76), // New Zealand (Auckland)
     ("ap-southeast-7", 13.76, 100.50),  // Thailand (Bangkok)
     ("ca-central-1", 45.50, -73.57),    // Montréal
