@@ -92,6 +92,54 @@ enum Command {
     Sim(SimCommand),
     /// Print the JSON Schema of desired-state documents (for editors).
     Schema,
+    /// Simulate a region outage from desired state: each region's share of
+    /// new traffic, headroom, failover paths, residency and serving regions
+    /// during the outage. Exit 3 when a policy is violated, 2 when declared
+    /// capacity runs short, 0 when the outage is absorbed.
+    Whatif(WhatifArgs),
+    /// Write the desired-state change that drains a region (dials and
+    /// capacity scalers to 0), as a patch or a commit on a new branch. Never
+    /// touches the live cloud; refuses unsafe drains with exit 3.
+    Failover(FailoverArgs),
+}
+
+#[derive(Debug, Args)]
+struct WhatifArgs {
+    /// Desired-state directory.
+    #[arg(default_value = "desired-state")]
+    dir: PathBuf,
+    /// A region to take down, AWS or Google Cloud name (repeatable).
+    #[arg(long = "region-down", value_name = "REGION", required = true)]
+    region_down: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FailoverOutput {
+    /// A unified diff on stdout, for `git apply`.
+    Patch,
+}
+
+#[derive(Debug, Args)]
+struct FailoverArgs {
+    /// Desired-state directory.
+    #[arg(default_value = "desired-state")]
+    dir: PathBuf,
+    /// The region to drain (AWS or Google Cloud name).
+    #[arg(long, value_name = "REGION")]
+    from: String,
+    /// A region to raise to full traffic (trafficDial 100, capacityScaler 1.0).
+    #[arg(long, value_name = "REGION")]
+    to: Option<String>,
+    /// Print the change as a unified diff (the default).
+    #[arg(long, value_enum, conflicts_with = "branch")]
+    output: Option<FailoverOutput>,
+    /// Instead, commit the change on a new branch NAME of the repository
+    /// holding DIR, leaving the working tree and the current branch alone.
+    #[arg(long, value_name = "NAME")]
+    branch: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -813,6 +861,115 @@ async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
     Ok(code)
 }
 
+async fn whatif(cli: &Cli, args: &WhatifArgs) -> Result<u8> {
+    let Some(state) = load(&args.dir)? else {
+        return Ok(exit::ERROR);
+    };
+    let down = match meridian::whatif::check_regions(&state, &args.region_down) {
+        Ok(down) => down,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(exit::ERROR);
+        }
+    };
+    // Live health only from the simulated cloud: without --sim the
+    // simulation needs no cloud at all.
+    let health = match &cli.sim {
+        Some(_) => {
+            let providers = Providers::build(&state, &options(cli)).await?;
+            let resources = desired::expand(&state);
+            let observation = engine::observe_with(&providers, &resources, true).await;
+            for gap in &observation.gaps {
+                eprintln!(
+                    "warning: live health of {} could not be observed ({:?}); assumed healthy",
+                    gap.provider, gap.family
+                );
+            }
+            Some(
+                observation
+                    .resources
+                    .into_iter()
+                    .map(|(_, o)| (o.address, o.health))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            )
+        }
+        None => None,
+    };
+    let report = meridian::whatif::simulate(
+        &state,
+        &args.dir.display().to_string(),
+        &down,
+        health.as_ref(),
+    );
+    print!("{}", meridian::whatif::render(&report, args.format));
+    Ok(report.exit_code())
+}
+
+fn failover(args: &FailoverArgs) -> Result<u8> {
+    use meridian::failover::{self, FailoverError};
+    let files = model::read_dir(&args.dir)?;
+    let state = match model::load(&files) {
+        Ok(state) => state,
+        Err(LoadError::Invalid(diagnostics)) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            eprintln!("{} error(s); nothing was written.", diagnostics.len());
+            return Ok(exit::ERROR);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let drain = match failover::drain(&files, &state, &args.from, args.to.as_deref()) {
+        Ok(drain) => drain,
+        Err(FailoverError::Refused(reasons)) => {
+            for reason in &reasons {
+                eprintln!("refused: {reason}");
+            }
+            eprintln!("Nothing was written.");
+            return Ok(exit::BLOCKED);
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(exit::ERROR);
+        }
+    };
+    for warning in &drain.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if drain.files.is_empty() {
+        eprintln!(
+            "Nothing to change: every endpoint group and backend in {} is already drained.",
+            drain.from
+        );
+        return Ok(exit::OK);
+    }
+    match (&args.branch, args.output) {
+        (Some(branch), _) => match failover::commit_branch(&args.dir, branch, &drain) {
+            Ok(commit) => {
+                println!(
+                    "{}.\nCommitted {} on the new branch {branch}; the current branch and the working tree are unchanged.",
+                    drain.summary(),
+                    &commit.to_string()[..12]
+                );
+                Ok(exit::OK)
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                Ok(exit::ERROR)
+            }
+        },
+        (None, Some(FailoverOutput::Patch) | None) => {
+            let root = failover::patch_root(&args.dir);
+            print!(
+                "{}",
+                failover::patch(&drain, |path| failover::relative_to(&root, path))
+            );
+            eprintln!("{}.", drain.summary());
+            Ok(exit::OK)
+        }
+    }
+}
+
 async fn daemon(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let secret = match (&args.webhook_secret_env, &args.webhook_secret_file) {
         (Some(name), _) => {
@@ -885,6 +1042,8 @@ async fn run(cli: &Cli) -> Result<u8> {
         Command::Apply(args) => apply(cli, args).await,
         Command::Drift { dir, format } => drift(cli, dir, *format).await,
         Command::Sim(command) => sim(cli, command).await,
+        Command::Whatif(args) => whatif(cli, args).await,
+        Command::Failover(args) => failover(args),
         Command::Schema => {
             println!(
                 "{}",

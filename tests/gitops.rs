@@ -243,7 +243,7 @@ fn an_invalid_commit_is_not_applied_and_the_next_good_one_is() {
         .filter_map(|d| d.as_str())
         .collect();
     assert!(
-        details.iter().any(|d| d.starts_with("desired-state/global-accelerator.yaml:35:24: spec.listeners[0].endpointGroups[2].trafficDial: must be from 0 to 100, got 150")),
+        details.iter().any(|d| d.starts_with("desired-state/global-accelerator.yaml:38:24: spec.listeners[0].endpointGroups[2].trafficDial: must be from 0 to 100, got 150")),
         "{details:#?}"
     );
     assert_eq!(apac_dial(&sim), 50);

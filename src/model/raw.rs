@@ -253,6 +253,10 @@ pub struct EndpointGroupDoc {
     /// Endpoints, at most 10.
     #[serde(default)]
     pub endpoints: Vec<EndpointDoc>,
+    /// Requests (or new connections) per second this group's endpoints can
+    /// serve. meridian's own field, never sent to the cloud: `meridian
+    /// whatif` compares it with the group's expected load.
+    pub capacity_rps: Option<u32>,
 }
 
 fn default_dial() -> u32 {
@@ -275,6 +279,10 @@ pub struct ListenerDoc {
     /// One endpoint group per region.
     #[serde(default)]
     pub endpoint_groups: Vec<EndpointGroupDoc>,
+    /// Expected peak requests (or new connections) per second on this
+    /// listener, above 0. meridian's own field, never sent to the cloud:
+    /// `meridian whatif` spreads it over the regions to compute headroom.
+    pub expected_rps: Option<u32>,
 }
 
 /// `GlobalAccelerator` spec.
@@ -481,6 +489,10 @@ pub struct BackendServiceDocSpec {
     /// Backends, one per group.
     #[serde(default)]
     pub backends: Vec<BackendDoc>,
+    /// Expected peak requests per second on this service, above 0; compared
+    /// with the RATE capacity of the backends. meridian's own field, never
+    /// sent to the cloud: `meridian whatif` uses it for headroom.
+    pub expected_rps: Option<u32>,
 }
 
 fn default_timeout() -> u32 {

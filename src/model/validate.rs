@@ -434,6 +434,13 @@ impl Validator<'_> {
                         ),
                     );
                 }
+                if listener.expected_rps == Some(0) {
+                    self.push(
+                        ga,
+                        &format!("{lp}.expectedRps"),
+                        "must be above 0 (the listener's expected peak requests or new connections per second), got 0; remove the field when unknown",
+                    );
+                }
                 let mut group_regions: HashMap<&str, usize> = HashMap::new();
                 for (gi, group) in listener.endpoint_groups.iter().enumerate() {
                     let gp = format!("{lp}.endpointGroups[{gi}]");
@@ -671,6 +678,26 @@ impl Validator<'_> {
                     "spec.timeoutSec",
                     format!("must be from 1 to 86400, got {}", spec.timeout_sec),
                 );
+            }
+            if let Some(expected) = spec.expected_rps {
+                if expected == 0 {
+                    self.push(
+                        bs,
+                        "spec.expectedRps",
+                        "must be above 0 (the service's expected peak requests per second), got 0; remove the field when unknown",
+                    );
+                } else if !spec.backends.is_empty()
+                    && !spec
+                        .backends
+                        .iter()
+                        .any(|b| b.balancing_mode == BalancingMode::Rate)
+                {
+                    self.push(
+                        bs,
+                        "spec.expectedRps",
+                        "is compared with the backends' RATE capacity (`maxRate` or `maxRatePerEndpoint`), but no backend uses `balancingMode: RATE`; remove it or declare RATE backends",
+                    );
+                }
             }
             let mut groups: HashMap<&str, usize> = HashMap::new();
             for (i, backend) in spec.backends.iter().enumerate() {
