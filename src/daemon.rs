@@ -131,6 +131,9 @@ enum Next {
     Quiet,
     /// A transient failure: back off.
     Backoff,
+    /// A rollout waits (a step bakes, a deny window, an anti-flap hold):
+    /// look again at this time, or at the next poll if that comes first.
+    At(std::time::SystemTime),
 }
 
 struct Loop {
@@ -141,6 +144,23 @@ struct Loop {
 }
 
 struct LogProgress;
+
+struct LogRollout;
+
+impl crate::rollout::RolloutEvents for LogRollout {
+    fn step(&self, number: usize, rollback: bool, plan: &crate::plan::Plan) {
+        tracing::info!(
+            step = number,
+            rollback,
+            changes = plan.changes.len(),
+            "rollout step"
+        );
+    }
+
+    fn waiting(&self, reason: &str) {
+        tracing::info!(%reason, "rollout waiting");
+    }
+}
 
 impl Progress for LogProgress {
     fn started(&self, change: &meridian_provider::Change, index: usize, total: usize) {
@@ -209,8 +229,10 @@ impl Loop {
                 changes_applied: applied,
                 duration_seconds: seconds,
             });
-            if matches!(outcome, Outcome::Invalid | Outcome::Blocked)
-                && !s.failed_revisions.iter().any(|r| r == revision)
+            if matches!(
+                outcome,
+                Outcome::Invalid | Outcome::Blocked | Outcome::RolledBack
+            ) && !s.failed_revisions.iter().any(|r| r == revision)
             {
                 s.failed_revisions.push(revision.to_owned());
                 let excess = s.failed_revisions.len().saturating_sub(50);
@@ -254,7 +276,11 @@ impl Loop {
             a.revision.revision == head
                 && matches!(
                     a.outcome,
-                    Outcome::Applied | Outcome::NoChanges | Outcome::Invalid | Outcome::Blocked
+                    Outcome::Applied
+                        | Outcome::NoChanges
+                        | Outcome::Invalid
+                        | Outcome::Blocked
+                        | Outcome::RolledBack
                 )
         });
         let known_bad = previous.failed_revisions.iter().any(|r| r == &head);
@@ -388,7 +414,19 @@ impl Loop {
         };
         let desired = crate::desired::expand(state);
         let observation = engine::observe(&providers, &desired).await;
-        let plan = engine::make_plan(state, &desired, &observation, Some(revision.to_owned()));
+        let mut plan = engine::make_plan(state, &desired, &observation, Some(revision.to_owned()));
+        let store = crate::rollout::LedgerStore::new(&self.config.state_dir);
+        let ledger = match store.load() {
+            Ok(ledger) => ledger,
+            Err(error) => {
+                self.fail(Some(revision), error.to_string(), Vec::new());
+                self.finish(revision, trigger, Outcome::Error, 0, started);
+                return Next::Backoff;
+            }
+        };
+        // Deny windows and anti-flap holds make the daemon wait, not fail:
+        // the rollout pauses and resumes by itself.
+        crate::rollout::annotate_invariants(&mut plan, state, &desired, &observation);
         let drift: Vec<Drift> = plan
             .changes
             .iter()
@@ -477,29 +515,72 @@ impl Loop {
                 message: None,
             })
             .collect();
-        if plan.is_empty() {
+        for held in &plan.overridden {
+            let address = held.change.address.to_string();
+            tracing::info!(%address, until = %held.until, "held back by a break-glass override");
+            if let Some(resource) = resources.iter_mut().find(|r| r.address == address) {
+                resource.state = "overridden".to_owned();
+                resource.message = Some(format!(
+                    "overridden until {} (override on {}): differs from desired state on purpose",
+                    held.until, held.address
+                ));
+            }
+        }
+        if let Some(failed) = ledger.failed.get(revision) {
+            record_calls(&self.shared, &providers);
+            self.fail(
+                Some(revision),
+                format!(
+                    "revision {} failed its gates at {} and was rolled back; it is not tried again until a new commit or `meridian retry`",
+                    &revision[..revision.len().min(12)],
+                    failed.at
+                ),
+                vec![failed.reason.clone()],
+            );
+            self.shared.metrics.rollout(0, true);
+            self.finish(revision, trigger, Outcome::RolledBack, 0, started);
+            return Next::Quiet;
+        }
+        let in_progress = ledger.current.as_ref().is_some_and(|r| {
+            r.revision == revision
+                && matches!(
+                    r.status,
+                    crate::rollout::RolloutStatus::InProgress
+                        | crate::rollout::RolloutStatus::RollingBack
+                )
+        });
+        if plan.is_empty() && !in_progress {
             record_calls(&self.shared, &providers);
             self.succeed(revision, resources);
             self.finish(revision, trigger, Outcome::NoChanges, 0, started);
             return Next::Quiet;
         }
-        let settled = engine::apply_replanning(
+        let run = crate::rollout::run(
             state,
             &desired,
-            Some(revision.to_owned()),
+            revision,
             &providers,
-            plan,
+            &store,
             &LogProgress,
+            &LogRollout,
             &self.shared.stop,
-            3,
+            &crate::rollout::RunOptions {
+                wait: false,
+                deny_window_override: None,
+                max_conflicts: 3,
+            },
         )
         .await;
-        for replan in &settled.replans {
-            tracing::info!(conflicts = ?replan.conflicts, changes = replan.plan.changes.len(), "objects changed since observed; re-observed and re-planned");
-        }
-        let report = &settled.report;
         record_calls(&self.shared, &providers);
-        for outcome in &report.outcomes {
+        let (end, outcomes) = match run {
+            Ok(done) => done,
+            Err(error) => {
+                self.fail(Some(revision), error.to_string(), Vec::new());
+                self.finish(revision, trigger, Outcome::Error, 0, started);
+                return Next::Backoff;
+            }
+        };
+        for outcome in &outcomes {
             if let Some(resource) = resources
                 .iter_mut()
                 .find(|r| r.address == outcome.change.address.to_string())
@@ -513,36 +594,59 @@ impl Loop {
                 resource.message = outcome.error.as_ref().map(ToString::to_string);
             }
         }
-        let failures = settled.unresolved();
-        let applied = report.outcomes.iter().filter(|o| o.error.is_none()).count();
-        if let Some(halted) = &settled.halted {
-            self.fail(Some(revision), halted.clone(), Vec::new());
-            self.shared.update_status(|s| s.resources = resources);
-            self.finish(revision, trigger, Outcome::Failed, applied, started);
-            return Next::Backoff;
+        let applied = outcomes.iter().filter(|o| o.error.is_none()).count();
+        let step = store
+            .load()
+            .ok()
+            .and_then(|l| l.current)
+            .filter(|r| r.revision == revision)
+            .map(|r| r.steps.len())
+            .unwrap_or(0);
+        match end {
+            crate::rollout::RunEnd::Done => {
+                self.shared.metrics.rollout(0, false);
+                self.succeed(revision, resources);
+                self.finish(revision, trigger, Outcome::Applied, applied, started);
+                Next::Quiet
+            }
+            crate::rollout::RunEnd::Waiting(until, reason) => {
+                self.shared.metrics.rollout(step, false);
+                self.shared.update_status(|s| {
+                    s.resources = resources;
+                    s.rollout_waiting = Some(reason.clone());
+                });
+                self.finish(revision, trigger, Outcome::RollingOut, applied, started);
+                Next::At(until)
+            }
+            crate::rollout::RunEnd::Failed(reason) => {
+                self.shared.metrics.rollout(0, true);
+                self.fail(
+                    Some(revision),
+                    format!(
+                        "revision {} failed its gates and was rolled back to the last good values; it is not tried again until a new commit or `meridian retry`",
+                        &revision[..revision.len().min(12)]
+                    ),
+                    vec![reason],
+                );
+                self.shared.update_status(|s| {
+                    s.resources = resources;
+                    s.rollout_waiting = None;
+                });
+                self.finish(revision, trigger, Outcome::RolledBack, applied, started);
+                Next::Quiet
+            }
+            crate::rollout::RunEnd::ApplyFailed(details) => {
+                self.fail(Some(revision), format!("{} change(s) failed; what landed stays and the next reconcile continues from live state", details.len()), details);
+                self.shared.update_status(|s| s.resources = resources);
+                self.finish(revision, trigger, Outcome::Failed, applied, started);
+                Next::Backoff
+            }
+            crate::rollout::RunEnd::Interrupted => {
+                self.shared.update_status(|s| s.resources = resources);
+                self.finish(revision, trigger, Outcome::Interrupted, applied, started);
+                Next::Quiet
+            }
         }
-        if !failures.is_empty() {
-            let details = failures
-                .iter()
-                .filter_map(|f| {
-                    f.error
-                        .as_ref()
-                        .map(|e| format!("{} {}: {e}", f.change.action.symbol(), f.change.address))
-                })
-                .collect();
-            self.fail(Some(revision), format!("{} change(s) failed; what landed stays and the next reconcile continues from live state", failures.len()), details);
-            self.shared.update_status(|s| s.resources = resources);
-            self.finish(revision, trigger, Outcome::Failed, applied, started);
-            return Next::Backoff;
-        }
-        if report.skipped > 0 {
-            self.shared.update_status(|s| s.resources = resources);
-            self.finish(revision, trigger, Outcome::Interrupted, applied, started);
-            return Next::Quiet;
-        }
-        self.succeed(revision, resources);
-        self.finish(revision, trigger, Outcome::Applied, applied, started);
-        Next::Quiet
     }
 
     /// Records that `revision` is live: the world now equals it, so no drift remains.
@@ -764,19 +868,33 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let mut failures = 0u32;
     let mut next_drift = tokio::time::Instant::now() + config.drift_interval;
     while !shared.stop.load(Ordering::SeqCst) {
+        let mut wake: Option<std::time::SystemTime> = None;
         match reconciler.reconcile(trigger).await {
             Next::Quiet => failures = 0,
             Next::Backoff => failures += 1,
+            Next::At(until) => {
+                failures = 0;
+                wake = Some(until);
+            }
         }
         shared.ready.store(true, Ordering::SeqCst);
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
-        let delay = if failures == 0 {
+        let mut delay = if failures == 0 {
             jitter(config.interval, 0.1)
         } else {
             backoff(failures, config.interval)
         };
+        if let Some(until) = wake {
+            // A rollout step is due: wake for it (a little after, so the
+            // bake has surely ended), or at the next poll if sooner.
+            let due = until
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+                + Duration::from_millis(50);
+            delay = delay.min(due);
+        }
         tokio::select! {
             _ = tokio::time::sleep(delay) => trigger = "poll",
             _ = shared.trigger.notified() => trigger = "webhook",

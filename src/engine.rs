@@ -155,6 +155,24 @@ impl Providers {
     fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
         self.by_name.get(name)
     }
+
+    /// Writes (`Some(until)`) or removes (`None`) the break-glass override
+    /// marker on `address` through the provider named `provider`.
+    pub async fn set_override(
+        &self,
+        provider: &str,
+        address: &meridian_provider::Address,
+        until: Option<String>,
+    ) -> Result<(), ProviderError> {
+        match self.get(provider) {
+            Some(p) => p.set_override(address, until).await,
+            None => Err(ProviderError::stalled(
+                "SetOverride",
+                "UnknownProvider",
+                format!("no provider named `{provider}`"),
+            )),
+        }
+    }
 }
 
 /// What every provider observed.
@@ -166,6 +184,8 @@ pub struct Observation {
     pub gaps: Vec<Gap>,
     /// Desired objects whose provider does not manage their family.
     pub unsupported: Vec<String>,
+    /// Break-glass override markers on live objects, with their provider's name.
+    pub overrides: Vec<(String, meridian_provider::LiveOverride)>,
 }
 
 /// Observes every provider concurrently, without the health that costs
@@ -211,6 +231,9 @@ pub async fn observe_with(
             .resources
             .extend(response.resources.into_iter().map(|o| (name.clone(), o)));
         observation
+            .overrides
+            .extend(response.overrides.into_iter().map(|o| (name.clone(), o)));
+        observation
             .gaps
             .extend(response.gaps.into_iter().map(|g| Gap {
                 provider: name.clone(),
@@ -242,7 +265,7 @@ pub fn make_plan(
     let changes = plan::diff::diff(desired, &observation.resources, &gaps);
     let mut conflicts = duplicates(&observation.resources);
     conflicts.extend(observation.unsupported.iter().cloned());
-    let mut notes = policy::traffic_policy_notes(state, &changes);
+    let mut notes = Vec::new();
     for provider in state.providers.iter().filter(|p| {
         p.doc.spec.owner.is_none()
             && changes
@@ -254,7 +277,7 @@ pub fn make_plan(
             provider.name()
         ));
     }
-    Plan {
+    let mut plan = Plan {
         format_version: plan::FORMAT_VERSION,
         meridian_version: env!("CARGO_PKG_VERSION").to_owned(),
         source: PlanSource {
@@ -269,9 +292,18 @@ pub fn make_plan(
         violations: policy::residency_violations(state),
         conflicts,
         notes,
+        schedule: None,
         summary: Summary::of(&changes),
         changes,
-    }
+        overridden: Vec::new(),
+    };
+    // Last, so every other part of the plan sees what diff computed.
+    crate::overrides::hold(
+        &mut plan,
+        &observation.overrides,
+        std::time::SystemTime::now(),
+    );
+    plan
 }
 
 /// Live objects that claim the same address (for example a copy created by
@@ -404,114 +436,4 @@ pub async fn apply(
         }
     }
     report
-}
-
-/// A re-plan after changes met objects that changed since they were observed.
-#[derive(Debug, Clone)]
-pub struct Replan {
-    /// The conflicts that caused it.
-    pub conflicts: Vec<String>,
-    /// The fresh plan.
-    pub plan: Plan,
-}
-
-/// The outcome of [`apply_replanning`].
-#[derive(Debug, Clone)]
-pub struct Settled {
-    /// Every outcome of every round, in the order they landed.
-    pub report: ApplyReport,
-    /// The re-plans made, in order.
-    pub replans: Vec<Replan>,
-    /// Why re-planning stopped short, when it did (the fresh plan was
-    /// blocked, incomplete, or conflicts kept coming).
-    pub halted: Option<String>,
-    /// Index in `report.outcomes` where the last round starts.
-    pub last_round_start: usize,
-}
-
-/// Applies `plan`; when the only failures are conflicts (objects that changed
-/// since they were observed), observes again, plans again and applies the
-/// fresh plan, up to `max_replans` times. Nothing is ever written from a
-/// stale view: every round starts from a new observation, and a fresh plan
-/// that is blocked by policy or incomplete stops the run.
-#[allow(clippy::too_many_arguments)]
-pub async fn apply_replanning(
-    state: &DesiredState,
-    desired: &DesiredResources,
-    revision: Option<String>,
-    providers: &Providers,
-    plan: Plan,
-    progress: &dyn Progress,
-    stop: &Arc<AtomicBool>,
-    max_replans: u32,
-) -> Settled {
-    let mut settled = Settled {
-        report: ApplyReport::default(),
-        replans: Vec::new(),
-        halted: None,
-        last_round_start: 0,
-    };
-    let mut plan = plan;
-    loop {
-        let report = apply(&plan, providers, progress, stop).await;
-        let failures = report.failures();
-        let conflicts: Vec<String> = failures
-            .iter()
-            .filter_map(|f| f.error.as_ref().filter(|e| e.is_conflict()))
-            .map(ToString::to_string)
-            .collect();
-        let only_conflicts = !failures.is_empty() && conflicts.len() == failures.len();
-        settled.report.skipped = report.skipped;
-        settled.last_round_start = settled.report.outcomes.len();
-        settled.report.outcomes.extend(report.outcomes);
-        if !only_conflicts || stop.load(Ordering::SeqCst) {
-            return settled;
-        }
-        if settled.replans.len() as u32 >= max_replans {
-            if max_replans > 0 {
-                settled.halted = Some(format!(
-                    "objects kept changing while meridian applied ({max_replans} re-plans); run again"
-                ));
-            }
-            return settled;
-        }
-        tracing::info!(
-            conflicts = conflicts.len(),
-            "objects changed since they were observed; observing and planning again"
-        );
-        let observation = observe(providers, desired).await;
-        let fresh = make_plan(state, desired, &observation, revision.clone());
-        settled.replans.push(Replan {
-            conflicts,
-            plan: fresh.clone(),
-        });
-        if fresh.is_blocked() {
-            settled.halted =
-                Some("the fresh plan is blocked by policy; nothing more was applied".to_owned());
-            return settled;
-        }
-        if fresh.errored {
-            settled.halted = Some(
-                "the live world could not be fully observed again; nothing more was applied"
-                    .to_owned(),
-            );
-            return settled;
-        }
-        if fresh.is_empty() {
-            return settled;
-        }
-        plan = fresh;
-    }
-}
-
-impl Settled {
-    /// Failures not resolved by a later round: every round but the last
-    /// ended in conflicts only, which the next round re-planned, so what
-    /// still fails is the last round's failures.
-    pub fn unresolved(&self) -> Vec<&Outcome> {
-        self.report.outcomes[self.last_round_start..]
-            .iter()
-            .filter(|o| o.error.is_some())
-            .collect()
-    }
 }

@@ -650,15 +650,22 @@ pub fn patch(drain: &Drain, display: impl Fn(&str) -> String) -> String {
     out
 }
 
-/// Where a patch's paths are relative to: the repository's work tree when
-/// `dir` is inside one, else the current directory.
+/// Where a patch's paths are relative to, that is where `git apply` runs:
+/// the repository's work tree when `dir` is inside one, else the current
+/// directory when `dir` is under it, else the folder holding `dir`.
 pub fn patch_root(dir: &Path) -> PathBuf {
-    git2::Repository::discover(dir)
+    if let Some(root) = git2::Repository::discover(dir)
         .ok()
         .and_then(|repo| repo.workdir().map(Path::to_path_buf))
         .and_then(|root| root.canonicalize().ok())
-        .or_else(|| std::env::current_dir().ok()?.canonicalize().ok())
-        .unwrap_or_default()
+    {
+        return root;
+    }
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    match std::env::current_dir().and_then(|d| d.canonicalize()) {
+        Ok(cwd) if dir.starts_with(&cwd) => cwd,
+        _ => dir.parent().map(Path::to_path_buf).unwrap_or(dir),
+    }
 }
 
 /// A loaded path relative to `root`, with `/` separators.

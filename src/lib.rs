@@ -7,6 +7,7 @@
 //! stdout except the renderers' callers in `main`.
 
 pub mod clock;
+pub mod compute_sandbox;
 pub mod daemon;
 pub mod desired;
 pub mod engine;
@@ -14,9 +15,11 @@ pub mod exit;
 pub mod failover;
 pub mod metrics;
 pub mod model;
+pub mod overrides;
 pub mod plan;
 pub mod policy;
 pub mod preview;
+pub mod rollout;
 pub mod sandbox;
 pub mod simcli;
 pub mod source;

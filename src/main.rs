@@ -15,6 +15,7 @@ use meridian::exit;
 use meridian::model::{self, DesiredState, LoadError};
 use meridian::plan::Plan;
 use meridian::plan::render::{self, Format, Style};
+use meridian::rollout::{self, LedgerStore};
 use meridian::{desired, simcli};
 use meridian_provider::Change;
 use meridian_sim::world::Faults;
@@ -70,9 +71,11 @@ enum Command {
     Diff(DiffArgs),
     /// Watch a Git branch and keep the live world equal to it.
     Run(RunArgs),
-    /// Serve the AWS Global Accelerator API (awsJson1_1) over the simulated
-    /// cloud, for the aws provider, the AWS SDKs and the AWS CLI. A local
-    /// emulator: it accepts any SigV4 signature, so keep it on loopback.
+    /// Serve the AWS Global Accelerator API (awsJson1_1, at POST /) and the
+    /// Compute Engine REST API for global load balancing (at /compute/v1/)
+    /// over the simulated cloud, for the providers, the official SDKs and
+    /// CLIs. A local emulator: it checks no signature or credential, so it
+    /// listens on loopback only.
     Sandbox {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:4566")]
@@ -87,9 +90,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
     },
+    /// Allow a revision that failed its health gates to roll out again.
+    Retry {
+        /// The state directory holding the rollout ledger.
+        #[arg(long, default_value = ".meridian-state")]
+        state_dir: PathBuf,
+        /// Only this revision (a prefix is enough); default: every failed one.
+        #[arg(long)]
+        revision: Option<String>,
+    },
     /// Inspect or change the embedded simulated cloud (needs --sim DIR).
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Break-glass overrides: keep apply and `meridian run` from reverting
+    /// traffic changes made by hand to an accelerator or backend service
+    /// until a time.
+    #[command(subcommand)]
+    Override(OverrideCommand),
     /// Print the JSON Schema of desired-state documents (for editors).
     Schema,
     /// Simulate a region outage from desired state: each region's share of
@@ -156,6 +173,20 @@ struct PlanArgs {
     /// Exit 2 when there are changes, 0 when there are none.
     #[arg(long)]
     detailed_exitcode: bool,
+    #[command(flatten)]
+    rollout: RolloutArgs,
+}
+
+#[derive(Debug, Args)]
+struct RolloutArgs {
+    /// Where the rollout ledger (steps, failed revisions, anti-flap history)
+    /// is kept; shared with `meridian run`.
+    #[arg(long, default_value = ".meridian-state")]
+    state_dir: PathBuf,
+    /// Change traffic inside a policy's deny window anyway; the reason is
+    /// recorded in the plan and the rollout ledger.
+    #[arg(long, value_name = "REASON")]
+    override_deny_window: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +200,8 @@ struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     yes: bool,
+    #[command(flatten)]
+    rollout: RolloutArgs,
 }
 
 #[derive(Debug, Args)]
@@ -326,7 +359,12 @@ struct FaultArgs {
     /// Make an operation fail permanently (repeatable), e.g. CreateEndpointGroup.
     #[arg(long, value_name = "OPERATION")]
     fail_operation: Vec<String>,
-    /// How long accelerators stay IN_PROGRESS after a change, in milliseconds.
+    /// Make a GCP write's long-running operation end in an error instead of
+    /// landing (repeatable), e.g. backendServices.patch=RESOURCE_NOT_READY:2.
+    #[arg(long, value_name = "OPERATION=CODE[:TIMES]", value_parser = simcli::parse_operation_error)]
+    operation_error: Vec<meridian_sim::world::OperationFault>,
+    /// How long accelerators stay IN_PROGRESS (and GCP operations RUNNING)
+    /// after a change, in milliseconds.
     #[arg(long)]
     deploy_delay_ms: Option<u64>,
     /// Remove every fault first.
@@ -395,11 +433,27 @@ fn options(cli: &Cli) -> EngineOptions {
     }
 }
 
-async fn plan_now(cli: &Cli, state: &DesiredState) -> Result<(Providers, Plan)> {
+async fn plan_now(
+    cli: &Cli,
+    state: &DesiredState,
+    rollout_args: Option<&RolloutArgs>,
+) -> Result<(Providers, Plan)> {
     let providers = Providers::build(state, &options(cli)).await?;
     let resources = desired::expand(state);
     let observation = engine::observe(&providers, &resources).await;
-    let plan = engine::make_plan(state, &resources, &observation, None);
+    let mut plan = engine::make_plan(state, &resources, &observation, None);
+    if let Some(args) = rollout_args {
+        let ledger = LedgerStore::new(&args.state_dir).load()?;
+        rollout::annotate(
+            &mut plan,
+            state,
+            &resources,
+            &observation,
+            &ledger,
+            std::time::SystemTime::now(),
+            args.override_deny_window.as_deref(),
+        );
+    }
     Ok((providers, plan))
 }
 
@@ -435,7 +489,7 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> Result<u8> {
     let Some(state) = load(&args.dir)? else {
         return Ok(exit::ERROR);
     };
-    let (_, plan) = plan_now(cli, &state).await?;
+    let (_, plan) = plan_now(cli, &state, Some(&args.rollout)).await?;
     print!("{}", render::plan(&plan, args.format, style()));
     if let Some(out) = &args.out {
         let json = serde_json::to_string_pretty(&plan)?;
@@ -515,7 +569,7 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     let Some(state) = load(&args.dir)? else {
         return Ok(exit::ERROR);
     };
-    let (providers, fresh) = plan_now(cli, &state).await?;
+    let (providers, fresh) = plan_now(cli, &state, Some(&args.rollout)).await?;
     let plan = match &args.plan {
         None => fresh,
         Some(path) => {
@@ -552,6 +606,12 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             // Same desired state and same live world give the same plan. A saved
             // plan whose changes differ was edited (or made by another version):
             // only what meridian itself computes is ever applied.
+            if saved.overridden != fresh.overridden {
+                eprintln!(
+                    "error: the saved plan is stale: a break-glass override was set, cleared or has expired since the plan was made, so different changes are held back now. Nothing was applied; run `meridian plan` again."
+                );
+                return Ok(exit::ERROR);
+            }
             if saved.changes != fresh.changes || saved.violations != fresh.violations {
                 eprintln!(
                     "error: the saved plan's changes differ from what meridian computes for the same desired state and live world (was the file edited, or made by another meridian version?). Nothing was applied; run `meridian plan` again."
@@ -561,6 +621,14 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             fresh
         }
     };
+    let ledger = LedgerStore::new(&args.rollout.state_dir).load()?;
+    if let Some(failed) = ledger.failed.get(&state.digest) {
+        eprintln!(
+            "error: this desired state failed its gates at {}: {}. It is not applied again until it changes (a new commit) or `meridian retry`.",
+            failed.at, failed.reason
+        );
+        return Ok(exit::ERROR);
+    }
     if plan.is_blocked() {
         print!("{}", render::plan(&plan, Format::Text, style()));
         print_violations(&plan);
@@ -573,49 +641,62 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         );
         return Ok(exit::ERROR);
     }
-    if plan.is_empty() {
-        println!("No changes. The live world matches the desired state.");
+    let in_progress = ledger.current.as_ref().is_some_and(|r| {
+        r.revision == state.digest
+            && matches!(
+                r.status,
+                rollout::RolloutStatus::InProgress | rollout::RolloutStatus::RollingBack
+            )
+    });
+    if plan.is_empty() && !in_progress {
+        match render::held_back_line(&plan) {
+            Some(held) => println!("{held}\nNothing else to apply."),
+            None => println!("No changes. The live world matches the desired state."),
+        }
         return Ok(exit::OK);
     }
     print!("{}", render::plan(&plan, Format::Text, style()));
-    if !args.yes && !confirm(&plan)? {
+    if !args.yes && !plan.is_empty() && !confirm(&plan)? {
         println!("Apply cancelled; nothing was changed.");
         return Ok(exit::ERROR);
     }
+    let store = LedgerStore::new(&args.rollout.state_dir);
+    let revision = state.digest.clone();
     let progress = ConsoleProgress {
         terminal: std::io::stdout().is_terminal(),
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // A saved plan was approved as it is: a conflict stops it. Otherwise
-    // conflicts (objects changed since observed) are re-observed and re-planned.
-    let max_replans = if args.plan.is_some() { 0 } else { 3 };
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "Stopping after the change(s) in flight; run `meridian apply` again to continue."
+                );
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+    let options = rollout::RunOptions {
+        wait: true,
+        deny_window_override: args.rollout.override_deny_window.clone(),
+        max_conflicts: if args.plan.is_some() { 0 } else { 3 },
+    };
     let resources = desired::expand(&state);
-    let settled = engine::apply_replanning(
+    let (end, outcomes) = rollout::run(
         &state,
         &resources,
-        None,
+        &revision,
         &providers,
-        plan.clone(),
+        &store,
         &progress,
+        &ConsoleRollout,
         &stop,
-        max_replans,
+        &options,
     )
-    .await;
-    for replan in &settled.replans {
-        for conflict in &replan.conflicts {
-            println!("conflict: {conflict}");
-        }
-        println!(
-            "Observed the live world again and re-planned: {} change(s).",
-            replan.plan.changes.len()
-        );
-        if !replan.plan.is_empty() {
-            print!("{}", render::plan(&replan.plan, Format::Text, style()));
-        }
-    }
-    let report = &settled.report;
-    let failures = settled.unresolved();
-    let applied = report.outcomes.iter().filter(|o| o.error.is_none()).count();
+    .await?;
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    let applied = outcomes.len() - failed;
     let calls = providers.calls();
     let (reads, writes) = calls.values().flatten().fold((0, 0), |(r, w), c| {
         if c.write {
@@ -624,60 +705,110 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             (r + c.ok + c.failed, w)
         }
     });
-    let planned = plan.changes.len()
-        + settled
-            .replans
-            .iter()
-            .map(|r| r.plan.changes.len())
-            .sum::<usize>();
+    let steps = store
+        .load()?
+        .current
+        .filter(|r| r.revision == revision)
+        .map(|r| r.steps.len())
+        .unwrap_or(0);
     println!(
-        "Applied {applied} of {planned} change(s){}; {} retries after transient errors, {} waits; {reads} read and {writes} write API calls.",
-        if settled.replans.is_empty() {
-            String::new()
+        "Applied {applied} of {} change(s){}; {} retries after transient errors, {} waits; {reads} read and {writes} write API calls.",
+        outcomes.len(),
+        if steps > 1 {
+            format!(" in {steps} steps")
         } else {
-            format!(" over {} re-plan(s)", settled.replans.len())
+            String::new()
         },
         providers.stats.retries(),
         providers.stats.waits()
     );
-    if let Some(halted) = &settled.halted {
-        eprintln!("error: {halted}");
-        if settled.replans.last().is_some_and(|r| r.plan.is_blocked()) {
-            if let Some(last) = settled.replans.last() {
-                print_violations(&last.plan);
+    if let Some(held) = render::held_back_line(&plan) {
+        println!("{held}");
+    }
+    match end {
+        rollout::RunEnd::Done => Ok(exit::OK),
+        rollout::RunEnd::Failed(reason) => {
+            eprintln!("error: the rollout failed: {reason}");
+            Ok(exit::ERROR)
+        }
+        rollout::RunEnd::ApplyFailed(errors) => {
+            for error in &errors {
+                eprintln!("error: {error}");
             }
-            return Ok(exit::BLOCKED);
-        }
-        return Ok(exit::ERROR);
-    }
-    if failures.is_empty() {
-        return Ok(exit::OK);
-    }
-    if args.plan.is_some() && failures.iter().any(|f| f.error.as_ref().is_some_and(|e| e.is_conflict())) {
-        eprintln!("error: the live world changed after the saved plan was checked; nothing was overwritten. Run `meridian plan` again.");
-    }
-    for failure in &failures {
-        if let Some(error) = &failure.error {
+            if args.plan.is_some()
+                && outcomes
+                    .iter()
+                    .any(|o| o.error.as_ref().is_some_and(|e| e.is_conflict()))
+            {
+                eprintln!(
+                    "error: the live world changed after the saved plan was checked; nothing was overwritten. Run `meridian plan` again."
+                );
+            }
             eprintln!(
-                "error: {} {}: {error}",
-                failure.change.action.symbol(),
-                failure.change.address
+                "{} change(s) failed. What landed stays; run `meridian apply` again to continue from live state.",
+                errors.len()
             );
+            Ok(exit::ERROR)
+        }
+        rollout::RunEnd::Interrupted => {
+            eprintln!(
+                "Interrupted between steps; the rollout's position is saved in {}: run `meridian apply` again to continue.",
+                args.rollout.state_dir.display()
+            );
+            Ok(exit::ERROR)
+        }
+        rollout::RunEnd::Waiting(_, reason) => {
+            eprintln!("error: stopped while waiting: {reason}");
+            Ok(exit::ERROR)
         }
     }
-    eprintln!(
-        "{} change(s) failed and {} were not attempted. What landed stays; run `meridian apply` again to continue from live state.",
-        failures.len(),
-        report.skipped
-    );
-    Ok(exit::ERROR)
+}
+
+struct ConsoleRollout;
+
+impl rollout::RolloutEvents for ConsoleRollout {
+    fn step(&self, number: usize, rollback: bool, plan: &Plan) {
+        let moves: Vec<String> = plan
+            .changes
+            .iter()
+            .flat_map(|c| {
+                c.fields
+                    .iter()
+                    .filter(|f| {
+                        matches!(f.path.as_str(), "trafficDial" | "weight" | "capacityScaler")
+                    })
+                    .map(move |f| {
+                        format!(
+                            "{} {} {} → {}",
+                            c.address,
+                            f.path,
+                            render::show_value(f.before.as_ref()),
+                            render::show_value(f.after.as_ref())
+                        )
+                    })
+            })
+            .collect();
+        println!(
+            "{} {number}: {} change(s){}{}",
+            if rollback { "Rollback step" } else { "Step" },
+            plan.changes.len(),
+            if moves.is_empty() { "" } else { ": " },
+            moves.join(", ")
+        );
+        let _ = std::io::stdout().flush();
+    }
+
+    fn waiting(&self, reason: &str) {
+        println!("… {reason}");
+        let _ = std::io::stdout().flush();
+    }
 }
 
 async fn drift(cli: &Cli, dir: &Path, format: Format) -> Result<u8> {
     let Some(state) = load(dir)? else {
         return Ok(exit::ERROR);
     };
-    let (_, plan) = plan_now(cli, &state).await?;
+    let (_, plan) = plan_now(cli, &state, None).await?;
     print!("{}", render::drift(&plan, format, style()));
     if plan.errored {
         return Ok(exit::ERROR);
@@ -687,6 +818,130 @@ async fn drift(cli: &Cli, dir: &Path, format: Format) -> Result<u8> {
     } else {
         exit::CHANGES
     })
+}
+
+#[derive(Debug, Subcommand)]
+enum OverrideCommand {
+    /// Mark a live GlobalAccelerator (with everything in it) or BackendService
+    /// (with its backends) as overridden until a time: its traffic changes
+    /// (dials, weights, scalers, endpoints, deletes) are reported by `drift`
+    /// and held back by `apply` and `meridian run` until then.
+    Set {
+        /// The object: a name (`api`), `Kind/name` (`GlobalAccelerator/api`,
+        /// `BackendService/app-backend`), an address (`GlobalAccelerator[api]`;
+        /// anything inside an accelerator means the accelerator) or a cloud id.
+        target: String,
+        /// When the override ends: an RFC 3339 time (2030-01-01T00:00:00Z) or
+        /// a duration from now (30m, 2h, 1d).
+        #[arg(long, value_name = "TIME|DURATION")]
+        until: String,
+        /// Desired-state directory, for its Provider documents.
+        #[arg(long, default_value = "desired-state")]
+        dir: PathBuf,
+    },
+    /// Remove the override marker: the next apply or reconcile reverts the
+    /// traffic changes made by hand.
+    Clear {
+        /// The object, named as for `override set`.
+        target: String,
+        /// Desired-state directory, for its Provider documents.
+        #[arg(long, default_value = "desired-state")]
+        dir: PathBuf,
+    },
+}
+
+/// Who runs this command, for the record printed by `override set|clear`.
+fn operator() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "an unknown user".to_owned())
+}
+
+async fn override_command(cli: &Cli, command: &OverrideCommand) -> Result<u8> {
+    use meridian::overrides;
+    let (target, until, dir) = match command {
+        OverrideCommand::Set { target, until, dir } => (target, Some(until), dir),
+        OverrideCommand::Clear { target, dir } => (target, None, dir),
+    };
+    let Some(state) = load(dir)? else {
+        return Ok(exit::ERROR);
+    };
+    let until = match until.map(|t| overrides::parse_until(t, std::time::SystemTime::now())) {
+        None => None,
+        Some(Ok(until)) => Some(until),
+        Some(Err(why)) => {
+            eprintln!("error: --until: {why}");
+            return Ok(exit::ERROR);
+        }
+    };
+    let providers = Providers::build(&state, &options(cli)).await?;
+    let resources = desired::expand(&state);
+    let observation = engine::observe(&providers, &resources).await;
+    let target = match overrides::resolve(target, &observation.resources) {
+        Ok(target) => target,
+        Err(why) => {
+            eprintln!("error: {why}");
+            if observation.resources.is_empty() {
+                eprintln!(
+                    "warning: the simulated cloud holds none of these objects yet (has `apply` run?); every endpoint is assumed healthy"
+                );
+            }
+            for gap in &observation.gaps {
+                eprintln!(
+                    "note: {} of provider `{}` could not be observed: {}",
+                    gap.family, gap.provider, gap.error
+                );
+            }
+            return Ok(exit::ERROR);
+        }
+    };
+    if let Some(inside) = &target.widened_from {
+        println!(
+            "note: {inside} is inside {}; an override covers the whole of it.",
+            target.address
+        );
+    }
+    let current = observation
+        .overrides
+        .iter()
+        .find(|(provider, o)| *provider == target.provider && o.address == target.address)
+        .map(|(_, o)| o.until.clone());
+    let (who, when) = (operator(), meridian::clock::now());
+    match (&until, &current) {
+        (None, None) => {
+            println!(
+                "{} (provider `{}`) carries no override; nothing to clear.",
+                target.address, target.provider
+            );
+            return Ok(exit::OK);
+        }
+        (None, Some(was)) => {
+            providers
+                .set_override(&target.provider, &target.address, None)
+                .await?;
+            tracing::info!(address = %target.address, provider = %target.provider, was = %was, by = %who, "break-glass override cleared");
+            println!(
+                "Override cleared: {} (provider `{}`) was held until {was}; the next apply or reconcile reverts the traffic changes made by hand.\nCleared by {who} at {when}.",
+                target.address, target.provider
+            );
+        }
+        (Some(until), was) => {
+            providers
+                .set_override(&target.provider, &target.address, Some(until.clone()))
+                .await?;
+            tracing::info!(address = %target.address, provider = %target.provider, until = %until, by = %who, "break-glass override set");
+            println!(
+                "Override set: {} (provider `{}`) is held until {until}{}; until then apply and `meridian run` do not revert its traffic changes (`meridian drift` lists them).\nSet by {who} at {when}.",
+                target.address,
+                target.provider,
+                was.as_ref()
+                    .map(|was| format!(", replacing the override until {was}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(exit::OK)
 }
 
 async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
@@ -767,6 +1022,9 @@ async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
                 faults
                     .fail_operations
                     .extend(args.fail_operation.iter().cloned());
+                faults
+                    .operation_errors
+                    .extend(args.operation_error.iter().cloned());
                 if let Some(v) = args.deploy_delay_ms {
                     world.settings.deploy_delay_ms = v
                 }
@@ -774,12 +1032,13 @@ async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
             })?;
             let f = &settings.faults;
             format!(
-                "faults: latency {} ms, throttle rate {}, error rate {}, lost-response rate {}, failing operations [{}]; deploy delay {} ms",
+                "faults: latency {} ms, throttle rate {}, error rate {}, lost-response rate {}, failing operations [{}], operation errors [{}]; deploy delay {} ms",
                 f.latency_ms,
                 f.throttle_rate,
                 f.error_rate,
                 f.lost_response_rate,
                 f.fail_operations.join(", "),
+                simcli::operation_errors_text(&f.operation_errors),
                 settings.deploy_delay_ms
             )
         }
@@ -845,7 +1104,19 @@ async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
     let resources = desired::expand(&state);
     // The preview's traffic shares need backend health.
     let observation = engine::observe_with(&providers, &resources, true).await;
-    let plan = engine::make_plan(&state, &resources, &observation, Some(head.to_string()));
+    let mut plan = engine::make_plan(&state, &resources, &observation, Some(head.to_string()));
+    // The schedule and the invariants, as `plan` shows them (the ledger of
+    // this machine's state directory, if any, for the anti-flap history).
+    let ledger = LedgerStore::new(&args.state_dir).load().unwrap_or_default();
+    rollout::annotate(
+        &mut plan,
+        &state,
+        &resources,
+        &observation,
+        &ledger,
+        std::time::SystemTime::now(),
+        None,
+    );
     preview.traffic = meridian::preview::traffic_impact(&observation, &resources);
     let code = if plan.is_blocked() {
         exit::BLOCKED
@@ -879,6 +1150,11 @@ async fn whatif(cli: &Cli, args: &WhatifArgs) -> Result<u8> {
             let providers = Providers::build(&state, &options(cli)).await?;
             let resources = desired::expand(&state);
             let observation = engine::observe_with(&providers, &resources, true).await;
+            if observation.resources.is_empty() {
+                eprintln!(
+                    "warning: the simulated cloud holds none of these objects yet (has `apply` run?); every endpoint is assumed healthy"
+                );
+            }
             for gap in &observation.gaps {
                 eprintln!(
                     "warning: live health of {} could not be observed ({:?}); assumed healthy",
@@ -964,7 +1240,11 @@ fn failover(args: &FailoverArgs) -> Result<u8> {
                 "{}",
                 failover::patch(&drain, |path| failover::relative_to(&root, path))
             );
-            eprintln!("{}.", drain.summary());
+            eprintln!(
+                "{}. Apply with `git apply` in {}.",
+                drain.summary(),
+                root.display()
+            );
             Ok(exit::OK)
         }
     }
@@ -1024,17 +1304,75 @@ async fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Run(args) => daemon(cli, args).await,
         Command::Status { state_dir, format } => {
-            let Some(status) = meridian::status::Status::load(state_dir)? else {
+            let status = meridian::status::Status::load(state_dir)?;
+            let ledger_path = state_dir.join("rollout.json");
+            let ledger = if ledger_path.exists() {
+                Some(LedgerStore::new(state_dir).load()?)
+            } else {
+                None
+            };
+            if status.is_none() && ledger.is_none() {
                 bail!(
-                    "no status in {}: has `meridian run --state-dir {}` run yet?",
+                    "no status in {}: has `meridian run` or `meridian apply` run with --state-dir {} yet?",
                     state_dir.display(),
                     state_dir.display()
                 );
-            };
-            match format {
-                ShowFormat::Text => print!("{}", status.to_text()),
-                ShowFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
             }
+            match format {
+                ShowFormat::Text => {
+                    if let Some(status) = &status {
+                        print!("{}", status.to_text());
+                    }
+                    if let Some(ledger) = &ledger {
+                        print!("{}", rollout::ledger_text(ledger));
+                    }
+                }
+                ShowFormat::Json => {
+                    let mut value = match &status {
+                        Some(status) => serde_json::to_value(status)?,
+                        None => serde_json::json!({}),
+                    };
+                    if let (Some(object), Some(ledger)) = (value.as_object_mut(), &ledger) {
+                        object.insert("rollout".to_owned(), serde_json::to_value(ledger)?);
+                    }
+                    println!("{}", serde_json::to_string_pretty(&value)?);
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Retry {
+            state_dir,
+            revision,
+        } => {
+            let store = LedgerStore::new(state_dir);
+            let mut ledger = store.load()?;
+            let cleared: Vec<String> = match revision {
+                Some(revision) => ledger
+                    .failed
+                    .keys()
+                    .filter(|r| r.starts_with(revision.as_str()))
+                    .cloned()
+                    .collect(),
+                None => ledger.failed.keys().cloned().collect(),
+            };
+            if cleared.is_empty() {
+                println!("No failed revision to retry in {}.", state_dir.display());
+                return Ok(exit::OK);
+            }
+            for revision in &cleared {
+                ledger.failed.remove(revision);
+                if ledger
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| &c.revision == revision)
+                {
+                    ledger.current = None;
+                }
+                println!(
+                    "Cleared the failure of revision {revision}; the next apply (or reconcile) starts its rollout afresh from live state."
+                );
+            }
+            store.save(&ledger)?;
             Ok(exit::OK)
         }
         Command::Validate { dir } => validate(dir).await,
@@ -1042,6 +1380,7 @@ async fn run(cli: &Cli) -> Result<u8> {
         Command::Apply(args) => apply(cli, args).await,
         Command::Drift { dir, format } => drift(cli, dir, *format).await,
         Command::Sim(command) => sim(cli, command).await,
+        Command::Override(command) => override_command(cli, command).await,
         Command::Whatif(args) => whatif(cli, args).await,
         Command::Failover(args) => failover(args),
         Command::Schema => {

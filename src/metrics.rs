@@ -26,6 +26,8 @@ struct Inner {
     retries: u64,
     fetches: BTreeMap<String, u64>,
     webhooks: BTreeMap<String, u64>,
+    rollout_step: u64,
+    revision_failed: u64,
 }
 
 /// The daemon's metrics.
@@ -68,6 +70,16 @@ impl Metrics {
     }
 
     /// Sets the drifted-resource and pending-change gauges.
+    /// The rollout's position: the current step (0 when none is under
+    /// way) and whether the revision failed its gates.
+    pub fn rollout(&self, step: usize, failed: bool) {
+        self.with(|m| {
+            m.rollout_step = step as u64;
+            m.revision_failed = u64::from(failed);
+        });
+    }
+
+    /// Drift and pending changes found by the last observation.
     pub fn observed(&self, drifted: usize, pending: usize) {
         self.with(|m| {
             m.drifted = drifted as u64;
@@ -161,6 +173,8 @@ impl Metrics {
             "failed",
             "error",
             "interrupted",
+            "rolling_out",
+            "rolled_back",
         ] {
             let _ = writeln!(
                 out,
@@ -172,6 +186,16 @@ impl Metrics {
             out,
             "# HELP meridian_last_applied_revision_timestamp_seconds When the last revision was fully applied (Unix time).\n# TYPE meridian_last_applied_revision_timestamp_seconds gauge\nmeridian_last_applied_revision_timestamp_seconds {}",
             m.last_applied_timestamp
+        );
+        let _ = writeln!(
+            out,
+            "# HELP meridian_rollout_step The step of the progressive rollout under way (0 when none is).\n# TYPE meridian_rollout_step gauge\nmeridian_rollout_step {}",
+            m.rollout_step
+        );
+        let _ = writeln!(
+            out,
+            "# HELP meridian_revision_failed Whether the head revision failed its health gates and was rolled back (1) or not (0).\n# TYPE meridian_revision_failed gauge\nmeridian_revision_failed {}",
+            m.revision_failed
         );
         let _ = writeln!(
             out,

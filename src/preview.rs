@@ -263,6 +263,13 @@ fn markdown(preview: &Preview) -> String {
         }
         let _ = writeln!(out);
     }
+    if let Some(schedule) = preview.plan.as_ref().and_then(|p| p.schedule.as_ref()) {
+        let _ = writeln!(out, "**Rollout.** {}\n", render::schedule_heading(schedule));
+        for line in render::schedule_lines(schedule) {
+            let _ = writeln!(out, "1. {}", line.replace('|', "\\|"));
+        }
+        let _ = writeln!(out);
+    }
     if let Some(plan) = &preview.plan
         && !plan.is_empty()
     {

@@ -1,5 +1,6 @@
 //! `meridian sandbox`: the AWS Global Accelerator wire protocol over the
-//! simulated cloud.
+//! simulated cloud. The same listener also serves the Compute Engine REST
+//! API subset of [`crate::compute_sandbox`].
 //!
 //! A local emulator, not a cloud: it serves `awsJson1_1` (`POST /` with
 //! `X-Amz-Target: GlobalAccelerator_V20180706.<Operation>`, JSON bodies as the
@@ -747,8 +748,11 @@ pub async fn serve(cloud: SimCloud, listen: SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
     println!("meridian: sandbox listening on {address}");
-    tracing::info!(%address, "sandbox serving AWS Global Accelerator (awsJson1_1) over the simulated cloud; it accepts any SigV4 signature");
-    let router = Router::new().route("/", post(handle)).with_state(cloud);
+    tracing::info!(%address, "sandbox serving AWS Global Accelerator (awsJson1_1) at POST / and the Compute Engine REST API at /compute/v1/ over the simulated cloud; it checks no signature or credential");
+    let router = Router::new()
+        .route("/", post(handle))
+        .with_state(cloud.clone())
+        .merge(crate::compute_sandbox::router(cloud, address));
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -6,8 +6,9 @@
 
 use std::fmt::Write as _;
 
+use meridian_sim::cloud::GCP_WRITES;
 use meridian_sim::provider::{LISTENER_KEY_PREFIX, NAME_KEY};
-use meridian_sim::world::World;
+use meridian_sim::world::{OperationFault, World};
 use meridian_sim::{SimCloud, SimError};
 
 /// Errors of `meridian sim` commands.
@@ -170,6 +171,57 @@ pub async fn set_weight(
     Ok(format!(
         "{accelerator} {region} {endpoint}: weight {before} -> {weight}"
     ))
+}
+
+/// Parses `OPERATION=CODE[:TIMES]` (`sim faults --operation-error`), e.g.
+/// `backendServices.patch=RESOURCE_NOT_READY:2`; TIMES defaults to 1.
+pub fn parse_operation_error(text: &str) -> Result<OperationFault, String> {
+    let (operation, rest) = text.split_once('=').ok_or_else(|| {
+        format!(
+            "expected OPERATION=CODE[:TIMES], e.g. backendServices.patch=RESOURCE_NOT_READY:2, got `{text}`"
+        )
+    })?;
+    if !GCP_WRITES.contains(&operation) {
+        return Err(format!(
+            "`{operation}` is not a GCP write with an operation; one of: {}",
+            GCP_WRITES.join(", ")
+        ));
+    }
+    let (code, times) = match rest.split_once(':') {
+        None => (rest, 1),
+        Some((code, times)) => (
+            code,
+            times
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("TIMES must be a whole number from 1, got `{times}`"))?,
+        ),
+    };
+    if code.is_empty()
+        || !code
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(format!(
+            "CODE must be an upper-case error code such as RESOURCE_NOT_READY or QUOTA_EXCEEDED, got `{code}`"
+        ));
+    }
+    Ok(OperationFault {
+        operation: operation.to_owned(),
+        code: code.to_owned(),
+        message: format!("{code}: operation error injected into {operation} by the simulator"),
+        times,
+    })
+}
+
+/// `operation=CODE:times, …` of pending operation errors, for messages.
+pub fn operation_errors_text(faults: &[OperationFault]) -> String {
+    faults
+        .iter()
+        .map(|f| format!("{}={}:{}", f.operation, f.code, f.times))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Marks a region healthy or unhealthy.
@@ -352,6 +404,13 @@ pub fn show_text(world: &World) -> String {
             format!(", failing: {}", faults.fail_operations.join(", "))
         }
     );
+    if !faults.operation_errors.is_empty() {
+        let _ = writeln!(
+            out,
+            "Operation errors: {}",
+            operation_errors_text(&faults.operation_errors)
+        );
+    }
     let _ = writeln!(
         out,
         "API calls: {} reads, {} writes",
@@ -383,4 +442,35 @@ pub fn show_json(world: &World) -> String {
     let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_errors_parse_with_a_default_of_one_time() {
+        let fault =
+            parse_operation_error("backendServices.patch=RESOURCE_NOT_READY").expect("valid");
+        assert_eq!(
+            (fault.operation.as_str(), fault.code.as_str(), fault.times),
+            ("backendServices.patch", "RESOURCE_NOT_READY", 1)
+        );
+        assert_eq!(
+            parse_operation_error("urlMaps.insert=QUOTA_EXCEEDED:3")
+                .expect("valid")
+                .times,
+            3
+        );
+        for bad in [
+            "backendServices.patch",
+            "backendServices.list=X",
+            "CreateListener=X",
+            "urlMaps.insert=not-a-code",
+            "urlMaps.insert=X:0",
+            "urlMaps.insert=X:many",
+        ] {
+            assert!(parse_operation_error(bad).is_err(), "{bad}");
+        }
+    }
 }

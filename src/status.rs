@@ -41,6 +41,10 @@ pub enum Outcome {
     Error,
     /// A shutdown stopped the apply between changes.
     Interrupted,
+    /// A progressive rollout is under way: a step landed, more follow.
+    RollingOut,
+    /// A gate failed and the revision was rolled back (or held).
+    RolledBack,
 }
 
 impl Outcome {
@@ -54,6 +58,8 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Error => "error",
             Outcome::Interrupted => "interrupted",
+            Outcome::RollingOut => "rolling_out",
+            Outcome::RolledBack => "rolled_back",
         }
     }
 }
@@ -94,9 +100,10 @@ pub struct ResourceState {
     pub address: String,
     /// Provider name.
     pub provider: String,
-    /// `in_sync`, `applied`, `failed`, `pending`.
+    /// `in_sync`, `applied`, `failed`, `pending`, or `overridden` (held back
+    /// by a break-glass override).
     pub state: String,
-    /// Error, for failed ones.
+    /// Error, for failed ones; the override's end, for overridden ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -140,6 +147,9 @@ pub struct Status {
     pub drift: Vec<Drift>,
     /// Reconciles since start.
     pub reconciles: u64,
+    /// What the progressive rollout under way waits for, if one is.
+    #[serde(default)]
+    pub rollout_waiting: Option<String>,
 }
 
 impl Status {
@@ -158,6 +168,7 @@ impl Status {
             resources: Vec::new(),
             drift: Vec::new(),
             reconciles: 0,
+            rollout_waiting: None,
         }
     }
 

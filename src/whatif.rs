@@ -335,6 +335,8 @@ fn is_down(down: &[String], region: &str) -> bool {
     down.iter().any(|d| d == region)
 }
 
+/// Why `policy` forbids `region`, or `None` when it allows it (the same
+/// rule as the plan-time check: blocked globs first, then allowed globs).
 pub(crate) fn verdict(policy: &Located<DataResidencyPolicySpec>, region: &str) -> Option<String> {
     let spec = &policy.doc.spec;
     if let Some(glob) = spec

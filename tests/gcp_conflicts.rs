@@ -12,6 +12,8 @@ use std::sync::atomic::AtomicBool;
 use common::aws::Server as Sandbox;
 use common::gcp::{PROJECT, compute, gcp, set_scaler};
 use meridian::engine::{self, EngineOptions, Outcome, Progress, Providers};
+use meridian::plan::Plan;
+use meridian::rollout::{self, LedgerStore, RolloutEvents, RunEnd, RunOptions};
 use meridian_provider::{Change, Resource};
 
 struct Quiet;
@@ -21,10 +23,19 @@ impl Progress for Quiet {
     fn finished(&self, _: &Outcome, _: usize, _: usize) {}
 }
 
+impl RolloutEvents for Quiet {
+    fn step(&self, _: usize, _: bool, _: &Plan) {}
+    fn waiting(&self, _: &str) {}
+}
+
 fn setup() -> (tempfile::TempDir, Sandbox) {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = dir.path().join("sim");
-    let run = common::sim_run(dir.path(), &sim, &["sim", "faults", "--deploy-delay-ms", "10"]);
+    let run = common::sim_run(
+        dir.path(),
+        &sim,
+        &["sim", "faults", "--deploy-delay-ms", "10"],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
     let sandbox = common::aws::sandbox(&sim);
     let folder = dir.path().join("desired-state");
@@ -94,13 +105,10 @@ async fn a_backend_changed_after_observation_is_re_observed_and_re_planned_never
     // Someone changes the same backend after meridian observed it.
     set_scaler(&sandbox, "app-backend", "app-us", 0.8);
 
-    // As a saved plan (no re-planning): the change is refused, the other
-    // writer's value stands.
+    // The change as planned is refused: the other writer's value stands.
     let stop = Arc::new(AtomicBool::new(false));
-    let settled =
-        engine::apply_replanning(&state, &desired, None, &providers, plan.clone(), &Quiet, &stop, 0)
-            .await;
-    let failures = settled.unresolved();
+    let report = engine::apply(&plan, &providers, &Quiet, &stop).await;
+    let failures = report.failures();
     assert_eq!(failures.len(), 1);
     let error = failures[0].error.as_ref().expect("error");
     assert!(error.is_conflict(), "{error}");
@@ -110,17 +118,32 @@ async fn a_backend_changed_after_observation_is_re_observed_and_re_planned_never
     );
     assert_eq!(scaler(&sandbox, "app-us"), 0.8, "not overwritten blindly");
 
-    // With re-planning: observed again, planned again from 0.8, applied.
-    let settled =
-        engine::apply_replanning(&state, &desired, None, &providers, plan, &Quiet, &stop, 3).await;
-    assert!(settled.unresolved().is_empty(), "{:?}", settled.unresolved());
-    assert_eq!(settled.replans.len(), 1);
-    let replan = &settled.replans[0];
-    assert_eq!(replan.plan.changes.len(), 1);
+    // The rollout driver (what `apply` and the daemon run) observes again
+    // and plans the step from what is live now: 0.8 → 0.5.
+    let store = LedgerStore::new(&dir.join("state"));
+    let (end, outcomes) = rollout::run(
+        &state,
+        &desired,
+        &state.digest,
+        &providers,
+        &store,
+        &Quiet,
+        &Quiet,
+        &stop,
+        &RunOptions {
+            wait: true,
+            deny_window_override: None,
+            max_conflicts: 3,
+        },
+    )
+    .await
+    .expect("run");
+    assert_eq!(end, RunEnd::Done);
+    assert_eq!(outcomes.len(), 1);
     assert_eq!(
-        before_scaler(&replan.plan.changes[0]),
+        before_scaler(&outcomes[0].change),
         Some(0.8),
-        "the fresh plan starts from what the other writer left"
+        "the fresh step starts from what the other writer left"
     );
     assert_eq!(scaler(&sandbox, "app-us"), 0.5);
 }
@@ -144,9 +167,8 @@ async fn a_concurrent_change_to_another_backend_survives_a_backend_patch() {
     set_scaler(&sandbox, "app-backend", "app-eu", 0.9);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let settled =
-        engine::apply_replanning(&state, &desired, None, &providers, plan, &Quiet, &stop, 0).await;
-    assert!(settled.unresolved().is_empty(), "{:?}", settled.unresolved());
+    let report = engine::apply(&plan, &providers, &Quiet, &stop).await;
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
     assert_eq!(scaler(&sandbox, "app-us"), 0.5, "meridian's change landed");
     assert_eq!(
         scaler(&sandbox, "app-eu"),

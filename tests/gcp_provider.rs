@@ -67,7 +67,9 @@ fn scalers(sandbox: &Sandbox) -> Vec<(String, f64)> {
                     .and_then(|g| g.rsplit('/').next())
                     .expect("group")
                     .to_owned(),
-                b["capacityScaler"].as_f64().expect("capacityScaler is present"),
+                b["capacityScaler"]
+                    .as_f64()
+                    .expect("capacityScaler is present"),
             )
         })
         .collect()
@@ -144,7 +146,9 @@ fn apply_through_the_official_client_creates_the_load_balancer_and_drift_is_rest
     let drift = gcp(dir, &["drift"]);
     assert_eq!(drift.code, 2, "{}", drift.all());
     assert!(
-        drift.stdout.contains("regions/europe-west1/networkEndpointGroups/app-eu")
+        drift
+            .stdout
+            .contains("regions/europe-west1/networkEndpointGroups/app-eu")
             && drift.stdout.contains("capacityScaler")
             && drift.stdout.contains("0.3"),
         "{}",
@@ -178,7 +182,11 @@ fn a_capacity_scaler_of_zero_stays_zero_through_every_step() {
         .as_array()
         .expect("changes")
         .iter()
-        .find(|c| c["address"].as_str().is_some_and(|a| a.contains("app-apac")))
+        .find(|c| {
+            c["address"]
+                .as_str()
+                .is_some_and(|a| a.contains("app-apac"))
+        })
         .expect("the apac backend is planned");
     assert_eq!(apac["after"]["capacityScaler"], serde_json::json!(0.0));
 
@@ -208,7 +216,11 @@ fn a_failed_operation_is_reported_with_its_error_and_retried_or_stopped_by_class
     let dir = dir.path();
     let apply = gcp(dir, &["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{}", apply.all());
-    assert_eq!(calls(&sim, "urlMaps.insert"), 3, "two failed operations, then one that landed");
+    assert_eq!(
+        calls(&sim, "urlMaps.insert"),
+        3,
+        "two failed operations, then one that landed"
+    );
     assert!(
         apply.stdout.contains("2 retries after transient errors"),
         "{}",
@@ -218,13 +230,20 @@ fn a_failed_operation_is_reported_with_its_error_and_retried_or_stopped_by_class
     assert_eq!(status, 200);
 
     // A quota error in the operation stops at once, with the operation's error.
+    set_scaler(&sandbox, "app-backend", "app-us", 0.2);
     let run = sim_run(
         dir,
         &sim,
-        &["sim", "faults", "--deploy-delay-ms", "20", "--operation-error", "backendServices.patch=QUOTA_EXCEEDED:1"],
+        &[
+            "sim",
+            "faults",
+            "--deploy-delay-ms",
+            "20",
+            "--operation-error",
+            "backendServices.patch=QUOTA_EXCEEDED:1",
+        ],
     );
     assert_eq!(run.code, 0, "{}", run.all());
-    set_scaler(&sandbox, "app-backend", "app-us", 0.2);
     let before = calls(&sim, "backendServices.patch");
     let apply = gcp(dir, &["apply", "--yes"]);
     assert_eq!(apply.code, 1, "{}", apply.all());
@@ -251,7 +270,14 @@ fn throttling_converges() {
     let dir = dir.path();
     let apply = gcp(dir, &["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{}", apply.all());
-    assert!(world(&sim)["calls"].as_object().expect("calls").values().any(|c| c["throttled"].as_u64().unwrap_or(0) > 0), "the fault was real");
+    assert!(
+        world(&sim)["calls"]
+            .as_object()
+            .expect("calls")
+            .values()
+            .any(|c| c["throttled"].as_u64().unwrap_or(0) > 0),
+        "the fault was real"
+    );
     let mut got = scalers(&sandbox);
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(got.len(), 3);
@@ -272,7 +298,8 @@ fn more_than_five_hundred_backend_services_page_with_the_minimum_of_reads() {
     );
     for i in 0..520 {
         docs.push_str(&format!(
-            "---\napiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {{name: svc-{i:03}}}\nspec:\n  provider: gcp-prod\n  protocol: HTTPS\n  loadBalancingScheme: EXTERNAL_MANAGED\n  healthChecks: [hc]\n  backends:\n    - group: regions/us-east1/networkEndpointGroups/neg-{i:03}\n      balancingMode: RATE\n      maxRatePerEndpoint: 100\n      capacityScaler: {}\n",
+            "---\napiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {{name: svc-{i:03}}}\nspec:\n  provider: gcp-prod\n  protocol: HTTPS\n  loadBalancingScheme: EXTERNAL_MANAGED\n  healthChecks: [hc]\n  acknowledgeZeroTraffic: {}\n  backends:\n    - group: regions/us-east1/networkEndpointGroups/neg-{i:03}\n      balancingMode: RATE\n      maxRatePerEndpoint: 100\n      capacityScaler: {}\n",
+            i % 7 == 0,
             if i % 7 == 0 { "0" } else { "1" }
         ));
     }
@@ -287,11 +314,21 @@ fn more_than_five_hundred_backend_services_page_with_the_minimum_of_reads() {
     let sandbox = common::aws::sandbox(&sim);
     std::fs::write(folder.join("providers.yaml"), provider_doc(&sandbox)).expect("write");
     let lists = calls(&sim, "backendServices.list");
+    let hc_lists = calls(&sim, "healthChecks.list");
+    let map_lists = calls(&sim, "urlMaps.list");
 
     let plan = gcp(dir, &["plan", "--detailed-exitcode"]);
-    assert_eq!(plan.code, 0, "all 520 services were seen, none planned again:\n{}", plan.all());
-    // 520 services at 500 a page: exactly two list calls, and no gets.
+    assert_eq!(
+        plan.code,
+        0,
+        "all 520 services were seen, none planned again:\n{}",
+        plan.all()
+    );
+    // 520 services at 500 a page: exactly two list calls, one for health
+    // checks, one for URL maps, and no gets.
     assert_eq!(calls(&sim, "backendServices.list") - lists, 2);
+    assert_eq!(calls(&sim, "healthChecks.list") - hc_lists, 1);
+    assert_eq!(calls(&sim, "urlMaps.list") - map_lists, 1);
     assert_eq!(calls(&sim, "backendServices.get"), 0);
     assert_eq!(calls(&sim, "healthChecks.get"), 0);
     assert_eq!(calls(&sim, "backendServices.getHealth"), 0);

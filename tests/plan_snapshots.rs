@@ -55,6 +55,12 @@ fn observed(case: &Path) -> Observation {
             .retain(|(provider, o)| !failed.contains(&(provider.clone(), o.address.family())));
         observation.gaps = gaps;
     }
+    let overrides = case.join("overrides.json");
+    if overrides.is_file() {
+        observation.overrides =
+            serde_json::from_str(&std::fs::read_to_string(overrides).expect("read overrides"))
+                .expect("overrides.json");
+    }
     observation
 }
 

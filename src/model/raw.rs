@@ -283,6 +283,11 @@ pub struct ListenerDoc {
     /// listener, above 0. meridian's own field, never sent to the cloud:
     /// `meridian whatif` spreads it over the regions to compute headroom.
     pub expected_rps: Option<u32>,
+    /// Acknowledges that every endpoint group of this listener may be at
+    /// dial 0 (the listener serves nothing). Without it, a plan that leaves
+    /// the listener with no traffic is blocked.
+    #[serde(default)]
+    pub acknowledge_zero_traffic: bool,
 }
 
 /// `GlobalAccelerator` spec.
@@ -493,6 +498,10 @@ pub struct BackendServiceDocSpec {
     /// with the RATE capacity of the backends. meridian's own field, never
     /// sent to the cloud: `meridian whatif` uses it for headroom.
     pub expected_rps: Option<u32>,
+    /// Acknowledges that every backend may be at capacity scaler 0 (the
+    /// service serves nothing). Without it, such a plan is blocked.
+    #[serde(default)]
+    pub acknowledge_zero_traffic: bool,
 }
 
 fn default_timeout() -> u32 {
@@ -618,8 +627,25 @@ pub struct Selector {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HealthGate {
-    /// Smallest healthy fraction of endpoints per region, 0.0-1.0.
-    pub min_healthy_fraction: f64,
+    /// Smallest healthy fraction of endpoints (backends) per serving
+    /// region, 0.0-1.0, checked after every step's bake time.
+    pub min_healthy_fraction: Option<f64>,
+    /// A Prometheus query checked after every step's bake time.
+    pub prometheus: Option<PrometheusGate>,
+}
+
+/// A health gate on a Prometheus query (HTTP API `/api/v1/query`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PrometheusGate {
+    /// Base URL of the Prometheus server, e.g. `http://prometheus:9090`.
+    pub url: String,
+    /// An instant-vector PromQL query, e.g. an error ratio.
+    pub query: String,
+    /// The gate fails when any sample is above this value.
+    pub max_value: Option<f64>,
+    /// The gate fails when any sample is below this value.
+    pub min_value: Option<f64>,
 }
 
 /// What to do when a gate fails.
@@ -674,6 +700,14 @@ pub struct TrafficPolicySpec {
     /// Windows in which traffic changes are refused.
     #[serde(default)]
     pub deny_windows: Vec<DenyWindow>,
+    /// Anti-flap: seconds during which a lever moved one way is not moved
+    /// back, unless a gate failed (default 600).
+    #[serde(default = "default_flap_hold")]
+    pub flap_hold_seconds: u32,
+}
+
+fn default_flap_hold() -> u32 {
+    600
 }
 
 fn default_step() -> u32 {

@@ -1026,13 +1026,57 @@ impl Validator<'_> {
             if spec.min_serving_regions == 0 {
                 self.push(policy, "spec.minServingRegions", "must be at least 1: traffic never drops to zero serving regions because of meridian");
             }
-            if let Some(gate) = &spec.health_gate
-                && !(0.0..=1.0).contains(&gate.min_healthy_fraction)
-            {
+            if let Some(gate) = &spec.health_gate {
+                if let Some(fraction) = gate.min_healthy_fraction
+                    && !(0.0..=1.0).contains(&fraction)
+                {
+                    self.push(
+                        policy,
+                        "spec.healthGate.minHealthyFraction",
+                        format!("must be from 0.0 to 1.0, got {fraction}"),
+                    );
+                }
+                if gate.min_healthy_fraction.is_none() && gate.prometheus.is_none() {
+                    self.push(
+                        policy,
+                        "spec.healthGate",
+                        "a health gate needs `minHealthyFraction`, `prometheus`, or both",
+                    );
+                }
+                if let Some(prometheus) = &gate.prometheus {
+                    if !(prometheus.url.starts_with("http://")
+                        || prometheus.url.starts_with("https://"))
+                    {
+                        self.push(
+                            policy,
+                            "spec.healthGate.prometheus.url",
+                            format!("`{}` is not an http:// or https:// URL", prometheus.url),
+                        );
+                    }
+                    if prometheus.query.trim().is_empty() {
+                        self.push(
+                            policy,
+                            "spec.healthGate.prometheus.query",
+                            "must not be empty",
+                        );
+                    }
+                    if prometheus.max_value.is_none() && prometheus.min_value.is_none() {
+                        self.push(
+                            policy,
+                            "spec.healthGate.prometheus",
+                            "needs `maxValue`, `minValue`, or both: the threshold the query's samples must stay within",
+                        );
+                    }
+                }
+            }
+            if spec.flap_hold_seconds > 86_400 {
                 self.push(
                     policy,
-                    "spec.healthGate.minHealthyFraction",
-                    format!("must be from 0.0 to 1.0, got {}", gate.min_healthy_fraction),
+                    "spec.flapHoldSeconds",
+                    format!(
+                        "must be at most 86400 (a day), got {}",
+                        spec.flap_hold_seconds
+                    ),
                 );
             }
             for (i, window) in spec.deny_windows.iter().enumerate() {

@@ -97,10 +97,17 @@ pub struct Plan {
     /// Things the reader should know, e.g. policies not enforced yet.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The steps a traffic change is carried out in, when traffic moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::rollout::schedule::Schedule>,
     /// Counts by action.
     pub summary: Summary,
     /// Changes in execution order.
     pub changes: Vec<Change>,
+    /// Changes held back by active break-glass overrides: not applied, not
+    /// counted in `summary`, shown so nobody mistakes them for done.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overridden: Vec<crate::overrides::Overridden>,
 }
 
 impl Plan {

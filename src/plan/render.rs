@@ -70,6 +70,9 @@ fn field_line(field: &FieldChange, action: Action) -> String {
 
 fn summary_line(plan: &Plan) -> String {
     let s = plan.summary;
+    if !plan.overridden.is_empty() {
+        return held_summary_line(plan);
+    }
     if plan.errored && plan.is_empty() {
         "No changes could be planned where the live world was not fully known (see above)."
             .to_owned()
@@ -160,6 +163,14 @@ fn plan_text(plan: &Plan, style: Style) -> String {
     if !plan.changes.is_empty() {
         let _ = writeln!(out);
     }
+    out.push_str(&held_text(plan, style));
+    if let Some(schedule) = &plan.schedule {
+        let _ = writeln!(out, "{}", schedule_heading(schedule));
+        for line in schedule_lines(schedule) {
+            let _ = writeln!(out, "  {line}");
+        }
+        let _ = writeln!(out);
+    }
     let _ = writeln!(out, "{}", summary_line(plan));
     if plan.is_blocked() {
         let _ = writeln!(out, "Blocked by policy: nothing will be applied.");
@@ -171,6 +182,74 @@ fn plan_text(plan: &Plan, style: Style) -> String {
         );
     }
     out
+}
+
+/// `1 h 5 min`, `40 s`.
+pub fn duration_text(seconds: u64) -> String {
+    match seconds {
+        0 => "no waiting".to_owned(),
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!(
+            "{} min{}",
+            s / 60,
+            if s % 60 > 0 {
+                format!(" {} s", s % 60)
+            } else {
+                String::new()
+            }
+        ),
+        s => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// The one-line summary of a step schedule.
+pub fn schedule_heading(schedule: &crate::rollout::schedule::Schedule) -> String {
+    if schedule.expected_seconds == 0 {
+        return format!(
+            "Traffic moves in {} step(s), with no bake time between them.",
+            schedule.steps.len()
+        );
+    }
+    format!(
+        "Traffic moves in {} step(s); expected time to finish: {} of bake time (plus API time).",
+        schedule.steps.len(),
+        duration_text(schedule.expected_seconds)
+    )
+}
+
+/// One line per step of a schedule.
+pub fn schedule_lines(schedule: &crate::rollout::schedule::Schedule) -> Vec<String> {
+    schedule
+        .steps
+        .iter()
+        .map(|step| {
+            let mut parts: Vec<String> = step
+                .moves
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} {} {} → {}",
+                        m.address,
+                        m.lever.field(),
+                        m.lever.show(m.from),
+                        m.lever.show(m.to)
+                    )
+                })
+                .collect();
+            parts.extend(step.creates.iter().map(|a| format!("create {a} at 0")));
+            parts.extend(step.deletes.iter().map(|a| format!("delete {a} (drained)")));
+            if step.bake_seconds == 0 {
+                format!("step {}: {}", step.number, parts.join(", "))
+            } else {
+                format!(
+                    "step {}: {}; then bake {}",
+                    step.number,
+                    parts.join(", "),
+                    duration_text(step.bake_seconds)
+                )
+            }
+        })
+        .collect()
 }
 
 fn md_escape(text: &str) -> String {
@@ -196,7 +275,7 @@ fn plan_markdown(plan: &Plan) -> String {
             s.create, s.update, s.delete
         )
     };
-    let _ = writeln!(out, "{headline}\n");
+    let _ = writeln!(out, "{headline}{}\n", held_headline_suffix(plan));
     if plan.errored {
         let _ = writeln!(
             out,
@@ -230,6 +309,13 @@ fn plan_markdown(plan: &Plan) -> String {
                 "| `{}` | `{}` | {} | `{}` |",
                 v.policy, v.resource, v.region, v.location
             );
+        }
+        let _ = writeln!(out);
+    }
+    if let Some(schedule) = &plan.schedule {
+        let _ = writeln!(out, "{}\n", schedule_heading(schedule));
+        for line in schedule_lines(schedule) {
+            let _ = writeln!(out, "1. {}", md_escape(&line));
         }
         let _ = writeln!(out);
     }
@@ -283,6 +369,7 @@ fn plan_markdown(plan: &Plan) -> String {
         }
         let _ = writeln!(out, "```\n\n</details>");
     }
+    out.push_str(&held_markdown(plan));
     let _ = writeln!(
         out,
         "\n<sub>desired state `{}` · observed `{}` · plan format {}</sub>",
@@ -329,7 +416,7 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
                     })
                 })
                 .collect();
-            let report = serde_json::json!({
+            let mut report = serde_json::json!({
                 "format_version": FORMAT_VERSION,
                 "drifted": !items.is_empty(),
                 "complete": plan.complete,
@@ -338,6 +425,12 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
                 "gaps": plan.gaps,
                 "resources": items,
             });
+            if let (Some(object), false) = (report.as_object_mut(), plan.overridden.is_empty()) {
+                object.insert("overridden".to_owned(), held_drift_json(plan));
+            }
+            if let (Some(object), false) = (report.as_object_mut(), plan.notes.is_empty()) {
+                object.insert("notes".to_owned(), serde_json::json!(plan.notes));
+            }
             let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
             text.push('\n');
             text
@@ -346,7 +439,7 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
             let markdown = format == Format::Markdown;
             let mut out = String::new();
             let drifted: Vec<&Change> = plan.changes.iter().filter(|c| is_drift(plan, c)).collect();
-            if drifted.is_empty() {
+            if drifted.is_empty() && plan.overridden.is_empty() {
                 let _ = writeln!(
                     out,
                     "{}",
@@ -356,6 +449,8 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
                         "No drift. The live world matches the desired state."
                     }
                 );
+            } else if drifted.is_empty() {
+                let _ = writeln!(out, "{}", held_only_drift_headline(plan, markdown));
             } else if markdown {
                 let _ = writeln!(
                     out,
@@ -429,6 +524,7 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
                     }
                 }
             }
+            out.push_str(&held_drift(plan, markdown, style));
             for gap in &plan.gaps {
                 let _ = writeln!(
                     out,
@@ -439,7 +535,259 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
             for conflict in &plan.conflicts {
                 let _ = writeln!(out, "CONFLICT: {conflict}");
             }
+            // Notes say, among other things, that an override expired and its
+            // changes are now reverted, or that a marker cannot be read.
+            for note in &plan.notes {
+                let _ = writeln!(out, "note: {note}");
+            }
             out
         }
     }
+}
+
+// ----- break-glass overrides ------------------------------------------------
+// Changes held by an active override (`plan.overridden`) are shown apart from
+// the changes that will be applied, each with "overridden until <time>".
+
+fn held_summary_line(plan: &Plan) -> String {
+    let s = plan.summary;
+    let held = plan.overridden.len();
+    if plan.is_empty() {
+        format!(
+            "No changes to apply: {held} change(s) held by break-glass overrides (above) until they end."
+        )
+    } else {
+        format!(
+            "Plan: {} to create, {} to update, {} to delete; {held} more held by break-glass overrides.",
+            s.create, s.update, s.delete
+        )
+    }
+}
+
+/// "overridden until T", naming the marked object when it is an ancestor.
+fn overridden_until(held: &crate::overrides::Overridden) -> String {
+    if held.address == held.change.address {
+        format!("overridden until {}", held.until)
+    } else {
+        format!(
+            "overridden until {} (override on {})",
+            held.until, held.address
+        )
+    }
+}
+
+fn held_text(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    if plan.overridden.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{} not applied while their break-glass override lasts:\n",
+        style.paint("35", "HELD:")
+    );
+    for held in &plan.overridden {
+        let change = &held.change;
+        let _ = writeln!(
+            out,
+            "  {} {}  ({})",
+            style.paint("35", change.action.symbol()),
+            style.paint("35", &change.address.to_string()),
+            change.provider
+        );
+        let _ = writeln!(out, "      {}", overridden_until(held));
+        for field in &change.fields {
+            let _ = writeln!(out, "      {}", field_line(field, change.action));
+        }
+        let _ = writeln!(
+            out,
+            "      {}",
+            style.paint("2", &format!("# {}", change.reason))
+        );
+    }
+    let _ = writeln!(out);
+    out
+}
+
+fn held_headline_suffix(plan: &Plan) -> String {
+    if plan.overridden.is_empty() {
+        String::new()
+    } else {
+        format!("; {} held by break-glass overrides", plan.overridden.len())
+    }
+}
+
+fn held_markdown(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.overridden.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\n**Held by break-glass overrides** (not applied until they end):\n\n| | resource | overridden until | changed fields |\n|---|---|---|---|"
+    );
+    for held in &plan.overridden {
+        let change = &held.change;
+        let fields: Vec<String> = change
+            .fields
+            .iter()
+            .map(|f| format!("`{}`", field_line(f, change.action)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} |",
+            change.action.symbol(),
+            change.address,
+            md_escape(&overridden_until(held).replacen("overridden until ", "", 1)),
+            md_escape(&fields.join("<br>"))
+        );
+    }
+    out
+}
+
+/// Held changes that report drift (a drain held with its delete is part
+/// of the delete).
+fn held_drift_changes(plan: &Plan) -> Vec<&crate::overrides::Overridden> {
+    plan.overridden
+        .iter()
+        .filter(|held| {
+            held.change.action != Action::Update
+                || !plan.overridden.iter().any(|other| {
+                    other.change.action == Action::Delete
+                        && other.change.address == held.change.address
+                })
+        })
+        .collect()
+}
+
+fn held_drift_json(plan: &Plan) -> Value {
+    Value::Array(
+        held_drift_changes(plan)
+            .into_iter()
+            .map(|held| {
+                let c = &held.change;
+                serde_json::json!({
+                    "provider": c.provider,
+                    "address": c.address,
+                    "drift": drift_kind(c),
+                    "overridden_until": held.until,
+                    "override": held.address,
+                    "fields": c.fields.iter().map(|f| serde_json::json!({"path": f.path, "live": f.before, "desired": f.after})).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+fn held_only_drift_headline(plan: &Plan, markdown: bool) -> String {
+    let held = held_drift_changes(plan).len();
+    if markdown {
+        format!(
+            "**meridian drift: none to correct.** {held} resource(s) differ from desired state under break-glass overrides, deliberately."
+        )
+    } else {
+        format!(
+            "No drift to correct: {held} resource(s) differ from desired state under break-glass overrides, deliberately."
+        )
+    }
+}
+
+fn held_drift(plan: &Plan, markdown: bool, style: Style) -> String {
+    let mut out = String::new();
+    let held = held_drift_changes(plan);
+    if held.is_empty() {
+        return out;
+    }
+    if markdown {
+        let _ = writeln!(
+            out,
+            "\n**Held by break-glass overrides** (not reverted until they end):\n\n| resource | drift | overridden until | field | live | desired |\n|---|---|---|---|---|---|"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "\nHeld by break-glass overrides (not reverted until they end):\n"
+        );
+    }
+    for entry in held {
+        let change = &entry.change;
+        let until = overridden_until(entry);
+        match (markdown, change.action) {
+            (true, Action::Update) => {
+                for f in &change.fields {
+                    let _ = writeln!(
+                        out,
+                        "| `{}` | changed | {} | `{}` | {} | {} |",
+                        change.address,
+                        md_escape(until.trim_start_matches("overridden until ")),
+                        f.path,
+                        md_escape(&show_value(f.before.as_ref())),
+                        md_escape(&show_value(f.after.as_ref()))
+                    );
+                }
+            }
+            (true, _) => {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | | | |",
+                    change.address,
+                    drift_kind(change),
+                    md_escape(until.trim_start_matches("overridden until "))
+                );
+            }
+            (false, action) => {
+                let _ = writeln!(
+                    out,
+                    "  {} {}  ({})\n      {until}",
+                    style.paint("35", action.symbol()),
+                    change.address,
+                    change.provider
+                );
+                match action {
+                    Action::Update => {
+                        for f in &change.fields {
+                            let _ = writeln!(
+                                out,
+                                "      {}: live {}, desired {}",
+                                f.path,
+                                show_value(f.before.as_ref()),
+                                show_value(f.after.as_ref())
+                            );
+                        }
+                    }
+                    Action::Create => {
+                        let _ = writeln!(out, "      missing from the cloud");
+                    }
+                    Action::Delete => {
+                        let _ = writeln!(out, "      managed by meridian but no longer declared");
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What `apply` held back, for its report: `None` when nothing was held.
+pub fn held_back_line(plan: &Plan) -> Option<String> {
+    if plan.overridden.is_empty() {
+        return None;
+    }
+    let items: Vec<String> = plan
+        .overridden
+        .iter()
+        .map(|held| {
+            format!(
+                "{} {}: {}",
+                held.change.action.symbol(),
+                held.change.address,
+                overridden_until(held)
+            )
+        })
+        .collect();
+    Some(format!(
+        "Held back {} change(s) under break-glass overrides:\n  {}",
+        items.len(),
+        items.join("\n  ")
+    ))
 }

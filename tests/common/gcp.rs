@@ -78,7 +78,11 @@ pub fn set_scaler(sandbox: &Server, service: &str, group_suffix: &str, scaler: f
     let mut backends = live["backends"].as_array().expect("backends").clone();
     let backend = backends
         .iter_mut()
-        .find(|b| b["group"].as_str().is_some_and(|g| g.ends_with(group_suffix)))
+        .find(|b| {
+            b["group"]
+                .as_str()
+                .is_some_and(|g| g.ends_with(group_suffix))
+        })
         .expect("the backend exists");
     backend["capacityScaler"] = serde_json::json!(scaler);
     let (status, answer) = compute(

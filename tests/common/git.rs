@@ -124,7 +124,8 @@ impl Repo {
     }
 }
 
-/// The example desired state as (repository path, content) pairs under `prefix`.
+/// The example desired state as (repository path, content) pairs under
+/// `prefix`, its traffic policy made instant ([`super::instant_policy`]).
 pub fn example_files(prefix: &str) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = std::fs::read_dir(super::example_dir())
         .expect("example")
@@ -135,7 +136,7 @@ pub fn example_files(prefix: &str) -> Vec<(String, String)> {
                     "{prefix}/{}",
                     p.file_name().expect("name").to_string_lossy()
                 ),
-                std::fs::read_to_string(&p).expect("read"),
+                super::instant_policy(&std::fs::read_to_string(&p).expect("read")),
             )
         })
         .collect();

@@ -58,8 +58,34 @@ pub fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state")
 }
 
-/// Copies the example desired state into `dest/desired-state`.
+/// The example's `careful` traffic policy made instant: one step, no bake,
+/// no deny window. Tests about something other than progressive rollouts
+/// use this, so that they neither wait five minutes per step nor depend on
+/// the day of the week (the example denies changes over weekends).
+pub fn instant_policy(text: &str) -> String {
+    text.replace("maxStepPercent: 25", "maxStepPercent: 100")
+        .replace("bakeSeconds: 300", "bakeSeconds: 0")
+        .replace(
+            "{cron: \"0 16 * * FRI\", durationMinutes: 3840, timeZone: UTC}",
+            NEVER_OPEN_WINDOW,
+        )
+}
+
+/// A deny window that opens for one minute on 29 February only.
+pub const NEVER_OPEN_WINDOW: &str = "{cron: \"0 0 29 2 *\", durationMinutes: 1, timeZone: UTC}";
+
+/// Copies the example desired state into `dest/desired-state`, its traffic
+/// policy made instant ([`instant_policy`]).
 pub fn copy_example(dest: &Path) -> PathBuf {
+    let target = copy_example_verbatim(dest);
+    let policies = target.join("policies.yaml");
+    let text = std::fs::read_to_string(&policies).expect("policies");
+    std::fs::write(&policies, instant_policy(&text)).expect("write");
+    target
+}
+
+/// Copies the example desired state into `dest/desired-state` as it is.
+pub fn copy_example_verbatim(dest: &Path) -> PathBuf {
     let target = dest.join("desired-state");
     std::fs::create_dir_all(&target).expect("mkdir");
     for entry in std::fs::read_dir(example_dir()).expect("example dir") {

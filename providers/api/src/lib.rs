@@ -11,6 +11,7 @@
 pub mod address;
 pub mod change;
 pub mod error;
+pub mod overrides;
 pub mod provider;
 pub mod resource;
 pub mod retry;
@@ -19,8 +20,8 @@ pub use address::{Address, AddressParseError, Family};
 pub use change::{Action, Change, FieldChange};
 pub use error::{ErrorClass, ProviderError};
 pub use provider::{
-    ApplyRequest, ApplyResponse, CallCounter, ObservationGap, ObserveRequest, ObserveResponse,
-    Observed, Provider,
+    ApplyRequest, ApplyResponse, CallCounter, LiveOverride, ObservationGap, ObserveRequest,
+    ObserveResponse, Observed, Provider,
 };
 pub use resource::*;
 pub use retry::{RetryPolicy, RetryStats, with_retries};
@@ -42,6 +43,15 @@ pub const MESH_KEY: &str = "meridian.dev/mesh";
 /// Prefix of the accelerator tags that map listener ids to meridian's
 /// listener names (Global Accelerator listeners have neither names nor tags).
 pub const LISTENER_KEY_PREFIX: &str = "meridian.dev/listener:";
+
+/// The tag key (on a Global Accelerator) or description marker key (on a
+/// GCP backend service, as `[meridian.dev/override-until=<time>]`) of a
+/// break-glass override: until the RFC 3339 time it holds, meridian does not
+/// revert traffic changes made by hand to that object and everything in it.
+/// Written and removed by `meridian override set|clear` through
+/// [`Provider::set_override`]; never part of a resource value, so it is never
+/// drift itself.
+pub const OVERRIDE_KEY: &str = "meridian.dev/override-until";
 
 /// The ownership marker meridian writes into the `description` of GCP load
 /// balancing objects, which carry no labels: the object is meridian's, in the

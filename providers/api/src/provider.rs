@@ -51,6 +51,20 @@ pub struct ObservationGap {
     pub error: ProviderError,
 }
 
+/// A break-glass override marker found on a live object: the
+/// [`crate::OVERRIDE_KEY`] tag of an accelerator (covering its listeners,
+/// endpoint groups and endpoints, since Global Accelerator tags live only on
+/// accelerators) or the description marker of a GCP backend service
+/// (covering its backends).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveOverride {
+    /// The object carrying the marker: an `Accelerator` or a `BackendService`.
+    pub address: Address,
+    /// The marker's value as found, meant to be an RFC 3339 time. Providers
+    /// never interpret it; the engine decides what an unparseable value means.
+    pub until: String,
+}
+
 /// The result of an observation. It never fails as a whole: a family that
 /// could not be listed is a gap, and the plan proposes nothing inside it.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +73,9 @@ pub struct ObserveResponse {
     pub resources: Vec<Observed>,
     /// Families that could not be observed.
     pub gaps: Vec<ObservationGap>,
+    /// Break-glass override markers on managed objects of the complete
+    /// families.
+    pub overrides: Vec<LiveOverride>,
 }
 
 impl ObserveResponse {
@@ -113,4 +130,23 @@ pub trait Provider: Send + Sync {
 
     /// API calls made so far by this provider instance.
     fn calls(&self) -> Vec<CallCounter>;
+
+    /// Writes (`Some(until)`, an RFC 3339 time) or removes (`None`) the
+    /// break-glass override marker ([`crate::OVERRIDE_KEY`]) on a managed
+    /// `Accelerator` or `BackendService`. Touches nothing but the marker.
+    async fn set_override(
+        &self,
+        address: &Address,
+        until: Option<String>,
+    ) -> Result<(), ProviderError> {
+        let _ = until;
+        Err(ProviderError::stalled(
+            "SetOverride",
+            "OverrideNotSupported",
+            format!(
+                "break-glass overrides are not supported by this provider (`{}`), so {address} cannot carry one",
+                self.name()
+            ),
+        ))
+    }
 }

@@ -33,9 +33,9 @@ use aws_sdk_globalaccelerator::types::{
 use meridian_provider::{
     AcceleratorSpec, Action, Address, ApplyRequest, ApplyResponse, CallCounter, Change,
     EndpointGroupSpec, EndpointSpec, Family, GaHealthCheck, LISTENER_KEY_PREFIX, ListenerSpec,
-    MANAGED_BY_KEY, MANAGED_BY_VALUE, NAME_KEY, OWNER_KEY, ObservationGap, ObserveRequest,
-    ObserveResponse, Observed, PortOverride, PortRange, Provider, ProviderError, Resource,
-    RetryPolicy, RetryStats, with_retries,
+    LiveOverride, MANAGED_BY_KEY, MANAGED_BY_VALUE, NAME_KEY, OVERRIDE_KEY, OWNER_KEY,
+    ObservationGap, ObserveRequest, ObserveResponse, Observed, PortOverride, PortRange, Provider,
+    ProviderError, Resource, RetryPolicy, RetryStats, with_retries,
 };
 
 /// Global Accelerator's API lives in us-west-2 whatever the endpoint regions.
@@ -409,7 +409,10 @@ impl AwsProvider {
         format!("{:x}", hasher.finalize())[..32].to_owned()
     }
 
-    async fn observe_global_accelerator(&self) -> Result<Vec<Observed>, ProviderError> {
+    async fn observe_global_accelerator(
+        &self,
+        overrides: &mut Vec<LiveOverride>,
+    ) -> Result<Vec<Observed>, ProviderError> {
         let mut found = Vec::new();
         let mut accelerators = Vec::new();
         let mut token: Option<String> = None;
@@ -461,6 +464,12 @@ impl AwsProvider {
                 accelerator: name.clone(),
             };
             self.remember_first(address.to_string(), arn.clone());
+            if let Some(until) = tags.get(OVERRIDE_KEY) {
+                overrides.push(LiveOverride {
+                    address: address.clone(),
+                    until: until.clone(),
+                });
+            }
             found.push(Observed {
                 address,
                 resource: Resource::Accelerator(AcceleratorSpec {
@@ -1176,8 +1185,12 @@ impl Provider for AwsProvider {
         let wants_ga =
             request.families.is_empty() || request.families.contains(&Family::GlobalAccelerator);
         if wants_ga {
-            match self.observe_global_accelerator().await {
-                Ok(found) => response.resources.extend(found),
+            let mut overrides = Vec::new();
+            match self.observe_global_accelerator(&mut overrides).await {
+                Ok(found) => {
+                    response.resources.extend(found);
+                    response.overrides.extend(overrides);
+                }
                 Err(error) => response.gaps.push(ObservationGap {
                     family: Family::GlobalAccelerator,
                     error,
@@ -1208,6 +1221,68 @@ impl Provider for AwsProvider {
             .lock()
             .map(|c| c.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// `TagResource` / `UntagResource` of [`OVERRIDE_KEY`] on the accelerator:
+    /// Global Accelerator tags live only on accelerators, so the marker
+    /// covers its listeners, endpoint groups and endpoints.
+    async fn set_override(
+        &self,
+        address: &Address,
+        until: Option<String>,
+    ) -> Result<(), ProviderError> {
+        if !matches!(address, Address::Accelerator { .. }) {
+            return Err(ProviderError::stalled(
+                "SetOverride",
+                "OverrideNotSupported",
+                format!(
+                    "{address} cannot carry a break-glass override in provider `{}`: Global Accelerator tags live only on accelerators, so the override goes on the GlobalAccelerator",
+                    self.config.name
+                ),
+            ));
+        }
+        let key = address.to_string();
+        let arn = match self.id_of_key(&key) {
+            Ok(arn) => arn,
+            Err(_) => {
+                self.observe_global_accelerator(&mut Vec::new()).await?;
+                self.id_of_key(&key).map_err(|_| {
+                    ProviderError::stalled(
+                        "TagResource",
+                        "AcceleratorNotFoundException",
+                        format!(
+                            "{address} does not exist as an accelerator of provider `{}` (owner `{}`)",
+                            self.config.name, self.config.owner
+                        ),
+                    )
+                })?
+            }
+        };
+        let what = format!("override on {address}");
+        match until {
+            Some(until) => {
+                let tags = vec![tag(OVERRIDE_KEY, &until)?];
+                self.run("TagResource", true, &what, || {
+                    self.ga
+                        .tag_resource()
+                        .resource_arn(&arn)
+                        .set_tags(Some(tags.clone()))
+                        .send()
+                })
+                .await?;
+            }
+            None => {
+                self.run("UntagResource", true, &what, || {
+                    self.ga
+                        .untag_resource()
+                        .resource_arn(&arn)
+                        .tag_keys(OVERRIDE_KEY)
+                        .send()
+                })
+                .await?;
+            }
+        }
+        Ok(())
     }
 }
 

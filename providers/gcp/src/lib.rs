@@ -31,9 +31,9 @@ use google_cloud_compute_v1::model;
 use google_cloud_gax::retry_policy::NeverRetry;
 use meridian_provider::{
     Action, Address, ApplyRequest, ApplyResponse, BackendServiceSpec, BackendSpec, CallCounter,
-    Change, Family, HealthCheckSpec, HostRule, ObservationGap, ObserveRequest, ObserveResponse,
-    Observed, PathMatcher, PathRule, Provider, ProviderError, Resource, RetryPolicy, RetryStats,
-    UrlMapSpec, gcp_ownership_marker, with_retries,
+    Change, Family, HealthCheckSpec, HostRule, LiveOverride, ObservationGap, ObserveRequest,
+    ObserveResponse, Observed, PathMatcher, PathRule, Provider, ProviderError, Resource,
+    RetryPolicy, RetryStats, UrlMapSpec, gcp_ownership_marker, overrides, with_retries,
 };
 
 /// The Compute Engine API's base URL, used in resource references.
@@ -630,13 +630,23 @@ impl GcpProvider {
     /// A request id for a write: the same for every retry of one change in
     /// one run, so the API ignores a repeat of a write that already landed.
     fn request_id(&self, change: &Change, round: u32) -> String {
+        self.request_id_of(
+            &[
+                change.address.to_string(),
+                serde_json::to_string(&change.after).unwrap_or_default(),
+            ],
+            round,
+        )
+    }
+
+    /// A request id for the write identified by `parts`, in one round.
+    fn request_id_of(&self, parts: &[String], round: u32) -> String {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         use std::hash::{Hash, Hasher};
         self.config.owner.hash(&mut hasher);
-        change.address.to_string().hash(&mut hasher);
-        serde_json::to_string(&change.after)
-            .unwrap_or_default()
-            .hash(&mut hasher);
+        for part in parts {
+            part.hash(&mut hasher);
+        }
         self.run_nonce.hash(&mut hasher);
         let a = hasher.finish();
         round.hash(&mut hasher);
@@ -710,10 +720,16 @@ impl GcpProvider {
         Fut: std::future::Future<Output = Result<Round, ProviderError>>,
     {
         let raced = std::sync::atomic::AtomicU32::new(0);
+        // Every attempt gets its own request id: the API answers a repeated
+        // id with the first attempt's operation, and after a failed
+        // operation that would be the failure again. Duplicates are
+        // prevented by each round's read-and-compare instead.
+        let attempts = std::sync::atomic::AtomicU32::new(0);
         with_retries(&self.config.retry, &self.config.stats, what, || async {
             loop {
                 let n = raced.load(std::sync::atomic::Ordering::SeqCst);
-                match round(n).await {
+                let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                match round(attempt).await {
                     Ok(Round::Done) => return Ok(()),
                     Ok(Round::Raced) if n + 1 < CAS_ROUNDS => {
                         raced.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -852,7 +868,11 @@ impl GcpProvider {
         .to_owned())
     }
 
-    async fn observe_all(&self, with_health: bool) -> Result<Vec<Observed>, ProviderError> {
+    async fn observe_all(
+        &self,
+        with_health: bool,
+        overrides: &mut Vec<LiveOverride>,
+    ) -> Result<Vec<Observed>, ProviderError> {
         let project = self.project();
         let mut found = Vec::new();
         for check in self.list_health_checks().await? {
@@ -875,6 +895,16 @@ impl GcpProvider {
             }
             let name = service.name.clone().unwrap_or_default();
             let fingerprint = service.fingerprint.as_ref().map(|f| base64(f));
+            if let Some(until) = service
+                .description
+                .as_deref()
+                .and_then(overrides::gcp_override_until)
+            {
+                overrides.push(LiveOverride {
+                    address: Address::BackendService { name: name.clone() },
+                    until,
+                });
+            }
             found.push(Observed {
                 address: Address::BackendService { name: name.clone() },
                 resource: Resource::BackendService(backend_service_spec(project, &service)),
@@ -1452,10 +1482,12 @@ impl Provider for GcpProvider {
         if !wanted {
             return ObserveResponse::default();
         }
-        match self.observe_all(request.health).await {
+        let mut overrides = Vec::new();
+        match self.observe_all(request.health, &mut overrides).await {
             Ok(resources) => ObserveResponse {
                 resources,
                 gaps: Vec::new(),
+                overrides,
             },
             Err(error) => ObserveResponse {
                 resources: Vec::new(),
@@ -1463,6 +1495,7 @@ impl Provider for GcpProvider {
                     family: Family::GcpLoadBalancing,
                     error,
                 }],
+                overrides: Vec::new(),
             },
         }
     }
@@ -1470,6 +1503,69 @@ impl Provider for GcpProvider {
     async fn apply(&self, request: ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         self.apply_change(&request.change).await?;
         Ok(ApplyResponse::default())
+    }
+
+    /// Rewrites the override marker in the backend service's `description`
+    /// (backend services carry no labels): read, then a patch of the
+    /// description alone carrying the fingerprint just read, read again when
+    /// a change landed in between.
+    async fn set_override(
+        &self,
+        address: &Address,
+        until: Option<String>,
+    ) -> Result<(), ProviderError> {
+        let Address::BackendService { name } = address else {
+            return Err(ProviderError::stalled(
+                "SetOverride",
+                "OverrideNotSupported",
+                format!(
+                    "{address} cannot carry a break-glass override in provider `{}`: GCP overrides live on a BackendService and cover its backends",
+                    self.config.name
+                ),
+            ));
+        };
+        let what = format!("override on {address}");
+        let what = what.as_str();
+        let project = self.project();
+        let until = until.as_deref();
+        self.converge(what, |round| async move {
+            let Some(live) = self.get_backend_service(name).await? else {
+                return Err(ProviderError::stalled(
+                    "backendServices.patch",
+                    "notFound",
+                    format!(
+                        "{what}: backend service `{name}` does not exist in project `{project}`"
+                    ),
+                ));
+            };
+            if !self.owns(&live.description) {
+                return Err(self.not_ours("backendServices.patch", what));
+            }
+            let current = live.description.clone().unwrap_or_default();
+            let description = overrides::gcp_with_override(&current, until);
+            if description == current {
+                return Ok(Round::Done);
+            }
+            let mut body = model::BackendService::new()
+                .set_name(name.as_str())
+                .set_description(description.clone());
+            body.fingerprint = live.fingerprint.clone();
+            self.write_op(
+                "backendServices.patch",
+                what,
+                self.backend_services
+                    .patch()
+                    .set_project(project)
+                    .set_backend_service(name.as_str())
+                    .set_request_id(
+                        self.request_id_of(&[address.to_string(), description.clone()], round),
+                    )
+                    .set_body(body)
+                    .send(),
+            )
+            .await
+        })
+        .await
     }
 
     fn calls(&self) -> Vec<CallCounter> {

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::store::{SimStore, StoreError};
 use crate::world::{
     Accelerator, Endpoint, EndpointGroup, GcpBackendService, GcpHealthCheck, GcpUrlMap, Listener,
-    Peering, Route, TransitGateway, World, now_ms,
+    OperationFault, Peering, Route, TransitGateway, World, now_ms,
 };
 
 /// Every operation the simulated cloud serves, for fault injection by name.
@@ -52,18 +52,65 @@ pub const OPERATIONS: &[&str] = &[
     "UpdateEndpointGroup",
     "UpdateListener",
     "backendServices.delete",
+    "backendServices.get",
+    "backendServices.getHealth",
     "backendServices.insert",
     "backendServices.list",
     "backendServices.patch",
+    "backendServices.update",
+    "globalOperations.get",
+    "globalOperations.wait",
     "healthChecks.delete",
+    "healthChecks.get",
     "healthChecks.insert",
     "healthChecks.list",
     "healthChecks.patch",
+    "healthChecks.update",
     "urlMaps.delete",
+    "urlMaps.get",
     "urlMaps.insert",
     "urlMaps.list",
     "urlMaps.patch",
+    "urlMaps.update",
 ];
+
+/// The GCP writes that answer with a long-running operation, for injected
+/// operation errors (`sim faults --operation-error`).
+pub const GCP_WRITES: &[&str] = &[
+    "backendServices.delete",
+    "backendServices.insert",
+    "backendServices.patch",
+    "backendServices.update",
+    "healthChecks.delete",
+    "healthChecks.insert",
+    "healthChecks.patch",
+    "healthChecks.update",
+    "urlMaps.delete",
+    "urlMaps.insert",
+    "urlMaps.patch",
+    "urlMaps.update",
+];
+
+/// How a GCP write changes an existing object: `patch` (JSON merge; the
+/// caller sends the merged result) or `update` (PUT, the whole resource).
+/// Both land the same way; they are counted under their own operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcpMethod {
+    /// `*.patch`.
+    Patch,
+    /// `*.update`.
+    Update,
+}
+
+impl GcpMethod {
+    /// The operation name in `collection`, e.g. `backendServices.update`.
+    pub fn operation(self, collection: &str) -> String {
+        match self {
+            GcpMethod::Patch => format!("{collection}.patch"),
+            GcpMethod::Update => format!("{collection}.update"),
+        }
+    }
+}
 
 /// The simulated account id in ARNs.
 pub const ACCOUNT_ID: &str = "123456789012";
@@ -200,6 +247,29 @@ pub struct PeeringView {
     pub state: String,
 }
 
+/// What a `backendServices.patch` or `.update` replaces; `None` keeps.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceChange {
+    /// New description.
+    pub description: Option<String>,
+    /// New settings.
+    pub spec: Option<BackendServiceSpec>,
+    /// New backend list, replacing the whole list.
+    pub backends: Option<Vec<BackendSpec>>,
+}
+
+/// One backend of a service with its health as of now (`getHealth`).
+#[derive(Debug, Clone)]
+pub struct BackendHealth {
+    /// The backend.
+    pub backend: BackendSpec,
+    /// `HEALTHY` or `UNHEALTHY`.
+    pub state: String,
+    /// The port checked: the service's first health check's, or the
+    /// protocol's default.
+    pub port: u16,
+}
+
 /// A backend service with each backend's health as of now.
 #[derive(Debug, Clone)]
 pub struct BackendServiceView {
@@ -221,6 +291,33 @@ fn fingerprint(value: &impl serde::Serialize, generation: u64) -> String {
     hasher.update(serde_json::to_vec(value).unwrap_or_default());
     hasher.update(generation.to_le_bytes());
     base64::engine::general_purpose::STANDARD.encode(&hasher.finalize()[..8])
+}
+
+/// A stored fingerprint as GCP sends it on the wire: URL-safe base64 with
+/// padding (the simulator stores standard base64).
+pub fn wire_fingerprint(stored: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(stored)
+        .map(|bytes| base64::engine::general_purpose::URL_SAFE.encode(bytes))
+        .unwrap_or_else(|_| stored.to_owned())
+}
+
+/// A fingerprint received on the wire (standard or URL-safe base64, with
+/// or without padding, as clients differ) in the simulator's stored form,
+/// or `None` when it is not base64 at all.
+pub fn stored_fingerprint(wire: &str) -> Option<String> {
+    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let standard = GeneralPurpose::new(&base64::alphabet::STANDARD, config);
+    let url_safe = GeneralPurpose::new(&base64::alphabet::URL_SAFE, config);
+    standard
+        .decode(wire)
+        .or_else(|_| url_safe.decode(wire))
+        .ok()
+        .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 fn ports_overlap(a: &ListenerSpec, b: &ListenerSpec) -> bool {
@@ -917,12 +1014,25 @@ impl SimCloud {
 
     // ----- GCP global load balancing -----------------------------------------
 
-    /// `healthChecks.list`.
+    /// `healthChecks.list`, at most `max_page_size` per page.
     pub async fn list_health_checks(
         &self,
         project: &str,
         max_results: Option<usize>,
         page_token: Option<&str>,
+    ) -> Result<Page<GcpHealthCheck>, SimError> {
+        self.list_health_checks_up_to(project, max_results, page_token, None)
+            .await
+    }
+
+    /// `healthChecks.list` with pages of at most `page_limit` items (the
+    /// world's `max_page_size` when `None`); GCP itself allows 500.
+    pub async fn list_health_checks_up_to(
+        &self,
+        project: &str,
+        max_results: Option<usize>,
+        page_token: Option<&str>,
+        page_limit: Option<usize>,
     ) -> Result<Page<GcpHealthCheck>, SimError> {
         self.call("healthChecks.list", false, |world| {
             let all: Vec<_> = world
@@ -937,8 +1047,32 @@ impl SimCloud {
                 |h: &GcpHealthCheck| h.name.clone(),
                 max_results,
                 page_token,
-                world.settings.max_page_size,
+                page_limit.unwrap_or(world.settings.max_page_size),
             )
+        })
+        .await
+    }
+
+    /// `healthChecks.get`.
+    pub async fn get_health_check(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<GcpHealthCheck, SimError> {
+        self.call("healthChecks.get", false, |world| {
+            world
+                .health_checks
+                .get(&format!("{project}/{name}"))
+                .cloned()
+                .ok_or_else(|| {
+                    api(
+                        "healthChecks.get",
+                        "notFound",
+                        format!(
+                            "The resource 'projects/{project}/global/healthChecks/{name}' was not found"
+                        ),
+                    )
+                })
         })
         .await
     }
@@ -969,6 +1103,7 @@ impl SimCloud {
                     id: (4_000_000_000_000_000_000u64 + id).to_string(),
                     name: name.to_owned(),
                     description: description.to_owned(),
+                    created_ms: now_ms(),
                     fingerprint: fingerprint(spec, id),
                     spec: spec.clone(),
                 },
@@ -990,34 +1125,63 @@ impl SimCloud {
         fingerprint_seen: Option<&str>,
         spec: &HealthCheckSpec,
     ) -> Result<(), SimError> {
-        self.call("healthChecks.patch", true, |world| {
+        self.modify_health_check(
+            GcpMethod::Patch,
+            &spec.project,
+            name,
+            fingerprint_seen,
+            |_| Ok((None, spec.clone())),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `healthChecks.patch` or `healthChecks.update`, guarded by the
+    /// fingerprint: `change` sees the current check inside the transaction
+    /// and returns its new description (`None` keeps it) and settings.
+    /// Returns the check as written.
+    pub async fn modify_health_check(
+        &self,
+        method: GcpMethod,
+        project: &str,
+        name: &str,
+        fingerprint_seen: Option<&str>,
+        change: impl FnOnce(&GcpHealthCheck) -> Result<(Option<String>, HealthCheckSpec), SimError>,
+    ) -> Result<GcpHealthCheck, SimError> {
+        let operation = method.operation("healthChecks");
+        let op = operation.as_str();
+        self.call(op, true, |world| {
             let generation = world.fresh_id();
-            let key = format!("{}/{name}", spec.project);
-            let check = world.health_checks.get_mut(&key).ok_or_else(|| {
-                api(
-                    "healthChecks.patch",
-                    "notFound",
-                    format!(
-                        "The resource 'projects/{}/global/healthChecks/{name}' was not found",
-                        spec.project
-                    ),
-                )
-            })?;
+            let check = world
+                .health_checks
+                .get_mut(&format!("{project}/{name}"))
+                .ok_or_else(|| {
+                    api(
+                        op,
+                        "notFound",
+                        format!(
+                            "The resource 'projects/{project}/global/healthChecks/{name}' was not found"
+                        ),
+                    )
+                })?;
             if fingerprint_seen.is_some_and(|f| f != check.fingerprint) {
                 return Err(api(
-                    "healthChecks.patch",
+                    op,
                     "conditionNotMet",
                     "Supplied fingerprint does not match current fingerprint.",
                 ));
             }
-            check.spec = spec.clone();
-            check.fingerprint = fingerprint(spec, generation);
-            world.record(
-                "healthChecks.patch",
-                name,
-                format!("{} port={}", spec.check_type, spec.port),
-            );
-            Ok(())
+            let (description, mut spec) = change(check)?;
+            spec.project = project.to_owned();
+            if let Some(description) = description {
+                check.description = description;
+            }
+            check.fingerprint = fingerprint(&spec, generation);
+            let detail = format!("{} port={}", spec.check_type, spec.port);
+            check.spec = spec;
+            let written = check.clone();
+            world.record(op, name, detail);
+            Ok(written)
         })
         .await
     }
@@ -1053,26 +1217,44 @@ impl SimCloud {
         .await
     }
 
-    /// `backendServices.list`, with each backend's health.
+    fn backend_service_view(world: &World, service: &GcpBackendService) -> BackendServiceView {
+        BackendServiceView {
+            health: service
+                .backends
+                .iter()
+                .map(|b| world.backend_health(b).to_owned())
+                .collect(),
+            service: service.clone(),
+        }
+    }
+
+    /// `backendServices.list`, with each backend's health, at most
+    /// `max_page_size` per page.
     pub async fn list_backend_services(
         &self,
         project: &str,
         max_results: Option<usize>,
         page_token: Option<&str>,
     ) -> Result<Page<BackendServiceView>, SimError> {
+        self.list_backend_services_up_to(project, max_results, page_token, None)
+            .await
+    }
+
+    /// `backendServices.list` with pages of at most `page_limit` items (the
+    /// world's `max_page_size` when `None`).
+    pub async fn list_backend_services_up_to(
+        &self,
+        project: &str,
+        max_results: Option<usize>,
+        page_token: Option<&str>,
+        page_limit: Option<usize>,
+    ) -> Result<Page<BackendServiceView>, SimError> {
         self.call("backendServices.list", false, |world| {
             let all: Vec<_> = world
                 .backend_services
                 .values()
                 .filter(|s| s.spec.project == project)
-                .map(|s| BackendServiceView {
-                    health: s
-                        .backends
-                        .iter()
-                        .map(|b| world.backend_health(b).to_owned())
-                        .collect(),
-                    service: s.clone(),
-                })
+                .map(|s| Self::backend_service_view(world, s))
                 .collect();
             paginate(
                 "backendServices.list",
@@ -1080,8 +1262,91 @@ impl SimCloud {
                 |v: &BackendServiceView| v.service.name.clone(),
                 max_results,
                 page_token,
-                world.settings.max_page_size,
+                page_limit.unwrap_or(world.settings.max_page_size),
             )
+        })
+        .await
+    }
+
+    /// `backendServices.get`, with each backend's health.
+    pub async fn get_backend_service(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<BackendServiceView, SimError> {
+        self.call("backendServices.get", false, |world| {
+            let service = world
+                .backend_services
+                .get(&format!("{project}/{name}"))
+                .ok_or_else(|| {
+                    api(
+                        "backendServices.get",
+                        "notFound",
+                        format!(
+                            "The resource 'projects/{project}/global/backendServices/{name}' was not found"
+                        ),
+                    )
+                })?;
+            Ok(Self::backend_service_view(world, service))
+        })
+        .await
+    }
+
+    /// `backendServices.getHealth`: the health of one backend group of a
+    /// service, as of now. `group` is a relative path such as
+    /// `regions/R/networkEndpointGroups/N`.
+    pub async fn get_backend_health(
+        &self,
+        project: &str,
+        name: &str,
+        group: &str,
+    ) -> Result<BackendHealth, SimError> {
+        self.call("backendServices.getHealth", false, |world| {
+            let op = "backendServices.getHealth";
+            let service = world
+                .backend_services
+                .get(&format!("{project}/{name}"))
+                .ok_or_else(|| {
+                    api(
+                        op,
+                        "notFound",
+                        format!(
+                            "The resource 'projects/{project}/global/backendServices/{name}' was not found"
+                        ),
+                    )
+                })?;
+            // The stored path may carry a `projects/P/` prefix or be a URL.
+            let suffix = format!("/{group}");
+            let backend = service
+                .backends
+                .iter()
+                .find(|b| b.group == group || b.group.ends_with(&suffix))
+                .ok_or_else(|| {
+                    api(
+                        op,
+                        "invalid",
+                        format!(
+                            "Invalid value for field 'resource.group': '{group}'. The group is not a backend of backend service '{name}'."
+                        ),
+                    )
+                })?;
+            let port = service
+                .spec
+                .health_checks
+                .first()
+                .and_then(|h| world.health_checks.get(&format!("{project}/{h}")))
+                .map_or(
+                    match service.spec.protocol.as_str() {
+                        "HTTP" | "TCP" => 80,
+                        _ => 443,
+                    },
+                    |h| h.spec.port,
+                );
+            Ok(BackendHealth {
+                backend: backend.clone(),
+                state: world.backend_health(backend).to_owned(),
+                port,
+            })
         })
         .await
     }
@@ -1149,6 +1414,7 @@ impl SimCloud {
                     id: (5_000_000_000_000_000_000u64 + id).to_string(),
                     name: name.to_owned(),
                     description: description.to_owned(),
+                    created_ms: now_ms(),
                     fingerprint: fingerprint(&(spec, backends), id),
                     spec: spec.clone(),
                     backends: backends.to_vec(),
@@ -1174,28 +1440,62 @@ impl SimCloud {
         spec: Option<&BackendServiceSpec>,
         backends: Option<&[BackendSpec]>,
     ) -> Result<(), SimError> {
-        self.call("backendServices.patch", true, |world| {
-            if let Some(spec) = spec {
-                Self::check_health_checks_exist(world, "backendServices.patch", spec)?;
+        self.modify_backend_service(GcpMethod::Patch, project, name, fingerprint_seen, |_| {
+            Ok(ServiceChange {
+                description: None,
+                spec: spec.cloned(),
+                backends: backends.map(<[BackendSpec]>::to_vec),
+            })
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// `backendServices.patch` or `backendServices.update`, guarded by the
+    /// fingerprint: `change` sees the current service inside the
+    /// transaction and returns what to replace. Returns the service as
+    /// written.
+    pub async fn modify_backend_service(
+        &self,
+        method: GcpMethod,
+        project: &str,
+        name: &str,
+        fingerprint_seen: Option<&str>,
+        change: impl FnOnce(&GcpBackendService) -> Result<ServiceChange, SimError>,
+    ) -> Result<GcpBackendService, SimError> {
+        let operation = method.operation("backendServices");
+        let op = operation.as_str();
+        self.call(op, true, |world| {
+            let not_found = || api(op, "notFound", format!("The resource 'projects/{project}/global/backendServices/{name}' was not found"));
+            let key = format!("{project}/{name}");
+            let current = world.backend_services.get(&key).ok_or_else(not_found)?;
+            if fingerprint_seen.is_some_and(|f| f != current.fingerprint) {
+                return Err(api(op, "conditionNotMet", "Supplied fingerprint does not match current fingerprint."));
+            }
+            let mut change = change(current)?;
+            if let Some(spec) = &mut change.spec {
+                spec.project = project.to_owned();
+                Self::check_health_checks_exist(world, op, spec)?;
             }
             let generation = world.fresh_id();
-            let service = world.backend_services.get_mut(&format!("{project}/{name}")).ok_or_else(|| api("backendServices.patch", "notFound", format!("The resource 'projects/{project}/global/backendServices/{name}' was not found")))?;
-            if fingerprint_seen.is_some_and(|f| f != service.fingerprint) {
-                return Err(api("backendServices.patch", "conditionNotMet", "Supplied fingerprint does not match current fingerprint."));
+            let service = world.backend_services.get_mut(&key).ok_or_else(not_found)?;
+            if let Some(spec) = change.spec {
+                service.spec = spec;
             }
-            if let Some(spec) = spec {
-                service.spec = spec.clone();
+            if let Some(description) = change.description {
+                service.description = description;
             }
             let mut detail = String::new();
-            if let Some(backends) = backends {
-                for backend in backends {
+            if let Some(backends) = change.backends {
+                for backend in &backends {
                     detail.push_str(&format!("{} scaler={} ", backend.group, backend.capacity_scaler));
                 }
-                service.backends = backends.to_vec();
+                service.backends = backends;
             }
             service.fingerprint = fingerprint(&(&service.spec, &service.backends), generation);
-            world.record("backendServices.patch", name, detail.trim_end().to_owned());
-            Ok(())
+            let written = service.clone();
+            world.record(op, name, detail.trim_end().to_owned());
+            Ok(written)
         })
         .await
     }
@@ -1233,12 +1533,25 @@ impl SimCloud {
         .await
     }
 
-    /// `urlMaps.list`.
+    /// `urlMaps.list`, at most `max_page_size` per page.
     pub async fn list_url_maps(
         &self,
         project: &str,
         max_results: Option<usize>,
         page_token: Option<&str>,
+    ) -> Result<Page<GcpUrlMap>, SimError> {
+        self.list_url_maps_up_to(project, max_results, page_token, None)
+            .await
+    }
+
+    /// `urlMaps.list` with pages of at most `page_limit` items (the world's
+    /// `max_page_size` when `None`).
+    pub async fn list_url_maps_up_to(
+        &self,
+        project: &str,
+        max_results: Option<usize>,
+        page_token: Option<&str>,
+        page_limit: Option<usize>,
     ) -> Result<Page<GcpUrlMap>, SimError> {
         self.call("urlMaps.list", false, |world| {
             let all: Vec<_> = world
@@ -1253,8 +1566,28 @@ impl SimCloud {
                 |m: &GcpUrlMap| m.name.clone(),
                 max_results,
                 page_token,
-                world.settings.max_page_size,
+                page_limit.unwrap_or(world.settings.max_page_size),
             )
+        })
+        .await
+    }
+
+    /// `urlMaps.get`.
+    pub async fn get_url_map(&self, project: &str, name: &str) -> Result<GcpUrlMap, SimError> {
+        self.call("urlMaps.get", false, |world| {
+            world
+                .url_maps
+                .get(&format!("{project}/{name}"))
+                .cloned()
+                .ok_or_else(|| {
+                    api(
+                        "urlMaps.get",
+                        "notFound",
+                        format!(
+                            "The resource 'projects/{project}/global/urlMaps/{name}' was not found"
+                        ),
+                    )
+                })
         })
         .await
     }
@@ -1314,6 +1647,7 @@ impl SimCloud {
                     id: (6_000_000_000_000_000_000u64 + id).to_string(),
                     name: name.to_owned(),
                     description: description.to_owned(),
+                    created_ms: now_ms(),
                     fingerprint: fingerprint(spec, id),
                     spec: spec.clone(),
                 },
@@ -1335,34 +1669,64 @@ impl SimCloud {
         fingerprint_seen: Option<&str>,
         spec: &UrlMapSpec,
     ) -> Result<(), SimError> {
-        self.call("urlMaps.patch", true, |world| {
-            Self::check_services_exist(world, "urlMaps.patch", spec)?;
-            let generation = world.fresh_id();
-            let map = world
-                .url_maps
-                .get_mut(&format!("{}/{name}", spec.project))
-                .ok_or_else(|| {
-                    api(
-                        "urlMaps.patch",
-                        "notFound",
-                        format!("url map {name} not found"),
-                    )
-                })?;
-            if fingerprint_seen.is_some_and(|f| f != map.fingerprint) {
+        self.modify_url_map(
+            GcpMethod::Patch,
+            &spec.project,
+            name,
+            fingerprint_seen,
+            |_| Ok((None, spec.clone())),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `urlMaps.patch` or `urlMaps.update`, guarded by the fingerprint:
+    /// `change` sees the current map inside the transaction and returns its
+    /// new description (`None` keeps it) and settings. Returns the map as
+    /// written.
+    pub async fn modify_url_map(
+        &self,
+        method: GcpMethod,
+        project: &str,
+        name: &str,
+        fingerprint_seen: Option<&str>,
+        change: impl FnOnce(&GcpUrlMap) -> Result<(Option<String>, UrlMapSpec), SimError>,
+    ) -> Result<GcpUrlMap, SimError> {
+        let operation = method.operation("urlMaps");
+        let op = operation.as_str();
+        self.call(op, true, |world| {
+            let not_found = || {
+                api(
+                    op,
+                    "notFound",
+                    format!(
+                        "The resource 'projects/{project}/global/urlMaps/{name}' was not found"
+                    ),
+                )
+            };
+            let key = format!("{project}/{name}");
+            let current = world.url_maps.get(&key).ok_or_else(not_found)?;
+            if fingerprint_seen.is_some_and(|f| f != current.fingerprint) {
                 return Err(api(
-                    "urlMaps.patch",
+                    op,
                     "conditionNotMet",
                     "Supplied fingerprint does not match current fingerprint.",
                 ));
             }
-            map.spec = spec.clone();
-            map.fingerprint = fingerprint(spec, generation);
-            world.record(
-                "urlMaps.patch",
-                name,
-                format!("default={}", spec.default_service),
-            );
-            Ok(())
+            let (description, mut spec) = change(current)?;
+            spec.project = project.to_owned();
+            Self::check_services_exist(world, op, &spec)?;
+            let generation = world.fresh_id();
+            let map = world.url_maps.get_mut(&key).ok_or_else(not_found)?;
+            if let Some(description) = description {
+                map.description = description;
+            }
+            map.fingerprint = fingerprint(&spec, generation);
+            let detail = format!("default={}", spec.default_service);
+            map.spec = spec;
+            let written = map.clone();
+            world.record(op, name, detail);
+            Ok(written)
         })
         .await
     }
@@ -1384,6 +1748,45 @@ impl SimCloud {
             Ok(())
         })
         .await
+    }
+
+    /// A call answered outside the world (e.g. the state of a long-running
+    /// operation, which the API front end keeps) but served, counted and
+    /// subject to faults like any other: `answer` runs inside the call's
+    /// transaction and sees the world, e.g. `globalOperations.get`.
+    pub async fn count_call<R>(
+        &self,
+        operation: &str,
+        write: bool,
+        answer: impl FnOnce(&World) -> Result<R, SimError>,
+    ) -> Result<R, SimError> {
+        self.call(operation, write, |world| answer(world)).await
+    }
+
+    /// Takes one injected operation error for `operation`, if any is
+    /// pending: decrements its count (dropping it at zero) and counts the
+    /// write as failed, in one transaction. The caller must then not
+    /// perform the write.
+    pub fn take_operation_fault(
+        &self,
+        operation: &str,
+    ) -> Result<Option<OperationFault>, SimError> {
+        Ok(self.store.transact(|world| {
+            let faults = &mut world.settings.faults.operation_errors;
+            let index = faults
+                .iter()
+                .position(|f| f.operation == operation && f.times > 0)?;
+            let mut fault = faults[index].clone();
+            faults[index].times -= 1;
+            if faults[index].times == 0 {
+                faults.remove(index);
+            }
+            fault.times = 1;
+            let count = world.calls.entry(operation.to_owned()).or_default();
+            count.write = true;
+            count.failed += 1;
+            Some(fault)
+        })?)
     }
 
     // ----- Transit Gateway ---------------------------------------------------
@@ -1849,6 +2252,47 @@ impl SimCloud {
                         format!("Accelerator {arn} was not found"),
                     )
                 })
+        })
+        .await
+    }
+}
+
+impl SimCloud {
+    /// `backendServices.patch` with only a new `description` (how a
+    /// break-glass override marker is written on a backend service, which has
+    /// no labels). Guarded by the fingerprint, which changes, as on GCP.
+    pub async fn patch_backend_service_description(
+        &self,
+        project: &str,
+        name: &str,
+        fingerprint_seen: Option<&str>,
+        description: &str,
+    ) -> Result<(), SimError> {
+        self.call("backendServices.patch", true, |world| {
+            let generation = world.fresh_id();
+            let service = world
+                .backend_services
+                .get_mut(&format!("{project}/{name}"))
+                .ok_or_else(|| {
+                    api(
+                        "backendServices.patch",
+                        "notFound",
+                        format!(
+                            "The resource 'projects/{project}/global/backendServices/{name}' was not found"
+                        ),
+                    )
+                })?;
+            if fingerprint_seen.is_some_and(|f| f != service.fingerprint) {
+                return Err(api(
+                    "backendServices.patch",
+                    "conditionNotMet",
+                    "Supplied fingerprint does not match current fingerprint.",
+                ));
+            }
+            service.description = description.to_owned();
+            service.fingerprint = fingerprint(&(&service.spec, &service.backends), generation);
+            world.record("backendServices.patch", name, "description");
+            Ok(())
         })
         .await
     }

@@ -12,9 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use meridian_provider::{
     AcceleratorSpec, Action, Address, ApplyRequest, ApplyResponse, CallCounter, Change,
-    EndpointSpec, Family, MANAGED_BY_KEY, MANAGED_BY_VALUE, OWNER_KEY, ObservationGap,
-    ObserveRequest, ObserveResponse, Observed, PeeringSpec, Provider, ProviderError, Resource,
-    RetryPolicy, RetryStats, RouteSpec, TransitGatewaySpec, with_retries,
+    EndpointSpec, Family, LiveOverride, MANAGED_BY_KEY, MANAGED_BY_VALUE, OVERRIDE_KEY, OWNER_KEY,
+    ObservationGap, ObserveRequest, ObserveResponse, Observed, PeeringSpec, Provider,
+    ProviderError, Resource, RetryPolicy, RetryStats, RouteSpec, TransitGatewaySpec, with_retries,
 };
 
 use crate::cloud::{Page, SimCloud, SimError};
@@ -263,7 +263,10 @@ impl SimProvider {
         }
     }
 
-    async fn observe_global_accelerator(&self) -> Result<Vec<Observed>, ProviderError> {
+    async fn observe_global_accelerator(
+        &self,
+        overrides: &mut Vec<LiveOverride>,
+    ) -> Result<Vec<Observed>, ProviderError> {
         let cloud = &self.cloud;
         let mut found = Vec::new();
         let accelerators = self
@@ -283,6 +286,12 @@ impl SimProvider {
                 accelerator: name.clone(),
             };
             self.remember(address.to_string(), accelerator.arn.clone());
+            if let Some(until) = accelerator.tags.get(OVERRIDE_KEY) {
+                overrides.push(LiveOverride {
+                    address: address.clone(),
+                    until: until.clone(),
+                });
+            }
             found.push(Observed {
                 address,
                 resource: Resource::Accelerator(AcceleratorSpec {
@@ -375,7 +384,10 @@ impl SimProvider {
         Ok(found)
     }
 
-    async fn observe_gcp(&self) -> Result<Vec<Observed>, ProviderError> {
+    async fn observe_gcp(
+        &self,
+        overrides: &mut Vec<LiveOverride>,
+    ) -> Result<Vec<Observed>, ProviderError> {
         let cloud = &self.cloud;
         let project = self.config.project.as_str();
         let marker = gcp_marker(&self.config.owner);
@@ -419,6 +431,16 @@ impl SimProvider {
             .filter(|v| v.service.description.contains(&marker))
         {
             let service = &view.service;
+            if let Some(until) =
+                meridian_provider::overrides::gcp_override_until(&service.description)
+            {
+                overrides.push(LiveOverride {
+                    address: Address::BackendService {
+                        name: service.name.clone(),
+                    },
+                    until,
+                });
+            }
             found.push(Observed {
                 address: Address::BackendService {
                     name: service.name.clone(),
@@ -1403,13 +1425,18 @@ impl Provider for SimProvider {
         };
         let mut response = ObserveResponse::default();
         for family in families {
+            // Overrides of a family count only when the whole family was seen.
+            let mut overrides = Vec::new();
             let result = match family {
-                Family::GlobalAccelerator => self.observe_global_accelerator().await,
-                Family::GcpLoadBalancing => self.observe_gcp().await,
+                Family::GlobalAccelerator => self.observe_global_accelerator(&mut overrides).await,
+                Family::GcpLoadBalancing => self.observe_gcp(&mut overrides).await,
                 Family::TransitGateway => self.observe_transit_gateway(&request.regions).await,
             };
             match result {
-                Ok(found) => response.resources.extend(found),
+                Ok(found) => {
+                    response.resources.extend(found);
+                    response.overrides.extend(overrides);
+                }
                 Err(error) => response.gaps.push(ObservationGap { family, error }),
             }
         }
@@ -1426,5 +1453,140 @@ impl Provider for SimProvider {
             .lock()
             .map(|c| c.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    async fn set_override(
+        &self,
+        address: &Address,
+        until: Option<String>,
+    ) -> Result<(), ProviderError> {
+        match address {
+            Address::Accelerator { .. }
+                if self.config.families.contains(&Family::GlobalAccelerator) =>
+            {
+                self.set_accelerator_override(address, until).await
+            }
+            Address::BackendService { name }
+                if self.config.families.contains(&Family::GcpLoadBalancing) =>
+            {
+                self.set_backend_service_override(name, until).await
+            }
+            _ => Err(ProviderError::stalled(
+                "SetOverride",
+                "OverrideNotSupported",
+                format!(
+                    "{address} cannot carry a break-glass override in provider `{}`: overrides live on a GlobalAccelerator or a BackendService this provider manages",
+                    self.config.name
+                ),
+            )),
+        }
+    }
+}
+
+impl SimProvider {
+    /// Tags (or untags) the accelerator with [`OVERRIDE_KEY`]; Global
+    /// Accelerator tags live only on accelerators, so the marker covers its
+    /// listeners, endpoint groups and endpoints.
+    async fn set_accelerator_override(
+        &self,
+        address: &Address,
+        until: Option<String>,
+    ) -> Result<(), ProviderError> {
+        let arn = match self.id_of(address, "TagResource") {
+            Ok(arn) => arn,
+            Err(_) => {
+                self.observe_global_accelerator(&mut Vec::new()).await?;
+                self.id_of(address, "TagResource").map_err(|_| {
+                    ProviderError::stalled(
+                        "TagResource",
+                        "AcceleratorNotFoundException",
+                        format!(
+                            "{address} does not exist as an accelerator of provider `{}` (owner `{}`)",
+                            self.config.name, self.config.owner
+                        ),
+                    )
+                })?
+            }
+        };
+        let cloud = &self.cloud;
+        let what = format!("override on {address}");
+        match until {
+            Some(until) => {
+                let tags = BTreeMap::from([(OVERRIDE_KEY.to_owned(), until)]);
+                self.run("TagResource", true, &what, || {
+                    cloud.tag_resource(&arn, tags.clone(), Vec::new())
+                })
+                .await
+            }
+            None => {
+                let keys = vec![OVERRIDE_KEY.to_owned()];
+                self.run("UntagResource", true, &what, || {
+                    cloud.tag_resource(&arn, BTreeMap::new(), keys.clone())
+                })
+                .await
+            }
+        }
+    }
+
+    /// Rewrites the override marker in the backend service's description
+    /// (backend services have no labels), compare-and-swap on the
+    /// fingerprint just read: a change landing in between is read again.
+    async fn set_backend_service_override(
+        &self,
+        name: &str,
+        until: Option<String>,
+    ) -> Result<(), ProviderError> {
+        let cloud = &self.cloud;
+        let project = self.config.project.as_str();
+        let marker = gcp_marker(&self.config.owner);
+        let what = format!("override on backend service `{name}`");
+        for _ in 0..3 {
+            let live = self
+                .run("backendServices.list", false, &what, || {
+                    Self::find_paged(
+                        |t| async move {
+                            cloud
+                                .list_backend_services(project, None, t.as_deref())
+                                .await
+                        },
+                        |v| v.service.name == name,
+                    )
+                })
+                .await?;
+            let Some(view) = live.filter(|v| v.service.description.contains(&marker)) else {
+                return Err(ProviderError::stalled(
+                    "backendServices.patch",
+                    "notFound",
+                    format!(
+                        "backend service `{name}` managed by provider `{}` (owner `{}`) does not exist in project `{project}`",
+                        self.config.name, self.config.owner
+                    ),
+                ));
+            };
+            let description = meridian_provider::overrides::gcp_with_override(
+                &view.service.description,
+                until.as_deref(),
+            );
+            let fingerprint = view.service.fingerprint.clone();
+            let written = self
+                .run("backendServices.patch", true, &what, || {
+                    cloud.patch_backend_service_description(
+                        project,
+                        name,
+                        Some(&fingerprint),
+                        &description,
+                    )
+                })
+                .await;
+            match written {
+                Err(error) if error.code == "conditionNotMet" => continue,
+                other => return other,
+            }
+        }
+        Err(ProviderError::conflict(
+            "backendServices.patch",
+            "conditionNotMet",
+            format!("{what}: the backend service kept changing under meridian; try again"),
+        ))
     }
 }

@@ -93,6 +93,24 @@ pub struct Faults {
     /// Operations that fail permanently (a stalled error), for tests of
     /// half-finished applies, e.g. `CreateListener`.
     pub fail_operations: Vec<String>,
+    /// GCP writes whose long-running operation ends in an error instead of
+    /// landing, each for a number of calls (`backendServices.patch` →
+    /// `RESOURCE_NOT_READY`, twice).
+    pub operation_errors: Vec<OperationFault>,
+}
+
+/// One injected failure of a GCP long-running operation: the write is
+/// accepted, does not land, and its operation ends `DONE` with `code`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationFault {
+    /// GCP write, e.g. `backendServices.patch`.
+    pub operation: String,
+    /// The operation error's code, e.g. `RESOURCE_NOT_READY`.
+    pub code: String,
+    /// The operation error's message.
+    pub message: String,
+    /// How many more writes fail; the fault is dropped when it reaches 0.
+    pub times: u32,
 }
 
 /// Quotas, as the clouds' default service quotas.
@@ -218,6 +236,10 @@ pub struct GcpHealthCheck {
     pub name: String,
     /// Description (carries meridian's ownership marker).
     pub description: String,
+    /// Creation time, milliseconds since the epoch (0 in worlds written
+    /// before it was kept).
+    #[serde(default)]
+    pub created_ms: u64,
     /// Fingerprint of the current version.
     pub fingerprint: String,
     /// Settings.
@@ -233,6 +255,10 @@ pub struct GcpBackendService {
     pub name: String,
     /// Description (carries meridian's ownership marker).
     pub description: String,
+    /// Creation time, milliseconds since the epoch (0 in worlds written
+    /// before it was kept).
+    #[serde(default)]
+    pub created_ms: u64,
     /// Fingerprint of the current version.
     pub fingerprint: String,
     /// Settings.
@@ -250,6 +276,10 @@ pub struct GcpUrlMap {
     pub name: String,
     /// Description (carries meridian's ownership marker).
     pub description: String,
+    /// Creation time, milliseconds since the epoch (0 in worlds written
+    /// before it was kept).
+    #[serde(default)]
+    pub created_ms: u64,
     /// Fingerprint of the current version.
     pub fingerprint: String,
     /// Settings.

@@ -1,0 +1,861 @@
+//! Progressive traffic shifts.
+//!
+//! A change that moves traffic is carried out as a sequence of steps
+//! ([`schedule`]): after each step meridian waits the bake time, checks the
+//! health gates ([`gates`]), and only then computes the next step — from
+//! live state, so a restart continues where the world is and never jumps to
+//! the target. A failed gate rolls back to the last good values step by step
+//! (or holds), marks the revision failed in the ledger, and the revision is
+//! not tried again until a new commit or `meridian retry`.
+//!
+//! The ledger (`rollout.json` in the state directory) is the persisted half
+//! of the rollout's position: the baseline (last good) lever values, each
+//! step with its time and gate verdict, the failed revisions, and the last
+//! move of every lever for the anti-flap rule. It is written before a step
+//! is applied, so a crash mid-step bakes that step again rather than skipping
+//! its bake.
+
+pub mod gates;
+pub mod invariants;
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use meridian_provider::Address;
+use serde::{Deserialize, Serialize};
+
+use crate::desired::{DesiredResource, DesiredResources};
+use crate::engine::{self, Observation, Progress, Providers};
+use crate::model::DesiredState;
+use crate::model::raw::GateFailure;
+use crate::plan::Plan;
+use schedule::{Live, Move, Rules, lever, rules_for, subject_of, with_lever};
+
+/// Milliseconds since the epoch.
+pub fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn at(ms: u64) -> String {
+    crate::clock::rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// The last move of one lever, for the anti-flap rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastMove {
+    /// `1` up, `-1` down.
+    pub direction: i32,
+    /// When.
+    pub at_ms: u64,
+    /// Whether the move was part of a rollback after a failed gate (a
+    /// failed gate lifts the anti-flap hold).
+    pub gate_failed: bool,
+}
+
+/// A revision that failed its gates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedRevision {
+    /// When the gate failed.
+    pub at: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Where a rollout is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutStatus {
+    /// Moving toward desired state.
+    InProgress,
+    /// A gate failed: moving back to the baseline.
+    RollingBack,
+    /// Desired state reached and its gates passed.
+    Complete,
+    /// Rolled back (or held) after a failed gate.
+    Failed,
+}
+
+/// A gate's state after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateState {
+    /// Baking; gates are checked when the bake ends.
+    Pending,
+    /// Baking between rollback steps; no gate.
+    BakeOnly,
+    /// Passed.
+    Passed,
+    /// Failed.
+    Failed,
+    /// Nothing to wait for.
+    None,
+}
+
+/// One step as carried out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// 1-based, over forward and rollback steps.
+    pub number: usize,
+    /// Whether this step rolls back.
+    pub rollback: bool,
+    /// When it was started.
+    pub at: String,
+    /// The same, in milliseconds since the epoch.
+    pub at_ms: u64,
+    /// Lever moves.
+    pub moves: Vec<Move>,
+    /// Bake after the step.
+    pub bake_seconds: u64,
+    /// Gate verdict.
+    pub gate: GateState,
+}
+
+/// The rollout of one revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// Git revision, or the desired state's digest.
+    pub revision: String,
+    /// When it started.
+    pub started_at: String,
+    /// The same, in milliseconds since the epoch.
+    pub started_ms: u64,
+    /// Where it is.
+    pub status: RolloutStatus,
+    /// Last good lever values by address (lever units; scalers in points).
+    pub baseline: BTreeMap<String, f64>,
+    /// Healthy fraction per `subject@region` when it started.
+    pub baseline_health: BTreeMap<String, f64>,
+    /// Steps so far.
+    pub steps: Vec<StepRecord>,
+    /// Why it failed.
+    pub failure: Option<String>,
+    /// A recorded override of a deny window: who asked and why.
+    pub deny_window_override: Option<String>,
+}
+
+/// The persisted rollout state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// The current (or last) rollout.
+    pub current: Option<Rollout>,
+    /// Revisions that failed their gates; not retried until a new revision
+    /// or `meridian retry`.
+    #[serde(default)]
+    pub failed: BTreeMap<String, FailedRevision>,
+    /// Last move per lever address, for anti-flap.
+    #[serde(default)]
+    pub moves: BTreeMap<String, LastMove>,
+}
+
+/// The ledger file in a state directory.
+#[derive(Debug, Clone)]
+pub struct LedgerStore {
+    path: PathBuf,
+}
+
+impl LedgerStore {
+    /// The ledger of `state_dir`.
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            path: state_dir.join("rollout.json"),
+        }
+    }
+
+    /// Reads the ledger; an absent file is an empty ledger.
+    pub fn load(&self) -> anyhow::Result<Ledger> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not a meridian rollout ledger ({e}); move it away to start afresh",
+                    self.path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::default()),
+            Err(e) => Err(anyhow::anyhow!("reading {}: {e}", self.path.display())),
+        }
+    }
+
+    /// Writes the ledger atomically.
+    pub fn save(&self, ledger: &Ledger) -> anyhow::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(ledger)?)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.path)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", self.path.display()))?;
+        Ok(())
+    }
+}
+
+/// Live objects by address, and their providers.
+pub fn live_of(observation: &Observation) -> (Live, BTreeMap<Address, String>) {
+    let mut live = Live::new();
+    let mut providers = BTreeMap::new();
+    for (provider, observed) in &observation.resources {
+        providers.insert(observed.address.clone(), provider.clone());
+        live.insert(observed.address.clone(), observed.clone());
+    }
+    (live, providers)
+}
+
+/// The lever values of a live world, by address text.
+fn levers_of(live: &Live) -> BTreeMap<String, f64> {
+    live.iter()
+        .filter_map(|(a, o)| lever(&o.resource).map(|(_, v)| (a.to_string(), v)))
+        .collect()
+}
+
+/// The target of a rollback: every live object as it is, its lever at the
+/// baseline value (0 for objects the rollout created).
+fn rollback_target(
+    observation: &Observation,
+    baseline: &BTreeMap<String, f64>,
+) -> DesiredResources {
+    observation
+        .resources
+        .iter()
+        .map(|(provider, observed)| {
+            let resource = match lever(&observed.resource) {
+                Some(_) => with_lever(
+                    &observed.resource,
+                    baseline
+                        .get(&observed.address.to_string())
+                        .copied()
+                        .unwrap_or(0.0),
+                ),
+                None => observed.resource.clone(),
+            };
+            (
+                observed.address.clone(),
+                DesiredResource {
+                    provider: provider.clone(),
+                    resource,
+                    source: format!("{} (rollback)", observed.address),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The rules of the subjects that `moves` touch.
+fn subjects(state: &DesiredState, moves: &[Move]) -> BTreeMap<String, Rules> {
+    let mut out = BTreeMap::new();
+    for m in moves {
+        if let Some(subject) = subject_of(&m.address) {
+            out.entry(subject)
+                .or_insert_with(|| rules_for(state, &m.address));
+        }
+    }
+    out
+}
+
+/// What to do next.
+#[derive(Debug, Clone)]
+pub enum Tick {
+    /// Apply this step.
+    Apply {
+        /// The step's plan.
+        plan: Plan,
+        /// Its number.
+        step: usize,
+        /// Whether nothing follows it (no bake, no gate, target reached).
+        last: bool,
+        /// Whether it rolls back.
+        rollback: bool,
+    },
+    /// Nothing to do before `until`.
+    Wait {
+        /// When to look again.
+        until: SystemTime,
+        /// Why.
+        reason: String,
+    },
+    /// Desired state is reached and its gates passed.
+    Done,
+    /// The revision failed its gates (rolled back or held).
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How long a new object may stay unhealthy before its rollout fails.
+const HEALTH_WAIT: Duration = Duration::from_secs(600);
+
+/// Decides the next action of the rollout of `revision` from live state and
+/// the ledger, updating the ledger (the caller saves it before acting).
+#[allow(clippy::too_many_arguments)]
+pub async fn tick(
+    state: &DesiredState,
+    desired: &DesiredResources,
+    observation: &Observation,
+    revision: &str,
+    now: SystemTime,
+    deny_window_override: Option<&str>,
+    ledger: &mut Ledger,
+) -> Tick {
+    let now_ms = millis(now);
+    if let Some(failed) = ledger.failed.get(revision) {
+        return Tick::Failed {
+            reason: format!(
+                "revision {} failed its gates at {}: {}; it is not tried again until a new commit or `meridian retry`",
+                short(revision),
+                failed.at,
+                failed.reason
+            ),
+        };
+    }
+    let (live, _) = live_of(observation);
+    let fresh = !matches!(&ledger.current, Some(r) if r.revision == revision && r.status != RolloutStatus::Complete);
+    if fresh {
+        let mut baseline = levers_of(&live);
+        // A rollout superseded before it finished: its baseline is the last
+        // known good, not the half-way values now live.
+        if let Some(previous) = &ledger.current
+            && matches!(
+                previous.status,
+                RolloutStatus::InProgress | RolloutStatus::RollingBack
+            )
+        {
+            for (address, value) in &previous.baseline {
+                if baseline.contains_key(address) {
+                    baseline.insert(address.clone(), *value);
+                }
+            }
+        }
+        ledger.current = Some(Rollout {
+            revision: revision.to_owned(),
+            started_at: at(now_ms),
+            started_ms: now_ms,
+            status: RolloutStatus::InProgress,
+            baseline,
+            baseline_health: gates::baseline(&live),
+            steps: Vec::new(),
+            failure: None,
+            deny_window_override: deny_window_override.map(str::to_owned),
+        });
+    }
+    let Some(rollout) = ledger.current.as_mut() else {
+        return Tick::Done;
+    };
+    if rollout.deny_window_override.is_none() {
+        rollout.deny_window_override = deny_window_override.map(str::to_owned);
+    }
+    // The last step's bake and gates.
+    let mut failed_now: Option<(String, GateFailure)> = None;
+    if let Some(last) = rollout.steps.last_mut()
+        && matches!(last.gate, GateState::Pending | GateState::BakeOnly)
+    {
+        let ready = last.at_ms + last.bake_seconds * 1000;
+        if now_ms < ready {
+            return Tick::Wait {
+                until: UNIX_EPOCH + Duration::from_millis(ready),
+                reason: format!(
+                    "step {} is baking until {}{}",
+                    last.number,
+                    at(ready),
+                    if last.gate == GateState::Pending {
+                        "; its gates are checked then"
+                    } else {
+                        ""
+                    }
+                ),
+            };
+        }
+        if last.gate == GateState::BakeOnly {
+            last.gate = GateState::None;
+        } else {
+            let checked = subjects(state, &last.moves);
+            let mut failures = gates::health_failures(&checked, &live, &rollout.baseline_health);
+            failures.extend(gates::prometheus_failures(&checked).await);
+            if failures.is_empty() {
+                last.gate = GateState::Passed;
+                tracing::info!(step = last.number, "gates passed");
+            } else {
+                last.gate = GateState::Failed;
+                let action = if checked
+                    .values()
+                    .any(|r| r.on_gate_failure == GateFailure::Hold)
+                {
+                    GateFailure::Hold
+                } else {
+                    GateFailure::Rollback
+                };
+                failed_now = Some((
+                    format!("step {}: {}", last.number, failures.join("; ")),
+                    action,
+                ));
+            }
+        }
+    }
+    if let Some((reason, action)) = failed_now {
+        tracing::warn!(%reason, "a gate failed");
+        rollout.failure = Some(reason.clone());
+        ledger.failed.insert(
+            revision.to_owned(),
+            FailedRevision {
+                at: at(now_ms),
+                reason: reason.clone(),
+            },
+        );
+        for m in rollout.steps.iter().flat_map(|s| &s.moves) {
+            if let Some(last) = ledger.moves.get_mut(&m.address.to_string()) {
+                last.gate_failed = true;
+            }
+        }
+        match action {
+            GateFailure::Hold => {
+                rollout.status = RolloutStatus::Failed;
+                return Tick::Failed {
+                    reason: format!("{reason}; holding where it is (onGateFailure: hold)"),
+                };
+            }
+            GateFailure::Rollback => rollout.status = RolloutStatus::RollingBack,
+        }
+    }
+    if rollout.status == RolloutStatus::Failed {
+        return Tick::Failed {
+            reason: rollout
+                .failure
+                .clone()
+                .unwrap_or_else(|| "the rollout failed".to_owned()),
+        };
+    }
+    let rolling_back = rollout.status == RolloutStatus::RollingBack;
+    let target = if rolling_back {
+        rollback_target(observation, &rollout.baseline)
+    } else {
+        desired.clone()
+    };
+    let step = schedule::step(state, &target, &live, &rollout.baseline);
+    if !rolling_back && !step.moves.is_empty() && rollout.deny_window_override.is_none() {
+        for (subject, rules) in subjects(state, &step.moves) {
+            if let Some((end, window)) = invariants::active_window(&rules.deny_windows, now) {
+                return Tick::Wait {
+                    until: end,
+                    reason: format!(
+                        "{subject}: paused by the deny window {window} of {} until {}",
+                        rules.source(),
+                        crate::clock::rfc3339(end)
+                    ),
+                };
+            }
+        }
+    }
+    let plan = engine::make_plan(state, &step.desired, observation, Some(revision.to_owned()));
+    if plan.changes.is_empty() {
+        if !step.waiting_for_health.is_empty() {
+            let waited = Duration::from_millis(now_ms.saturating_sub(rollout.started_ms));
+            let names: Vec<String> = step
+                .waiting_for_health
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            if waited > HEALTH_WAIT {
+                let reason = format!(
+                    "{} did not become healthy within {} s of the rollout's start",
+                    names.join(", "),
+                    HEALTH_WAIT.as_secs()
+                );
+                rollout.failure = Some(reason.clone());
+                rollout.status = RolloutStatus::Failed;
+                ledger.failed.insert(
+                    revision.to_owned(),
+                    FailedRevision {
+                        at: at(now_ms),
+                        reason: reason.clone(),
+                    },
+                );
+                return Tick::Failed { reason };
+            }
+            return Tick::Wait {
+                until: now + Duration::from_secs(5),
+                reason: format!(
+                    "waiting for {} to become healthy before giving it traffic",
+                    names.join(", ")
+                ),
+            };
+        }
+        if !step.last && !rolling_back {
+            return Tick::Failed {
+                reason: "the rollout cannot make progress: every remaining step waits on another (please report this with the plan)".to_owned(),
+            };
+        }
+        if rolling_back {
+            rollout.status = RolloutStatus::Failed;
+            return Tick::Failed {
+                reason: format!(
+                    "{}; rolled back to the last good values",
+                    rollout.failure.clone().unwrap_or_default()
+                ),
+            };
+        }
+        rollout.status = RolloutStatus::Complete;
+        return Tick::Done;
+    }
+    let moved = subjects(state, &step.moves);
+    let bake = moved.values().map(|r| r.bake.as_secs()).max().unwrap_or(0);
+    let gated = !rolling_back
+        && moved
+            .values()
+            .any(|r| r.gate.is_some() || !r.bake.is_zero());
+    let number = rollout.steps.len() + 1;
+    rollout.steps.push(StepRecord {
+        number,
+        rollback: rolling_back,
+        at: at(now_ms),
+        at_ms: now_ms,
+        moves: step.moves.clone(),
+        bake_seconds: bake,
+        gate: if gated {
+            GateState::Pending
+        } else if rolling_back && bake > 0 && !step.last {
+            GateState::BakeOnly
+        } else {
+            GateState::None
+        },
+    });
+    for m in &step.moves {
+        ledger.moves.insert(
+            m.address.to_string(),
+            LastMove {
+                direction: if m.to > m.from { 1 } else { -1 },
+                at_ms: now_ms,
+                gate_failed: rolling_back,
+            },
+        );
+    }
+    Tick::Apply {
+        plan,
+        step: number,
+        last: step.last && !gated,
+        rollback: rolling_back,
+    }
+}
+
+fn short(revision: &str) -> &str {
+    revision.get(..12).unwrap_or(revision)
+}
+
+/// How a rollout run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEnd {
+    /// Desired state reached.
+    Done,
+    /// The revision failed its gates (rolled back or held).
+    Failed(String),
+    /// A change failed to apply; what landed stays.
+    ApplyFailed(Vec<String>),
+    /// Nothing to do before this time (only without `wait`).
+    Waiting(SystemTime, String),
+    /// Stopped by a signal between steps.
+    Interrupted,
+}
+
+/// Events of a rollout run, for the console or the daemon's log.
+pub trait RolloutEvents: Send + Sync {
+    /// A step starts.
+    fn step(&self, number: usize, rollback: bool, plan: &Plan);
+    /// Waiting.
+    fn waiting(&self, reason: &str);
+}
+
+/// Options of a rollout run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Sleep through bakes (the CLI) or return [`RunEnd::Waiting`] (the daemon).
+    pub wait: bool,
+    /// A recorded deny-window override.
+    pub deny_window_override: Option<String>,
+    /// Conflicts (objects changed since observed) tolerated in a row before
+    /// giving up; 0 for a saved plan, which must apply as approved.
+    pub max_conflicts: u32,
+}
+
+/// Whether observation must include the health that costs extra calls.
+pub fn needs_health(state: &DesiredState) -> bool {
+    state.traffic_policies.iter().any(|p| {
+        p.doc
+            .spec
+            .health_gate
+            .as_ref()
+            .is_some_and(|g| g.min_healthy_fraction.is_some())
+    })
+}
+
+/// Runs the rollout of `revision` step by step until it is done, fails,
+/// must wait (without `wait`), or `stop` is set.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    state: &DesiredState,
+    desired: &DesiredResources,
+    revision: &str,
+    providers: &Providers,
+    store: &LedgerStore,
+    progress: &dyn Progress,
+    events: &dyn RolloutEvents,
+    stop: &Arc<AtomicBool>,
+    options: &RunOptions,
+) -> anyhow::Result<(RunEnd, Vec<engine::Outcome>)> {
+    let health = needs_health(state);
+    let mut outcomes = Vec::new();
+    let mut conflicts = 0u32;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok((RunEnd::Interrupted, outcomes));
+        }
+        let observation = engine::observe_with(providers, desired, health).await;
+        if !observation.gaps.is_empty() {
+            let gaps = observation
+                .gaps
+                .iter()
+                .map(|g| format!("{} of {}: {}", g.family, g.provider, g.error))
+                .collect();
+            return Ok((RunEnd::ApplyFailed(gaps), outcomes));
+        }
+        let mut ledger = store.load()?;
+        let next = tick(
+            state,
+            desired,
+            &observation,
+            revision,
+            SystemTime::now(),
+            options.deny_window_override.as_deref(),
+            &mut ledger,
+        )
+        .await;
+        store.save(&ledger)?;
+        match next {
+            Tick::Done => return Ok((RunEnd::Done, outcomes)),
+            Tick::Failed { reason } => return Ok((RunEnd::Failed(reason), outcomes)),
+            Tick::Wait { until, reason } => {
+                events.waiting(&reason);
+                if !options.wait {
+                    return Ok((RunEnd::Waiting(until, reason), outcomes));
+                }
+                while SystemTime::now() < until {
+                    if stop.load(Ordering::SeqCst) {
+                        return Ok((RunEnd::Interrupted, outcomes));
+                    }
+                    let left = until
+                        .duration_since(SystemTime::now())
+                        .unwrap_or_default()
+                        .min(Duration::from_millis(200));
+                    tokio::time::sleep(left).await;
+                }
+            }
+            Tick::Apply {
+                plan,
+                step,
+                last,
+                rollback,
+            } => {
+                if plan.is_blocked() || plan.errored {
+                    let why = plan
+                        .violations
+                        .iter()
+                        .map(|v| v.message.clone())
+                        .chain(plan.conflicts.iter().cloned())
+                        .collect();
+                    return Ok((RunEnd::ApplyFailed(why), outcomes));
+                }
+                events.step(step, rollback, &plan);
+                let report = engine::apply(&plan, providers, progress, stop).await;
+                let failures: Vec<String> = report
+                    .failures()
+                    .iter()
+                    .filter_map(|f| {
+                        f.error.as_ref().map(|e| {
+                            format!("{} {}: {e}", f.change.action.symbol(), f.change.address)
+                        })
+                    })
+                    .collect();
+                let only_conflicts = !failures.is_empty()
+                    && report
+                        .failures()
+                        .iter()
+                        .all(|f| f.error.as_ref().is_some_and(|e| e.is_conflict()));
+                outcomes.extend(report.outcomes.clone());
+                if only_conflicts && conflicts < options.max_conflicts {
+                    // Observe again and compute the step again from live.
+                    conflicts += 1;
+                    for failure in &failures {
+                        events.waiting(&format!(
+                            "conflict: {failure}; observing again and re-planning this step"
+                        ));
+                    }
+                    // The recorded step did not land as planned: forget it.
+                    let mut ledger = store.load()?;
+                    if let Some(current) = ledger.current.as_mut()
+                        && current.steps.last().is_some_and(|s| s.number == step)
+                    {
+                        current.steps.pop();
+                    }
+                    store.save(&ledger)?;
+                    continue;
+                }
+                if !failures.is_empty() {
+                    return Ok((RunEnd::ApplyFailed(failures), outcomes));
+                }
+                conflicts = 0;
+                if report.skipped > 0 {
+                    return Ok((RunEnd::Interrupted, outcomes));
+                }
+                if last {
+                    let mut ledger = store.load()?;
+                    let mut failure = None;
+                    if let Some(current) = ledger.current.as_mut() {
+                        if rollback {
+                            current.status = RolloutStatus::Failed;
+                            failure = Some(format!(
+                                "{}; rolled back to the last good values",
+                                current.failure.clone().unwrap_or_default()
+                            ));
+                        } else {
+                            current.status = RolloutStatus::Complete;
+                        }
+                    }
+                    store.save(&ledger)?;
+                    return Ok((failure.map_or(RunEnd::Done, RunEnd::Failed), outcomes));
+                }
+            }
+        }
+    }
+}
+
+/// Adds the step schedule and the invariant violations (serving regions at
+/// every step, no silent all-zero) to a plan; deny windows and anti-flap
+/// holds are left to the rollout, which waits them out (the daemon).
+pub fn annotate_invariants(
+    plan: &mut Plan,
+    state: &DesiredState,
+    desired: &DesiredResources,
+    observation: &Observation,
+) {
+    let (live, _) = live_of(observation);
+    let schedule = schedule::schedule(state, desired, &live);
+    if schedule.steps.iter().any(|s| !s.moves.is_empty()) {
+        plan.schedule = Some(schedule);
+    }
+    plan.violations
+        .extend(invariants::schedule_violations(state, desired, &live));
+}
+
+/// Adds what progressive delivery knows to a plan: the step schedule, and
+/// the invariant, deny-window and anti-flap violations (the CLI: a plan
+/// inside a deny window or reversing a recent move is blocked, exit 3).
+pub fn annotate(
+    plan: &mut Plan,
+    state: &DesiredState,
+    desired: &DesiredResources,
+    observation: &Observation,
+    ledger: &Ledger,
+    now: SystemTime,
+    deny_window_override: Option<&str>,
+) {
+    let (live, _) = live_of(observation);
+    let schedule = schedule::schedule(state, desired, &live);
+    if schedule.steps.iter().any(|s| !s.moves.is_empty()) {
+        if let Some(first) = schedule.steps.first() {
+            plan.violations.extend(invariants::flap_violations(
+                state,
+                &first.moves,
+                &ledger.moves,
+                now,
+            ));
+        }
+        plan.schedule = Some(schedule);
+    }
+    plan.violations
+        .extend(invariants::schedule_violations(state, desired, &live));
+    let moving = invariants::moving_subjects(state, desired, &live);
+    let windows = invariants::window_violations(state, &moving, now);
+    match deny_window_override {
+        Some(reason) if !windows.is_empty() => plan.notes.push(format!(
+            "deny window overridden on the command line ({reason}); recorded in the rollout ledger: {}",
+            windows
+                .iter()
+                .map(|w| w.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+        _ => plan.violations.extend(windows),
+    }
+}
+
+/// The ledger for humans: the current rollout, its steps, failed revisions.
+pub fn ledger_text(ledger: &Ledger) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    match &ledger.current {
+        None => {
+            let _ = writeln!(out, "rollout: none");
+        }
+        Some(rollout) => {
+            let _ = writeln!(
+                out,
+                "rollout of {}: {:?} (started {})",
+                short(&rollout.revision),
+                rollout.status,
+                rollout.started_at
+            );
+            for step in &rollout.steps {
+                let moves: Vec<String> = step
+                    .moves
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{} {} {} → {}",
+                            m.address,
+                            m.lever.field(),
+                            m.lever.show(m.from),
+                            m.lever.show(m.to)
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  {} {} at {}: {}; gate {:?}",
+                    if step.rollback {
+                        "rollback step"
+                    } else {
+                        "step"
+                    },
+                    step.number,
+                    step.at,
+                    if moves.is_empty() {
+                        "(no lever moves)".to_owned()
+                    } else {
+                        moves.join(", ")
+                    },
+                    step.gate
+                );
+            }
+            if let Some(failure) = &rollout.failure {
+                let _ = writeln!(out, "  failure: {failure}");
+            }
+            if let Some(reason) = &rollout.deny_window_override {
+                let _ = writeln!(out, "  deny window overridden: {reason}");
+            }
+        }
+    }
+    for (revision, failed) in &ledger.failed {
+        let _ = writeln!(
+            out,
+            "failed revision {}: at {}: {} (not retried until a new commit or `meridian retry`)",
+            short(revision),
+            failed.at,
+            failed.reason
+        );
+    }
+    out
+}
