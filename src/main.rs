@@ -882,11 +882,6 @@ async fn override_command(cli: &Cli, command: &OverrideCommand) -> Result<u8> {
         Ok(target) => target,
         Err(why) => {
             eprintln!("error: {why}");
-            if observation.resources.is_empty() {
-                eprintln!(
-                    "warning: the simulated cloud holds none of these objects yet (has `apply` run?); every endpoint is assumed healthy"
-                );
-            }
             for gap in &observation.gaps {
                 eprintln!(
                     "note: {} of provider `{}` could not be observed: {}",
