@@ -425,8 +425,21 @@ impl Loop {
             }
         };
         // Deny windows and anti-flap holds make the daemon wait, not fail:
-        // the rollout pauses and resumes by itself.
-        crate::rollout::annotate_invariants(&mut plan, state, &desired, &observation);
+        // the rollout pauses and resumes by itself. The invariants are
+        // checked before a revision's rollout starts; once it runs, its
+        // gates govern (and roll back), so a region failing mid-rollout
+        // does not freeze it half-way.
+        let rollout_running = ledger.current.as_ref().is_some_and(|r| {
+            r.revision == revision
+                && matches!(
+                    r.status,
+                    crate::rollout::RolloutStatus::InProgress
+                        | crate::rollout::RolloutStatus::RollingBack
+                )
+        });
+        if !rollout_running {
+            crate::rollout::annotate_invariants(&mut plan, state, &desired, &observation);
+        }
         let drift: Vec<Drift> = plan
             .changes
             .iter()

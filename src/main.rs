@@ -629,6 +629,20 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         );
         return Ok(exit::ERROR);
     }
+    let mut plan = plan;
+    let running = ledger.current.as_ref().is_some_and(|r| {
+        r.revision == state.digest
+            && matches!(
+                r.status,
+                rollout::RolloutStatus::InProgress | rollout::RolloutStatus::RollingBack
+            )
+    });
+    if running {
+        // The invariants were checked when this rollout started; from here
+        // its gates govern and roll it back if health drops.
+        plan.violations
+            .retain(|v| !rollout::is_rollout_violation(v));
+    }
     if plan.is_blocked() {
         print!("{}", render::plan(&plan, Format::Text, style()));
         print_violations(&plan);
@@ -758,7 +772,9 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             Ok(exit::ERROR)
         }
         rollout::RunEnd::Waiting(_, reason) => {
-            eprintln!("error: stopped while waiting: {reason}");
+            eprintln!(
+                "Paused: {reason}. The rollout's position is saved; run `meridian apply` again once the window has closed (or override it with --override-deny-window \"<reason>\")."
+            );
             Ok(exit::ERROR)
         }
     }

@@ -22,7 +22,19 @@ struct Setup {
 fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_path_buf();
-    let files = example_files("desired-state");
+    // The example's careful policy (25% steps, 5 min bake), without its
+    // weekend deny window, so the preview shows a real schedule whatever
+    // the day.
+    let files: Vec<(String, String)> = example_files("desired-state")
+        .into_iter()
+        .map(|(p, c)| {
+            (
+                p,
+                c.replace("maxStepPercent: 100", "maxStepPercent: 25")
+                    .replace("bakeSeconds: 0", "bakeSeconds: 300"),
+            )
+        })
+        .collect();
     let files: Vec<(&str, String)> = files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
     let repo = Repo::new(&root, &files);
     let sim = root.join("sim");
@@ -30,7 +42,19 @@ fn setup() -> Setup {
         sim_run(&root, &sim, &["sim", "faults", "--deploy-delay-ms", "50"]).code,
         0
     );
-    let apply = sim_run(&repo.work, &sim, &["apply", "--yes"]);
+    // The rollout ledger goes outside the work tree, so later commits do
+    // not pick it up.
+    let state = root.join("state");
+    let apply = sim_run(
+        &repo.work,
+        &sim,
+        &[
+            "apply",
+            "--yes",
+            "--state-dir",
+            state.to_str().expect("utf-8"),
+        ],
+    );
     assert_eq!(apply.code, 0, "{}", apply.all());
     let base = repo.git(&["rev-parse", "HEAD"]);
     Setup {

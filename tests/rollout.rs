@@ -474,10 +474,16 @@ fn the_daemon_rolls_back_a_failing_revision_shows_it_and_does_not_retry_it() {
 
     // Several polls later: the failed revision is not tried again.
     let (_, writes) = call_totals(&sim);
-    let reconciles = daemon.status()["reconciles"].as_u64().expect("count");
-    daemon.wait_for(Duration::from_secs(30), "three more polls", |s| {
-        s["reconciles"].as_u64().unwrap_or(0) >= reconciles + 3
-    });
+    let fetches = daemon.metric("meridian_git_fetches_total{result=\"ok\"}");
+    let started = Instant::now();
+    while daemon.metric("meridian_git_fetches_total{result=\"ok\"}") < fetches + 3.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the daemon stopped polling"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(daemon.status()["last_attempted"]["outcome"], "rolled_back");
     assert_eq!(
         call_totals(&sim).1,
         writes,

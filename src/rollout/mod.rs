@@ -110,6 +110,9 @@ pub struct StepRecord {
     pub at_ms: u64,
     /// Lever moves.
     pub moves: Vec<Move>,
+    /// When its writes had all landed (the bake counts from here).
+    #[serde(default)]
+    pub landed_ms: Option<u64>,
     /// Bake after the step.
     pub bake_seconds: u64,
     /// Gate verdict.
@@ -246,6 +249,63 @@ fn rollback_target(
         .collect()
 }
 
+/// Desired state as a rollout may move it: the levers of objects under an
+/// active break-glass override stay at their live values, objects it would
+/// add there wait, and objects it would remove there stay, until the
+/// override expires; then the change rolls out like any other.
+pub fn without_held(
+    desired: &DesiredResources,
+    observation: &Observation,
+    now: SystemTime,
+) -> DesiredResources {
+    let active: Vec<&Address> = observation
+        .overrides
+        .iter()
+        .filter(|(_, o)| crate::clock::parse_rfc3339(&o.until).is_some_and(|until| until > now))
+        .map(|(_, o)| &o.address)
+        .collect();
+    if active.is_empty() {
+        return desired.clone();
+    }
+    let covered = |address: &Address| {
+        crate::overrides::marker_object(address).is_some_and(|m| active.contains(&&m))
+    };
+    let (live, providers) = live_of(observation);
+    let mut out = desired.clone();
+    for (address, want) in desired {
+        if lever(&want.resource).is_none() || !covered(address) {
+            continue;
+        }
+        match live.get(address).and_then(|o| lever(&o.resource)) {
+            Some((_, value)) => {
+                out.insert(
+                    address.clone(),
+                    DesiredResource {
+                        resource: with_lever(&want.resource, value),
+                        ..want.clone()
+                    },
+                );
+            }
+            None => {
+                out.remove(address);
+            }
+        }
+    }
+    for (address, observed) in &live {
+        if !desired.contains_key(address) && covered(address) {
+            out.insert(
+                address.clone(),
+                DesiredResource {
+                    provider: providers.get(address).cloned().unwrap_or_default(),
+                    resource: observed.resource.clone(),
+                    source: format!("{address} (held by a break-glass override)"),
+                },
+            );
+        }
+    }
+    out
+}
+
 /// The rules of the subjects that `moves` touch.
 fn subjects(state: &DesiredState, moves: &[Move]) -> BTreeMap<String, Rules> {
     let mut out = BTreeMap::new();
@@ -264,7 +324,7 @@ pub enum Tick {
     /// Apply this step.
     Apply {
         /// The step's plan.
-        plan: Plan,
+        plan: Box<Plan>,
         /// Its number.
         step: usize,
         /// Whether nothing follows it (no bake, no gate, target reached).
@@ -278,6 +338,9 @@ pub enum Tick {
         until: SystemTime,
         /// Why.
         reason: String,
+        /// Whether the wait is a pause (a deny window) the command line
+        /// should not sit through: it stops, and a later run continues.
+        pause: bool,
     },
     /// Desired state is reached and its gates passed.
     Done,
@@ -355,7 +418,7 @@ pub async fn tick(
     if let Some(last) = rollout.steps.last_mut()
         && matches!(last.gate, GateState::Pending | GateState::BakeOnly)
     {
-        let ready = last.at_ms + last.bake_seconds * 1000;
+        let ready = last.landed_ms.unwrap_or(last.at_ms) + last.bake_seconds * 1000;
         if now_ms < ready {
             return Tick::Wait {
                 until: UNIX_EPOCH + Duration::from_millis(ready),
@@ -369,6 +432,7 @@ pub async fn tick(
                         ""
                     }
                 ),
+                pause: false,
             };
         }
         if last.gate == GateState::BakeOnly {
@@ -434,7 +498,7 @@ pub async fn tick(
     let target = if rolling_back {
         rollback_target(observation, &rollout.baseline)
     } else {
-        desired.clone()
+        without_held(desired, observation, now)
     };
     let step = schedule::step(state, &target, &live, &rollout.baseline);
     if !rolling_back && !step.moves.is_empty() && rollout.deny_window_override.is_none() {
@@ -447,6 +511,7 @@ pub async fn tick(
                         rules.source(),
                         crate::clock::rfc3339(end)
                     ),
+                    pause: true,
                 };
             }
         }
@@ -483,6 +548,7 @@ pub async fn tick(
                     "waiting for {} to become healthy before giving it traffic",
                     names.join(", ")
                 ),
+                pause: false,
             };
         }
         if !step.last && !rolling_back {
@@ -514,6 +580,7 @@ pub async fn tick(
         rollback: rolling_back,
         at: at(now_ms),
         at_ms: now_ms,
+        landed_ms: None,
         moves: step.moves.clone(),
         bake_seconds: bake,
         gate: if gated {
@@ -535,7 +602,7 @@ pub async fn tick(
         );
     }
     Tick::Apply {
-        plan,
+        plan: Box::new(plan),
         step: number,
         last: step.last && !gated,
         rollback: rolling_back,
@@ -637,9 +704,13 @@ pub async fn run(
         match next {
             Tick::Done => return Ok((RunEnd::Done, outcomes)),
             Tick::Failed { reason } => return Ok((RunEnd::Failed(reason), outcomes)),
-            Tick::Wait { until, reason } => {
+            Tick::Wait {
+                until,
+                reason,
+                pause,
+            } => {
                 events.waiting(&reason);
-                if !options.wait {
+                if !options.wait || pause {
                     return Ok((RunEnd::Waiting(until, reason), outcomes));
                 }
                 while SystemTime::now() < until {
@@ -710,6 +781,16 @@ pub async fn run(
                 if report.skipped > 0 {
                     return Ok((RunEnd::Interrupted, outcomes));
                 }
+                // The bake counts from when the step's writes landed.
+                let mut ledger = store.load()?;
+                if let Some(record) = ledger
+                    .current
+                    .as_mut()
+                    .and_then(|c| c.steps.iter_mut().find(|s| s.number == step))
+                {
+                    record.landed_ms = Some(millis(SystemTime::now()));
+                }
+                store.save(&ledger)?;
                 if last {
                     let mut ledger = store.load()?;
                     let mut failure = None;
@@ -742,6 +823,8 @@ pub fn annotate_invariants(
     observation: &Observation,
 ) {
     let (live, _) = live_of(observation);
+    let held = without_held(desired, observation, SystemTime::now());
+    let desired = &held;
     let schedule = schedule::schedule(state, desired, &live);
     if schedule.steps.iter().any(|s| !s.moves.is_empty()) {
         plan.schedule = Some(schedule);
@@ -763,6 +846,8 @@ pub fn annotate(
     deny_window_override: Option<&str>,
 ) {
     let (live, _) = live_of(observation);
+    let held = without_held(desired, observation, now);
+    let desired = &held;
     let schedule = schedule::schedule(state, desired, &live);
     if schedule.steps.iter().any(|s| !s.moves.is_empty()) {
         if let Some(first) = schedule.steps.first() {
@@ -858,4 +943,10 @@ pub fn ledger_text(ledger: &Ledger) -> String {
         );
     }
     out
+}
+
+/// Whether a violation comes from the rollout checks (invariants, windows,
+/// anti-flap) rather than from a data-residency policy.
+pub fn is_rollout_violation(violation: &crate::policy::Violation) -> bool {
+    !violation.policy.starts_with("DataResidencyPolicy/")
 }

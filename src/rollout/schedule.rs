@@ -101,10 +101,12 @@ pub fn next_value(kind: LeverKind, from: f64, to: f64, max_step: u32, origin: f6
     };
     if kind == LeverKind::CapacityScaler && next > 0.0 && next < 10.0 {
         // GCP accepts a scaler of 0 or 0.1-1.0.
-        return if to > from {
-            10.0_f64.min(to.max(10.0))
-        } else {
+        return if to <= from {
             0.0
+        } else if to >= 10.0 {
+            10.0
+        } else {
+            to
         };
     }
     next
