@@ -272,18 +272,31 @@ impl Loop {
                 s.head = Some(now_at(&head));
             }
         });
-        let settled = previous.last_attempted.as_ref().is_some_and(|a| {
-            a.revision.revision == head
-                && matches!(
-                    a.outcome,
-                    Outcome::Applied
-                        | Outcome::NoChanges
-                        | Outcome::Invalid
-                        | Outcome::Blocked
-                        | Outcome::RolledBack
-                )
-        });
-        let known_bad = previous.failed_revisions.iter().any(|r| r == &head);
+        // `meridian retry` clears a gate failure from the rollout ledger: a
+        // revision rolled back after a failed gate rolls out again.
+        let retried = previous.last_attempted.as_ref().is_some_and(|a| {
+            a.revision.revision == head && matches!(a.outcome, Outcome::RolledBack)
+        }) && crate::rollout::LedgerStore::new(&self.config.state_dir)
+            .load()
+            .is_ok_and(|l| !l.failed.contains_key(&head));
+        if retried {
+            tracing::info!(%head, "the failed revision was cleared by `meridian retry`; rolling it out again");
+            self.shared
+                .update_status(|s| s.failed_revisions.retain(|r| r != &head));
+        }
+        let settled = !retried
+            && previous.last_attempted.as_ref().is_some_and(|a| {
+                a.revision.revision == head
+                    && matches!(
+                        a.outcome,
+                        Outcome::Applied
+                            | Outcome::NoChanges
+                            | Outcome::Invalid
+                            | Outcome::Blocked
+                            | Outcome::RolledBack
+                    )
+            });
+        let known_bad = !retried && previous.failed_revisions.iter().any(|r| r == &head);
         if trigger != "drift" && trigger != "startup" && settled {
             tracing::debug!(%head, "no new revision");
             return Next::Quiet;

@@ -257,10 +257,11 @@ fn an_unhealthy_region_mid_rollout_rolls_back_and_the_revision_is_not_retried() 
     assert_eq!(up.code, 0, "{}", up.all());
     let retry = sim_run(root, &sim, &["retry"]);
     assert_eq!(retry.code, 0, "{}", retry.all());
-    edit(&desired, POLICIES, "bakeSeconds: 3", "bakeSeconds: 0");
+    // The same desired state (same revision) now rolls out again.
     let apply = sim_run(root, &sim, &["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{}", apply.all());
-    assert_eq!(dial_writes(&sim, "us-east-1").last().map(|w| w.1), Some(0));
+    let dials: Vec<u64> = dial_writes(&sim, "us-east-1").iter().map(|w| w.1).collect();
+    assert_eq!(dials, vec![75, 100, 75, 50, 25, 0]);
 }
 
 #[test]
@@ -484,11 +485,31 @@ fn the_daemon_rolls_back_a_failing_revision_shows_it_and_does_not_retry_it() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(daemon.status()["last_attempted"]["outcome"], "rolled_back");
+
     assert_eq!(
         call_totals(&sim).1,
         writes,
         "no write for the failed revision"
     );
+
+    // Health back and `meridian retry`: the running daemon rolls it out again.
+    let up = sim_run(
+        root,
+        &sim,
+        &["sim", "set-health", "eu-central-1", "healthy"],
+    );
+    assert_eq!(up.code, 0, "{}", up.all());
+    let retry = sim_run(
+        root,
+        &sim,
+        &["retry", "--state-dir", state.to_str().expect("utf-8")],
+    );
+    assert_eq!(retry.code, 0, "{}", retry.all());
+    daemon.wait_for(Duration::from_secs(90), "the retried revision", |s| {
+        s["last_applied"]["revision"].as_str() == Some(second.as_str())
+    });
+    assert_eq!(dial_writes(&sim, "us-east-1").last().map(|w| w.1), Some(0));
+    assert_eq!(daemon.metric("meridian_revision_failed"), 0.0);
 }
 
 /// A stand-in for Prometheus's HTTP API answering every instant query with
@@ -582,4 +603,48 @@ fn a_prometheus_gate_passes_each_step_or_rolls_back() {
     );
     let dials: Vec<u64> = dial_writes(&sim, "us-east-1").iter().map(|w| w.1).collect();
     assert_eq!(dials, vec![75, 100]);
+}
+
+#[test]
+fn an_expired_override_is_reverted_progressively() {
+    let (dir, sim, _desired) = setup(1);
+    let root = dir.path();
+    // Break glass: us-east-1 drained by hand, held for a few seconds.
+    let set = sim_run(root, &sim, &["override", "set", "api", "--until", "4s"]);
+    assert_eq!(set.code, 0, "{}", set.all());
+    let by_hand = sim_run(
+        root,
+        &sim,
+        &[
+            "sim",
+            "set-dial",
+            "api",
+            "us-east-1",
+            "0",
+            "--listener",
+            "https",
+        ],
+    );
+    assert_eq!(by_hand.code, 0, "{}", by_hand.all());
+    let by_hand_writes = dial_writes(&sim, "us-east-1");
+    assert_eq!(
+        by_hand_writes.iter().map(|w| w.1).collect::<Vec<_>>(),
+        vec![0]
+    );
+    let held = sim_run(root, &sim, &["apply", "--yes"]);
+    assert_eq!(held.code, 0, "{}", held.all());
+    assert_eq!(
+        dial_writes(&sim, "us-east-1"),
+        by_hand_writes,
+        "held while overridden"
+    );
+
+    std::thread::sleep(Duration::from_millis(4_200));
+    let apply = sim_run(root, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let writes = dial_writes(&sim, "us-east-1")[1..].to_vec();
+    let dials: Vec<u64> = writes.iter().map(|w| w.1).collect();
+    // Back to 100 in the policy's 25-point steps, baked, not in one jump.
+    assert_eq!(dials, vec![25, 50, 75, 100], "{writes:?}");
+    assert_baked(&writes, 1_000);
 }

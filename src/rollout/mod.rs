@@ -395,14 +395,37 @@ pub async fn tick(
                 }
             }
         }
+        // A step of the superseded rollout still baking keeps baking, and
+        // its gates are still checked, before anything else moves: a new
+        // commit never skips a bake.
+        let inherited: Vec<StepRecord> = ledger
+            .current
+            .as_ref()
+            .filter(|p| {
+                matches!(
+                    p.status,
+                    RolloutStatus::InProgress | RolloutStatus::RollingBack
+                )
+            })
+            .and_then(|p| p.steps.last())
+            .filter(|s| matches!(s.gate, GateState::Pending | GateState::BakeOnly))
+            .cloned()
+            .into_iter()
+            .collect();
+        let baseline_health = ledger
+            .current
+            .as_ref()
+            .filter(|_| !inherited.is_empty())
+            .map(|p| p.baseline_health.clone())
+            .unwrap_or_else(|| gates::baseline(&live));
         ledger.current = Some(Rollout {
             revision: revision.to_owned(),
             started_at: at(now_ms),
             started_ms: now_ms,
             status: RolloutStatus::InProgress,
             baseline,
-            baseline_health: gates::baseline(&live),
-            steps: Vec::new(),
+            baseline_health,
+            steps: inherited,
             failure: None,
             deny_window_override: deny_window_override.map(str::to_owned),
         });
@@ -516,6 +539,32 @@ pub async fn tick(
             }
         }
     }
+    if !rolling_back {
+        // Anti-flap: a lever is not moved back within its hold unless a
+        // gate failed. The command line refuses such a plan up front (exit
+        // 3); here the rollout waits the hold out.
+        for m in &step.moves {
+            let Some(last) = ledger.moves.get(&m.address.to_string()) else {
+                continue;
+            };
+            let direction = if m.to > m.from { 1 } else { -1 };
+            let hold = rules_for(state, &m.address).flap_hold;
+            let until = last.at_ms + u64::try_from(hold.as_millis()).unwrap_or(0);
+            if direction != last.direction && !last.gate_failed && now_ms < until {
+                return Tick::Wait {
+                    until: UNIX_EPOCH + Duration::from_millis(until),
+                    reason: format!(
+                        "anti-flap: {} {} moved the other way at {}; held until {}",
+                        m.address,
+                        m.lever.field(),
+                        at(last.at_ms),
+                        at(until)
+                    ),
+                    pause: true,
+                };
+            }
+        }
+    }
     let plan = engine::make_plan(state, &step.desired, observation, Some(revision.to_owned()));
     if plan.changes.is_empty() {
         if !step.waiting_for_health.is_empty() {
@@ -560,7 +609,7 @@ pub async fn tick(
             rollout.status = RolloutStatus::Failed;
             return Tick::Failed {
                 reason: format!(
-                    "{}; rolled back to the last good values",
+                    "{}; traffic levers rolled back to their last good values",
                     rollout.failure.clone().unwrap_or_default()
                 ),
             };
@@ -764,12 +813,21 @@ pub async fn run(
                             "conflict: {failure}; observing again and re-planning this step"
                         ));
                     }
-                    // The recorded step did not land as planned: forget it.
+                    // Nothing of the step landed: forget it and plan it
+                    // again. If part of it landed, it stays recorded and is
+                    // baked and gated like any step before the next.
+                    let landed = report.outcomes.iter().any(|o| o.error.is_none());
                     let mut ledger = store.load()?;
                     if let Some(current) = ledger.current.as_mut()
                         && current.steps.last().is_some_and(|s| s.number == step)
                     {
-                        current.steps.pop();
+                        if landed {
+                            if let Some(record) = current.steps.last_mut() {
+                                record.landed_ms = Some(millis(SystemTime::now()));
+                            }
+                        } else {
+                            current.steps.pop();
+                        }
                     }
                     store.save(&ledger)?;
                     continue;
@@ -798,7 +856,7 @@ pub async fn run(
                         if rollback {
                             current.status = RolloutStatus::Failed;
                             failure = Some(format!(
-                                "{}; rolled back to the last good values",
+                                "{}; traffic levers rolled back to their last good values",
                                 current.failure.clone().unwrap_or_default()
                             ));
                         } else {

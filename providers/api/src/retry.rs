@@ -29,7 +29,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            max_attempts: 12,
+            max_attempts: 16,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(10),
             max_wait: Duration::from_secs(15 * 60),

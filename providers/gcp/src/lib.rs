@@ -8,8 +8,8 @@
 //!
 //! Every write returns a long-running operation; the provider waits for
 //! `DONE` with `globalOperations.wait` and surfaces the operation's own
-//! error. Updates are compare-and-swap: the object is read, its live value
-//! must still be what the plan saw (otherwise the change is a
+//! error. Updates and deletes are compare-and-swap: the object is read, its
+//! live value must still be what the plan saw (otherwise the change is a
 //! [`ErrorClass::Conflict`] and the engine re-observes and re-plans), and the
 //! write carries the fingerprint of that read, so a change landing in between
 //! answers 412 and is looked at again instead of being overwritten. A backend
@@ -1150,6 +1150,18 @@ impl GcpProvider {
                     if !self.owns(&live.description) {
                         return Err(self.not_ours("healthChecks.delete", what));
                     }
+                    // Never delete what changed since it was observed.
+                    let spec_live = health_check_spec(project, &live);
+                    if let Some(Resource::HealthCheck(before)) = &change.before
+                        && spec_live != *before
+                    {
+                        return Err(Self::changed(
+                            "healthChecks.delete",
+                            what,
+                            Some(&spec_live),
+                            Some(before),
+                        ));
+                    }
                     self.write_op(
                         "healthChecks.delete",
                         what,
@@ -1256,6 +1268,18 @@ impl GcpProvider {
                     };
                     if !self.owns(&live.description) {
                         return Err(self.not_ours("backendServices.delete", what));
+                    }
+                    // Never delete what changed since it was observed.
+                    let spec_live = backend_service_spec(project, &live);
+                    if let Some(Resource::BackendService(before)) = &change.before
+                        && spec_live != *before
+                    {
+                        return Err(Self::changed(
+                            "backendServices.delete",
+                            what,
+                            Some(&spec_live),
+                            Some(before),
+                        ));
                     }
                     self.write_op(
                         "backendServices.delete",
@@ -1440,6 +1464,18 @@ impl GcpProvider {
                     };
                     if !self.owns(&live.description) {
                         return Err(self.not_ours("urlMaps.delete", what));
+                    }
+                    // Never delete what changed since it was observed.
+                    let spec_live = url_map_spec(project, &live);
+                    if let Some(Resource::UrlMap(before)) = &change.before
+                        && spec_live != *before
+                    {
+                        return Err(Self::changed(
+                            "urlMaps.delete",
+                            what,
+                            Some(&spec_live),
+                            Some(before),
+                        ));
                     }
                     self.write_op(
                         "urlMaps.delete",
