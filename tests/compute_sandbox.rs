@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -18,21 +16,14 @@ const MARKER: &str = "[meridian.dev/managed-by=meridian meridian.dev/owner=sandb
 /// One Compute Engine call to the sandbox, as any HTTP client makes it.
 fn call(sandbox: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut stream = TcpStream::connect(&sandbox.address).expect("connect");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        sandbox.address,
-        body.len()
+    let (status, payload) = common::aws::http(
+        sandbox,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        &body,
     );
-    stream.write_all(request.as_bytes()).expect("write");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("read");
-    let status = raw
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let payload = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let payload = payload.as_str();
     (
         status,
         serde_json::from_str(payload).unwrap_or(Value::String(payload.to_owned())),

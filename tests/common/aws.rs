@@ -92,17 +92,23 @@ pub fn moto() -> Server {
     }
 }
 
-/// One Global Accelerator API call to the sandbox, as any client makes it.
-pub fn ga_call(
-    sandbox: &Server,
-    operation: &str,
-    body: serde_json::Value,
-) -> (u16, serde_json::Value) {
-    let body = body.to_string();
-    let mut stream = TcpStream::connect(&sandbox.address).expect("connect");
+/// One HTTP/1.1 request to a server, as any client makes it: the status
+/// and the body.
+pub fn http(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(&server.address).expect("connect");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let request = format!(
-        "POST / HTTP/1.1\r\nHost: {}\r\nX-Amz-Target: GlobalAccelerator_V20180706.{operation}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        sandbox.address,
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        server.address,
         body.len()
     );
     stream.write_all(request.as_bytes()).expect("write");
@@ -113,10 +119,30 @@ pub fn ga_call(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let payload = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("{}");
+    let payload = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, payload.to_owned())
+}
+
+/// One Global Accelerator API call to the sandbox, as any client makes it.
+pub fn ga_call(
+    sandbox: &Server,
+    operation: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let target = format!("GlobalAccelerator_V20180706.{operation}");
+    let (status, payload) = http(
+        sandbox,
+        "POST",
+        "/",
+        &[
+            ("X-Amz-Target", target.as_str()),
+            ("Content-Type", "application/x-amz-json-1.1"),
+        ],
+        &body.to_string(),
+    );
     (
         status,
-        serde_json::from_str(payload).unwrap_or(serde_json::Value::Null),
+        serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
     )
 }
 

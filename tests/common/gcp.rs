@@ -4,8 +4,6 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 
@@ -43,21 +41,14 @@ pub fn compute(
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut stream = TcpStream::connect(&sandbox.address).expect("connect");
-    let request = format!(
-        "{method} /compute/v1/projects/{PROJECT}/global/{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        sandbox.address,
-        body.len()
+    let (status, payload) = super::aws::http(
+        sandbox,
+        method,
+        &format!("/compute/v1/projects/{PROJECT}/global/{path}"),
+        &[("Content-Type", "application/json")],
+        &body,
     );
-    stream.write_all(request.as_bytes()).expect("write");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("read");
-    let status = raw
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let payload = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("{}");
+    let payload = payload.as_str();
     // Chunked bodies: take the JSON between the first `{` and the last `}`.
     let json = match (payload.find('{'), payload.rfind('}')) {
         (Some(a), Some(b)) if b >= a => &payload[a..=b],

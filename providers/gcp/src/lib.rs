@@ -773,65 +773,75 @@ impl GcpProvider {
     // ----- observation -------------------------------------------------------
 
     async fn list_health_checks(&self) -> Result<Vec<model::HealthCheck>, ProviderError> {
-        let mut all = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .read("healthChecks.list", "list health checks", || {
-                    self.health_checks
-                        .list()
-                        .set_project(self.project())
-                        .set_max_results(PAGE_SIZE)
-                        .set_or_clear_page_token(token.clone())
-                        .send()
-                })
-                .await?;
-            all.extend(page.items);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(next) => token = Some(next),
-                None => return Ok(all),
-            }
-        }
+        self.list_all(
+            "healthChecks.list",
+            "list health checks",
+            |token| {
+                self.health_checks
+                    .list()
+                    .set_project(self.project())
+                    .set_max_results(PAGE_SIZE)
+                    .set_or_clear_page_token(token)
+                    .send()
+            },
+            |page| (page.items, page.next_page_token),
+        )
+        .await
     }
 
     async fn list_backend_services(&self) -> Result<Vec<model::BackendService>, ProviderError> {
-        let mut all = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .read("backendServices.list", "list backend services", || {
-                    self.backend_services
-                        .list()
-                        .set_project(self.project())
-                        .set_max_results(PAGE_SIZE)
-                        .set_or_clear_page_token(token.clone())
-                        .send()
-                })
-                .await?;
-            all.extend(page.items);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(next) => token = Some(next),
-                None => return Ok(all),
-            }
-        }
+        self.list_all(
+            "backendServices.list",
+            "list backend services",
+            |token| {
+                self.backend_services
+                    .list()
+                    .set_project(self.project())
+                    .set_max_results(PAGE_SIZE)
+                    .set_or_clear_page_token(token)
+                    .send()
+            },
+            |page| (page.items, page.next_page_token),
+        )
+        .await
     }
 
     async fn list_url_maps(&self) -> Result<Vec<model::UrlMap>, ProviderError> {
+        self.list_all(
+            "urlMaps.list",
+            "list URL maps",
+            |token| {
+                self.url_maps
+                    .list()
+                    .set_project(self.project())
+                    .set_max_results(PAGE_SIZE)
+                    .set_or_clear_page_token(token)
+                    .send()
+            },
+            |page| (page.items, page.next_page_token),
+        )
+        .await
+    }
+
+    /// Every item of a paged list call, one call per page.
+    async fn list_all<P, T, F, Fut>(
+        &self,
+        operation: &str,
+        what: &str,
+        list: F,
+        split: impl Fn(P) -> (Vec<T>, Option<String>),
+    ) -> Result<Vec<T>, ProviderError>
+    where
+        F: Fn(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<P, google_cloud_gax::error::Error>>,
+    {
         let mut all = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page = self
-                .read("urlMaps.list", "list URL maps", || {
-                    self.url_maps
-                        .list()
-                        .set_project(self.project())
-                        .set_max_results(PAGE_SIZE)
-                        .set_or_clear_page_token(token.clone())
-                        .send()
-                })
-                .await?;
-            all.extend(page.items);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
+            let page = self.read(operation, what, || list(token.clone())).await?;
+            let (items, next) = split(page);
+            all.extend(items);
+            match next.filter(|t| !t.is_empty()) {
                 Some(next) => token = Some(next),
                 None => return Ok(all),
             }
