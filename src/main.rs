@@ -363,6 +363,12 @@ struct FaultArgs {
     /// landing (repeatable), e.g. backendServices.patch=RESOURCE_NOT_READY:2.
     #[arg(long, value_name = "OPERATION=CODE[:TIMES]", value_parser = simcli::parse_operation_error)]
     operation_error: Vec<meridian_sim::world::OperationFault>,
+    /// Make another writer change a backend of this GCP backend service
+    /// (SERVICE or SERVICE/GROUP_SUFFIX) just before the next write to it
+    /// lands (repeatable; one race each): the write's fingerprint is stale
+    /// and it is answered 412.
+    #[arg(long, value_name = "SERVICE[/GROUP]")]
+    racing_write: Vec<String>,
     /// How long accelerators stay IN_PROGRESS (and GCP operations RUNNING)
     /// after a change, in milliseconds.
     #[arg(long)]
@@ -1036,6 +1042,9 @@ async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
                 faults
                     .operation_errors
                     .extend(args.operation_error.iter().cloned());
+                faults
+                    .racing_writes
+                    .extend(args.racing_write.iter().cloned());
                 if let Some(v) = args.deploy_delay_ms {
                     world.settings.deploy_delay_ms = v
                 }

@@ -336,3 +336,72 @@ fn more_than_five_hundred_backend_services_page_with_the_minimum_of_reads() {
     let run = gcp(dir, &["drift"]);
     assert_eq!(run.code, 0, "{}", run.all());
 }
+
+#[test]
+fn a_write_racing_another_writer_gets_412_reads_again_and_overwrites_nothing() {
+    let (dir, sim, sandbox) = setup(&[]);
+    let dir = dir.path();
+    let apply = gcp(dir, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    // Desired: app-us 1.0 → 0.5. Another writer changes app-apac in the
+    // instant between meridian's read and its patch.
+    let file = dir.join("desired-state/gcp-load-balancing.yaml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let at = text.find("app-us").expect("app-us");
+    let scaler_at = at + text[at..].find("capacityScaler: 1.0").expect("scaler");
+    std::fs::write(
+        &file,
+        format!(
+            "{}capacityScaler: 0.5{}",
+            &text[..scaler_at],
+            &text[scaler_at + "capacityScaler: 1.0".len()..]
+        ),
+    )
+    .expect("write");
+    let race = sim_run(
+        dir,
+        &sim,
+        &[
+            "sim",
+            "faults",
+            "--deploy-delay-ms",
+            "20",
+            "--racing-write",
+            "app-backend/app-apac",
+        ],
+    );
+    assert_eq!(race.code, 0, "{}", race.all());
+    let failed_before = world(&sim)["calls"]["backendServices.patch"]["failed"]
+        .as_u64()
+        .unwrap_or(0);
+
+    let apply = gcp(dir, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let failed = world(&sim)["calls"]["backendServices.patch"]["failed"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(
+        failed,
+        failed_before + 1,
+        "the stale fingerprint was answered 412"
+    );
+    assert!(
+        apply.stderr.contains("changed between read and write"),
+        "the provider read the service again:\n{}",
+        apply.all()
+    );
+    assert_eq!(scaler(&sandbox, "app-us"), 0.5, "meridian's change landed");
+    assert_eq!(
+        scaler(&sandbox, "app-apac"),
+        0.37,
+        "the other writer's change was not overwritten by the stale read"
+    );
+    // The other writer's value is now drift, reported as such.
+    let drift = gcp(dir, &["drift"]);
+    assert_eq!(drift.code, 2, "{}", drift.all());
+    assert!(
+        drift.stdout.contains("app-apac") && drift.stdout.contains("0.37"),
+        "{}",
+        drift.all()
+    );
+}

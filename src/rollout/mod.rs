@@ -170,6 +170,35 @@ impl LedgerStore {
         }
     }
 
+    /// Takes the rollout lock of the state directory for as long as the
+    /// returned file is held: one rollout at a time per ledger, so a command
+    /// line `apply` and a daemon sharing a state directory never step the
+    /// same rollout twice.
+    pub fn lock(&self) -> anyhow::Result<std::fs::File> {
+        let path = self.path.with_file_name("rollout.lock");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(anyhow::anyhow!(
+                "another meridian is rolling out from {} right now (an `apply` or `meridian run`); wait for it, or use another --state-dir only if it manages other objects",
+                path.parent()
+                    .map_or_else(String::new, |p| p.display().to_string())
+            )),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(anyhow::anyhow!("locking {}: {e}", path.display()))
+            }
+        }
+    }
+
     /// Reads the ledger; an absent file is an empty ledger.
     pub fn load(&self) -> anyhow::Result<Ledger> {
         match std::fs::read_to_string(&self.path) {
@@ -722,6 +751,7 @@ pub async fn run(
     stop: &Arc<AtomicBool>,
     options: &RunOptions,
 ) -> anyhow::Result<(RunEnd, Vec<engine::Outcome>)> {
+    let _lock = store.lock()?;
     let health = needs_health(state);
     let mut outcomes = Vec::new();
     let mut conflicts = 0u32;

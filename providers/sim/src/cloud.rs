@@ -1468,6 +1468,26 @@ impl SimCloud {
         self.call(op, true, |world| {
             let not_found = || api(op, "notFound", format!("The resource 'projects/{project}/global/backendServices/{name}' was not found"));
             let key = format!("{project}/{name}");
+            let racing = world.settings.faults.racing_writes.iter().position(|r| {
+                r.split_once('/').map_or(r.as_str(), |(service, _)| service) == name
+            });
+            if let Some(i) = racing {
+                // Another writer gets there first (a test fault): the backend
+                // named after the `/` (by group suffix), or the last one.
+                let race = world.settings.faults.racing_writes.remove(i);
+                let group = race.split_once('/').map(|(_, g)| g.to_owned());
+                let generation = world.fresh_id();
+                let service = world.backend_services.get_mut(&key).ok_or_else(not_found)?;
+                let target = match &group {
+                    Some(g) => service.backends.iter_mut().find(|b| b.group.ends_with(g.as_str())),
+                    None => service.backends.last_mut(),
+                };
+                if let Some(backend) = target {
+                    backend.capacity_scaler = 0.37;
+                }
+                service.fingerprint = fingerprint(&(&service.spec, &service.backends), generation);
+                world.record("backendServices.patch", name, format!("racing writer: {} scaler=0.37", group.as_deref().unwrap_or("last backend")));
+            }
             let current = world.backend_services.get(&key).ok_or_else(not_found)?;
             if fingerprint_seen.is_some_and(|f| f != current.fingerprint) {
                 return Err(api(op, "conditionNotMet", "Supplied fingerprint does not match current fingerprint."));

@@ -97,6 +97,13 @@ pub struct Faults {
     /// landing, each for a number of calls (`backendServices.patch` →
     /// `RESOURCE_NOT_READY`, twice).
     pub operation_errors: Vec<OperationFault>,
+    /// Backend services that another writer changes just before meridian's
+    /// next write to them lands (one entry, one race), as `SERVICE` or
+    /// `SERVICE/GROUP_SUFFIX`: that backend's (default: the last one's)
+    /// capacity scaler becomes 0.37 and the fingerprint moves, so the write
+    /// carries a stale fingerprint and is answered 412.
+    #[serde(default)]
+    pub racing_writes: Vec<String>,
 }
 
 /// One injected failure of a GCP long-running operation: the write is
