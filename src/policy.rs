@@ -49,6 +49,16 @@ fn verdict(policy: &Located<DataResidencyPolicySpec>, region: &str) -> Option<St
     None
 }
 
+/// Whether the clients of `region` are in a client-scoped policy's scope.
+pub fn client_scoped(policy: &Located<DataResidencyPolicySpec>, region: &str) -> bool {
+    policy
+        .doc
+        .spec
+        .client_regions
+        .iter()
+        .any(|g| glob_matches(g, region))
+}
+
 /// Every residency violation of the desired state.
 pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
     let mut out = Vec::new();
@@ -66,6 +76,11 @@ pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
                 .iter()
                 .any(|c| c == classification)
             {
+                continue;
+            }
+            // A client-scoped policy governs where its clients are served,
+            // not where groups are placed: checked on the routing below.
+            if !policy.doc.spec.client_regions.is_empty() {
                 continue;
             }
             for (path, region, location) in &placements {
@@ -117,6 +132,63 @@ pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
             format!("BackendService/{}", bs.name()),
             placements,
         );
+    }
+    // Client-scoped policies: in normal operation (every endpoint healthy),
+    // the traffic of the scoped clients must be served in allowed regions.
+    for ga in &state.accelerators {
+        let Some(classification) = ga.doc.metadata.labels.get(CLASSIFICATION_LABEL) else {
+            continue;
+        };
+        for policy in state.residency_policies.iter().filter(|p| {
+            !p.doc.spec.client_regions.is_empty()
+                && p.doc
+                    .spec
+                    .data_classification
+                    .iter()
+                    .any(|c| c == classification)
+        }) {
+            for (li, listener) in ga.doc.spec.listeners.iter().enumerate() {
+                let groups: std::collections::BTreeMap<String, crate::traffic::GroupState> =
+                    listener
+                        .endpoint_groups
+                        .iter()
+                        .map(|g| {
+                            (
+                                g.region.clone(),
+                                crate::traffic::GroupState {
+                                    dial: f64::from(g.traffic_dial),
+                                    serving: g.endpoints.iter().any(|e| e.weight > 0),
+                                },
+                            )
+                        })
+                        .collect();
+                for flow in crate::traffic::route_listener(&groups).flows {
+                    if flow.share <= 1e-9 || !client_scoped(policy, &flow.from) {
+                        continue;
+                    }
+                    if let Some(why) = verdict(policy, &flow.to) {
+                        let path = format!("spec.listeners[{li}]");
+                        let resource = format!("GlobalAccelerator/{}", ga.name());
+                        out.push(Violation {
+                            policy: format!("DataResidencyPolicy/{}", policy.name()),
+                            resource: resource.clone(),
+                            path: path.clone(),
+                            region: flow.to.clone(),
+                            location: format!("{}:{}", ga.file, ga.at(&path)),
+                            message: format!(
+                                "{resource} listener `{}` serves {:.1}% of its new traffic — clients in {} — in {}, but DataResidencyPolicy/{} keeps the `{classification}` traffic of clients in {} in its allowed regions: {why}",
+                                listener.name,
+                                flow.share * 100.0,
+                                flow.from,
+                                flow.to,
+                                policy.name(),
+                                policy.doc.spec.client_regions.join(", ")
+                            ),
+                        });
+                    }
+                }
+            }
+        }
     }
     out
 }

@@ -671,13 +671,14 @@ pub fn simulate(
         // Failover paths and the routes classified traffic takes.
         let mut failovers = Vec::new();
         // (region, path) pairs where traffic lands during the outage.
-        let mut landings: Vec<(String, String, bool)> = Vec::new();
+        // (region, path, moved, client region when the model knows it).
+        let mut landings: Vec<(String, String, bool, Option<String>)> = Vec::new();
         let mut fail_open = false;
         match subject_during {
             Subject::Listener(groups) => {
                 let routing = traffic::route_listener(groups);
                 fail_open = routing.fail_open;
-                for flow in &routing.flows {
+                for flow in routing.flows.iter().filter(|f| f.share > 1e-9) {
                     let cause = if is_down(down, &flow.from) {
                         "down"
                     } else {
@@ -716,7 +717,7 @@ pub fn simulate(
                                 .to_owned(),
                         });
                     }
-                    landings.push((flow.to.clone(), path, moved));
+                    landings.push((flow.to.clone(), path, moved, Some(flow.from.clone())));
                 }
             }
             Subject::Service(capacities) => {
@@ -753,10 +754,11 @@ pub fn simulate(
                                 region.clone(),
                                 format!("{from} {cause} → spills to {region} (by capacity)"),
                                 true,
+                                None,
                             ));
                         }
                     }
-                    landings.push((region.clone(), format!("{region}'s own share"), false));
+                    landings.push((region.clone(), format!("{region}'s own share"), false, None));
                 }
             }
         }
@@ -766,8 +768,22 @@ pub fn simulate(
         if let Some((classification, policies)) = classification(state, info.labels) {
             let mut by_region: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
             let mut checked: BTreeSet<(String, String)> = BTreeSet::new();
-            for (region, path, moved) in &landings {
-                let verdicts: Vec<(String, Option<String>)> = policies
+            for (region, path, moved, client) in &landings {
+                // A client-scoped policy only speaks of its own clients'
+                // traffic (Global Accelerator flows know their clients).
+                let applicable: Vec<_> = policies
+                    .iter()
+                    .filter(|p| {
+                        p.doc.spec.client_regions.is_empty()
+                            || client
+                                .as_deref()
+                                .is_some_and(|c| crate::policy::client_scoped(p, c))
+                    })
+                    .collect();
+                if applicable.is_empty() {
+                    continue;
+                }
+                let verdicts: Vec<(String, Option<String>)> = applicable
                     .iter()
                     .map(|p| {
                         (

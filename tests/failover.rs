@@ -105,7 +105,7 @@ fn the_patch_applies_with_git_apply_keeps_comments_and_validates() {
         ]
     );
     for comment in [
-        "# The public API: anycast entry in three regions, two listeners.",
+        "# The public API, three regions, two listeners; US clients' records stay in North America.",
         "trafficDial: 50            # APAC still warming up",
         "weight: 0              # canary: present, healthy, no traffic yet",
         "# Accounts service: holds personal data, served from the EU only.",

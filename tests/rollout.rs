@@ -29,6 +29,12 @@ fn setup(bake: u32) -> (tempfile::TempDir, PathBuf, PathBuf) {
         "bakeSeconds: 300",
         &format!("bakeSeconds: {bake}"),
     );
+    // These tests drain us-east-1, whose US clients the example's
+    // client-origin residency policy keeps in North America (that policy has
+    // its own test below).
+    let ga = desired.join(GA);
+    let text = std::fs::read_to_string(&ga).expect("read");
+    std::fs::write(&ga, common::without_client_residency(&text)).expect("write");
     // The example denies changes over weekends; these tests must not depend
     // on the day they run.
     edit(
@@ -647,4 +653,36 @@ fn an_expired_override_is_reverted_progressively() {
     // Back to 100 in the policy's 25-point steps, baked, not in one jump.
     assert_eq!(dials, vec![25, 50, 75, 100], "{writes:?}");
     assert_baked(&writes, 1_000);
+}
+
+#[test]
+fn draining_the_region_of_client_scoped_data_is_blocked_at_plan_time() {
+    // The example as it is: US clients' records stay in North America.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let sim = root.join("sim");
+    let desired = common::copy_example_verbatim(root);
+    edit(
+        &desired,
+        POLICIES,
+        "{cron: \"0 16 * * FRI\", durationMinutes: 3840, timeZone: UTC}",
+        common::NEVER_OPEN_WINDOW,
+    );
+    let apply = sim_run(root, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let (_, writes) = call_totals(&sim);
+    // Draining us-east-1 would serve US clients from Frankfurt and Singapore.
+    want_https_dial(&desired, "us-east-1", 0);
+    let plan = sim_run(root, &sim, &["plan"]);
+    assert_eq!(plan.code, 3, "{}", plan.all());
+    assert!(
+        plan.stderr.contains("DataResidencyPolicy/us-customer-data")
+            && plan.stderr.contains("clients in us-east-1")
+            && plan.stderr.contains("eu-central-1"),
+        "{}",
+        plan.all()
+    );
+    let apply = sim_run(root, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 3, "{}", apply.all());
+    assert_eq!(call_totals(&sim).1, writes, "nothing was written");
 }

@@ -89,11 +89,16 @@ fn losing_us_east_1_sends_its_clients_to_frankfurt_and_overloads_it() {
     //
     // The `grpc` listener (all dials 100): 1/3 each before; during, us-east-1's
     // third goes to eu-central-1: 2/3 and 1/3.
+    //
+    // Residency: the `api` accelerator carries `us-customer-data`, whose
+    // policy keeps the traffic of clients in us-* in us-*/ca-*. With
+    // us-east-1 down, its (US) clients fail over to Frankfurt — on both
+    // listeners — which the policy forbids: exit 3.
     let (code, report, run) = whatif_json("desired-state", &["us-east-1"]);
     assert_eq!(
         code,
-        2,
-        "a capacity shortfall, no policy violated: {}",
+        3,
+        "a residency violation along the failover path: {}",
         run.all()
     );
     assert_eq!(report["format_version"], 1);
@@ -162,12 +167,40 @@ fn losing_us_east_1_sends_its_clients_to_frankfurt_and_overloads_it() {
             .contains("short by 1,000 rps"),
         "{shortfalls:?}"
     );
-    assert_eq!(report["residency_violations"], serde_json::json!([]));
     assert_eq!(report["serving_violations"], serde_json::json!([]));
+    let violations = report["residency_violations"]
+        .as_array()
+        .expect("violations");
+    let found: Vec<(&str, &str, &str)> = violations
+        .iter()
+        .map(|v| {
+            (
+                v["subject"].as_str().unwrap_or_default(),
+                v["region"].as_str().unwrap_or_default(),
+                v["policy"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
     assert_eq!(
-        report["residency_checks"],
-        serde_json::json!([]),
-        "no classified traffic moves: `public` has no residency policy"
+        found,
+        vec![
+            (
+                "GlobalAccelerator[api].listener[grpc]",
+                "eu-central-1",
+                "DataResidencyPolicy/us-customer-data"
+            ),
+            (
+                "GlobalAccelerator[api].listener[https]",
+                "eu-central-1",
+                "DataResidencyPolicy/us-customer-data"
+            ),
+        ]
+    );
+    assert!(
+        violations[1]["paths"][0]
+            .as_str()
+            .is_some_and(|p| p.starts_with("us-east-1 down → spills to eu-central-1")),
+        "{violations:?}"
     );
 }
 
@@ -184,7 +217,7 @@ fn the_markdown_report_matches_its_snapshot() {
             "markdown",
         ],
     );
-    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(run.code, 3, "{}", run.all());
     let expected_path = repo_root().join("tests/fixtures/whatif/example-us-east-1-down.md");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::create_dir_all(expected_path.parent().expect("dir")).expect("mkdir");
@@ -247,18 +280,31 @@ fn two_regions_down_leave_the_api_below_its_minimum_serving_regions() {
     let accounts = subject(&report, "GlobalAccelerator[accounts-eu].listener[https]");
     close(&region(accounts, "eu-west-1")["during"], 1.0);
     let checks = report["residency_checks"].as_array().expect("checks");
-    assert_eq!(checks.len(), 1, "{checks:?}");
-    assert_eq!(checks[0]["resource"], "GlobalAccelerator/accounts-eu");
-    assert_eq!(checks[0]["region"], "eu-west-1");
-    assert_eq!(checks[0]["allowed"], true);
+    let accounts: Vec<&Value> = checks
+        .iter()
+        .filter(|c| c["resource"] == "GlobalAccelerator/accounts-eu")
+        .collect();
+    assert_eq!(accounts.len(), 1, "{checks:?}");
+    assert_eq!(accounts[0]["region"], "eu-west-1");
+    assert_eq!(accounts[0]["allowed"], true);
     assert!(
-        checks[0]["path"]
+        accounts[0]["path"]
             .as_str()
             .expect("path")
             .starts_with("eu-central-1 down → spills to eu-west-1"),
         "{checks:?}"
     );
-    assert_eq!(report["residency_violations"], serde_json::json!([]));
+    // US clients of `api` end up in Singapore: forbidden for their data.
+    let violations = report["residency_violations"]
+        .as_array()
+        .expect("violations");
+    assert!(!violations.is_empty());
+    assert!(
+        violations
+            .iter()
+            .all(|v| v["region"] == "ap-southeast-1" && v["resource"] == "GlobalAccelerator/api"),
+        "{violations:?}"
+    );
 }
 
 #[test]

@@ -735,6 +735,15 @@ pub struct DataResidencyPolicySpec {
     /// Region globs where it must never be served.
     #[serde(default)]
     pub blocked_regions: Vec<String>,
+    /// Client-origin scope (data localisation by where users are): when
+    /// set, the policy governs the traffic of clients in these regions (the
+    /// clients whose nearest endpoint group is in one of them) and requires
+    /// it to be served in allowed regions — normally and, in `meridian
+    /// whatif`, along every failover path. Endpoint groups elsewhere, serving
+    /// other clients, are then allowed. Global Accelerator only: GCP backends
+    /// have no client-origin routing in the traffic model.
+    #[serde(default)]
+    pub client_regions: Vec<String>,
 }
 
 /// Every kind, by name.

@@ -1131,6 +1131,7 @@ impl Validator<'_> {
             for (field, globs) in [
                 ("allowedRegions", &spec.allowed_regions),
                 ("blockedRegions", &spec.blocked_regions),
+                ("clientRegions", &spec.client_regions),
             ] {
                 for (i, glob) in globs.iter().enumerate() {
                     if glob.is_empty()

@@ -125,7 +125,8 @@ impl Repo {
 }
 
 /// The example desired state as (repository path, content) pairs under
-/// `prefix`, its traffic policy made instant ([`super::instant_policy`]).
+/// `prefix`, its traffic policy made instant ([`super::instant_policy`]) and
+/// without its client-origin residency scope.
 pub fn example_files(prefix: &str) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = std::fs::read_dir(super::example_dir())
         .expect("example")
@@ -136,7 +137,9 @@ pub fn example_files(prefix: &str) -> Vec<(String, String)> {
                     "{prefix}/{}",
                     p.file_name().expect("name").to_string_lossy()
                 ),
-                super::instant_policy(&std::fs::read_to_string(&p).expect("read")),
+                super::without_client_residency(&super::instant_policy(
+                    &std::fs::read_to_string(&p).expect("read"),
+                )),
             )
         })
         .collect();

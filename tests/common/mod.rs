@@ -71,16 +71,31 @@ pub fn instant_policy(text: &str) -> String {
         )
 }
 
+/// The example without its client-origin residency scope: the `api`
+/// accelerator's classification back to `public`, so that tests about other
+/// things may drain us-east-1 (whose US clients the example's
+/// `us-customer-data` policy keeps in North America).
+pub fn without_client_residency(text: &str) -> String {
+    text.replace(
+        "meridian.dev/data-classification: us-customer-data",
+        "meridian.dev/data-classification: public",
+    )
+}
+
 /// A deny window that opens for one minute on 29 February only.
 pub const NEVER_OPEN_WINDOW: &str = "{cron: \"0 0 29 2 *\", durationMinutes: 1, timeZone: UTC}";
 
 /// Copies the example desired state into `dest/desired-state`, its traffic
-/// policy made instant ([`instant_policy`]).
+/// policy made instant ([`instant_policy`]) and without its client-origin
+/// residency scope ([`without_client_residency`]).
 pub fn copy_example(dest: &Path) -> PathBuf {
     let target = copy_example_verbatim(dest);
     let policies = target.join("policies.yaml");
     let text = std::fs::read_to_string(&policies).expect("policies");
     std::fs::write(&policies, instant_policy(&text)).expect("write");
+    let ga = target.join("global-accelerator.yaml");
+    let text = std::fs::read_to_string(&ga).expect("accelerators");
+    std::fs::write(&ga, without_client_residency(&text)).expect("write");
     target
 }
 
