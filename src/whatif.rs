@@ -672,7 +672,7 @@ pub fn simulate(
         let mut failovers = Vec::new();
         // (region, path) pairs where traffic lands during the outage.
         // (region, path, moved, client region when the model knows it).
-        let mut landings: Vec<(String, String, bool, Option<String>)> = Vec::new();
+        let mut landings: Vec<(String, String, bool, Option<String>, f64)> = Vec::new();
         let mut fail_open = false;
         match subject_during {
             Subject::Listener(groups) => {
@@ -717,7 +717,13 @@ pub fn simulate(
                                 .to_owned(),
                         });
                     }
-                    landings.push((flow.to.clone(), path, moved, Some(flow.from.clone())));
+                    landings.push((
+                        flow.to.clone(),
+                        path,
+                        moved,
+                        Some(flow.from.clone()),
+                        flow.share,
+                    ));
                 }
             }
             Subject::Service(capacities) => {
@@ -755,10 +761,17 @@ pub fn simulate(
                                 format!("{from} {cause} → spills to {region} (by capacity)"),
                                 true,
                                 None,
+                                moved,
                             ));
                         }
                     }
-                    landings.push((region.clone(), format!("{region}'s own share"), false, None));
+                    landings.push((
+                        region.clone(),
+                        format!("{region}'s own share"),
+                        false,
+                        None,
+                        *share,
+                    ));
                 }
             }
         }
@@ -768,7 +781,10 @@ pub fn simulate(
         if let Some((classification, policies)) = classification(state, info.labels) {
             let mut by_region: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
             let mut checked: BTreeSet<(String, String)> = BTreeSet::new();
-            for (region, path, moved, client) in &landings {
+            // The traffic of a client-scoped policy's own clients, per
+            // (region, policy): its share, not the region's whole share.
+            let mut client_share: BTreeMap<(String, String), f64> = BTreeMap::new();
+            for (region, path, moved, client, flow_share) in &landings {
                 // A client-scoped policy only speaks of its own clients'
                 // traffic (Global Accelerator flows know their clients).
                 let applicable: Vec<_> = policies
@@ -805,6 +821,15 @@ pub fn simulate(
                 }
                 for (policy, why) in verdicts {
                     if why.is_some() {
+                        let scoped = applicable.iter().any(|p| {
+                            format!("DataResidencyPolicy/{}", p.name()) == policy
+                                && !p.doc.spec.client_regions.is_empty()
+                        });
+                        if scoped {
+                            *client_share
+                                .entry((region.clone(), policy.clone()))
+                                .or_default() += flow_share;
+                        }
                         let paths = by_region.entry((region.clone(), policy)).or_default();
                         if !paths.contains(path) {
                             paths.push(path.clone());
@@ -813,7 +838,10 @@ pub fn simulate(
                 }
             }
             for ((region, policy), paths) in by_region {
-                let share = shares_during.get(&region).copied().unwrap_or(0.0);
+                let share = client_share
+                    .get(&(region.clone(), policy.clone()))
+                    .copied()
+                    .unwrap_or_else(|| shares_during.get(&region).copied().unwrap_or(0.0));
                 let why = policies
                     .iter()
                     .find(|p| format!("DataResidencyPolicy/{}", p.name()) == policy)
