@@ -286,6 +286,18 @@ fn cases() -> Vec<Case> {
             "not a five-field cron expression",
         ),
         case(
+            "prometheus gate without a URL scheme",
+            "apiVersion: meridian.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: p}\nspec:\n  selector: {kind: GlobalAccelerator}\n  healthGate:\n    prometheus: {url: «prometheus:9090, query: up, maxValue: 1}\n",
+            "spec.healthGate.prometheus.url",
+            "is not an http:// or https:// URL",
+        ),
+        case(
+            "client region that is not a region glob",
+            "apiVersion: meridian.dev/v1alpha1\nkind: DataResidencyPolicy\nmetadata: {name: us}\nspec: {dataClassification: [us-data], allowedRegions: [\"us-*\"], clientRegions: [«US_East]}\n",
+            "spec.clientRegions[0]",
+            "is not a region glob",
+        ),
+        case(
             "dangling path matcher",
             "apiVersion: meridian.dev/v1alpha1\nkind: HealthCheck\nmetadata: {name: hc}\nspec: {provider: gcp, type: TCP}\n---\napiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {name: app}\nspec: {provider: gcp, protocol: HTTPS, healthChecks: [hc]}\n---\napiVersion: meridian.dev/v1alpha1\nkind: UrlMap\nmetadata: {name: map}\nspec:\n  provider: gcp\n  defaultService: app\n  hostRules:\n    - hosts: [api.example.com]\n      pathMatcher: «apii\n",
             "spec.hostRules[0].pathMatcher",
