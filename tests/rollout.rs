@@ -204,7 +204,9 @@ fn endpoint_weights_move_in_steps_too() {
 
 #[test]
 fn an_unhealthy_region_mid_rollout_rolls_back_and_the_revision_is_not_retried() {
-    let (dir, sim, desired) = setup(3);
+    // A bake long enough for the test to turn a region unhealthy inside it,
+    // even on a loaded machine.
+    let (dir, sim, desired) = setup(5);
     let root = dir.path();
     want_https_dial(&desired, "us-east-1", 0);
     let child = spawn_apply(root, &sim);
@@ -399,7 +401,7 @@ fn the_daemon_rolls_back_a_failing_revision_shows_it_and_does_not_retry_it() {
             (
                 p,
                 c.replace("maxStepPercent: 100", "maxStepPercent: 25")
-                    .replace("bakeSeconds: 0", "bakeSeconds: 2"),
+                    .replace("bakeSeconds: 0", "bakeSeconds: 4"),
             )
         })
         .collect();
