@@ -405,3 +405,32 @@ fn a_write_racing_another_writer_gets_412_reads_again_and_overwrites_nothing() {
         drift.all()
     );
 }
+
+#[test]
+fn an_object_removed_from_desired_state_is_deleted_in_dependency_order() {
+    let (dir, sim, sandbox) = setup(&[]);
+    let dir = dir.path();
+    let apply = gcp(dir, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    // Drop the URL map and the backend service (the health check stays).
+    let file = dir.join("desired-state/gcp-load-balancing.yaml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let kept: Vec<&str> = text
+        .split("\n---\n")
+        .filter(|doc| doc.contains("kind: HealthCheck"))
+        .collect();
+    assert_eq!(kept.len(), 1);
+    std::fs::write(&file, kept.join("\n---\n")).expect("write");
+    let apply = gcp(dir, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert_eq!(calls(&sim, "urlMaps.delete"), 1);
+    assert_eq!(calls(&sim, "backendServices.delete"), 1);
+    let (status, _) = compute(&sandbox, "GET", "urlMaps/app-url-map", None);
+    assert_eq!(status, 404);
+    let (status, _) = compute(&sandbox, "GET", "backendServices/app-backend", None);
+    assert_eq!(status, 404);
+    let (status, _) = compute(&sandbox, "GET", "healthChecks/app-health-check", None);
+    assert_eq!(status, 200);
+    let plan = gcp(dir, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+}

@@ -1035,6 +1035,34 @@ impl GcpProvider {
         )
     }
 
+    /// The compare step of every write: done when the live value already is
+    /// what the change wants (a retried write that landed, or nothing to
+    /// delete), a conflict when it is neither that nor what the plan saw (it
+    /// changed since it was observed), otherwise `None`: go ahead and write.
+    fn compare<T: PartialEq + serde::Serialize>(
+        operation: &str,
+        what: &str,
+        live: Option<&T>,
+        want: Option<&T>,
+        planned: Option<&T>,
+    ) -> Result<Option<Round>, ProviderError> {
+        if live == want {
+            return Ok(Some(Round::Done));
+        }
+        if live != planned {
+            return Err(Self::changed(operation, what, live, planned));
+        }
+        Ok(None)
+    }
+
+    fn without_value(what: &str) -> ProviderError {
+        ProviderError::stalled(
+            "apply",
+            "UnsupportedChange",
+            format!("{what}: a create or update without the value to write"),
+        )
+    }
+
     /// The conflict raised when a live value is neither what the plan saw
     /// nor what it wants.
     fn changed<T: serde::Serialize>(
@@ -1065,243 +1093,181 @@ impl GcpProvider {
         let what = what.as_str();
         let project = self.config.project.as_str();
         match (&change.address, change.action, &change.after) {
-            (Address::HealthCheck { name }, Action::Create, Some(Resource::HealthCheck(spec))) => {
-                self.converge(what, |round| async move {
-                    if let Some(live) = self.get_health_check(name).await? {
-                        if !self.owns(&live.description) {
-                            return Err(self.not_ours("healthChecks.insert", what));
-                        }
-                        let spec_live = health_check_spec(project, &live);
-                        if spec_live == *spec {
-                            return Ok(Round::Done);
-                        }
-                        return Err(Self::changed(
-                            "healthChecks.insert",
-                            what,
-                            Some(&spec_live),
-                            None,
-                        ));
-                    }
-                    let body = health_check_body(name, spec).set_description(self.description());
-                    self.write_op(
-                        "healthChecks.insert",
-                        what,
-                        self.health_checks
-                            .insert()
-                            .set_project(project)
-                            .set_request_id(self.request_id(change, round))
-                            .set_body(body)
-                            .send(),
-                    )
-                    .await
-                })
-                .await
-            }
-            (Address::HealthCheck { name }, Action::Update, Some(Resource::HealthCheck(spec))) => {
-                let before = match &change.before {
+            (Address::HealthCheck { name }, action, after) => {
+                let want = match (action, after) {
+                    (Action::Delete, _) => None,
+                    (_, Some(Resource::HealthCheck(spec))) => Some(spec),
+                    _ => return Err(Self::without_value(what)),
+                };
+                let planned = match &change.before {
                     Some(Resource::HealthCheck(b)) => Some(b),
                     _ => None,
                 };
+                let operation = match action {
+                    Action::Create => "healthChecks.insert",
+                    Action::Update => "healthChecks.update",
+                    Action::Delete => "healthChecks.delete",
+                };
                 self.converge(what, |round| async move {
-                    let Some(live) = self.get_health_check(name).await? else {
-                        return Err(Self::changed("healthChecks.patch", what, None, before));
-                    };
-                    if !self.owns(&live.description) {
-                        return Err(self.not_ours("healthChecks.patch", what));
-                    }
-                    let spec_live = health_check_spec(project, &live);
-                    if spec_live == *spec {
-                        return Ok(Round::Done);
-                    }
-                    if Some(&spec_live) != before {
-                        return Err(Self::changed(
-                            "healthChecks.patch",
-                            what,
-                            Some(&spec_live),
-                            before,
-                        ));
-                    }
-                    // Health checks carry no fingerprint: replace the object
-                    // (PUT) with the value just read, changed as planned, so
-                    // a type change leaves no stale per-type settings behind.
-                    let body = health_check_body(name, spec);
-                    let mut full = live.clone();
-                    full.r#type = body.r#type.clone();
-                    full.check_interval_sec = body.check_interval_sec;
-                    full.timeout_sec = body.timeout_sec;
-                    full.healthy_threshold = body.healthy_threshold;
-                    full.unhealthy_threshold = body.unhealthy_threshold;
-                    full.http_health_check = body.http_health_check.clone();
-                    full.https_health_check = body.https_health_check.clone();
-                    full.http_2_health_check = body.http_2_health_check.clone();
-                    full.ssl_health_check = body.ssl_health_check.clone();
-                    full.grpc_health_check = body.grpc_health_check.clone();
-                    full.tcp_health_check = body.tcp_health_check.clone();
-                    self.write_op(
-                        "healthChecks.update",
-                        what,
-                        self.health_checks
-                            .update()
-                            .set_project(project)
-                            .set_health_check(name)
-                            .set_request_id(self.request_id(change, round))
-                            .set_body(full)
-                            .send(),
-                    )
-                    .await
-                })
-                .await
-            }
-            (Address::HealthCheck { name }, Action::Delete, _) => {
-                self.converge(what, |round| async move {
-                    let Some(live) = self.get_health_check(name).await? else {
-                        return Ok(Round::Done);
-                    };
-                    if !self.owns(&live.description) {
-                        return Err(self.not_ours("healthChecks.delete", what));
-                    }
-                    // Never delete what changed since it was observed.
-                    let spec_live = health_check_spec(project, &live);
-                    if let Some(Resource::HealthCheck(before)) = &change.before
-                        && spec_live != *before
+                    let live = self.get_health_check(name).await?;
+                    if let Some(live) = &live
+                        && !self.owns(&live.description)
                     {
-                        return Err(Self::changed(
-                            "healthChecks.delete",
-                            what,
-                            Some(&spec_live),
-                            Some(before),
-                        ));
+                        return Err(self.not_ours(operation, what));
                     }
-                    self.write_op(
-                        "healthChecks.delete",
-                        what,
-                        self.health_checks
-                            .delete()
-                            .set_project(project)
-                            .set_health_check(name)
-                            .set_request_id(self.request_id(change, round))
-                            .send(),
-                    )
-                    .await
+                    let spec_live = live.as_ref().map(|l| health_check_spec(project, l));
+                    if let Some(done) =
+                        Self::compare(operation, what, spec_live.as_ref(), want, planned)?
+                    {
+                        return Ok(done);
+                    }
+                    let request_id = self.request_id(change, round);
+                    match (live, want) {
+                        (None, Some(spec)) => {
+                            let body =
+                                health_check_body(name, spec).set_description(self.description());
+                            self.write_op(
+                                operation,
+                                what,
+                                self.health_checks
+                                    .insert()
+                                    .set_project(project)
+                                    .set_request_id(request_id)
+                                    .set_body(body)
+                                    .send(),
+                            )
+                            .await
+                        }
+                        (Some(live), Some(spec)) => {
+                            // Health checks carry no fingerprint: replace the
+                            // object (PUT) with the value just read, changed
+                            // as planned, so a type change leaves no stale
+                            // per-type settings behind.
+                            let body = health_check_body(name, spec);
+                            let mut full = live;
+                            full.r#type = body.r#type;
+                            full.check_interval_sec = body.check_interval_sec;
+                            full.timeout_sec = body.timeout_sec;
+                            full.healthy_threshold = body.healthy_threshold;
+                            full.unhealthy_threshold = body.unhealthy_threshold;
+                            full.http_health_check = body.http_health_check;
+                            full.https_health_check = body.https_health_check;
+                            full.http_2_health_check = body.http_2_health_check;
+                            full.ssl_health_check = body.ssl_health_check;
+                            full.grpc_health_check = body.grpc_health_check;
+                            full.tcp_health_check = body.tcp_health_check;
+                            self.write_op(
+                                operation,
+                                what,
+                                self.health_checks
+                                    .update()
+                                    .set_project(project)
+                                    .set_health_check(name)
+                                    .set_request_id(request_id)
+                                    .set_body(full)
+                                    .send(),
+                            )
+                            .await
+                        }
+                        (Some(_), None) => {
+                            self.write_op(
+                                operation,
+                                what,
+                                self.health_checks
+                                    .delete()
+                                    .set_project(project)
+                                    .set_health_check(name)
+                                    .set_request_id(request_id)
+                                    .send(),
+                            )
+                            .await
+                        }
+                        (None, None) => Ok(Round::Done),
+                    }
                 })
                 .await
             }
-            (
-                Address::BackendService { name },
-                Action::Create,
-                Some(Resource::BackendService(spec)),
-            ) => {
-                self.converge(what, |round| async move {
-                    if let Some(live) = self.get_backend_service(name).await? {
-                        if !self.owns(&live.description) {
-                            return Err(self.not_ours("backendServices.insert", what));
-                        }
-                        let spec_live = backend_service_spec(project, &live);
-                        if spec_live == *spec {
-                            return Ok(Round::Done);
-                        }
-                        return Err(Self::changed(
-                            "backendServices.insert",
-                            what,
-                            Some(&spec_live),
-                            None,
-                        ));
-                    }
-                    let body = backend_service_body(name, spec).set_description(self.description());
-                    self.write_op(
-                        "backendServices.insert",
-                        what,
-                        self.backend_services
-                            .insert()
-                            .set_project(project)
-                            .set_request_id(self.request_id(change, round))
-                            .set_body(body)
-                            .send(),
-                    )
-                    .await
-                })
-                .await
-            }
-            (
-                Address::BackendService { name },
-                Action::Update,
-                Some(Resource::BackendService(spec)),
-            ) => {
-                let before = match &change.before {
+            (Address::BackendService { name }, action, after) => {
+                let want = match (action, after) {
+                    (Action::Delete, _) => None,
+                    (_, Some(Resource::BackendService(spec))) => Some(spec),
+                    _ => return Err(Self::without_value(what)),
+                };
+                let planned = match &change.before {
                     Some(Resource::BackendService(b)) => Some(b),
                     _ => None,
                 };
+                let operation = match action {
+                    Action::Create => "backendServices.insert",
+                    Action::Update => "backendServices.patch",
+                    Action::Delete => "backendServices.delete",
+                };
                 self.converge(what, |round| async move {
-                    let Some(live) = self.get_backend_service(name).await? else {
-                        return Err(Self::changed("backendServices.patch", what, None, before));
-                    };
-                    if !self.owns(&live.description) {
-                        return Err(self.not_ours("backendServices.patch", what));
-                    }
-                    let spec_live = backend_service_spec(project, &live);
-                    if spec_live == *spec {
-                        return Ok(Round::Done);
-                    }
-                    if Some(&spec_live) != before {
-                        return Err(Self::changed(
-                            "backendServices.patch",
-                            what,
-                            Some(&spec_live),
-                            before,
-                        ));
-                    }
-                    // Only the service's own managed fields, never its backends.
-                    let mut body = backend_service_body(name, spec);
-                    body.fingerprint = live.fingerprint.clone();
-                    if spec.port_name.is_none() {
-                        body.port_name = None;
-                    }
-                    self.write_op(
-                        "backendServices.patch",
-                        what,
-                        self.backend_services
-                            .patch()
-                            .set_project(project)
-                            .set_backend_service(name)
-                            .set_request_id(self.request_id(change, round))
-                            .set_body(body)
-                            .send(),
-                    )
-                    .await
-                })
-                .await
-            }
-            (Address::BackendService { name }, Action::Delete, _) => {
-                self.converge(what, |round| async move {
-                    let Some(live) = self.get_backend_service(name).await? else {
-                        return Ok(Round::Done);
-                    };
-                    if !self.owns(&live.description) {
-                        return Err(self.not_ours("backendServices.delete", what));
-                    }
-                    // Never delete what changed since it was observed.
-                    let spec_live = backend_service_spec(project, &live);
-                    if let Some(Resource::BackendService(before)) = &change.before
-                        && spec_live != *before
+                    let live = self.get_backend_service(name).await?;
+                    if let Some(live) = &live
+                        && !self.owns(&live.description)
                     {
-                        return Err(Self::changed(
-                            "backendServices.delete",
-                            what,
-                            Some(&spec_live),
-                            Some(before),
-                        ));
+                        return Err(self.not_ours(operation, what));
                     }
-                    self.write_op(
-                        "backendServices.delete",
-                        what,
-                        self.backend_services
-                            .delete()
-                            .set_project(project)
-                            .set_backend_service(name)
-                            .set_request_id(self.request_id(change, round))
-                            .send(),
-                    )
-                    .await
+                    let spec_live = live.as_ref().map(|l| backend_service_spec(project, l));
+                    if let Some(done) =
+                        Self::compare(operation, what, spec_live.as_ref(), want, planned)?
+                    {
+                        return Ok(done);
+                    }
+                    let request_id = self.request_id(change, round);
+                    match (live, want) {
+                        (None, Some(spec)) => {
+                            let body = backend_service_body(name, spec)
+                                .set_description(self.description());
+                            self.write_op(
+                                operation,
+                                what,
+                                self.backend_services
+                                    .insert()
+                                    .set_project(project)
+                                    .set_request_id(request_id)
+                                    .set_body(body)
+                                    .send(),
+                            )
+                            .await
+                        }
+                        (Some(live), Some(spec)) => {
+                            // Only the service's own managed fields, never
+                            // its backends, guarded by the fingerprint read.
+                            let mut body = backend_service_body(name, spec);
+                            body.fingerprint = live.fingerprint;
+                            if spec.port_name.is_none() {
+                                body.port_name = None;
+                            }
+                            self.write_op(
+                                operation,
+                                what,
+                                self.backend_services
+                                    .patch()
+                                    .set_project(project)
+                                    .set_backend_service(name)
+                                    .set_request_id(request_id)
+                                    .set_body(body)
+                                    .send(),
+                            )
+                            .await
+                        }
+                        (Some(_), None) => {
+                            self.write_op(
+                                operation,
+                                what,
+                                self.backend_services
+                                    .delete()
+                                    .set_project(project)
+                                    .set_backend_service(name)
+                                    .set_request_id(request_id)
+                                    .send(),
+                            )
+                            .await
+                        }
+                        (None, None) => Ok(Round::Done),
+                    }
                 })
                 .await
             }
@@ -1309,13 +1275,7 @@ impl GcpProvider {
                 let want = match (action, after) {
                     (Action::Delete, _) => None,
                     (_, Some(Resource::Backend(spec))) => Some(spec),
-                    _ => {
-                        return Err(ProviderError::stalled(
-                            "apply",
-                            "UnsupportedChange",
-                            format!("{what}: a backend change without a backend value"),
-                        ));
-                    }
+                    _ => return Err(Self::without_value(what)),
                 };
                 let before = match &change.before {
                     Some(Resource::Backend(b)) => Some(b),
@@ -1340,11 +1300,14 @@ impl GcpProvider {
                         .iter()
                         .position(|b| relative(b.group.as_deref().unwrap_or_default()) == *group);
                     let current = position.map(|i| backend_spec(&live.backends[i]));
-                    if current.as_ref() == want {
-                        return Ok(Round::Done);
-                    }
-                    if current.as_ref() != before {
-                        return Err(Self::changed("backendServices.patch", what, current.as_ref(), before));
+                    if let Some(done) = Self::compare(
+                        "backendServices.patch",
+                        what,
+                        current.as_ref(),
+                        want,
+                        before,
+                    )? {
+                        return Ok(done);
                     }
                     let mut backends = live.backends.clone();
                     match (want, position) {
@@ -1394,110 +1357,81 @@ impl GcpProvider {
                 })
                 .await
             }
-            (Address::UrlMap { name }, Action::Create, Some(Resource::UrlMap(spec))) => {
-                self.converge(what, |round| async move {
-                    if let Some(live) = self.get_url_map(name).await? {
-                        if !self.owns(&live.description) {
-                            return Err(self.not_ours("urlMaps.insert", what));
-                        }
-                        let spec_live = url_map_spec(project, &live);
-                        if spec_live == *spec {
-                            return Ok(Round::Done);
-                        }
-                        return Err(Self::changed(
-                            "urlMaps.insert",
-                            what,
-                            Some(&spec_live),
-                            None,
-                        ));
-                    }
-                    let body = url_map_body(name, spec).set_description(self.description());
-                    self.write_op(
-                        "urlMaps.insert",
-                        what,
-                        self.url_maps
-                            .insert()
-                            .set_project(project)
-                            .set_request_id(self.request_id(change, round))
-                            .set_body(body)
-                            .send(),
-                    )
-                    .await
-                })
-                .await
-            }
-            (Address::UrlMap { name }, Action::Update, Some(Resource::UrlMap(spec))) => {
-                let before = match &change.before {
+            (Address::UrlMap { name }, action, after) => {
+                let want = match (action, after) {
+                    (Action::Delete, _) => None,
+                    (_, Some(Resource::UrlMap(spec))) => Some(spec),
+                    _ => return Err(Self::without_value(what)),
+                };
+                let planned = match &change.before {
                     Some(Resource::UrlMap(b)) => Some(b),
                     _ => None,
                 };
+                let operation = match action {
+                    Action::Create => "urlMaps.insert",
+                    Action::Update => "urlMaps.patch",
+                    Action::Delete => "urlMaps.delete",
+                };
                 self.converge(what, |round| async move {
-                    let Some(live) = self.get_url_map(name).await? else {
-                        return Err(Self::changed("urlMaps.patch", what, None, before));
-                    };
-                    if !self.owns(&live.description) {
-                        return Err(self.not_ours("urlMaps.patch", what));
-                    }
-                    let spec_live = url_map_spec(project, &live);
-                    if spec_live == *spec {
-                        return Ok(Round::Done);
-                    }
-                    if Some(&spec_live) != before {
-                        return Err(Self::changed(
-                            "urlMaps.patch",
-                            what,
-                            Some(&spec_live),
-                            before,
-                        ));
-                    }
-                    let body =
-                        url_map_body(name, spec).set_or_clear_fingerprint(live.fingerprint.clone());
-                    self.write_op(
-                        "urlMaps.patch",
-                        what,
-                        self.url_maps
-                            .patch()
-                            .set_project(project)
-                            .set_url_map(name)
-                            .set_request_id(self.request_id(change, round))
-                            .set_body(body)
-                            .send(),
-                    )
-                    .await
-                })
-                .await
-            }
-            (Address::UrlMap { name }, Action::Delete, _) => {
-                self.converge(what, |round| async move {
-                    let Some(live) = self.get_url_map(name).await? else {
-                        return Ok(Round::Done);
-                    };
-                    if !self.owns(&live.description) {
-                        return Err(self.not_ours("urlMaps.delete", what));
-                    }
-                    // Never delete what changed since it was observed.
-                    let spec_live = url_map_spec(project, &live);
-                    if let Some(Resource::UrlMap(before)) = &change.before
-                        && spec_live != *before
+                    let live = self.get_url_map(name).await?;
+                    if let Some(live) = &live
+                        && !self.owns(&live.description)
                     {
-                        return Err(Self::changed(
-                            "urlMaps.delete",
-                            what,
-                            Some(&spec_live),
-                            Some(before),
-                        ));
+                        return Err(self.not_ours(operation, what));
                     }
-                    self.write_op(
-                        "urlMaps.delete",
-                        what,
-                        self.url_maps
-                            .delete()
-                            .set_project(project)
-                            .set_url_map(name)
-                            .set_request_id(self.request_id(change, round))
-                            .send(),
-                    )
-                    .await
+                    let spec_live = live.as_ref().map(|l| url_map_spec(project, l));
+                    if let Some(done) =
+                        Self::compare(operation, what, spec_live.as_ref(), want, planned)?
+                    {
+                        return Ok(done);
+                    }
+                    let request_id = self.request_id(change, round);
+                    match (live, want) {
+                        (None, Some(spec)) => {
+                            let body = url_map_body(name, spec).set_description(self.description());
+                            self.write_op(
+                                operation,
+                                what,
+                                self.url_maps
+                                    .insert()
+                                    .set_project(project)
+                                    .set_request_id(request_id)
+                                    .set_body(body)
+                                    .send(),
+                            )
+                            .await
+                        }
+                        (Some(live), Some(spec)) => {
+                            let body =
+                                url_map_body(name, spec).set_or_clear_fingerprint(live.fingerprint);
+                            self.write_op(
+                                operation,
+                                what,
+                                self.url_maps
+                                    .patch()
+                                    .set_project(project)
+                                    .set_url_map(name)
+                                    .set_request_id(request_id)
+                                    .set_body(body)
+                                    .send(),
+                            )
+                            .await
+                        }
+                        (Some(_), None) => {
+                            self.write_op(
+                                operation,
+                                what,
+                                self.url_maps
+                                    .delete()
+                                    .set_project(project)
+                                    .set_url_map(name)
+                                    .set_request_id(request_id)
+                                    .send(),
+                            )
+                            .await
+                        }
+                        (None, None) => Ok(Round::Done),
+                    }
                 })
                 .await
             }
