@@ -185,7 +185,7 @@ struct RolloutArgs {
     state_dir: PathBuf,
     /// Change traffic inside a policy's deny window anyway; the reason is
     /// recorded in the plan and the rollout ledger.
-    #[arg(long, value_name = "REASON")]
+    #[arg(long, value_name = "REASON", value_parser = non_empty_reason)]
     override_deny_window: Option<String>,
 }
 
@@ -376,6 +376,15 @@ struct FaultArgs {
     /// Remove every fault first.
     #[arg(long)]
     clear: bool,
+}
+
+fn non_empty_reason(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err(
+            "give the reason for overriding the deny window (it is recorded), e.g. \"incident 4711: drain us-east-1\"".to_owned(),
+        );
+    }
+    Ok(text.trim().to_owned())
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {

@@ -324,6 +324,7 @@ fn usage_errors_exit_1_never_the_drift_code_2() {
         &["drift", "--format", "yaml"][..],
         &["plan", "--detailed-exitcod"][..],
         &["diff", "--repo", "."][..],
+        &["apply", "--yes", "--override-deny-window", " "][..],
         &[][..],
     ] {
         let run = meridian(dir.path(), args);
