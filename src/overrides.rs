@@ -59,6 +59,11 @@ pub fn marker_object(address: &Address) -> Option<Address> {
     }
 }
 
+/// Whether a marker holds at `now`: a readable time still in the future.
+pub fn is_active(marker: &LiveOverride, now: SystemTime) -> bool {
+    clock::parse_rfc3339(&marker.until).is_some_and(|until| until > now)
+}
+
 /// Whether an active override holds `change` back: it moves traffic, or it
 /// deletes something (a delete drains first, and a parent cannot be deleted
 /// before its held children).

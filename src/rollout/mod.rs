@@ -290,7 +290,7 @@ pub fn without_held(
     let active: Vec<&Address> = observation
         .overrides
         .iter()
-        .filter(|(_, o)| crate::clock::parse_rfc3339(&o.until).is_some_and(|until| until > now))
+        .filter(|(_, o)| crate::overrides::is_active(o, now))
         .map(|(_, o)| &o.address)
         .collect();
     if active.is_empty() {
