@@ -278,9 +278,20 @@ fn throttling_converges() {
             .any(|c| c["throttled"].as_u64().unwrap_or(0) > 0),
         "the fault was real"
     );
+    // The test's own reads go through the same API: lift the fault first.
+    let clear = sim_run(dir, &sim, &["sim", "faults", "--clear"]);
+    assert_eq!(clear.code, 0, "{}", clear.all());
     let mut got = scalers(&sandbox);
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(got.len(), 3);
+    assert_eq!(
+        got,
+        vec![
+            ("app-apac".to_owned(), 0.5),
+            ("app-eu".to_owned(), 1.0),
+            ("app-us".to_owned(), 1.0)
+        ]
+    );
 }
 
 #[test]
