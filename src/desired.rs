@@ -20,7 +20,7 @@ use crate::model::raw::{
     ClientAffinity, GaHealthCheckProtocol, GcpProtocol, IpAddressType, ListenerProtocol,
     LoadBalancingScheme, ProviderType,
 };
-use crate::model::validate::backend_group_region;
+use meridian_provider::regions::backend_group_region;
 
 /// The GCP project used when a `sim` provider names none.
 pub const SIM_PROJECT: &str = "sim-project";

@@ -22,11 +22,11 @@ use meridian_provider::{Address, Resource};
 use crate::desired::{self, DesiredResources};
 use crate::model::raw::TrafficKind;
 use crate::model::regions;
-use crate::model::validate::backend_group_region;
 use crate::model::{self, DesiredState, Diagnostic, LoadError, SourceFile};
 use crate::traffic::{self, SubjectKey, TrafficInput};
 use crate::whatif;
 use crate::yaml::Pos;
+use meridian_provider::regions::backend_group_region;
 
 /// Why no change can be produced.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,6 @@
 //! stdout except the renderers' callers in `main`.
 
 pub mod clock;
-pub mod compute_sandbox;
 pub mod daemon;
 pub mod desired;
 pub mod engine;
@@ -20,7 +19,6 @@ pub mod plan;
 pub mod policy;
 pub mod preview;
 pub mod rollout;
-pub mod sandbox;
 pub mod simcli;
 pub mod source;
 pub mod status;

@@ -1326,7 +1326,7 @@ async fn run(cli: &Cli) -> Result<u8> {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(".meridian-sim"));
             let cloud = SimCloud::new(SimStore::open(&dir)?);
-            meridian::sandbox::serve(cloud, *listen)
+            meridian_sandbox::serve(cloud, *listen)
                 .await
                 .with_context(|| format!("serving the sandbox on {listen}"))?;
             Ok(exit::OK)

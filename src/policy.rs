@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::raw::DataResidencyPolicySpec;
 use crate::model::regions::glob_matches;
-use crate::model::validate::{CLASSIFICATION_LABEL, backend_group_region};
+use crate::model::validate::CLASSIFICATION_LABEL;
 use crate::model::{DesiredState, Located};
+use meridian_provider::regions::backend_group_region;
 
 /// One policy violation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

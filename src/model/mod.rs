@@ -5,7 +5,7 @@
 //! never needs credentials or a network. Nothing downstream sees YAML.
 
 pub mod raw;
-pub mod regions;
+pub use meridian_provider::regions;
 pub mod schema;
 pub mod validate;
 

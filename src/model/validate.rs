@@ -11,8 +11,8 @@ use super::raw::{
     BalancingMode, GaHealthCheckProtocol, GcpProtocol, HealthCheckDocSpec, ProviderType,
     TrafficKind,
 };
-use super::regions;
 use super::{DesiredState, Diagnostic, Located};
+use meridian_provider::regions::{self, backend_group_region};
 
 /// The label that selects data-residency policies.
 pub const CLASSIFICATION_LABEL: &str = "meridian.dev/data-classification";
@@ -153,40 +153,6 @@ fn health_check_block(spec: &HealthCheckDocSpec) -> [(GcpProtocol, &'static str,
             spec.grpc_health_check.is_some(),
         ),
     ]
-}
-
-/// Splits a backend group path into its region, or says what is allowed.
-pub fn backend_group_region(group: &str) -> Result<String, String> {
-    let allowed = "expected `regions/REGION/networkEndpointGroups/NAME`, `zones/ZONE/networkEndpointGroups/NAME` or `zones/ZONE/instanceGroups/NAME` (optionally prefixed by `projects/PROJECT/`)";
-    let trimmed = group
-        .strip_prefix("https://www.googleapis.com/compute/v1/")
-        .unwrap_or(group);
-    let trimmed = match trimmed.strip_prefix("projects/") {
-        Some(rest) => rest.split_once('/').map(|(_, r)| r).unwrap_or(""),
-        None => trimmed,
-    };
-    let parts: Vec<&str> = trimmed.split('/').collect();
-    let [scope, location, collection, name] = parts.as_slice() else {
-        return Err(format!("malformed backend group `{group}`: {allowed}"));
-    };
-    if name.is_empty() || !valid_name(name) {
-        return Err(format!(
-            "malformed backend group `{group}`: the group name must be a lowercase name; {allowed}"
-        ));
-    }
-    let region = match (*scope, *collection) {
-        ("regions", "networkEndpointGroups") => {
-            if !regions::is_gcp(location) {
-                return Err(format!("unknown Google Cloud region `{location}`; known regions: {}", regions::GCP.join(", ")));
-            }
-            location.to_string()
-        }
-        ("zones", "networkEndpointGroups" | "instanceGroups") => regions::gcp_zone_region(location)
-            .map(str::to_owned)
-            .ok_or_else(|| format!("unknown Google Cloud zone `{location}` (a zone is a known region plus `-a`..`-f`)"))?,
-        _ => return Err(format!("malformed backend group `{group}`: {allowed}")),
-    };
-    Ok(region)
 }
 
 fn endpoint_id_region(id: &str) -> Option<&str> {
@@ -1173,19 +1139,5 @@ mod tests {
         assert!(!valid_cron("0 16 * *"));
         assert!(!valid_cron("61 16 * * *"));
         assert!(!valid_cron("0 16 * * FUNDAY"));
-    }
-
-    #[test]
-    fn backend_groups() {
-        assert_eq!(
-            backend_group_region("regions/europe-west1/networkEndpointGroups/app-eu").as_deref(),
-            Ok("europe-west1")
-        );
-        assert_eq!(
-            backend_group_region("projects/p-123456/zones/us-east1-b/instanceGroups/ig").as_deref(),
-            Ok("us-east1")
-        );
-        assert!(backend_group_region("regions/europe-west9x/networkEndpointGroups/a").is_err());
-        assert!(backend_group_region("app-eu").is_err());
     }
 }

@@ -13,6 +13,7 @@ pub mod change;
 pub mod error;
 pub mod overrides;
 pub mod provider;
+pub mod regions;
 pub mod resource;
 pub mod retry;
 

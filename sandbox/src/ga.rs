@@ -1,6 +1,4 @@
-//! `meridian sandbox`: the AWS Global Accelerator wire protocol over the
-//! simulated cloud. The same listener also serves the Compute Engine REST
-//! API subset of [`crate::compute_sandbox`].
+//! The AWS Global Accelerator wire protocol over the simulated cloud.
 //!
 //! A local emulator, not a cloud: it serves `awsJson1_1` (`POST /` with
 //! `X-Amz-Target: GlobalAccelerator_V20180706.<Operation>`, JSON bodies as the
@@ -10,14 +8,11 @@
 //! signature and checks none: never expose it beyond loopback.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use meridian_provider::{
     EndpointGroupSpec, EndpointSpec, GaHealthCheck, ListenerSpec, PortOverride, PortRange,
 };
@@ -541,7 +536,7 @@ pub async fn dispatch(cloud: &SimCloud, operation: &str, input: &Value) -> Answe
         "CreateEndpointGroup" => {
             let listener_arn = string(input, "ListenerArn")?;
             let region = string(input, "EndpointGroupRegion")?;
-            if !crate::model::regions::is_aws(region) {
+            if !meridian_provider::regions::is_aws(region) {
                 return Err(ApiError::invalid(format!(
                     "EndpointGroupRegion {region} is not a valid AWS Region"
                 )));
@@ -689,7 +684,11 @@ fn group_view(cloud: &SimCloud, arn: &str) -> Result<EndpointGroupView, ApiError
     })
 }
 
-async fn handle(State(cloud): State<SimCloud>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn handle(
+    State(cloud): State<SimCloud>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) else {
         return ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -733,29 +732,4 @@ async fn handle(State(cloud): State<SimCloud>, headers: HeaderMap, body: Bytes) 
         }
         Err(error) => error.into_response(),
     }
-}
-
-/// Serves the sandbox until SIGTERM/SIGINT.
-pub async fn serve(cloud: SimCloud, listen: SocketAddr) -> std::io::Result<()> {
-    if !listen.ip().is_loopback() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!(
-                "the sandbox accepts unsigned requests and must listen on loopback (127.0.0.1 or ::1), not {listen}"
-            ),
-        ));
-    }
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let address = listener.local_addr()?;
-    println!("meridian: sandbox listening on {address}");
-    tracing::info!(%address, "sandbox serving AWS Global Accelerator (awsJson1_1) at POST / and the Compute Engine REST API at /compute/v1/ over the simulated cloud; it checks no signature or credential");
-    let router = Router::new()
-        .route("/", post(handle))
-        .with_state(cloud.clone())
-        .merge(crate::compute_sandbox::router(cloud, address));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
 }

@@ -1,8 +1,8 @@
-//! `meridian sandbox`, Google side: the Compute Engine REST API subset for
-//! global external load balancing, over the simulated cloud.
+//! The Compute Engine REST API subset for global external load balancing,
+//! over the simulated cloud.
 //!
 //! Served on the same loopback listener as the Global Accelerator protocol
-//! ([`crate::sandbox`]): health checks, backend services (with `getHealth`),
+//! ([`crate::ga`]): health checks, backend services (with `getHealth`),
 //! URL maps and global operations under `/compute/v1/projects/{project}/global/`,
 //! with JSON as Google's published Compute discovery document describes it
 //! and errors in Google's JSON error format, so that Google's official
@@ -25,7 +25,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -427,7 +427,7 @@ fn named_ref(
 /// (`regions/R/networkEndpointGroups/N`, `zones/Z/…`), with its region.
 fn group_ref(reference: &str, project: &str, field: &str) -> Result<(String, String), GoogleError> {
     let path = relative(reference, project, field)?;
-    let region = crate::model::validate::backend_group_region(path).map_err(|why| {
+    let region = meridian_provider::regions::backend_group_region(path).map_err(|why| {
         GoogleError::invalid(format!(
             "Invalid value for field '{field}': '{reference}'. {why}"
         ))
@@ -597,8 +597,10 @@ impl Ctx {
 /// The simulator's creation time as GCP writes timestamps (RFC 3339 with
 /// milliseconds and an offset).
 fn timestamp(ms: u64) -> String {
-    let seconds = crate::clock::rfc3339(UNIX_EPOCH + Duration::from_millis(ms));
-    format!("{}.{:03}+00:00", seconds.trim_end_matches('Z'), ms % 1000)
+    let seconds = jiff::Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(0))
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+        .unwrap_or_else(|_| "1970-01-01T00:00:00".to_owned());
+    format!("{seconds}.{:03}+00:00", ms % 1000)
 }
 
 /// `(type, nested object, default port, HTTP family)` of each health check type.
