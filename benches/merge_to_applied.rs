@@ -46,7 +46,7 @@ fn measure(mode: &str, interval: &str, rounds: usize) -> Vec<Duration> {
     daemon.wait_for(Duration::from_secs(60), "initial apply", |s| {
         s["last_applied"]["revision"] == first.as_str()
     });
-    let secret = meridian::webhook::Secret::new(SECRET.as_bytes()).expect("secret");
+    let secret = meridian::daemon::webhook::Secret::new(SECRET.as_bytes()).expect("secret");
     let mut samples = Vec::new();
     let mut dial = 50;
     for round in 0..rounds {

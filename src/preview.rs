@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use meridian_provider::Address;
 use serde::Serialize;
 
-use crate::engine::Observation;
+use crate::observe::Observation;
 use crate::plan::render::{self, Format, Style};
 use crate::plan::{FORMAT_VERSION, Plan};
 use crate::source::Snapshot;

@@ -11,8 +11,9 @@ use std::sync::atomic::AtomicBool;
 
 use common::aws::Server as Sandbox;
 use common::gcp::{PROJECT, compute, gcp, set_scaler};
-use meridian::engine::{self, EngineOptions, Outcome, Progress, Providers};
+use meridian::apply::{Outcome, Progress};
 use meridian::plan::Plan;
+use meridian::providers::{ProviderOptions as EngineOptions, Providers};
 use meridian::rollout::{self, LedgerStore, RolloutEvents, RunEnd, RunOptions};
 use meridian_provider::{Change, Resource};
 
@@ -97,8 +98,8 @@ async fn a_backend_changed_after_observation_is_re_observed_and_re_planned_never
     let providers = Providers::build(&state, &EngineOptions::default())
         .await
         .expect("providers");
-    let observation = engine::observe(&providers, &desired).await;
-    let plan = engine::make_plan(&state, &desired, &observation, None);
+    let observation = meridian::observe::observe(&providers, &desired).await;
+    let plan = meridian::plan::make(&state, &desired, &observation, None);
     assert_eq!(plan.changes.len(), 1, "{:?}", plan.changes);
     assert_eq!(before_scaler(&plan.changes[0]), Some(1.0));
 
@@ -107,7 +108,7 @@ async fn a_backend_changed_after_observation_is_re_observed_and_re_planned_never
 
     // The change as planned is refused: the other writer's value stands.
     let stop = Arc::new(AtomicBool::new(false));
-    let report = engine::apply(&plan, &providers, &Quiet, &stop).await;
+    let report = meridian::apply::apply(&plan, &providers, &Quiet, &stop).await;
     let failures = report.failures();
     assert_eq!(failures.len(), 1);
     let error = failures[0].error.as_ref().expect("error");
@@ -158,8 +159,8 @@ async fn a_concurrent_change_to_another_backend_survives_a_backend_patch() {
     let providers = Providers::build(&state, &EngineOptions::default())
         .await
         .expect("providers");
-    let observation = engine::observe(&providers, &desired).await;
-    let plan = engine::make_plan(&state, &desired, &observation, None);
+    let observation = meridian::observe::observe(&providers, &desired).await;
+    let plan = meridian::plan::make(&state, &desired, &observation, None);
     assert_eq!(plan.changes.len(), 1);
 
     // Another writer changes a different backend of the same service: the
@@ -167,7 +168,7 @@ async fn a_concurrent_change_to_another_backend_survives_a_backend_patch() {
     set_scaler(&sandbox, "app-backend", "app-eu", 0.9);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let report = engine::apply(&plan, &providers, &Quiet, &stop).await;
+    let report = meridian::apply::apply(&plan, &providers, &Quiet, &stop).await;
     assert!(report.failures().is_empty(), "{:?}", report.failures());
     assert_eq!(scaler(&sandbox, "app-us"), 0.5, "meridian's change landed");
     assert_eq!(

@@ -68,7 +68,7 @@ fn push_event(branch: &str) -> Vec<u8> {
 }
 
 fn signed(daemon: &Daemon, body: &[u8], secret: &str, delivery: &str) -> common::daemon::Response {
-    let signature = meridian::webhook::Secret::new(secret.as_bytes())
+    let signature = meridian::daemon::webhook::Secret::new(secret.as_bytes())
         .expect("secret")
         .sign(body);
     daemon.request(
@@ -139,7 +139,7 @@ fn a_signed_webhook_triggers_an_immediate_fetch_and_forgeries_do_nothing() {
     let forged = signed(&daemon, &body, "not the secret", "d-1");
     assert_eq!(forged.status, 401, "{forged:?}");
     let tampered = {
-        let signature = meridian::webhook::Secret::new(SECRET.as_bytes())
+        let signature = meridian::daemon::webhook::Secret::new(SECRET.as_bytes())
             .expect("secret")
             .sign(&body);
         daemon.request(
@@ -193,7 +193,7 @@ fn a_signed_webhook_triggers_an_immediate_fetch_and_forgeries_do_nothing() {
     assert_eq!(common::call_totals(&sim).1, writes, "and applies nothing");
 
     let generic_body = br#"{"ref":"refs/heads/main"}"#;
-    let generic_signature = meridian::webhook::Secret::new(SECRET.as_bytes())
+    let generic_signature = meridian::daemon::webhook::Secret::new(SECRET.as_bytes())
         .expect("secret")
         .sign(generic_body);
     let generic = daemon.request(
@@ -484,7 +484,7 @@ fn sigterm_during_an_apply_exits_cleanly_and_a_restart_converges_without_duplica
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(daemon.terminate(), 0, "a clean exit on SIGTERM");
-    let status = meridian::status::Status::load(&root.join("state"))
+    let status = meridian::daemon::status::Status::load(&root.join("state"))
         .expect("read")
         .expect("status persisted");
     let attempt = status
@@ -492,7 +492,7 @@ fn sigterm_during_an_apply_exits_cleanly_and_a_restart_converges_without_duplica
         .expect("the interrupted attempt is recorded");
     assert_eq!(
         attempt.outcome,
-        meridian::status::Outcome::Interrupted,
+        meridian::daemon::status::Outcome::Interrupted,
         "{:?}",
         attempt
     );

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use meridian::engine::{Observation, make_plan};
+use meridian::observe::Observation;
 use meridian::plan::Gap;
+use meridian::plan::make as make_plan;
 use meridian::plan::render::{self, Format, Style};
 use meridian::{desired, model};
 use meridian_provider::Observed;

@@ -5,6 +5,7 @@
 //! never needs credentials or a network. Nothing downstream sees YAML.
 
 pub mod raw;
+pub mod yaml;
 pub use meridian_provider::regions;
 pub mod schema;
 pub mod validate;
@@ -17,11 +18,11 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::yaml::{self, Node, Pos, Value};
 use raw::{
     BackendServiceDocSpec, DataResidencyPolicySpec, Document, GlobalAcceleratorSpec,
     HealthCheckDocSpec, ProviderSpec, TrafficPolicySpec, TransitGatewayMeshSpec, UrlMapDocSpec,
 };
+use yaml::{Node, Pos, Value};
 
 /// One problem with the desired state, pointing at its source.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

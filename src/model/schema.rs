@@ -13,7 +13,7 @@ use super::raw::{
     BackendServiceDocSpec, DataResidencyPolicySpec, Document, GlobalAcceleratorSpec,
     HealthCheckDocSpec, ProviderSpec, TrafficPolicySpec, TransitGatewayMeshSpec, UrlMapDocSpec,
 };
-use crate::yaml::{Node, Pos, Value, join, key_text};
+use crate::model::yaml::{Node, Pos, Value, join, key_text};
 
 /// One structural problem.
 #[derive(Debug, Clone, PartialEq)]
@@ -424,7 +424,7 @@ impl<'a> Checker<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::yaml::parse_documents;
+    use crate::model::yaml::parse_documents;
 
     fn issues(kind: &str, text: &str) -> Vec<SchemaIssue> {
         let docs = parse_documents(text).expect("yaml");

@@ -6,28 +6,25 @@
 //! plan and refuses one that is stale, incomplete or blocked.
 
 pub mod diff;
+pub mod held;
 pub mod render;
+pub mod schedule;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use meridian_provider::{Action, Change, Family, Observed, ProviderError};
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::policy::Violation;
+use meridian_provider::{Action, Change, Family, Observed};
+
+use crate::desired::DesiredResources;
+use crate::model::DesiredState;
+pub use crate::observe::Gap;
+use crate::observe::Observation;
+use crate::policy::{self, Violation};
 
 /// The version of the JSON plan format. Bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// A family of one provider that could not be observed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Gap {
-    /// Provider name.
-    pub provider: String,
-    /// The family.
-    pub family: Family,
-    /// Why.
-    pub error: ProviderError,
-}
 
 /// Counts of changes by action.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,7 +96,7 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// The steps a traffic change is carried out in, when traffic moves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<crate::rollout::schedule::Schedule>,
+    pub schedule: Option<schedule::Schedule>,
     /// Counts by action.
     pub summary: Summary,
     /// Changes in execution order.
@@ -107,7 +104,7 @@ pub struct Plan {
     /// Changes held back by active break-glass overrides: not applied, not
     /// counted in `summary`, shown so nobody mistakes them for done.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub overridden: Vec<crate::overrides::Overridden>,
+    pub overridden: Vec<held::Overridden>,
 }
 
 impl Plan {
@@ -148,4 +145,75 @@ pub fn fingerprint(observed: &[(String, Observed)]) -> String {
         hasher.update([0]);
     }
     format!("{:x}", hasher.finalize())
+}
+
+/// Computes a plan from desired state and an observation.
+pub fn make(
+    state: &DesiredState,
+    desired: &DesiredResources,
+    observation: &Observation,
+    revision: Option<String>,
+) -> Plan {
+    let gaps: BTreeSet<(String, Family)> = observation
+        .gaps
+        .iter()
+        .map(|g| (g.provider.clone(), g.family))
+        .collect();
+    let changes = diff::diff(desired, &observation.resources, &gaps);
+    let mut conflicts = duplicates(&observation.resources);
+    conflicts.extend(observation.unsupported.iter().cloned());
+    let mut notes = Vec::new();
+    for provider in state.providers.iter().filter(|p| {
+        p.doc.spec.owner.is_none()
+            && changes
+                .iter()
+                .any(|c| c.provider == p.name() && c.action == meridian_provider::Action::Delete)
+    }) {
+        notes.push(format!(
+            "Provider/{} has no `owner`: its ownership scope is its name, so another repository with a provider of the same name in the same account manages the same objects; set a unique `owner` before relying on deletes",
+            provider.name()
+        ));
+    }
+    let mut plan = Plan {
+        format_version: FORMAT_VERSION,
+        meridian_version: env!("CARGO_PKG_VERSION").to_owned(),
+        source: PlanSource {
+            digest: state.digest.clone(),
+            revision,
+            documents: state.document_count(),
+        },
+        observed_fingerprint: fingerprint(&observation.resources),
+        complete: observation.gaps.is_empty(),
+        errored: !observation.gaps.is_empty() || !conflicts.is_empty(),
+        gaps: observation.gaps.clone(),
+        violations: policy::residency_violations(state),
+        conflicts,
+        notes,
+        schedule: None,
+        summary: Summary::of(&changes),
+        changes,
+        overridden: Vec::new(),
+    };
+    // Last, so every other part of the plan sees what diff computed.
+    held::hold(
+        &mut plan,
+        &observation.overrides,
+        std::time::SystemTime::now(),
+    );
+    plan
+}
+
+/// Live objects that claim the same address (for example a copy created by
+/// hand with meridian's tags). meridian will not guess which one to keep.
+fn duplicates(observed: &[(String, meridian_provider::Observed)]) -> Vec<String> {
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (provider, o) in observed {
+        seen.entry(format!("{provider}: {}", o.address))
+            .or_default()
+            .push(o.cloud_id.clone().unwrap_or_else(|| "(no id)".to_owned()));
+    }
+    seen.into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(address, ids)| format!("{address} exists {} times in the cloud ({}); delete the extra copies or remove meridian's tags from them, then re-run", ids.len(), ids.join(", ")))
+        .collect()
 }

@@ -203,7 +203,7 @@ pub fn duration_text(seconds: u64) -> String {
 }
 
 /// The one-line summary of a step schedule.
-pub fn schedule_heading(schedule: &crate::rollout::schedule::Schedule) -> String {
+pub fn schedule_heading(schedule: &crate::plan::schedule::Schedule) -> String {
     if schedule.expected_seconds == 0 {
         return format!(
             "Traffic moves in {} step(s), with no bake time between them.",
@@ -218,7 +218,7 @@ pub fn schedule_heading(schedule: &crate::rollout::schedule::Schedule) -> String
 }
 
 /// One line per step of a schedule.
-pub fn schedule_lines(schedule: &crate::rollout::schedule::Schedule) -> Vec<String> {
+pub fn schedule_lines(schedule: &crate::plan::schedule::Schedule) -> Vec<String> {
     schedule
         .steps
         .iter()
@@ -565,7 +565,7 @@ fn held_summary_line(plan: &Plan) -> String {
 }
 
 /// "overridden until T", naming the marked object when it is an ancestor.
-fn overridden_until(held: &crate::overrides::Overridden) -> String {
+fn overridden_until(held: &crate::plan::held::Overridden) -> String {
     if held.address == held.change.address {
         format!("overridden until {}", held.until)
     } else {
@@ -647,7 +647,7 @@ fn held_markdown(plan: &Plan) -> String {
 
 /// Held changes that report drift (a drain held with its delete is part
 /// of the delete).
-fn held_drift_changes(plan: &Plan) -> Vec<&crate::overrides::Overridden> {
+fn held_drift_changes(plan: &Plan) -> Vec<&crate::plan::held::Overridden> {
     plan.overridden
         .iter()
         .filter(|held| {

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use meridian_provider::Resource;
 
-use super::schedule::{Live, Rules, subject_of};
 use crate::model::raw::PrometheusGate;
+use crate::plan::schedule::{Live, Rules, subject_of};
 
 /// Healthy fraction per `(subject, region)` of the regions that serve:
 /// endpoints of groups with a non-zero dial, backends with a non-zero scaler.

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meridian_provider::{Address, Resource};
 
-use super::schedule::{self, Live, Rules, healthy, lever, rules_for, subject_of};
 use crate::desired::DesiredResources;
 use crate::model::DesiredState;
 use crate::model::raw::DenyWindow;
+use crate::plan::schedule::{self, Live, Rules, healthy, lever, rules_for, subject_of};
 use crate::policy::Violation;
 
 /// Regions serving each listener / backend service in `live`: a region
@@ -411,7 +411,7 @@ impl Cron {
 /// Lever moves reversing a recent move of the other direction.
 pub fn flap_violations(
     state: &DesiredState,
-    step_moves: &[super::schedule::Move],
+    step_moves: &[crate::plan::schedule::Move],
     history: &BTreeMap<String, super::LastMove>,
     now: SystemTime,
 ) -> Vec<Violation> {

@@ -17,23 +17,25 @@
 
 pub mod gates;
 pub mod invariants;
-pub mod schedule;
+pub mod ledger;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use meridian_provider::Address;
-use serde::{Deserialize, Serialize};
-
+use crate::apply::{self, Progress};
 use crate::desired::{DesiredResource, DesiredResources};
-use crate::engine::{self, Observation, Progress, Providers};
 use crate::model::DesiredState;
 use crate::model::raw::GateFailure;
+use crate::observe::{self, Observation, live_of};
 use crate::plan::Plan;
-use schedule::{Live, Move, Rules, lever, rules_for, subject_of, with_lever};
+use crate::plan::held::without_held;
+use crate::plan::schedule::{self, Live, Move, Rules, lever, rules_for, subject_of, with_lever};
+use crate::providers::Providers;
+pub use ledger::{
+    FailedRevision, GateState, LastMove, Ledger, LedgerStore, Rollout, RolloutStatus, StepRecord,
+};
 
 /// Milliseconds since the epoch.
 pub fn millis(time: SystemTime) -> u64 {
@@ -44,199 +46,6 @@ pub fn millis(time: SystemTime) -> u64 {
 
 fn at(ms: u64) -> String {
     crate::clock::rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
-}
-
-/// The last move of one lever, for the anti-flap rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LastMove {
-    /// `1` up, `-1` down.
-    pub direction: i32,
-    /// When.
-    pub at_ms: u64,
-    /// Whether the move was part of a rollback after a failed gate (a
-    /// failed gate lifts the anti-flap hold).
-    pub gate_failed: bool,
-}
-
-/// A revision that failed its gates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FailedRevision {
-    /// When the gate failed.
-    pub at: String,
-    /// Why.
-    pub reason: String,
-}
-
-/// Where a rollout is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RolloutStatus {
-    /// Moving toward desired state.
-    InProgress,
-    /// A gate failed: moving back to the baseline.
-    RollingBack,
-    /// Desired state reached and its gates passed.
-    Complete,
-    /// Rolled back (or held) after a failed gate.
-    Failed,
-}
-
-/// A gate's state after a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GateState {
-    /// Baking; gates are checked when the bake ends.
-    Pending,
-    /// Baking between rollback steps; no gate.
-    BakeOnly,
-    /// Passed.
-    Passed,
-    /// Failed.
-    Failed,
-    /// Nothing to wait for.
-    None,
-}
-
-/// One step as carried out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepRecord {
-    /// 1-based, over forward and rollback steps.
-    pub number: usize,
-    /// Whether this step rolls back.
-    pub rollback: bool,
-    /// When it was started.
-    pub at: String,
-    /// The same, in milliseconds since the epoch.
-    pub at_ms: u64,
-    /// Lever moves.
-    pub moves: Vec<Move>,
-    /// When its writes had all landed (the bake counts from here).
-    #[serde(default)]
-    pub landed_ms: Option<u64>,
-    /// Bake after the step.
-    pub bake_seconds: u64,
-    /// Gate verdict.
-    pub gate: GateState,
-}
-
-/// The rollout of one revision.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Rollout {
-    /// Git revision, or the desired state's digest.
-    pub revision: String,
-    /// When it started.
-    pub started_at: String,
-    /// The same, in milliseconds since the epoch.
-    pub started_ms: u64,
-    /// Where it is.
-    pub status: RolloutStatus,
-    /// Last good lever values by address (lever units; scalers in points).
-    pub baseline: BTreeMap<String, f64>,
-    /// Healthy fraction per `subject@region` when it started.
-    pub baseline_health: BTreeMap<String, f64>,
-    /// Steps so far.
-    pub steps: Vec<StepRecord>,
-    /// Why it failed.
-    pub failure: Option<String>,
-    /// A recorded override of a deny window: who asked and why.
-    pub deny_window_override: Option<String>,
-}
-
-/// The persisted rollout state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Ledger {
-    /// The current (or last) rollout.
-    pub current: Option<Rollout>,
-    /// Revisions that failed their gates; not retried until a new revision
-    /// or `meridian retry`.
-    #[serde(default)]
-    pub failed: BTreeMap<String, FailedRevision>,
-    /// Last move per lever address, for anti-flap.
-    #[serde(default)]
-    pub moves: BTreeMap<String, LastMove>,
-}
-
-/// The ledger file in a state directory.
-#[derive(Debug, Clone)]
-pub struct LedgerStore {
-    path: PathBuf,
-}
-
-impl LedgerStore {
-    /// The ledger of `state_dir`.
-    pub fn new(state_dir: &Path) -> Self {
-        Self {
-            path: state_dir.join("rollout.json"),
-        }
-    }
-
-    /// Takes the rollout lock of the state directory for as long as the
-    /// returned file is held: one rollout at a time per ledger, so a command
-    /// line `apply` and a daemon sharing a state directory never step the
-    /// same rollout twice.
-    pub fn lock(&self) -> anyhow::Result<std::fs::File> {
-        let path = self.path.with_file_name("rollout.lock");
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) => Err(anyhow::anyhow!(
-                "another meridian is rolling out from {} right now (an `apply` or `meridian run`); wait for it, or use another --state-dir only if it manages other objects",
-                path.parent()
-                    .map_or_else(String::new, |p| p.display().to_string())
-            )),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(anyhow::anyhow!("locking {}: {e}", path.display()))
-            }
-        }
-    }
-
-    /// Reads the ledger; an absent file is an empty ledger.
-    pub fn load(&self) -> anyhow::Result<Ledger> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                anyhow::anyhow!(
-                    "{} is not a meridian rollout ledger ({e}); move it away to start afresh",
-                    self.path.display()
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::default()),
-            Err(e) => Err(anyhow::anyhow!("reading {}: {e}", self.path.display())),
-        }
-    }
-
-    /// Writes the ledger atomically.
-    pub fn save(&self, ledger: &Ledger) -> anyhow::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(ledger)?)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.path)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", self.path.display()))?;
-        Ok(())
-    }
-}
-
-/// Live objects by address, and their providers.
-pub fn live_of(observation: &Observation) -> (Live, BTreeMap<Address, String>) {
-    let mut live = Live::new();
-    let mut providers = BTreeMap::new();
-    for (provider, observed) in &observation.resources {
-        providers.insert(observed.address.clone(), provider.clone());
-        live.insert(observed.address.clone(), observed.clone());
-    }
-    (live, providers)
 }
 
 /// The lever values of a live world, by address text.
@@ -276,63 +85,6 @@ fn rollback_target(
             )
         })
         .collect()
-}
-
-/// Desired state as a rollout may move it: the levers of objects under an
-/// active break-glass override stay at their live values, objects it would
-/// add there wait, and objects it would remove there stay, until the
-/// override expires; then the change rolls out like any other.
-pub fn without_held(
-    desired: &DesiredResources,
-    observation: &Observation,
-    now: SystemTime,
-) -> DesiredResources {
-    let active: Vec<&Address> = observation
-        .overrides
-        .iter()
-        .filter(|(_, o)| crate::overrides::is_active(o, now))
-        .map(|(_, o)| &o.address)
-        .collect();
-    if active.is_empty() {
-        return desired.clone();
-    }
-    let covered = |address: &Address| {
-        crate::overrides::marker_object(address).is_some_and(|m| active.contains(&&m))
-    };
-    let (live, providers) = live_of(observation);
-    let mut out = desired.clone();
-    for (address, want) in desired {
-        if lever(&want.resource).is_none() || !covered(address) {
-            continue;
-        }
-        match live.get(address).and_then(|o| lever(&o.resource)) {
-            Some((_, value)) => {
-                out.insert(
-                    address.clone(),
-                    DesiredResource {
-                        resource: with_lever(&want.resource, value),
-                        ..want.clone()
-                    },
-                );
-            }
-            None => {
-                out.remove(address);
-            }
-        }
-    }
-    for (address, observed) in &live {
-        if !desired.contains_key(address) && covered(address) {
-            out.insert(
-                address.clone(),
-                DesiredResource {
-                    provider: providers.get(address).cloned().unwrap_or_default(),
-                    resource: observed.resource.clone(),
-                    source: format!("{address} (held by a break-glass override)"),
-                },
-            );
-        }
-    }
-    out
 }
 
 /// The rules of the subjects that `moves` touch.
@@ -594,7 +346,7 @@ pub async fn tick(
             }
         }
     }
-    let plan = engine::make_plan(state, &step.desired, observation, Some(revision.to_owned()));
+    let plan = crate::plan::make(state, &step.desired, observation, Some(revision.to_owned()));
     if plan.changes.is_empty() {
         if !step.waiting_for_health.is_empty() {
             let waited = Duration::from_millis(now_ms.saturating_sub(rollout.started_ms));
@@ -750,7 +502,7 @@ pub async fn run(
     events: &dyn RolloutEvents,
     stop: &Arc<AtomicBool>,
     options: &RunOptions,
-) -> anyhow::Result<(RunEnd, Vec<engine::Outcome>)> {
+) -> anyhow::Result<(RunEnd, Vec<apply::Outcome>)> {
     let _lock = store.lock()?;
     let health = needs_health(state);
     let mut outcomes = Vec::new();
@@ -759,7 +511,7 @@ pub async fn run(
         if stop.load(Ordering::SeqCst) {
             return Ok((RunEnd::Interrupted, outcomes));
         }
-        let observation = engine::observe_with(providers, desired, health).await;
+        let observation = observe::observe_with(providers, desired, health).await;
         if !observation.gaps.is_empty() {
             let gaps = observation
                 .gaps
@@ -819,7 +571,7 @@ pub async fn run(
                     return Ok((RunEnd::ApplyFailed(why), outcomes));
                 }
                 events.step(step, rollback, &plan);
-                let report = engine::apply(&plan, providers, progress, stop).await;
+                let report = apply::apply(&plan, providers, progress, stop).await;
                 let failures: Vec<String> = report
                     .failures()
                     .iter()

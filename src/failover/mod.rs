@@ -22,10 +22,10 @@ use meridian_provider::{Address, Resource};
 use crate::desired::{self, DesiredResources};
 use crate::model::raw::TrafficKind;
 use crate::model::regions;
+use crate::model::yaml::Pos;
 use crate::model::{self, DesiredState, Diagnostic, LoadError, SourceFile};
 use crate::traffic::{self, SubjectKey, TrafficInput};
 use crate::whatif;
-use crate::yaml::Pos;
 use meridian_provider::regions::backend_group_region;
 
 /// Why no change can be produced.
@@ -851,9 +851,9 @@ mod tests {
     #[test]
     fn block_and_flow_mappings_take_an_inserted_field() {
         let text = "groups:\n  - region: us-east-1 # primary\n    endpoints: []\n  - {region: eu-west-1}\n";
-        let docs = crate::yaml::parse_documents(text).expect("parses");
+        let docs = crate::model::yaml::parse_documents(text).expect("parses");
         let groups = docs[0].get("groups").expect("groups");
-        let crate::yaml::Value::Seq(items) = &groups.value else {
+        let crate::model::yaml::Value::Seq(items) = &groups.value else {
             panic!("a list")
         };
         let edit = |file: &str| FieldEdit {

@@ -4,6 +4,219 @@
 //! the console or another tool would make them, so they are counted and
 //! recorded in the world's history like any other call.
 
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use meridian::exit;
+
+use super::*;
+use meridian_sim::world::Faults;
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Show the simulated world and its API call counters.
+    Show {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
+    /// Change an endpoint group's traffic dial out of band.
+    SetDial {
+        /// Accelerator name.
+        accelerator: String,
+        /// AWS region of the endpoint group.
+        region: String,
+        /// Dial, 0-100.
+        #[arg(value_parser = clap::value_parser!(u8).range(0..=100))]
+        percent: u8,
+        /// Listener name (needed when the accelerator has several).
+        #[arg(long)]
+        listener: Option<String>,
+    },
+    /// Change an endpoint's weight out of band.
+    SetWeight {
+        /// Accelerator name.
+        accelerator: String,
+        /// AWS region of the endpoint group.
+        region: String,
+        /// Endpoint id.
+        endpoint: String,
+        /// Weight, 0-255.
+        weight: u8,
+        /// Listener name (needed when the accelerator has several).
+        #[arg(long)]
+        listener: Option<String>,
+    },
+    /// Mark every endpoint and backend of a region healthy or unhealthy.
+    SetHealth {
+        /// Region (AWS or GCP).
+        region: String,
+        /// New health.
+        health: Health,
+    },
+    /// Inject latency, throttling and server errors into every API call.
+    Faults(FaultArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+}
+
+#[derive(Debug, Args)]
+pub struct FaultArgs {
+    /// Added latency per call, in milliseconds.
+    #[arg(long)]
+    pub latency_ms: Option<u64>,
+    /// Fraction of calls throttled, 0.0-1.0.
+    #[arg(long, value_parser = parse_rate)]
+    pub throttle_rate: Option<f64>,
+    /// Fraction of calls failing with a server error, 0.0-1.0.
+    #[arg(long, value_parser = parse_rate)]
+    pub error_rate: Option<f64>,
+    /// Fraction of writes that land but answer with a server error (a lost
+    /// response), 0.0-1.0.
+    #[arg(long, value_parser = parse_rate)]
+    pub lost_response_rate: Option<f64>,
+    /// Make an operation fail permanently (repeatable), e.g. CreateEndpointGroup.
+    #[arg(long, value_name = "OPERATION")]
+    pub fail_operation: Vec<String>,
+    /// Make a GCP write's long-running operation end in an error instead of
+    /// landing (repeatable), e.g. backendServices.patch=RESOURCE_NOT_READY:2.
+    #[arg(long, value_name = "OPERATION=CODE[:TIMES]", value_parser = parse_operation_error)]
+    pub operation_error: Vec<meridian_sim::world::OperationFault>,
+    /// Make another writer change a backend of this GCP backend service
+    /// (SERVICE or SERVICE/GROUP_SUFFIX) just before the next write to it
+    /// lands (repeatable; one race each): the write's fingerprint is stale
+    /// and it is answered 412.
+    #[arg(long, value_name = "SERVICE[/GROUP]")]
+    pub racing_write: Vec<String>,
+    /// How long accelerators stay IN_PROGRESS (and GCP operations RUNNING)
+    /// after a change, in milliseconds.
+    #[arg(long)]
+    pub deploy_delay_ms: Option<u64>,
+    /// Remove every fault first.
+    #[arg(long)]
+    pub clear: bool,
+}
+
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("must be from 0.0 to 1.0, got {rate}"))
+    }
+}
+
+pub async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
+    let Some(dir) = &cli.sim else {
+        bail!(
+            "`meridian sim` needs the simulated cloud's directory: pass --sim DIR or set MERIDIAN_SIM"
+        );
+    };
+    let cloud = SimCloud::new(SimStore::open(dir)?);
+    let message = match command {
+        SimCommand::Show { format } => {
+            let world = cloud.store().read()?;
+            match format {
+                ShowFormat::Text => print!("{}", show_text(&world)),
+                ShowFormat::Json => print!("{}", show_json(&world)),
+            }
+            return Ok(exit::OK);
+        }
+        SimCommand::SetDial {
+            accelerator,
+            region,
+            percent,
+            listener,
+        } => set_dial(&cloud, accelerator, listener.as_deref(), region, *percent).await?,
+        SimCommand::SetWeight {
+            accelerator,
+            region,
+            endpoint,
+            weight,
+            listener,
+        } => {
+            set_weight(
+                &cloud,
+                accelerator,
+                listener.as_deref(),
+                region,
+                endpoint,
+                *weight,
+            )
+            .await?
+        }
+        SimCommand::SetHealth { region, health } => {
+            if !meridian::model::regions::is_aws(region)
+                && !meridian::model::regions::is_gcp(region)
+            {
+                bail!(
+                    "unknown region `{region}`: give an AWS region (e.g. eu-central-1) or a Google Cloud region (e.g. europe-west1)"
+                );
+            }
+            set_health(&cloud, region, matches!(health, Health::Healthy))?
+        }
+        SimCommand::Faults(args) => {
+            for operation in &args.fail_operation {
+                if !meridian_sim::cloud::OPERATIONS.contains(&operation.as_str()) {
+                    bail!(
+                        "unknown operation `{operation}`; the simulated cloud serves: {}",
+                        meridian_sim::cloud::OPERATIONS.join(", ")
+                    );
+                }
+            }
+            let settings = cloud.store().transact(|world| {
+                let faults = &mut world.settings.faults;
+                if args.clear {
+                    *faults = Faults::default();
+                }
+                if let Some(v) = args.latency_ms {
+                    faults.latency_ms = v
+                }
+                if let Some(v) = args.throttle_rate {
+                    faults.throttle_rate = v
+                }
+                if let Some(v) = args.lost_response_rate {
+                    faults.lost_response_rate = v
+                }
+                if let Some(v) = args.error_rate {
+                    faults.error_rate = v
+                }
+                faults
+                    .fail_operations
+                    .extend(args.fail_operation.iter().cloned());
+                faults
+                    .operation_errors
+                    .extend(args.operation_error.iter().cloned());
+                faults
+                    .racing_writes
+                    .extend(args.racing_write.iter().cloned());
+                if let Some(v) = args.deploy_delay_ms {
+                    world.settings.deploy_delay_ms = v
+                }
+                world.settings.clone()
+            })?;
+            let f = &settings.faults;
+            format!(
+                "faults: latency {} ms, throttle rate {}, error rate {}, lost-response rate {}, failing operations [{}], operation errors [{}]; deploy delay {} ms",
+                f.latency_ms,
+                f.throttle_rate,
+                f.error_rate,
+                f.lost_response_rate,
+                f.fail_operations.join(", "),
+                operation_errors_text(&f.operation_errors),
+                settings.deploy_delay_ms
+            )
+        }
+    };
+    println!("{message}");
+    Ok(exit::OK)
+}
+
 use std::fmt::Write as _;
 
 use meridian_sim::cloud::GCP_WRITES;

@@ -8,6 +8,10 @@
 //! caller. On SIGTERM/SIGINT the change in flight finishes, status is
 //! persisted, and the process exits 0; the next start continues from live state.
 
+pub mod metrics;
+pub mod status;
+pub mod webhook;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,12 +29,14 @@ use meridian_provider::Action;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use crate::engine::{self, EngineOptions, Outcome as ChangeOutcome, Progress, Providers};
-use crate::metrics::Metrics;
+use crate::apply::{Outcome as ChangeOutcome, Progress};
 use crate::model::{self, DesiredState, LoadError};
+use crate::observe;
+use crate::providers::{ProviderOptions, Providers};
 use crate::source::{GitAuth, RepoSource, Snapshot, SourceError};
-use crate::status::{Attempt, Drift, LastError, Outcome, ResourceState, RevisionAt, Status};
-use crate::webhook::Secret;
+use metrics::Metrics;
+use status::{Attempt, Drift, LastError, Outcome, ResourceState, RevisionAt, Status};
+use webhook::Secret;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -56,7 +62,7 @@ pub struct DaemonConfig {
     /// Git credentials.
     pub auth: GitAuth,
     /// Engine settings (simulator, retries).
-    pub engine: EngineOptions,
+    pub engine: ProviderOptions,
 }
 
 /// Errors that stop the daemon from starting.
@@ -426,8 +432,8 @@ impl Loop {
             }
         };
         let desired = crate::desired::expand(state);
-        let observation = engine::observe(&providers, &desired).await;
-        let mut plan = engine::make_plan(state, &desired, &observation, Some(revision.to_owned()));
+        let observation = observe::observe(&providers, &desired).await;
+        let mut plan = crate::plan::make(state, &desired, &observation, Some(revision.to_owned()));
         let store = crate::rollout::LedgerStore::new(&self.config.state_dir);
         let ledger = match store.load() {
             Ok(ledger) => ledger,
@@ -969,46 +975,9 @@ async fn wait_for_signal() {
     }
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 500ms, 30s, 5m or 1h"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "`{text}` has an unknown unit `{unit}`; use ms, s, m or h"
-            ));
-        }
-    };
-    if seconds <= 0.0 || !seconds.is_finite() {
-        return Err(format!("`{text}` must be above zero"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-    }
 
     #[test]
     fn backoff_grows_and_is_capped_by_the_interval() {

@@ -26,6 +26,9 @@ use meridian_provider::{Action, Address, Change, LiveOverride, Observed};
 use serde::{Deserialize, Serialize};
 
 use crate::clock;
+use crate::desired::{DesiredResource, DesiredResources};
+use crate::observe::{Observation, live_of};
+use crate::plan::schedule::{lever, with_lever};
 use crate::plan::{Plan, Summary};
 
 /// A change held back by an active break-glass override.
@@ -128,6 +131,61 @@ pub fn hold(plan: &mut Plan, overrides: &[(String, LiveOverride)], now: SystemTi
     }
 }
 
+/// Desired state as a rollout may move it: the levers of objects under an
+/// active break-glass override stay at their live values, objects it would
+/// add there wait, and objects it would remove there stay, until the
+/// override expires; then the change rolls out like any other.
+pub fn without_held(
+    desired: &DesiredResources,
+    observation: &Observation,
+    now: SystemTime,
+) -> DesiredResources {
+    let active: Vec<&Address> = observation
+        .overrides
+        .iter()
+        .filter(|(_, o)| is_active(o, now))
+        .map(|(_, o)| &o.address)
+        .collect();
+    if active.is_empty() {
+        return desired.clone();
+    }
+    let covered = |address: &Address| marker_object(address).is_some_and(|m| active.contains(&&m));
+    let (live, providers) = live_of(observation);
+    let mut out = desired.clone();
+    for (address, want) in desired {
+        if lever(&want.resource).is_none() || !covered(address) {
+            continue;
+        }
+        match live.get(address).and_then(|o| lever(&o.resource)) {
+            Some((_, value)) => {
+                out.insert(
+                    address.clone(),
+                    DesiredResource {
+                        resource: with_lever(&want.resource, value),
+                        ..want.clone()
+                    },
+                );
+            }
+            None => {
+                out.remove(address);
+            }
+        }
+    }
+    for (address, observed) in &live {
+        if !desired.contains_key(address) && covered(address) {
+            out.insert(
+                address.clone(),
+                DesiredResource {
+                    provider: providers.get(address).cloned().unwrap_or_default(),
+                    resource: observed.resource.clone(),
+                    source: format!("{address} (held by a break-glass override)"),
+                },
+            );
+        }
+    }
+    out
+}
+
 /// Reads `--until`: an RFC 3339 time, or a duration from now such as `90m`,
 /// `2h` or `1d`. Returns the time as meridian writes it (UTC, whole
 /// seconds), which must be in the future.
@@ -143,7 +201,7 @@ pub fn parse_until(text: &str, now: SystemTime) -> Result<String, String> {
                     .filter(|d| d.is_finite() && *d > 0.0)
                     .map(|d| std::time::Duration::from_secs_f64(d * 86_400.0))
                     .ok_or_else(|| format!("`{text}` must be a positive number of days")),
-                None => crate::daemon::parse_duration(text),
+                None => clock::parse_duration(text),
             }
             .map_err(|_| {
                 format!(

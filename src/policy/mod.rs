@@ -5,6 +5,8 @@
 //! backend in a blocked region, nor outside the allowed regions when the
 //! policy lists any. A violation blocks `plan` and `apply` (exit 3).
 
+pub mod rules;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::raw::DataResidencyPolicySpec;

@@ -1,0 +1,337 @@
+//! `meridian apply`: carry out a plan, step by step.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use meridian::desired;
+use meridian::exit;
+use meridian::plan::Plan;
+use meridian::plan::render::{self, Format};
+use meridian::rollout::{self, LedgerStore};
+
+use super::*;
+use meridian::apply::{Outcome, Progress};
+use meridian_provider::Change;
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Desired-state directory.
+    #[arg(default_value = "desired-state")]
+    pub dir: PathBuf,
+    /// Apply this saved plan instead of planning anew; refused when stale.
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+}
+
+pub struct ConsoleProgress {
+    pub terminal: bool,
+}
+
+impl Progress for ConsoleProgress {
+    fn started(&self, change: &Change, index: usize, total: usize) {
+        if self.terminal {
+            println!(
+                "[{index}/{total}] {} {} ...",
+                change.action.symbol(),
+                change.address
+            );
+        }
+    }
+
+    fn finished(&self, outcome: &Outcome, done: usize, total: usize) {
+        let change = &outcome.change;
+        match &outcome.error {
+            None => println!(
+                "[{done}/{total}] {} {}: done in {} ms",
+                change.action.symbol(),
+                change.address,
+                outcome.elapsed.as_millis()
+            ),
+            Some(error) => println!(
+                "[{done}/{total}] {} {}: FAILED: {error}",
+                change.action.symbol(),
+                change.address
+            ),
+        }
+        let _ = std::io::stdout().flush();
+    }
+}
+
+pub fn confirm(plan: &Plan) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "refusing to apply {} change(s) without confirmation: stdin is not a terminal; pass --yes",
+            plan.changes.len()
+        );
+    }
+    print!(
+        "Apply these {} change(s)? Only `yes` is accepted: ",
+        plan.changes.len()
+    );
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
+    let Some(state) = load(&args.dir)? else {
+        return Ok(exit::ERROR);
+    };
+    let (providers, fresh) = plan_now(cli, &state, Some(&args.rollout)).await?;
+    let plan = match &args.plan {
+        None => fresh,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading plan {}", path.display()))?;
+            let saved: Plan = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a meridian plan", path.display()))?;
+            if saved.format_version != meridian::plan::FORMAT_VERSION {
+                eprintln!(
+                    "error: {} has plan format {}, this meridian reads format {}",
+                    path.display(),
+                    saved.format_version,
+                    meridian::plan::FORMAT_VERSION
+                );
+                return Ok(exit::ERROR);
+            }
+            if saved.source.digest != state.digest {
+                eprintln!(
+                    "error: the saved plan is stale: desired state in {} changed since the plan was made (plan {}, now {}). Nothing was applied; run `meridian plan` again.",
+                    args.dir.display(),
+                    short(&saved.source.digest),
+                    short(&state.digest)
+                );
+                return Ok(exit::ERROR);
+            }
+            if saved.observed_fingerprint != fresh.observed_fingerprint {
+                eprintln!(
+                    "error: the saved plan is stale: the live world changed since the plan was made (observed {}, now {}). Nothing was applied; run `meridian plan` again.",
+                    short(&saved.observed_fingerprint),
+                    short(&fresh.observed_fingerprint)
+                );
+                return Ok(exit::ERROR);
+            }
+            // Same desired state and same live world give the same plan. A saved
+            // plan whose changes differ was edited (or made by another version):
+            // only what meridian itself computes is ever applied.
+            if saved.overridden != fresh.overridden {
+                eprintln!(
+                    "error: the saved plan is stale: a break-glass override was set, cleared or has expired since the plan was made, so different changes are held back now. Nothing was applied; run `meridian plan` again."
+                );
+                return Ok(exit::ERROR);
+            }
+            if saved.changes != fresh.changes || saved.violations != fresh.violations {
+                eprintln!(
+                    "error: the saved plan's changes differ from what meridian computes for the same desired state and live world (was the file edited, or made by another meridian version?). Nothing was applied; run `meridian plan` again."
+                );
+                return Ok(exit::ERROR);
+            }
+            fresh
+        }
+    };
+    let ledger = LedgerStore::new(&args.rollout.state_dir).load()?;
+    if let Some(failed) = ledger.failed.get(&state.digest) {
+        eprintln!(
+            "error: this desired state failed its gates at {}: {}. It is not applied again until it changes (a new commit) or `meridian retry`.",
+            failed.at, failed.reason
+        );
+        return Ok(exit::ERROR);
+    }
+    let mut plan = plan;
+    let running = ledger.current.as_ref().is_some_and(|r| {
+        r.revision == state.digest
+            && matches!(
+                r.status,
+                rollout::RolloutStatus::InProgress | rollout::RolloutStatus::RollingBack
+            )
+    });
+    if running {
+        // The invariants were checked when this rollout started; from here
+        // its gates govern and roll it back if health drops.
+        plan.violations
+            .retain(|v| !rollout::is_rollout_violation(v));
+    }
+    if plan.is_blocked() {
+        print!("{}", render::plan(&plan, Format::Text, style()));
+        print_violations(&plan);
+        return Ok(exit::BLOCKED);
+    }
+    if plan.errored {
+        print!("{}", render::plan(&plan, Format::Text, style()));
+        eprintln!(
+            "error: the live world was not fully observed or holds conflicting objects; nothing was applied."
+        );
+        return Ok(exit::ERROR);
+    }
+    let in_progress = ledger.current.as_ref().is_some_and(|r| {
+        r.revision == state.digest
+            && matches!(
+                r.status,
+                rollout::RolloutStatus::InProgress | rollout::RolloutStatus::RollingBack
+            )
+    });
+    if plan.is_empty() && !in_progress {
+        match render::held_back_line(&plan) {
+            Some(held) => println!("{held}\nNothing else to apply."),
+            None => println!("No changes. The live world matches the desired state."),
+        }
+        return Ok(exit::OK);
+    }
+    print!("{}", render::plan(&plan, Format::Text, style()));
+    if !args.yes && !plan.is_empty() && !confirm(&plan)? {
+        println!("Apply cancelled; nothing was changed.");
+        return Ok(exit::ERROR);
+    }
+    let store = LedgerStore::new(&args.rollout.state_dir);
+    let revision = state.digest.clone();
+    let progress = ConsoleProgress {
+        terminal: std::io::stdout().is_terminal(),
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "Stopping after the change(s) in flight; run `meridian apply` again to continue."
+                );
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+    let options = rollout::RunOptions {
+        wait: true,
+        deny_window_override: args.rollout.override_deny_window.clone(),
+        max_conflicts: if args.plan.is_some() { 0 } else { 3 },
+    };
+    let resources = desired::expand(&state);
+    let (end, outcomes) = rollout::run(
+        &state,
+        &resources,
+        &revision,
+        &providers,
+        &store,
+        &progress,
+        &ConsoleRollout,
+        &stop,
+        &options,
+    )
+    .await?;
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    let applied = outcomes.len() - failed;
+    let calls = providers.calls();
+    let (reads, writes) = calls.values().flatten().fold((0, 0), |(r, w), c| {
+        if c.write {
+            (r, w + c.ok + c.failed)
+        } else {
+            (r + c.ok + c.failed, w)
+        }
+    });
+    let steps = store
+        .load()?
+        .current
+        .filter(|r| r.revision == revision)
+        .map(|r| r.steps.len())
+        .unwrap_or(0);
+    println!(
+        "Applied {applied} of {} change(s){}; {} retries after transient errors, {} waits; {reads} read and {writes} write API calls.",
+        outcomes.len(),
+        if steps > 1 {
+            format!(" in {steps} steps")
+        } else {
+            String::new()
+        },
+        providers.stats.retries(),
+        providers.stats.waits()
+    );
+    if let Some(held) = render::held_back_line(&plan) {
+        println!("{held}");
+    }
+    match end {
+        rollout::RunEnd::Done => Ok(exit::OK),
+        rollout::RunEnd::Failed(reason) => {
+            eprintln!("error: the rollout failed: {reason}");
+            Ok(exit::ERROR)
+        }
+        rollout::RunEnd::ApplyFailed(errors) => {
+            for error in &errors {
+                eprintln!("error: {error}");
+            }
+            if args.plan.is_some()
+                && outcomes
+                    .iter()
+                    .any(|o| o.error.as_ref().is_some_and(|e| e.is_conflict()))
+            {
+                eprintln!(
+                    "error: the live world changed after the saved plan was checked; nothing was overwritten. Run `meridian plan` again."
+                );
+            }
+            eprintln!(
+                "{} change(s) failed. What landed stays; run `meridian apply` again to continue from live state.",
+                errors.len()
+            );
+            Ok(exit::ERROR)
+        }
+        rollout::RunEnd::Interrupted => {
+            eprintln!(
+                "Interrupted between steps; the rollout's position is saved in {}: run `meridian apply` again to continue.",
+                args.rollout.state_dir.display()
+            );
+            Ok(exit::ERROR)
+        }
+        rollout::RunEnd::Waiting(_, reason) => {
+            eprintln!(
+                "Paused: {reason}. The rollout's position is saved; run `meridian apply` again once the window has closed (or override it with --override-deny-window \"<reason>\")."
+            );
+            Ok(exit::ERROR)
+        }
+    }
+}
+
+pub struct ConsoleRollout;
+
+impl rollout::RolloutEvents for ConsoleRollout {
+    fn step(&self, number: usize, rollback: bool, plan: &Plan) {
+        let moves: Vec<String> = plan
+            .changes
+            .iter()
+            .flat_map(|c| {
+                c.fields
+                    .iter()
+                    .filter(|f| {
+                        matches!(f.path.as_str(), "trafficDial" | "weight" | "capacityScaler")
+                    })
+                    .map(move |f| {
+                        format!(
+                            "{} {} {} → {}",
+                            c.address,
+                            f.path,
+                            render::show_value(f.before.as_ref()),
+                            render::show_value(f.after.as_ref())
+                        )
+                    })
+            })
+            .collect();
+        println!(
+            "{} {number}: {} change(s){}{}",
+            if rollback { "Rollback step" } else { "Step" },
+            plan.changes.len(),
+            if moves.is_empty() { "" } else { ": " },
+            moves.join(", ")
+        );
+        let _ = std::io::stdout().flush();
+    }
+
+    fn waiting(&self, reason: &str) {
+        println!("… {reason}");
+        let _ = std::io::stdout().flush();
+    }
+}

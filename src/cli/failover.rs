@@ -1,0 +1,103 @@
+//! `meridian failover`: write the change that drains a region.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use meridian::exit;
+use meridian::model::{self, LoadError};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FailoverOutput {
+    /// A unified diff on stdout, for `git apply`.
+    Patch,
+}
+
+#[derive(Debug, Args)]
+pub struct FailoverArgs {
+    /// Desired-state directory.
+    #[arg(default_value = "desired-state")]
+    pub dir: PathBuf,
+    /// The region to drain (AWS or Google Cloud name).
+    #[arg(long, value_name = "REGION")]
+    pub from: String,
+    /// A region to raise to full traffic (trafficDial 100, capacityScaler 1.0).
+    #[arg(long, value_name = "REGION")]
+    pub to: Option<String>,
+    /// Print the change as a unified diff (the default).
+    #[arg(long, value_enum, conflicts_with = "branch")]
+    pub output: Option<FailoverOutput>,
+    /// Instead, commit the change on a new branch NAME of the repository
+    /// holding DIR, leaving the working tree and the current branch alone.
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+}
+
+pub fn failover(args: &FailoverArgs) -> Result<u8> {
+    use meridian::failover::{self, FailoverError};
+    let files = model::read_dir(&args.dir)?;
+    let state = match model::load(&files) {
+        Ok(state) => state,
+        Err(LoadError::Invalid(diagnostics)) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            eprintln!("{} error(s); nothing was written.", diagnostics.len());
+            return Ok(exit::ERROR);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let drain = match failover::drain(&files, &state, &args.from, args.to.as_deref()) {
+        Ok(drain) => drain,
+        Err(FailoverError::Refused(reasons)) => {
+            for reason in &reasons {
+                eprintln!("refused: {reason}");
+            }
+            eprintln!("Nothing was written.");
+            return Ok(exit::BLOCKED);
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(exit::ERROR);
+        }
+    };
+    for warning in &drain.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if drain.files.is_empty() {
+        eprintln!(
+            "Nothing to change: every endpoint group and backend in {} is already drained.",
+            drain.from
+        );
+        return Ok(exit::OK);
+    }
+    match (&args.branch, args.output) {
+        (Some(branch), _) => match failover::commit_branch(&args.dir, branch, &drain) {
+            Ok(commit) => {
+                println!(
+                    "{}.\nCommitted {} on the new branch {branch}; the current branch and the working tree are unchanged.",
+                    drain.summary(),
+                    &commit.to_string()[..12]
+                );
+                Ok(exit::OK)
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                Ok(exit::ERROR)
+            }
+        },
+        (None, Some(FailoverOutput::Patch) | None) => {
+            let root = failover::patch_root(&args.dir);
+            print!(
+                "{}",
+                failover::patch(&drain, |path| failover::relative_to(&root, path))
+            );
+            eprintln!(
+                "{}. Apply with `git apply` in {}.",
+                drain.summary(),
+                root.display()
+            );
+            Ok(exit::OK)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Observation: every provider lists what it owns, concurrently, into one
+//! [`Observation`] of the live world with its gaps.
+//!
+//! A family that could not be observed is a gap, never an empty list: the
+//! plan proposes nothing inside it. This module only reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use meridian_provider::{Address, Family, ObserveRequest, Observed, ProviderError};
+use serde::{Deserialize, Serialize};
+
+use crate::desired::{self, DesiredResources};
+use crate::providers::Providers;
+
+/// Live objects by address.
+pub type Live = BTreeMap<Address, Observed>;
+
+/// A family of one provider that could not be observed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Gap {
+    /// Provider name.
+    pub provider: String,
+    /// The family.
+    pub family: Family,
+    /// Why.
+    pub error: ProviderError,
+}
+
+/// What every provider observed.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    /// Every observed object with its provider's name.
+    pub resources: Vec<(String, Observed)>,
+    /// Families that could not be observed.
+    pub gaps: Vec<Gap>,
+    /// Desired objects whose provider does not manage their family.
+    pub unsupported: Vec<String>,
+    /// Break-glass override markers on live objects, with their provider's name.
+    pub overrides: Vec<(String, meridian_provider::LiveOverride)>,
+}
+
+/// Observes every provider concurrently, without the health that costs
+/// extra calls.
+pub async fn observe(providers: &Providers, desired: &DesiredResources) -> Observation {
+    observe_with(providers, desired, false).await
+}
+
+/// Observes every provider concurrently; with `health`, also the health
+/// that costs extra calls (GCP backends).
+pub async fn observe_with(
+    providers: &Providers,
+    desired: &DesiredResources,
+    health: bool,
+) -> Observation {
+    let regions = desired::regions_by_provider(desired);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, provider) in &providers.by_name {
+        let provider = provider.clone();
+        let name = name.clone();
+        let request = ObserveRequest {
+            families: Vec::new(),
+            regions: regions.get(&name).cloned().unwrap_or_default(),
+            health,
+        };
+        tasks.spawn(async move { (name, provider.observe(request).await) });
+    }
+    let mut observation = Observation::default();
+    let mut unsupported = BTreeSet::new();
+    for (address, want) in desired {
+        if let Some(provider) = providers.by_name.get(&want.provider)
+            && !provider.families().contains(&address.family())
+        {
+            unsupported.insert(format!("{} ({}) is managed by provider `{}`, which does not support {} in this release; run with --sim DIR, or move it to a provider that does", want.source, address.family(), want.provider, address.family()));
+        }
+    }
+    observation.unsupported = unsupported.into_iter().collect();
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((name, response)) = joined else {
+            continue;
+        };
+        observation
+            .resources
+            .extend(response.resources.into_iter().map(|o| (name.clone(), o)));
+        observation
+            .overrides
+            .extend(response.overrides.into_iter().map(|o| (name.clone(), o)));
+        observation
+            .gaps
+            .extend(response.gaps.into_iter().map(|g| Gap {
+                provider: name.clone(),
+                family: g.family,
+                error: g.error,
+            }));
+    }
+    observation
+        .resources
+        .sort_by(|a, b| (&a.0, &a.1.address).cmp(&(&b.0, &b.1.address)));
+    observation
+        .gaps
+        .sort_by(|a, b| (&a.provider, a.family).cmp(&(&b.provider, b.family)));
+    observation
+}
+
+/// Live objects by address, and their providers.
+pub fn live_of(observation: &Observation) -> (Live, BTreeMap<Address, String>) {
+    let mut live = Live::new();
+    let mut providers = BTreeMap::new();
+    for (provider, observed) in &observation.resources {
+        providers.insert(observed.address.clone(), provider.clone());
+        live.insert(observed.address.clone(), observed.clone());
+    }
+    (live, providers)
+}

@@ -1,0 +1,170 @@
+//! The providers of a desired state: one plugin per `Provider` document,
+//! built from its settings, kept by name for observation and apply.
+//!
+//! Under `--sim DIR` every provider runs against the embedded simulated
+//! cloud. This module builds clients; it never observes or writes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use meridian_provider::{CallCounter, Provider, ProviderError, RetryPolicy, RetryStats};
+use meridian_sim::provider::SimProviderConfig;
+use meridian_sim::{SimCloud, SimProvider, SimStore};
+
+use crate::desired;
+use crate::model::DesiredState;
+use crate::model::raw::ProviderType;
+
+/// Errors of the engine (as opposed to policy blocks or change failures).
+#[derive(Debug, thiserror::Error)]
+pub enum ProvidersError {
+    /// A provider cannot be built.
+    #[error("provider `{provider}`: {message}")]
+    Provider {
+        /// Provider name.
+        provider: String,
+        /// Why.
+        message: String,
+    },
+    /// The simulated cloud's directory is unusable.
+    #[error(transparent)]
+    Sim(#[from] meridian_sim::StoreError),
+}
+
+/// How the engine runs.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderOptions {
+    /// Run every provider against the simulated cloud in this directory.
+    pub sim_dir: Option<PathBuf>,
+    /// Retry policy for cloud calls.
+    pub retry: RetryPolicy,
+}
+
+/// The providers of a desired state, by name.
+pub struct Providers {
+    pub(crate) by_name: BTreeMap<String, Arc<dyn Provider>>,
+    pub(crate) concurrency: BTreeMap<String, usize>,
+    /// Retry counters shared by every provider.
+    pub stats: RetryStats,
+}
+
+impl Providers {
+    /// Builds one provider per `Provider` document: the simulated cloud for
+    /// every provider under `--sim`, otherwise the real one for its type.
+    pub async fn build(
+        state: &DesiredState,
+        options: &ProviderOptions,
+    ) -> Result<Self, ProvidersError> {
+        let stats = RetryStats::default();
+        let mut by_name: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
+        let mut concurrency = BTreeMap::new();
+        let cloud = match &options.sim_dir {
+            Some(dir) => Some(SimCloud::new(SimStore::open(dir)?)),
+            None => None,
+        };
+        for doc in &state.providers {
+            let spec = &doc.doc.spec;
+            let name = doc.name().to_owned();
+            let owner = spec.owner.clone().unwrap_or_else(|| name.clone());
+            concurrency.insert(
+                name.clone(),
+                spec.max_concurrency.unwrap_or(4).clamp(1, 32) as usize,
+            );
+            let provider: Arc<dyn Provider> = match (&cloud, spec.provider_type) {
+                (Some(cloud), provider_type) => Arc::new(SimProvider::new(
+                    SimProviderConfig {
+                        name: name.clone(),
+                        owner,
+                        families: desired::provider_families(provider_type),
+                        project: desired::project_of(state, &name),
+                        retry: options.retry.clone(),
+                        stats: stats.clone(),
+                    },
+                    cloud.clone(),
+                )),
+                (None, ProviderType::Aws) => Arc::new(
+                    meridian_aws::AwsProvider::new(meridian_aws::AwsConfig {
+                        name: name.clone(),
+                        owner,
+                        profile: spec.profile.clone(),
+                        globalaccelerator_endpoint: spec
+                            .endpoints
+                            .as_ref()
+                            .and_then(|e| e.globalaccelerator.clone()),
+                        ec2_endpoint: spec.endpoints.as_ref().and_then(|e| e.ec2.clone()),
+                        retry: options.retry.clone(),
+                        stats: stats.clone(),
+                    })
+                    .await,
+                ),
+                (None, ProviderType::Sim) => {
+                    return Err(ProvidersError::Provider { provider: name, message: "a provider of type sim runs against the embedded simulated cloud: pass --sim DIR or set MERIDIAN_SIM".to_owned() });
+                }
+                (None, ProviderType::Gcp) => {
+                    let Some(project) = spec.project.clone() else {
+                        return Err(ProvidersError::Provider {
+                            provider: name,
+                            message:
+                                "a provider of type gcp needs `spec.project`, the GCP project id"
+                                    .to_owned(),
+                        });
+                    };
+                    let config = meridian_gcp::GcpConfig {
+                        name: name.clone(),
+                        owner,
+                        project,
+                        endpoint: spec.endpoints.as_ref().and_then(|e| e.compute.clone()),
+                        retry: options.retry.clone(),
+                        stats: stats.clone(),
+                    };
+                    match meridian_gcp::GcpProvider::new(config).await {
+                        Ok(provider) => Arc::new(provider),
+                        Err(error) => {
+                            return Err(ProvidersError::Provider {
+                                provider: name,
+                                message: error.message,
+                            });
+                        }
+                    }
+                }
+            };
+            by_name.insert(name, provider);
+        }
+        Ok(Self {
+            by_name,
+            concurrency,
+            stats,
+        })
+    }
+
+    /// API calls made so far, by provider.
+    pub fn calls(&self) -> BTreeMap<String, Vec<CallCounter>> {
+        self.by_name
+            .iter()
+            .map(|(name, p)| (name.clone(), p.calls()))
+            .collect()
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.by_name.get(name)
+    }
+
+    /// Writes (`Some(until)`) or removes (`None`) the break-glass override
+    /// marker on `address` through the provider named `provider`.
+    pub async fn set_override(
+        &self,
+        provider: &str,
+        address: &meridian_provider::Address,
+        until: Option<String>,
+    ) -> Result<(), ProviderError> {
+        match self.get(provider) {
+            Some(p) => p.set_override(address, until).await,
+            None => Err(ProviderError::stalled(
+                "SetOverride",
+                "UnknownProvider",
+                format!("no provider named `{provider}`"),
+            )),
+        }
+    }
+}
