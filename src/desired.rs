@@ -13,14 +13,15 @@ use meridian_provider::{
     AcceleratorSpec, Address, BackendServiceSpec, BackendSpec, EndpointGroupSpec, EndpointSpec,
     GaHealthCheck, HealthCheckSpec, HostRule, ListenerSpec, PathMatcher, PathRule, PeeringSpec,
     PortOverride, PortRange, Resource, RouteSpec, TransitGatewaySpec, UrlMapSpec,
+    listener_tag_value,
 };
 
 use crate::model::DesiredState;
 use crate::model::raw::{
     ClientAffinity, GaHealthCheckProtocol, GcpProtocol, IpAddressType, ListenerProtocol,
-    LoadBalancingScheme, ProviderType,
+    LoadBalancingScheme,
 };
-use meridian_provider::regions::backend_group_region;
+use meridian_provider::regions::parse_backend_group;
 
 /// The GCP project used when a `sim` provider names none.
 pub const SIM_PROJECT: &str = "sim-project";
@@ -101,6 +102,8 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
                 }
                 .to_owned(),
                 tags: spec.tags.clone(),
+                // Filled in below, from the listeners.
+                listener_names: BTreeMap::new(),
             }),
         );
         for listener in &spec.listeners {
@@ -276,16 +279,22 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
             }),
         );
         for backend in &spec.backends {
+            // `projects/P/…` and URL forms name the same group as the
+            // relative path the Compute API's objects are compared in.
+            let (group, region) = match parse_backend_group(&backend.group) {
+                Ok(parsed) => (parsed.path, parsed.region),
+                Err(_) => (backend.group.clone(), String::new()),
+            };
             put(
                 Address::Backend {
                     service: name.clone(),
-                    group: backend.group.clone(),
+                    group: group.clone(),
                 },
                 &spec.provider,
                 &source,
                 Resource::Backend(BackendSpec {
-                    group: backend.group.clone(),
-                    region: backend_group_region(&backend.group).unwrap_or_default(),
+                    group,
+                    region,
                     balancing_mode: backend.balancing_mode.as_str().to_owned(),
                     max_rate: backend.max_rate,
                     max_rate_per_endpoint: backend.max_rate_per_endpoint,
@@ -411,15 +420,37 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
             }
         }
     }
+    name_listeners(&mut out);
     out
 }
 
-/// Whether a provider type can manage a family (used to pick sim families).
-pub fn provider_families(provider_type: ProviderType) -> Vec<meridian_provider::Family> {
-    use meridian_provider::Family;
-    match provider_type {
-        ProviderType::Aws => vec![Family::GlobalAccelerator, Family::TransitGateway],
-        ProviderType::Gcp => vec![Family::GcpLoadBalancing],
-        ProviderType::Sim => Family::ALL.to_vec(),
+/// Writes each accelerator's listener names (name → protocol and ports)
+/// into its value: they live as tags on the accelerator.
+fn name_listeners(out: &mut DesiredResources) {
+    let mut names: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (address, want) in out.iter() {
+        if let (
+            Address::Listener {
+                accelerator,
+                listener,
+            },
+            Resource::Listener(spec),
+        ) = (address, &want.resource)
+        {
+            names
+                .entry(accelerator.clone())
+                .or_default()
+                .insert(listener.clone(), listener_tag_value(spec));
+        }
+    }
+    for (accelerator, listeners) in names {
+        let address = Address::Accelerator { accelerator };
+        if let Some(DesiredResource {
+            resource: Resource::Accelerator(spec),
+            ..
+        }) = out.get_mut(&address)
+        {
+            spec.listener_names = listeners;
+        }
     }
 }

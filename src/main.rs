@@ -8,14 +8,23 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use meridian::exit;
 
 fn main() -> ExitCode {
     // Usage errors exit 1 (error), never clap's default 2, which in
     // meridian's contract means "changes pending" or "drift found".
-    let cli = match cli::Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = cli::Cli::command()
+        .try_get_matches()
+        .and_then(|matches| cli::Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    let cli = match parsed {
+        Ok((cli, matches)) => {
+            if let Err(message) = cli::check_sim_flag(&cli, &matches) {
+                eprintln!("error: {message}");
+                return ExitCode::from(exit::ERROR);
+            }
+            cli
+        }
         Err(error) => {
             let _ = error.print();
             let code = match error.kind() {

@@ -58,7 +58,6 @@ pub async fn observe_with(
         let provider = provider.clone();
         let name = name.clone();
         let request = ObserveRequest {
-            families: Vec::new(),
             regions: regions.get(&name).cloned().unwrap_or_default(),
             health,
         };
@@ -110,4 +109,18 @@ pub fn live_of(observation: &Observation) -> (Live, BTreeMap<Address, String>) {
         live.insert(observed.address.clone(), observed.clone());
     }
     (live, providers)
+}
+
+/// How many members (endpoints, backends) each endpoint group and backend
+/// service holds in `live`, for units of work.
+pub fn member_counts(live: &Live) -> BTreeMap<Address, usize> {
+    let mut out = BTreeMap::new();
+    for address in live.keys() {
+        if matches!(address, Address::Endpoint { .. } | Address::Backend { .. })
+            && let Some(parent) = address.parent()
+        {
+            *out.entry(parent).or_default() += 1;
+        }
+    }
+    out
 }

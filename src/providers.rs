@@ -2,17 +2,18 @@
 //! built from its settings, kept by name for observation and apply.
 //!
 //! Under `--sim DIR` every provider runs against the embedded simulated
-//! cloud. This module builds clients; it never observes or writes.
+//! cloud, through the clouds' own wire protocols served in-process. This
+//! module builds clients; it never observes or writes.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use meridian_provider::ratelimit::Rate;
 use meridian_provider::{CallCounter, Provider, ProviderError, RetryPolicy, RetryStats};
-use meridian_sim::provider::SimProviderConfig;
-use meridian_sim::{SimCloud, SimProvider, SimStore};
+use meridian_sandbox::InProcess;
+use meridian_sim::{SimCloud, SimStore};
 
-use crate::desired;
 use crate::model::DesiredState;
 use crate::model::raw::ProviderType;
 
@@ -47,11 +48,20 @@ pub struct Providers {
     pub(crate) concurrency: BTreeMap<String, usize>,
     /// Retry counters shared by every provider.
     pub stats: RetryStats,
+    /// The in-process sandbox under `--sim`, kept running as long as the
+    /// providers that call it.
+    _sandbox: Option<InProcess>,
 }
 
+/// How often the providers poll the simulated cloud for an object to settle.
+const SIM_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 impl Providers {
-    /// Builds one provider per `Provider` document: the simulated cloud for
-    /// every provider under `--sim`, otherwise the real one for its type.
+    /// Builds one provider per `Provider` document, the real one for its
+    /// type. Under `--sim DIR` the simulated cloud in DIR is served by the
+    /// wire sandbox in this process, on an ephemeral loopback port, and
+    /// every provider's endpoints point there: the code that talks to AWS
+    /// and Google is the code that runs.
     pub async fn build(
         state: &DesiredState,
         options: &ProviderOptions,
@@ -59,10 +69,25 @@ impl Providers {
         let stats = RetryStats::default();
         let mut by_name: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
         let mut concurrency = BTreeMap::new();
-        let cloud = match &options.sim_dir {
-            Some(dir) => Some(SimCloud::new(SimStore::open(dir)?)),
+        let sandbox = match &options.sim_dir {
+            Some(dir) => {
+                let cloud = SimCloud::new(SimStore::open(dir)?);
+                Some(
+                    InProcess::start(cloud)
+                        .await
+                        .map_err(|e| ProvidersError::Provider {
+                            provider: "(simulated cloud)".to_owned(),
+                            message: format!("cannot start the in-process sandbox: {e}"),
+                        })?,
+                )
+            }
             None => None,
         };
+        let mut retry = options.retry.clone();
+        if sandbox.is_some() {
+            // The simulated cloud deploys in about a second: poll it often.
+            retry.max_poll = retry.max_poll.min(SIM_POLL);
+        }
         for doc in &state.providers {
             let spec = &doc.doc.spec;
             let name = doc.name().to_owned();
@@ -71,37 +96,29 @@ impl Providers {
                 name.clone(),
                 spec.max_concurrency.unwrap_or(4).clamp(1, 32) as usize,
             );
-            let provider: Arc<dyn Provider> = match (&cloud, spec.provider_type) {
-                (Some(cloud), provider_type) => Arc::new(SimProvider::new(
-                    SimProviderConfig {
-                        name: name.clone(),
-                        owner,
-                        families: desired::provider_families(provider_type),
-                        project: desired::project_of(state, &name),
-                        retry: options.retry.clone(),
-                        stats: stats.clone(),
-                    },
-                    cloud.clone(),
-                )),
-                (None, ProviderType::Aws) => Arc::new(
+            let endpoints = spec.endpoints.as_ref();
+            let rate_limit = spec.rate_limit.as_ref().map(|r| Rate {
+                per_second: r.requests_per_second,
+                burst: r.burst,
+            });
+            let sim_url = sandbox.as_ref().map(InProcess::url);
+            let provider: Arc<dyn Provider> = match spec.provider_type {
+                ProviderType::Aws => Arc::new(
                     meridian_aws::AwsProvider::new(meridian_aws::AwsConfig {
                         name: name.clone(),
                         owner,
                         profile: spec.profile.clone(),
-                        globalaccelerator_endpoint: spec
-                            .endpoints
-                            .as_ref()
-                            .and_then(|e| e.globalaccelerator.clone()),
-                        ec2_endpoint: spec.endpoints.as_ref().and_then(|e| e.ec2.clone()),
-                        retry: options.retry.clone(),
+                        globalaccelerator_endpoint: sim_url
+                            .clone()
+                            .or_else(|| endpoints.and_then(|e| e.globalaccelerator.clone())),
+                        ec2_endpoint: sim_url.or_else(|| endpoints.and_then(|e| e.ec2.clone())),
+                        rate_limit,
+                        retry: retry.clone(),
                         stats: stats.clone(),
                     })
                     .await,
                 ),
-                (None, ProviderType::Sim) => {
-                    return Err(ProvidersError::Provider { provider: name, message: "a provider of type sim runs against the embedded simulated cloud: pass --sim DIR or set MERIDIAN_SIM".to_owned() });
-                }
-                (None, ProviderType::Gcp) => {
+                ProviderType::Gcp => {
                     let Some(project) = spec.project.clone() else {
                         return Err(ProvidersError::Provider {
                             provider: name,
@@ -114,8 +131,9 @@ impl Providers {
                         name: name.clone(),
                         owner,
                         project,
-                        endpoint: spec.endpoints.as_ref().and_then(|e| e.compute.clone()),
-                        retry: options.retry.clone(),
+                        endpoint: sim_url.or_else(|| endpoints.and_then(|e| e.compute.clone())),
+                        rate_limit,
+                        retry: retry.clone(),
                         stats: stats.clone(),
                     };
                     match meridian_gcp::GcpProvider::new(config).await {
@@ -135,6 +153,7 @@ impl Providers {
             by_name,
             concurrency,
             stats,
+            _sandbox: sandbox,
         })
     }
 

@@ -16,7 +16,7 @@ fn desired(dir: &Path, sandbox: &Sandbox) {
     std::fs::create_dir_all(&folder).expect("mkdir");
     std::fs::write(
         folder.join("providers.yaml"),
-        format!("apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {{name: aws-global}}\nspec:\n  type: aws\n  region: us-west-2\n  endpoints: {{globalaccelerator: \"http://{}\"}}\n", sandbox.address),
+        format!("apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {{name: aws-global}}\nspec:\n  type: aws\n  endpoints: {{globalaccelerator: \"http://{}\"}}\n", sandbox.address),
     )
     .expect("write");
     std::fs::copy(

@@ -40,7 +40,7 @@ fn the_example_mesh_is_built_in_moto_and_a_deleted_peering_is_recreated() {
     let sandbox_url = sandbox.url();
     let folder = dir.join("desired-state");
     std::fs::create_dir_all(&folder).expect("mkdir");
-    std::fs::write(folder.join("providers.yaml"), format!("apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {{name: aws-global}}\nspec:\n  type: aws\n  region: us-west-2\n  endpoints: {{globalaccelerator: \"{sandbox_url}\", ec2: \"{moto_url}\"}}\n")).expect("write");
+    std::fs::write(folder.join("providers.yaml"), format!("apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {{name: aws-global}}\nspec:\n  type: aws\n  endpoints: {{globalaccelerator: \"{sandbox_url}\", ec2: \"{moto_url}\"}}\n")).expect("write");
     std::fs::copy(
         common::example_dir().join("transit-gateway.yaml"),
         folder.join("transit-gateway.yaml"),

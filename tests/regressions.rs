@@ -238,7 +238,7 @@ fn two_repositories_with_their_own_owners_never_delete_each_other() {
     for (team, doc) in [("team-a", &ga[..split]), ("team-b", &ga[split + 4..])] {
         let folder = root.join(team);
         std::fs::create_dir_all(&folder).expect("mkdir");
-        std::fs::write(folder.join("providers.yaml"), format!("apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {{name: aws-global}}\nspec: {{type: aws, region: us-west-2, owner: {team}}}\n")).expect("write");
+        std::fs::write(folder.join("providers.yaml"), format!("apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {{name: aws-global}}\nspec: {{type: aws, owner: {team}}}\n")).expect("write");
         std::fs::write(folder.join("ga.yaml"), doc).expect("write");
     }
     assert_eq!(sim_run(root, &sim, &["apply", "team-a", "--yes"]).code, 0);
@@ -299,7 +299,7 @@ fn a_symlinked_yaml_file_is_read_not_planned_for_deletion() {
 fn an_alias_bomb_is_refused_without_exhausting_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut text = String::from(
-        "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: p}\nspec: {type: sim}\nx0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+        "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: p}\nspec: {type: aws}\nx0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
     );
     for i in 1..9 {
         text.push_str(&format!(
@@ -437,4 +437,67 @@ fn swapping_an_endpoint_in_a_full_group_makes_room_first() {
     let apply = sim_run(dir, &sim, &["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{}", apply.all());
     assert_eq!(sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code, 0);
+}
+
+#[test]
+fn sim_on_a_command_that_never_talks_to_a_cloud_is_an_error_not_ignored() {
+    let (dir, sim) = setup();
+    let dir = dir.path();
+    for command in [&["validate"][..], &["schema"], &["status"]] {
+        let run = sim_run(dir, &sim, command);
+        assert_eq!(run.code, 1, "{command:?}: {}", run.all());
+        assert!(
+            run.stderr.contains("--sim has no effect"),
+            "{command:?}: {}",
+            run.all()
+        );
+    }
+    // MERIDIAN_SIM in the environment is for the commands that use it.
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .current_dir(dir)
+        .env("MERIDIAN_SIM", &sim)
+        .arg("validate")
+        .output()
+        .expect("runs");
+    assert_eq!(run.status.code(), Some(0));
+}
+
+#[test]
+fn a_backend_group_written_with_its_project_prefix_matches_what_is_observed() {
+    let (dir, sim) = setup();
+    let dir = dir.path();
+    assert_eq!(sim_run(dir, &sim, &["apply", "--yes"]).code, 0);
+    let file = dir.join("desired-state/gcp-load-balancing.yaml");
+    edit(
+        &file,
+        "- group: regions/us-east1/networkEndpointGroups/app-us",
+        "- group: projects/acme-prod-314159/regions/us-east1/networkEndpointGroups/app-us",
+    );
+    edit(
+        &file,
+        "- group: regions/europe-west1/networkEndpointGroups/app-eu",
+        "- group: https://www.googleapis.com/compute/v1/projects/acme-prod-314159/regions/europe-west1/networkEndpointGroups/app-eu",
+    );
+    let plan = sim_run(dir, &sim, &["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.code,
+        0,
+        "the same groups, nothing to do: {}",
+        plan.all()
+    );
+    // A group of another project is refused where it is written.
+    edit(
+        &file,
+        "projects/acme-prod-314159/regions/us-east1",
+        "projects/someone-else-1/regions/us-east1",
+    );
+    let validate = meridian(dir, &["validate"]);
+    assert_eq!(validate.code, 1, "{}", validate.all());
+    assert!(
+        validate.stderr.contains("gcp-load-balancing.yaml:")
+            && validate.stderr.contains("spec.backends[0].group")
+            && validate.stderr.contains("is in project `someone-else-1`"),
+        "{}",
+        validate.all()
+    );
 }

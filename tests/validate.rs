@@ -8,7 +8,7 @@ use common::{example_dir, meridian};
 const PROVIDERS: &str = "apiVersion: meridian.dev/v1alpha1
 kind: Provider
 metadata: {name: aws}
-spec: {type: aws, region: us-west-2}
+spec: {type: aws}
 ---
 apiVersion: meridian.dev/v1alpha1
 kind: Provider
@@ -233,13 +233,13 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "malformed YAML",
-            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: x\nspec«: {type: sim}\n",
+            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: x\nspec«: {type: aws}\n",
             "",
             "malformed YAML",
         ),
         case(
             "duplicate YAML key",
-            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: x}\nspec: {type: sim}\n«spec: {type: aws}\n",
+            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: x}\nspec: {type: aws}\n«spec: {type: aws}\n",
             "",
             "duplicate key `spec`",
         ),
@@ -263,9 +263,15 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "invalid name",
-            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: «Prod_AWS}\nspec: {type: sim}\n",
+            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: «Prod_AWS}\nspec: {type: aws}\n",
             "metadata.name",
             "not a valid name",
+        ),
+        case(
+            "a region on a provider, which nothing would use",
+            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: p}\nspec:\n  type: aws\n  «region: us-west-2\n",
+            "spec.region",
+            "Global Accelerator's API is served only from us-west-2",
         ),
         case(
             "invalid CIDR",

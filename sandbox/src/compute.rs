@@ -145,7 +145,14 @@ impl From<SimError> for GoogleError {
                 "backendError",
                 format!("Internal error, try again: {error}"),
             ),
-            SimError::Injected { .. } | SimError::Store(_) => Self::new(
+            // Permanent, as `sim faults --fail-operation` means it.
+            SimError::Injected { .. } => Self::new(
+                StatusCode::BAD_REQUEST,
+                "FAILED_PRECONDITION",
+                "injectedFailure",
+                error.to_string(),
+            ),
+            SimError::Store(_) => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL",
                 "backendError",

@@ -43,14 +43,14 @@ impl ApiError {
 
 impl From<SimError> for ApiError {
     fn from(error: SimError) -> Self {
+        // An injected failure (`sim faults --fail-operation`) is permanent,
+        // as the EC2 and Compute sandboxes answer it: a 400 no client retries.
         let status = match &error {
-            SimError::Internal { .. } | SimError::Store(_) | SimError::Injected { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            SimError::Internal { .. } | SimError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
         let code = match &error {
-            SimError::Internal { .. } | SimError::Store(_) | SimError::Injected { .. } => {
+            SimError::Internal { .. } | SimError::Store(_) => {
                 "InternalServiceErrorException".to_owned()
             }
             other => other.code().to_owned(),

@@ -1,21 +1,32 @@
 //! meridian's wire sandbox: the clouds' own APIs over the simulated cloud.
 //!
 //! One loopback listener serves the AWS Global Accelerator API (`awsJson1_1`
-//! at `POST /` with `X-Amz-Target`), the Compute Engine REST API for global
-//! load balancing (under `/compute/v1/`), so that meridian's real providers,
-//! the official SDKs and the clouds' CLIs all work against it unchanged.
-//! `meridian sandbox` serves it on a port; `--sim DIR` starts it in-process
-//! on an ephemeral loopback port and points the providers at it.
+//! at `POST /` with `X-Amz-Target`, [`ga`]), the EC2 Query API's Transit
+//! Gateway subset (`POST /` with a form body `Action=…&Version=2016-11-15`,
+//! region from the SigV4 credential scope, [`ec2`]) and the Compute Engine
+//! REST API for global load balancing (under `/compute/v1/`, [`compute`]),
+//! so that meridian's real providers, the official SDKs and the clouds' CLIs
+//! all work against it unchanged. `meridian sandbox` serves it on a port;
+//! `--sim DIR` starts it in-process on an ephemeral loopback port and points
+//! the providers at it.
 //!
-//! A local emulator, not a cloud: it accepts any signature and checks no
-//! credential, so it refuses to listen anywhere but loopback.
+//! A local emulator, not a cloud: every behaviour (ids, states, quotas,
+//! faults, call counts) is the simulated cloud's, and the sandbox only
+//! speaks the protocols; it must never keep objects of its own. It accepts
+//! any signature and checks no credential, so it refuses to listen anywhere
+//! but loopback.
 
 pub mod compute;
+pub mod ec2;
 pub mod ga;
 
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::post;
 use meridian_sim::SimCloud;
 
@@ -23,9 +34,21 @@ use meridian_sim::SimCloud;
 /// listener is bound to, for the links in responses.
 pub fn router(cloud: SimCloud, local: SocketAddr) -> Router {
     Router::new()
-        .route("/", post(ga::handle))
+        .route("/", post(aws_root))
         .with_state(cloud.clone())
         .merge(compute::router(cloud, local))
+}
+
+/// `POST /` is both AWS protocols' endpoint: a JSON request names its
+/// operation in `X-Amz-Target` (Global Accelerator), a Query request in
+/// its form body's `Action` (EC2). Anything else is answered by the JSON
+/// protocol, which explains the missing target.
+async fn aws_root(State(cloud): State<SimCloud>, headers: HeaderMap, body: Bytes) -> Response {
+    if !headers.contains_key("x-amz-target") && ec2::is_query_request(&headers, &body) {
+        ec2::handle(State(cloud), headers, body).await
+    } else {
+        ga::handle(State(cloud), headers, body).await
+    }
 }
 
 fn refuse_non_loopback(listen: SocketAddr) -> std::io::Result<()> {
@@ -46,7 +69,7 @@ pub async fn serve(cloud: SimCloud, listen: SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
     println!("meridian: sandbox listening on {address}");
-    tracing::info!(%address, "sandbox serving AWS Global Accelerator (awsJson1_1) at POST / and the Compute Engine REST API at /compute/v1/ over the simulated cloud; it checks no signature or credential");
+    tracing::info!(%address, "sandbox serving AWS Global Accelerator (awsJson1_1) and EC2 Transit Gateway (Query) at POST / and the Compute Engine REST API at /compute/v1/ over the simulated cloud; it checks no signature or credential");
     axum::serve(listener, router(cloud, address))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -37,6 +37,7 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteTransitGateway",
     "DeleteTransitGatewayPeeringAttachment",
     "DeleteTransitGatewayRoute",
+    "DescribeRegions",
     "DescribeTransitGatewayPeeringAttachments",
     "DescribeTransitGateways",
     "ListAccelerators",
@@ -2095,7 +2096,8 @@ impl SimCloud {
     }
 
     /// `CreateTransitGatewayRoute` or, with `replace`, `ReplaceTransitGatewayRoute`.
-    /// The attachment must be `available`.
+    /// The attachment must be `available`; a create refuses an existing
+    /// route and a replace a missing one, as EC2's do.
     pub async fn put_route(
         &self,
         route_table_id: &str,
@@ -2130,6 +2132,13 @@ impl SimCloud {
                     op,
                     "RouteAlreadyExists",
                     format!("route {cidr} already exists in {route_table_id}"),
+                ));
+            }
+            if replace && !world.routes.contains_key(&key) {
+                return Err(api(
+                    op,
+                    "InvalidRoute.NotFound",
+                    format!("no route {cidr} in {route_table_id} to replace"),
                 ));
             }
             world.routes.insert(

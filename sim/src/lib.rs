@@ -14,11 +14,9 @@
 //! It must never be mistaken for a cloud: nothing here talks to a network.
 
 pub mod cloud;
-pub mod provider;
 pub mod store;
 pub mod world;
 
 pub use cloud::{SimCloud, SimError};
-pub use provider::{SimProvider, SimProviderConfig};
 pub use store::{SimStore, StoreError};
 pub use world::World;

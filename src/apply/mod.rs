@@ -5,12 +5,13 @@
 //! and the next run continues from live state. This module never decides
 //! what to change: it executes what a plan says.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use meridian_provider::{ApplyRequest, Change, ProviderError};
+use meridian_provider::units::{ApiWrite, PlannedUnit, UnitOfWork};
+use meridian_provider::{ApplyRequest, CallCounter, Change, ProviderError};
 use tokio::sync::Semaphore;
 
 use crate::plan::Plan;
@@ -34,6 +35,9 @@ pub struct ApplyReport {
     pub outcomes: Vec<Outcome>,
     /// Changes not attempted because an earlier wave failed or a stop was requested.
     pub skipped: usize,
+    /// The write calls that succeeded, by operation (from the providers'
+    /// counters).
+    pub writes: Vec<ApiWrite>,
 }
 
 impl ApplyReport {
@@ -51,18 +55,34 @@ pub trait Progress: Send + Sync {
     fn finished(&self, outcome: &Outcome, done: usize, total: usize);
 }
 
-/// Applies a plan's changes wave by wave. When `stop` becomes true (a
-/// shutdown signal), changes already in flight finish and nothing new starts.
+/// Applies a plan's changes: its units of work, wave by wave.
 pub async fn apply(
     plan: &Plan,
     providers: &Providers,
     progress: &dyn Progress,
     stop: &Arc<AtomicBool>,
 ) -> ApplyReport {
-    let total = plan.changes.len();
-    let mut waves: BTreeMap<u32, Vec<&Change>> = BTreeMap::new();
-    for change in &plan.changes {
-        waves.entry(change.wave).or_default().push(change);
+    execute(&plan.changes, &plan.units, providers, progress, stop).await
+}
+
+/// Carries out `units` (of `changes`) wave by wave: every unit of a wave
+/// lands before the next wave starts; within a wave, units run concurrently
+/// up to each provider's `maxConcurrency`. A failed change stops the run
+/// after its wave. When `stop` becomes true (a shutdown signal), units
+/// already in flight finish and nothing new starts. A provider task that
+/// panics fails every change of its unit; nothing else is lost.
+pub async fn execute(
+    changes: &[Change],
+    units: &[PlannedUnit],
+    providers: &Providers,
+    progress: &dyn Progress,
+    stop: &Arc<AtomicBool>,
+) -> ApplyReport {
+    let total = changes.len();
+    let calls_before = providers.calls();
+    let mut waves: BTreeMap<u32, Vec<&PlannedUnit>> = BTreeMap::new();
+    for unit in units {
+        waves.entry(unit.wave).or_default().push(unit);
     }
     let semaphores: BTreeMap<String, Arc<Semaphore>> = providers
         .concurrency
@@ -72,63 +92,136 @@ pub async fn apply(
     let mut report = ApplyReport::default();
     let mut started = 0usize;
     let mut failed = false;
-    for (_, changes) in waves {
+    for (_, wave) in waves {
         if failed || stop.load(Ordering::SeqCst) {
-            report.skipped += changes.len();
+            report.skipped += wave.iter().map(|u| u.changes.len()).sum::<usize>();
             continue;
         }
         let mut tasks = tokio::task::JoinSet::new();
-        for change in changes {
+        let mut in_flight: HashMap<tokio::task::Id, UnitOfWork> = HashMap::new();
+        for planned in wave {
             if stop.load(Ordering::SeqCst) {
-                report.skipped += 1;
+                report.skipped += planned.changes.len();
                 continue;
             }
-            started += 1;
-            progress.started(change, started, total);
-            let provider = providers.get(&change.provider).cloned();
-            let semaphore = semaphores.get(&change.provider).cloned();
-            let change = change.clone();
-            tasks.spawn(async move {
+            let unit = UnitOfWork {
+                object: planned.object.clone(),
+                changes: planned
+                    .changes
+                    .iter()
+                    .filter_map(|i| changes.get(*i).cloned())
+                    .collect(),
+                members_after: planned.members_after,
+            };
+            for change in &unit.changes {
+                started += 1;
+                progress.started(change, started, total);
+            }
+            let provider = providers.get(&planned.provider).cloned();
+            let semaphore = semaphores.get(&planned.provider).cloned();
+            let name = planned.provider.clone();
+            let request = unit.clone();
+            let handle = tasks.spawn(async move {
                 let begun = Instant::now();
                 let _permit = match &semaphore {
                     Some(s) => s.clone().acquire_owned().await.ok(),
                     None => None,
                 };
-                let error = match provider {
-                    None => Some(ProviderError::stalled(
-                        "apply",
-                        "UnknownProvider",
-                        format!("no provider named `{}`", change.provider),
-                    )),
-                    Some(provider) => provider
-                        .apply(ApplyRequest {
-                            change: change.clone(),
-                        })
-                        .await
-                        .err(),
+                let results = match provider {
+                    None => vec![
+                        Some(ProviderError::stalled(
+                            "apply",
+                            "UnknownProvider",
+                            format!("no provider named `{name}`"),
+                        ));
+                        request.changes.len()
+                    ],
+                    Some(provider) => {
+                        provider
+                            .apply(ApplyRequest {
+                                unit: request.clone(),
+                            })
+                            .await
+                            .results
+                    }
                 };
-                Outcome {
-                    change,
-                    elapsed: begun.elapsed(),
-                    error,
-                }
+                (results, begun.elapsed())
             });
+            in_flight.insert(handle.id(), unit);
         }
-        while let Some(joined) = tasks.join_next().await {
-            let Ok(outcome) = joined else {
-                failed = true;
+        while let Some(joined) = tasks.join_next_with_id().await {
+            let (id, results, elapsed) = match joined {
+                Ok((id, (results, elapsed))) => (id, results, elapsed),
+                Err(error) => {
+                    let id = error.id();
+                    let object = in_flight
+                        .get(&id)
+                        .map(|u| u.object.to_string())
+                        .unwrap_or_default();
+                    let why = ProviderError::stalled(
+                        "apply",
+                        "ProviderPanicked",
+                        format!(
+                            "the provider task writing {object} stopped unexpectedly ({error}); what landed stays, and the next run continues from live state"
+                        ),
+                    );
+                    let n = in_flight.get(&id).map_or(0, |u| u.changes.len());
+                    (id, vec![Some(why); n], Duration::ZERO)
+                }
+            };
+            let Some(unit) = in_flight.remove(&id) else {
                 continue;
             };
-            if outcome.error.is_some() {
-                failed = true;
+            for (index, change) in unit.changes.into_iter().enumerate() {
+                let error = results.get(index).cloned().unwrap_or_else(|| {
+                    Some(ProviderError::stalled(
+                        "apply",
+                        "MissingResult",
+                        "the provider reported no result for this change",
+                    ))
+                });
+                if error.is_some() {
+                    failed = true;
+                }
+                report.outcomes.push(Outcome {
+                    change,
+                    elapsed,
+                    error,
+                });
+                progress.finished(
+                    report.outcomes.last().expect("just pushed"),
+                    report.outcomes.len(),
+                    total,
+                );
             }
-            report.outcomes.push(outcome);
-            progress.finished(
-                report.outcomes.last().expect("just pushed"),
-                report.outcomes.len(),
-                total,
-            );
         }
     }
+    report.writes = writes_between(&calls_before, &providers.calls());
     report
+}
+
+/// The successful write calls made between two readings of the providers'
+/// counters, by operation.
+fn writes_between(
+    before: &BTreeMap<String, Vec<CallCounter>>,
+    after: &BTreeMap<String, Vec<CallCounter>>,
+) -> Vec<ApiWrite> {
+    let count = |calls: &BTreeMap<String, Vec<CallCounter>>| {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for counter in calls.values().flatten().filter(|c| c.write) {
+            *out.entry(counter.operation.clone()).or_default() += counter.ok;
+        }
+        out
+    };
+    let (before, after) = (count(before), count(after));
+    after
+        .into_iter()
+        .filter_map(|(operation, n)| {
+            let made = n.saturating_sub(before.get(&operation).copied().unwrap_or(0));
+            (made > 0).then(|| ApiWrite {
+                operation,
+                count: u32::try_from(made).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
 }

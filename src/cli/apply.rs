@@ -241,8 +241,13 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         .filter(|r| r.revision == revision)
         .map(|r| r.steps.len())
         .unwrap_or(0);
+    let mut made: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for counter in calls.values().flatten().filter(|c| c.write && c.ok > 0) {
+        *made.entry(counter.operation.as_str()).or_default() += counter.ok;
+    }
+    let made: Vec<String> = made.iter().map(|(op, n)| format!("{n} {op}")).collect();
     println!(
-        "Applied {applied} of {} change(s){}; {} retries after transient errors, {} waits; {reads} read and {writes} write API calls.",
+        "Applied {applied} of {} change(s){}; {} retries after transient errors, {} waits; {reads} read and {writes} write API calls{}.",
         outcomes.len(),
         if steps > 1 {
             format!(" in {steps} steps")
@@ -250,7 +255,12 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             String::new()
         },
         providers.stats.retries(),
-        providers.stats.waits()
+        providers.stats.waits(),
+        if made.is_empty() {
+            String::new()
+        } else {
+            format!(" (writes made: {})", made.join(", "))
+        }
     );
     if let Some(held) = render::held_back_line(&plan) {
         println!("{held}");
@@ -277,6 +287,12 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             eprintln!(
                 "{} change(s) failed. What landed stays; run `meridian apply` again to continue from live state.",
                 errors.len()
+            );
+            Ok(exit::ERROR)
+        }
+        rollout::RunEnd::Retry(reason) => {
+            eprintln!(
+                "Paused: {reason}. The rollout's position is saved; run `meridian apply` again later."
             );
             Ok(exit::ERROR)
         }

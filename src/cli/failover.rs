@@ -3,15 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use meridian::exit;
 use meridian::model::{self, LoadError};
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum FailoverOutput {
-    /// A unified diff on stdout, for `git apply`.
-    Patch,
-}
 
 #[derive(Debug, Args)]
 pub struct FailoverArgs {
@@ -24,11 +18,9 @@ pub struct FailoverArgs {
     /// A region to raise to full traffic (trafficDial 100, capacityScaler 1.0).
     #[arg(long, value_name = "REGION")]
     pub to: Option<String>,
-    /// Print the change as a unified diff (the default).
-    #[arg(long, value_enum, conflicts_with = "branch")]
-    pub output: Option<FailoverOutput>,
-    /// Instead, commit the change on a new branch NAME of the repository
-    /// holding DIR, leaving the working tree and the current branch alone.
+    /// Commit the change on a new branch NAME of the repository holding
+    /// DIR, leaving the working tree and the current branch alone. Without
+    /// it, the change is printed as a unified diff for `git apply`.
     #[arg(long, value_name = "NAME")]
     pub branch: Option<String>,
 }
@@ -71,8 +63,8 @@ pub fn failover(args: &FailoverArgs) -> Result<u8> {
         );
         return Ok(exit::OK);
     }
-    match (&args.branch, args.output) {
-        (Some(branch), _) => match failover::commit_branch(&args.dir, branch, &drain) {
+    match &args.branch {
+        Some(branch) => match failover::commit_branch(&args.dir, branch, &drain) {
             Ok(commit) => {
                 println!(
                     "{}.\nCommitted {} on the new branch {branch}; the current branch and the working tree are unchanged.",
@@ -86,7 +78,7 @@ pub fn failover(args: &FailoverArgs) -> Result<u8> {
                 Ok(exit::ERROR)
             }
         },
-        (None, Some(FailoverOutput::Patch) | None) => {
+        None => {
             let root = failover::patch_root(&args.dir);
             print!(
                 "{}",

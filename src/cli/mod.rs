@@ -166,6 +166,26 @@ pub enum ShowFormat {
     Json,
 }
 
+/// `--sim` on a command that never talks to a cloud would do nothing: say
+/// so instead of ignoring it. (`MERIDIAN_SIM` in the environment is for the
+/// commands that use it and is not an error elsewhere.)
+pub fn check_sim_flag(cli: &Cli, matches: &clap::ArgMatches) -> Result<(), String> {
+    if matches.value_source("sim") != Some(clap::parser::ValueSource::CommandLine) {
+        return Ok(());
+    }
+    let command = match &cli.command {
+        Command::Validate { .. } => "validate",
+        Command::Status { .. } => "status",
+        Command::Retry { .. } => "retry",
+        Command::Schema => "schema",
+        Command::Failover(_) => "failover",
+        _ => return Ok(()),
+    };
+    Err(format!(
+        "--sim has no effect on `meridian {command}`, which never talks to a cloud; remove it"
+    ))
+}
+
 pub fn non_empty_reason(text: &str) -> Result<String, String> {
     if text.trim().is_empty() {
         return Err(

@@ -219,8 +219,8 @@ pub async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
 
 use std::fmt::Write as _;
 
+use meridian_provider::{LISTENER_KEY_PREFIX, NAME_KEY};
 use meridian_sim::cloud::GCP_WRITES;
-use meridian_sim::provider::{LISTENER_KEY_PREFIX, NAME_KEY};
 use meridian_sim::world::{OperationFault, World};
 use meridian_sim::{SimCloud, SimError};
 

@@ -28,6 +28,8 @@ struct Inner {
     webhooks: BTreeMap<String, u64>,
     rollout_step: u64,
     revision_failed: u64,
+    retry_attempts: u64,
+    next_attempt: f64,
 }
 
 /// The daemon's metrics.
@@ -129,6 +131,14 @@ impl Metrics {
             .unwrap_or(0)
     }
 
+    /// Records the transient failure being retried, or that none is.
+    pub fn retrying(&self, retrying: Option<&super::status::Retrying>) {
+        self.with(|m| {
+            m.retry_attempts = retrying.map_or(0, |r| u64::from(r.attempts));
+            m.next_attempt = retrying.map_or(0.0, |r| r.next_attempt_unix);
+        });
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
         let Ok(m) = self.inner.lock() else {
@@ -175,6 +185,7 @@ impl Metrics {
             "interrupted",
             "rolling_out",
             "rolled_back",
+            "retrying",
         ] {
             let _ = writeln!(
                 out,
@@ -186,6 +197,16 @@ impl Metrics {
             out,
             "# HELP meridian_last_applied_revision_timestamp_seconds When the last revision was fully applied (Unix time).\n# TYPE meridian_last_applied_revision_timestamp_seconds gauge\nmeridian_last_applied_revision_timestamp_seconds {}",
             m.last_applied_timestamp
+        );
+        let _ = writeln!(
+            out,
+            "# HELP meridian_transient_failures Reconciles in a row stopped by a transient failure, being retried with backoff (0 when none is).\n# TYPE meridian_transient_failures gauge\nmeridian_transient_failures {}",
+            m.retry_attempts
+        );
+        let _ = writeln!(
+            out,
+            "# HELP meridian_next_attempt_timestamp_seconds When the next retry of a transient failure starts (Unix time; 0 when none is due).\n# TYPE meridian_next_attempt_timestamp_seconds gauge\nmeridian_next_attempt_timestamp_seconds {}",
+            m.next_attempt
         );
         let _ = writeln!(
             out,

@@ -35,7 +35,7 @@ use crate::observe;
 use crate::providers::{ProviderOptions, Providers};
 use crate::source::{GitAuth, RepoSource, Snapshot, SourceError};
 use metrics::Metrics;
-use status::{Attempt, Drift, LastError, Outcome, ResourceState, RevisionAt, Status};
+use status::{Attempt, Drift, LastError, Outcome, ResourceState, Retrying, RevisionAt, Status};
 use webhook::Secret;
 
 /// How the daemon runs.
@@ -135,8 +135,11 @@ pub fn backoff(failures: u32, interval: Duration) -> Duration {
 enum Next {
     /// Success or nothing to do: wait the normal interval.
     Quiet,
-    /// A transient failure: back off.
-    Backoff,
+    /// A transient failure (network, credentials, throttling, provider
+    /// setup, live health blocking an invariant, a gate that cannot be
+    /// evaluated): retry with jittered exponential backoff, never mark the
+    /// revision failed. The reason is shown in `/status` with the next attempt.
+    Retry(String),
     /// A rollout waits (a step bakes, a deny window, an anti-flap hold):
     /// look again at this time, or at the next poll if that comes first.
     At(std::time::SystemTime),
@@ -202,6 +205,16 @@ impl Loop {
                 message: e.to_string(),
             })
         })
+    }
+
+    /// The message of the error just recorded, for a retry's reason.
+    fn last_error_message(&self) -> String {
+        self.shared
+            .status
+            .lock()
+            .ok()
+            .and_then(|s| s.last_error.as_ref().map(|e| e.message.clone()))
+            .unwrap_or_else(|| "a transient error".to_owned())
     }
 
     fn fail(&self, revision: Option<&str>, message: String, details: Vec<String>) {
@@ -270,7 +283,7 @@ impl Loop {
                 self.shared
                     .metrics
                     .reconciled(Outcome::Error.label(), started.elapsed().as_secs_f64());
-                return Next::Backoff;
+                return Next::Retry(self.last_error_message());
             }
         };
         let previous = self.shared.update_status(|s| {
@@ -333,7 +346,7 @@ impl Loop {
                 Ok(commit) => commit,
                 Err(error) => {
                     self.fail(Some(&head), error.to_string(), Vec::new());
-                    return Next::Backoff;
+                    return Next::Retry(self.last_error_message());
                 }
             };
             let snapshot = match self.blocking(move |s| match s.snapshot(commit, &path, allow_empty) {
@@ -349,7 +362,7 @@ impl Loop {
                 Err(error) => {
                     self.fail(Some(&head), error.to_string(), Vec::new());
                     self.shared.metrics.reconciled(Outcome::Error.label(), started.elapsed().as_secs_f64());
-                    return Next::Backoff;
+                    return Next::Retry(self.last_error_message());
                 }
             };
             for note in &snapshot.notes {
@@ -426,9 +439,11 @@ impl Loop {
         let providers = match Providers::build(state, &self.config.engine).await {
             Ok(providers) => providers,
             Err(error) => {
+                // Credentials, network, the provider's own setup: nothing
+                // the revision can fix, so it is retried, not failed.
                 self.fail(Some(revision), error.to_string(), Vec::new());
-                self.finish(revision, trigger, Outcome::Invalid, 0, started);
-                return Next::Quiet;
+                self.finish(revision, trigger, Outcome::Retrying, 0, started);
+                return Next::Retry(self.last_error_message());
             }
         };
         let desired = crate::desired::expand(state);
@@ -440,7 +455,7 @@ impl Loop {
             Err(error) => {
                 self.fail(Some(revision), error.to_string(), Vec::new());
                 self.finish(revision, trigger, Outcome::Error, 0, started);
-                return Next::Backoff;
+                return Next::Retry(self.last_error_message());
             }
         };
         // Deny windows and anti-flap holds make the daemon wait, not fail:
@@ -497,6 +512,25 @@ impl Loop {
             }
             shared.metrics.retries(providers.stats.retries());
         };
+        if plan.is_blocked() && plan.violations.iter().all(|v| v.transient) {
+            // Only live health blocks it: retried until health returns.
+            let details = plan
+                .violations
+                .iter()
+                .map(|v| format!("{}: {}", v.location, v.message))
+                .collect();
+            self.fail(
+                Some(revision),
+                format!(
+                    "revision {} waits for health: with the regions unhealthy now its schedule would break an invariant; it is retried, not failed",
+                    &revision[..revision.len().min(12)]
+                ),
+                details,
+            );
+            record_calls(&self.shared, &providers);
+            self.finish(revision, trigger, Outcome::Retrying, 0, started);
+            return Next::Retry(self.last_error_message());
+        }
         if plan.is_blocked() {
             let details = plan
                 .violations
@@ -529,7 +563,7 @@ impl Loop {
             );
             record_calls(&self.shared, &providers);
             self.finish(revision, trigger, Outcome::Error, 0, started);
-            return Next::Backoff;
+            return Next::Retry(self.last_error_message());
         }
         let deletes_everything = desired.is_empty() && plan.summary.delete > 0;
         if deletes_everything && !self.config.allow_empty {
@@ -609,7 +643,7 @@ impl Loop {
             Err(error) => {
                 self.fail(Some(revision), error.to_string(), Vec::new());
                 self.finish(revision, trigger, Outcome::Error, 0, started);
-                return Next::Backoff;
+                return Next::Retry(self.last_error_message());
             }
         };
         for outcome in &outcomes {
@@ -671,7 +705,17 @@ impl Loop {
                 self.fail(Some(revision), format!("{} change(s) failed; what landed stays and the next reconcile continues from live state", details.len()), details);
                 self.shared.update_status(|s| s.resources = resources);
                 self.finish(revision, trigger, Outcome::Failed, applied, started);
-                Next::Backoff
+                Next::Retry(self.last_error_message())
+            }
+            crate::rollout::RunEnd::Retry(reason) => {
+                self.shared.metrics.rollout(step, false);
+                self.fail(Some(revision), reason.clone(), Vec::new());
+                self.shared.update_status(|s| {
+                    s.resources = resources;
+                    s.rollout_waiting = Some(reason.clone());
+                });
+                self.finish(revision, trigger, Outcome::Retrying, applied, started);
+                Next::Retry(reason)
             }
             crate::rollout::RunEnd::Interrupted => {
                 self.shared.update_status(|s| s.resources = resources);
@@ -901,9 +945,13 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let mut next_drift = tokio::time::Instant::now() + config.drift_interval;
     while !shared.stop.load(Ordering::SeqCst) {
         let mut wake: Option<std::time::SystemTime> = None;
+        let mut retry_reason = None;
         match reconciler.reconcile(trigger).await {
             Next::Quiet => failures = 0,
-            Next::Backoff => failures += 1,
+            Next::Retry(reason) => {
+                failures += 1;
+                retry_reason = Some(reason);
+            }
             Next::At(until) => {
                 failures = 0;
                 wake = Some(until);
@@ -918,6 +966,30 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         } else {
             backoff(failures, config.interval)
         };
+        let retrying = retry_reason.map(|reason| {
+            let next = SystemTime::now() + delay;
+            Retrying {
+                reason,
+                attempts: failures,
+                next_attempt: crate::clock::rfc3339(next),
+                next_attempt_unix: crate::clock::unix_seconds(next),
+            }
+        });
+        shared.metrics.retrying(retrying.as_ref());
+        let status = shared.update_status(|s| {
+            if let (Some(now), Some(before)) = (&retrying, &s.retrying)
+                && before.reason != now.reason
+            {
+                tracing::info!(reason = %now.reason, "retrying for another reason");
+            }
+            s.retrying = retrying.clone();
+        });
+        if let Some(retrying) = &status.retrying {
+            tracing::warn!(reason = %retrying.reason, attempt = retrying.attempts, next = %retrying.next_attempt, "transient failure; retrying with backoff");
+        }
+        if let Err(error) = status.save(&config.state_dir) {
+            tracing::error!(%error, "cannot persist status");
+        }
         if let Some(until) = wake {
             // A rollout step is due: wake for it (a little after, so the
             // bake has surely ended), or at the next poll if sooner.

@@ -45,6 +45,10 @@ pub enum Outcome {
     RollingOut,
     /// A gate failed and the revision was rolled back (or held).
     RolledBack,
+    /// Something outside the revision stopped it for now (credentials,
+    /// network, provider setup, live health blocking an invariant, a gate
+    /// that cannot be evaluated): retried with backoff, never failed.
+    Retrying,
 }
 
 impl Outcome {
@@ -60,6 +64,7 @@ impl Outcome {
             Outcome::Interrupted => "interrupted",
             Outcome::RollingOut => "rolling_out",
             Outcome::RolledBack => "rolled_back",
+            Outcome::Retrying => "retrying",
         }
     }
 }
@@ -91,6 +96,19 @@ pub struct LastError {
     pub message: String,
     /// `file:line:col: field: message` lines, policy violations, failed changes.
     pub details: Vec<String>,
+}
+
+/// A transient failure being retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retrying {
+    /// What stops the reconcile for now.
+    pub reason: String,
+    /// Attempts in a row that failed this way.
+    pub attempts: u32,
+    /// When the next attempt starts (RFC 3339).
+    pub next_attempt: String,
+    /// The same, in Unix seconds.
+    pub next_attempt_unix: f64,
 }
 
 /// One managed object's state.
@@ -150,6 +168,10 @@ pub struct Status {
     /// What the progressive rollout under way waits for, if one is.
     #[serde(default)]
     pub rollout_waiting: Option<String>,
+    /// The transient failure being retried, if one is; cleared by the next
+    /// reconcile that is not one.
+    #[serde(default)]
+    pub retrying: Option<Retrying>,
 }
 
 impl Status {
@@ -169,6 +191,7 @@ impl Status {
             drift: Vec::new(),
             reconciles: 0,
             rollout_waiting: None,
+            retrying: None,
         }
     }
 
@@ -231,6 +254,13 @@ impl Status {
             None => {
                 let _ = writeln!(out, "last attempted: (none)");
             }
+        }
+        if let Some(retrying) = &self.retrying {
+            let _ = writeln!(
+                out,
+                "retrying:       {} (attempt {}, next at {})",
+                retrying.reason, retrying.attempts, retrying.next_attempt
+            );
         }
         if let Some(error) = &self.last_error {
             let _ = writeln!(out, "last error:     {} ({})", error.message, error.at);

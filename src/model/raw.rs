@@ -55,8 +55,6 @@ pub enum ProviderType {
     Aws,
     /// Google Cloud: global external load balancing.
     Gcp,
-    /// The embedded simulated cloud.
-    Sim,
 }
 
 /// Per-service endpoint overrides, for emulators and private endpoints.
@@ -91,10 +89,11 @@ fn default_burst() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProviderSpec {
-    /// `aws`, `gcp` or `sim`.
+    /// `aws` or `gcp` (under `--sim DIR` both run against the simulated cloud).
     #[serde(rename = "type")]
     pub provider_type: ProviderType,
-    /// AWS region for API calls (Global Accelerator's API lives in us-west-2).
+    /// Not a setting: rejected with an explanation (Global Accelerator's
+    /// API lives in us-west-2, Transit Gateway regions come from the mesh).
     pub region: Option<String>,
     /// AWS shared-config profile name.
     pub profile: Option<String>,

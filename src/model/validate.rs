@@ -12,7 +12,7 @@ use super::raw::{
     TrafficKind,
 };
 use super::{DesiredState, Diagnostic, Located};
-use meridian_provider::regions::{self, backend_group_region};
+use meridian_provider::regions::{self, parse_backend_group};
 
 /// The label that selects data-residency policies.
 pub const CLASSIFICATION_LABEL: &str = "meridian.dev/data-classification";
@@ -221,7 +221,7 @@ impl Validator<'_> {
                     .iter()
                     .map(|t| format!("{t:?}").to_ascii_lowercase())
                     .collect();
-                let message = format!("provider `{name}` has type {:?}, which cannot manage this kind; allowed types: {}", provider.doc.spec.provider_type, kinds.join(", ")).replace("type Aws", "type aws").replace("type Gcp", "type gcp").replace("type Sim", "type sim");
+                let message = format!("provider `{name}` has type {:?}, which cannot manage this kind; allowed types: {}", provider.doc.spec.provider_type, kinds.join(", ")).replace("type Aws", "type aws").replace("type Gcp", "type gcp");
                 self.push(doc, "spec.provider", message);
             }
             Some(_) => {}
@@ -231,24 +231,15 @@ impl Validator<'_> {
     fn providers(&mut self) {
         for p in &self.state.providers {
             let spec = &p.doc.spec;
-            if let Some(region) = &spec.region {
-                if !regions::is_aws(region) {
-                    self.push(
-                        p,
-                        "spec.region",
-                        format!(
-                            "unknown AWS region `{region}`; known regions: {}",
-                            regions::AWS.join(", ")
-                        ),
-                    );
-                }
-                if spec.provider_type == ProviderType::Gcp {
-                    self.push(
-                        p,
-                        "spec.region",
-                        "`region` is an AWS setting; a gcp provider takes `project`",
-                    );
-                }
+            if spec.region.is_some() {
+                self.push(
+                    p,
+                    "spec.region",
+                    match spec.provider_type {
+                        ProviderType::Aws => "`region` is not a setting: Global Accelerator's API is served only from us-west-2, which meridian always calls, and each Transit Gateway's region comes from its TransitGatewayMesh; remove the field",
+                        ProviderType::Gcp => "`region` is not a setting: global load balancing has no region; a gcp provider takes `project`",
+                    },
+                );
             }
             match (spec.provider_type, &spec.project) {
                 (ProviderType::Gcp, None) => self.push(
@@ -259,7 +250,7 @@ impl Validator<'_> {
                 (ProviderType::Aws, Some(_)) => self.push(
                     p,
                     "spec.project",
-                    "`project` is a GCP setting; an aws provider takes `region` and `profile`",
+                    "`project` is a GCP setting; an aws provider takes `profile`",
                 ),
                 (_, Some(project)) => {
                     let ok = project.len() >= 6
@@ -322,7 +313,7 @@ impl Validator<'_> {
     fn accelerators(&mut self) {
         for ga in &self.state.accelerators {
             let spec = &ga.doc.spec;
-            self.provider_ref(ga, &spec.provider, &[ProviderType::Aws, ProviderType::Sim]);
+            self.provider_ref(ga, &spec.provider, &[ProviderType::Aws]);
             for key in spec.tags.keys() {
                 if key.starts_with("meridian.dev/") {
                     self.push(
@@ -514,7 +505,7 @@ impl Validator<'_> {
     fn health_checks(&mut self) {
         for hc in &self.state.health_checks {
             let spec = &hc.doc.spec;
-            self.provider_ref(hc, &spec.provider, &[ProviderType::Gcp, ProviderType::Sim]);
+            self.provider_ref(hc, &spec.provider, &[ProviderType::Gcp]);
             for (protocol, field, present) in health_check_block(spec) {
                 if present && protocol != spec.check_type {
                     self.push(hc, &format!("spec.{field}"), format!("`{field}` does not match `type: {}`; use the block for the check's type", spec.check_type.as_str()));
@@ -603,7 +594,7 @@ impl Validator<'_> {
         let state = self.state;
         for bs in &state.backend_services {
             let spec = &bs.doc.spec;
-            self.provider_ref(bs, &spec.provider, &[ProviderType::Gcp, ProviderType::Sim]);
+            self.provider_ref(bs, &spec.provider, &[ProviderType::Gcp]);
             if spec.health_checks.is_empty() {
                 self.push(
                     bs,
@@ -665,13 +656,27 @@ impl Validator<'_> {
                     );
                 }
             }
-            let mut groups: HashMap<&str, usize> = HashMap::new();
+            let project = state
+                .provider(&spec.provider)
+                .and_then(|p| p.doc.spec.project.clone());
+            let mut groups: HashMap<String, usize> = HashMap::new();
             for (i, backend) in spec.backends.iter().enumerate() {
                 let bp = format!("spec.backends[{i}]");
-                if let Err(message) = backend_group_region(&backend.group) {
-                    self.push(bs, &format!("{bp}.group"), message);
-                }
-                if let Some(first) = groups.insert(&backend.group, i) {
+                let path = match parse_backend_group(&backend.group) {
+                    Ok(group) => {
+                        if let (Some(theirs), Some(ours)) = (&group.project, &project)
+                            && theirs != ours
+                        {
+                            self.push(bs, &format!("{bp}.group"), format!("`{}` is in project `{theirs}`, but provider `{}` manages project `{ours}`; meridian manages backends in its provider's project (write the group as `{}`)", backend.group, spec.provider, group.path));
+                        }
+                        group.path
+                    }
+                    Err(message) => {
+                        self.push(bs, &format!("{bp}.group"), message);
+                        backend.group.clone()
+                    }
+                };
+                if let Some(first) = groups.insert(path, i) {
                     self.push(
                         bs,
                         &format!("{bp}.group"),
@@ -767,7 +772,7 @@ impl Validator<'_> {
     fn url_maps(&mut self) {
         for map in &self.state.url_maps {
             let spec = &map.doc.spec;
-            self.provider_ref(map, &spec.provider, &[ProviderType::Gcp, ProviderType::Sim]);
+            self.provider_ref(map, &spec.provider, &[ProviderType::Gcp]);
             self.service_ref(
                 map,
                 "spec.defaultService",
@@ -846,11 +851,7 @@ impl Validator<'_> {
     fn meshes(&mut self) {
         for mesh in &self.state.meshes {
             let spec = &mesh.doc.spec;
-            self.provider_ref(
-                mesh,
-                &spec.provider,
-                &[ProviderType::Aws, ProviderType::Sim],
-            );
+            self.provider_ref(mesh, &spec.provider, &[ProviderType::Aws]);
             if spec.gateways.is_empty() {
                 self.push(mesh, "spec.gateways", "a mesh needs at least one gateway");
             }

@@ -89,39 +89,13 @@ pub fn diff(
     observed: &[(String, Observed)],
     gaps: &BTreeSet<(String, Family)>,
 ) -> Vec<Change> {
-    let (observed, adopted) = adopt_orphan_listeners(desired, observed);
+    // A listener adopted under its desired name keeps the cloud listener;
+    // its new name is written with the accelerator's tags (an accelerator
+    // update), its ports, if they differ, by the listener's own update.
+    let (observed, _) = adopt_orphan_listeners(desired, observed);
     let live: BTreeMap<&Address, (&String, &Observed)> =
         observed.iter().map(|(p, o)| (&o.address, (p, o))).collect();
     let mut changes = Vec::new();
-    for address in &adopted {
-        let (Some(want), Some((_, have))) = (desired.get(address), live.get(address)) else {
-            continue;
-        };
-        let Address::Listener { listener, .. } = address else {
-            continue;
-        };
-        let mut fields = field_changes(Some(&have.resource), Some(&want.resource));
-        fields.insert(
-            0,
-            FieldChange {
-                path: "name".to_owned(),
-                before: None,
-                after: Some(Value::String(listener.clone())),
-            },
-        );
-        changes.push(Change {
-            provider: want.provider.clone(),
-            address: address.clone(),
-            action: Action::Update,
-            wave: wave(address, Action::Update),
-            before: Some(have.resource.clone()),
-            after: Some(want.resource.clone()),
-            cloud_id: have.cloud_id.clone(),
-            etag: have.etag.clone(),
-            fields,
-            reason: "keep the existing listener under this name: it was renamed in desired state, or its name tag was lost when an apply stopped between creating and tagging it".to_owned(),
-        });
-    }
     for (address, want) in desired {
         if gaps.contains(&(want.provider.clone(), address.family())) {
             continue;
@@ -139,7 +113,6 @@ pub fn diff(
                 fields: field_changes(None, Some(&want.resource)),
                 reason: format!("declared in {} but absent from the cloud", want.source),
             }),
-            Some(_) if adopted.contains(address) => {}
             Some((_, have)) if have.resource != want.resource => {
                 let fields = field_changes(Some(&have.resource), Some(&want.resource));
                 changes.push(Change {

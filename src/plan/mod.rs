@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use meridian_provider::{Action, Change, Family, Observed};
+use meridian_provider::units::{self, ApiWrite, PlannedUnit};
+use meridian_provider::{Action, Address, Change, Family, Observed};
 
 use crate::desired::DesiredResources;
 use crate::model::DesiredState;
@@ -24,7 +25,7 @@ use crate::observe::Observation;
 use crate::policy::{self, Violation};
 
 /// The version of the JSON plan format. Bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Counts of changes by action.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +102,14 @@ pub struct Plan {
     pub summary: Summary,
     /// Changes in execution order.
     pub changes: Vec<Change>,
+    /// The changes as units of work: which changes one cloud API object's
+    /// calls carry together, in which wave, with which API writes.
+    #[serde(default)]
+    pub units: Vec<PlannedUnit>,
+    /// The API writes carrying out the plan takes, by operation: those of
+    /// `units`, or of every step of a `schedule`.
+    #[serde(default)]
+    pub writes: Vec<ApiWrite>,
     /// Changes held back by active break-glass overrides: not applied, not
     /// counted in `summary`, shown so nobody mistakes them for done.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -116,6 +125,34 @@ impl Plan {
     /// Whether a policy blocks the plan.
     pub fn is_blocked(&self) -> bool {
         !self.violations.is_empty()
+    }
+
+    /// Groups the changes into units of work, and the writes of the plan
+    /// (of every step, when it has a schedule that carries changes).
+    pub fn group_units(&mut self, live_members: &BTreeMap<Address, usize>) {
+        self.units = units::group(&self.changes, live_members);
+        self.count_writes();
+    }
+
+    /// Sums the API writes of the units (or of every step of the schedule).
+    pub fn count_writes(&mut self) {
+        self.writes = match &self.schedule {
+            Some(schedule) if schedule.steps.iter().any(|s| !s.units.is_empty()) => {
+                units::total_writes(
+                    schedule
+                        .steps
+                        .iter()
+                        .flat_map(|s| &s.units)
+                        .flat_map(|u| &u.writes),
+                )
+            }
+            _ => units::total_writes(self.units.iter().flat_map(|u| &u.writes)),
+        };
+    }
+
+    /// How many API writes the plan takes.
+    pub fn write_count(&self) -> u32 {
+        self.writes.iter().map(|w| w.count).sum()
     }
 }
 
@@ -192,6 +229,8 @@ pub fn make(
         schedule: None,
         summary: Summary::of(&changes),
         changes,
+        units: Vec::new(),
+        writes: Vec::new(),
         overridden: Vec::new(),
     };
     // Last, so every other part of the plan sees what diff computed.
@@ -200,6 +239,8 @@ pub fn make(
         &observation.overrides,
         std::time::SystemTime::now(),
     );
+    let (live, _) = crate::observe::live_of(observation);
+    plan.group_units(&crate::observe::member_counts(&live));
     plan
 }
 

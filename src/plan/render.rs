@@ -68,7 +68,26 @@ fn field_line(field: &FieldChange, action: Action) -> String {
     }
 }
 
+/// `N API writes (a Op1, b Op2)`: what carrying out the plan calls.
+pub fn writes_text(plan: &Plan) -> String {
+    let ops: Vec<String> = plan
+        .writes
+        .iter()
+        .map(|w| format!("{} {}", w.count, w.operation))
+        .collect();
+    format!("{} API write(s): {}", plan.write_count(), ops.join(", "))
+}
+
 fn summary_line(plan: &Plan) -> String {
+    let line = summary_line_only(plan);
+    if plan.writes.is_empty() {
+        line
+    } else {
+        format!("{line}\n{}.", writes_text(plan))
+    }
+}
+
+fn summary_line_only(plan: &Plan) -> String {
     let s = plan.summary;
     if !plan.overridden.is_empty() {
         return held_summary_line(plan);
@@ -276,6 +295,9 @@ fn plan_markdown(plan: &Plan) -> String {
         )
     };
     let _ = writeln!(out, "{headline}{}\n", held_headline_suffix(plan));
+    if !plan.writes.is_empty() {
+        let _ = writeln!(out, "{}.\n", writes_text(plan));
+    }
     if plan.errored {
         let _ = writeln!(
             out,

@@ -14,7 +14,8 @@
 //! desired state removes is first drained to 0, and deleted by the step after
 //! the drain has baked.
 
-use meridian_provider::{Address, Observed, Resource};
+use meridian_provider::units::{self, PlannedUnit};
+use meridian_provider::{Address, Change, Observed, Resource};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -424,6 +425,14 @@ pub struct ScheduledStep {
     pub deletes: Vec<Address>,
     /// Bake after the step before its gates are checked, seconds.
     pub bake_seconds: u64,
+    /// The changes this step makes, with the values it writes and the
+    /// live values it expects before it (as the previous step leaves
+    /// them): what `apply` executes for this step, and nothing else.
+    #[serde(default)]
+    pub changes: Vec<Change>,
+    /// The step's changes as units of work, with the API writes they take.
+    #[serde(default)]
+    pub units: Vec<PlannedUnit>,
 }
 
 /// The steps from live to the target.
@@ -482,7 +491,12 @@ pub fn simulate(state: &DesiredState, target: &DesiredResources, live: &Live) ->
 }
 
 /// The schedule of lever steps from `live` to `target`, for plans.
-pub fn schedule(state: &DesiredState, target: &DesiredResources, live: &Live) -> Schedule {
+pub fn schedule(
+    state: &DesiredState,
+    target: &DesiredResources,
+    live: &Live,
+    providers: &BTreeMap<Address, String>,
+) -> Schedule {
     let mut before = live.clone();
     let mut steps = Vec::new();
     let mut expected = 0u64;
@@ -497,10 +511,23 @@ pub fn schedule(state: &DesiredState, target: &DesiredResources, live: &Live) ->
             .filter(|a| !after.contains_key(*a) && lever(&before[*a].resource).is_some())
             .cloned()
             .collect();
-        if step.moves.is_empty() && creates.is_empty() && deletes.is_empty() {
+        let observed: Vec<(String, Observed)> = before
+            .iter()
+            .map(|(address, o)| {
+                let provider = providers
+                    .get(address)
+                    .or_else(|| step.desired.get(address).map(|d| &d.provider))
+                    .cloned()
+                    .unwrap_or_default();
+                (provider, o.clone())
+            })
+            .collect();
+        let changes = crate::plan::diff::diff(&step.desired, &observed, &BTreeSet::new());
+        if changes.is_empty() {
             before = after;
             continue;
         }
+        let units = units::group(&changes, &crate::observe::member_counts(&before));
         let bake = step
             .moves
             .iter()
@@ -514,6 +541,8 @@ pub fn schedule(state: &DesiredState, target: &DesiredResources, live: &Live) ->
             creates,
             deletes,
             bake_seconds: bake,
+            changes,
+            units,
         });
         before = after;
     }

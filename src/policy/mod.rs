@@ -30,6 +30,11 @@ pub struct Violation {
     pub location: String,
     /// Human explanation.
     pub message: String,
+    /// Whether the violation comes from the live world's health rather
+    /// than from the documents: it goes away by itself when health returns,
+    /// so the daemon retries the revision instead of marking it failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transient: bool,
 }
 
 fn verdict(policy: &Located<DataResidencyPolicySpec>, region: &str) -> Option<String> {
@@ -95,6 +100,7 @@ pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
                         region: region.clone(),
                         location: location.clone(),
                         message: format!("{resource} serves `{classification}` data in {region} ({path}), but DataResidencyPolicy/{} forbids it: {why}", policy.name()),
+                        transient: false,
                     });
                 }
             }
@@ -187,6 +193,7 @@ pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
                                 policy.name(),
                                 policy.doc.spec.client_regions.join(", ")
                             ),
+                            transient: false,
                         });
                     }
                 }

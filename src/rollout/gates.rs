@@ -107,30 +107,45 @@ pub fn baseline(live: &Live) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// Why a Prometheus query gave no values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryError {
+    /// Prometheus could not be asked (network, timeout, a 5xx answer): the
+    /// gate cannot be evaluated now, which is no evidence either way.
+    Unreachable(String),
+    /// Prometheus answered and refused the query, or answered something
+    /// that is not a query result: the gate is wrong, or the service is.
+    Refused(String),
+}
+
 /// Runs a Prometheus instant query; the values of its samples.
-pub async fn prometheus_values(gate: &PrometheusGate) -> Result<Vec<f64>, String> {
+pub async fn prometheus_values(gate: &PrometheusGate) -> Result<Vec<f64>, QueryError> {
     let url = format!("{}/api/v1/query", gate.url.trim_end_matches('/'));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        .map_err(|e| QueryError::Unreachable(format!("cannot build an HTTP client: {e}")))?;
     let response = client
         .get(&url)
         .query(&[("query", gate.query.as_str())])
         .send()
         .await
-        .map_err(|e| format!("querying {url}: {e}"))?;
+        .map_err(|e| QueryError::Unreachable(format!("querying {url}: {e}")))?;
     let status = response.status();
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| format!("{url} answered {status} with a body that is not JSON: {e}"))?;
+    if status.is_server_error() {
+        return Err(QueryError::Unreachable(format!("{url} answered {status}")));
+    }
+    let body: serde_json::Value = response.json().await.map_err(|e| {
+        QueryError::Refused(format!(
+            "{url} answered {status} with a body that is not JSON: {e}"
+        ))
+    })?;
     if body["status"] != "success" {
-        return Err(format!(
+        return Err(QueryError::Refused(format!(
             "{url} answered {status}: {} {}",
             body["errorType"].as_str().unwrap_or("error"),
             body["error"].as_str().unwrap_or("(no message)")
-        ));
+        )));
     }
     let result = &body["data"]["result"];
     let values = match body["data"]["resultType"].as_str() {
@@ -149,20 +164,30 @@ pub async fn prometheus_values(gate: &PrometheusGate) -> Result<Vec<f64>, String
             .into_iter()
             .collect(),
         other => {
-            return Err(format!(
+            return Err(QueryError::Refused(format!(
                 "the query must return an instant vector or a scalar, got {}",
                 other.unwrap_or("nothing")
-            ));
+            )));
         }
     };
     Ok(values)
 }
 
-/// Why the Prometheus part of a gate fails, if it does. A query that
-/// cannot run or returns no sample fails the gate: no evidence of health is
-/// not health.
-pub async fn prometheus_failures(subjects: &BTreeMap<String, Rules>) -> Vec<String> {
+/// What the Prometheus part of the gates says.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrometheusVerdict {
+    /// Why the gate fails: a value out of bounds, a query Prometheus
+    /// refused, or no sample (no evidence of health is not health).
+    pub failures: Vec<String>,
+    /// Queries that could not be asked: the step neither passes nor fails
+    /// until they can.
+    pub unreachable: Vec<String>,
+}
+
+/// What the Prometheus part of the gates says.
+pub async fn prometheus_failures(subjects: &BTreeMap<String, Rules>) -> PrometheusVerdict {
     let mut out = Vec::new();
+    let mut unreachable = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for rules in subjects.values() {
         let Some(gate) = rules.gate.as_ref().and_then(|g| g.prometheus.as_ref()) else {
@@ -172,7 +197,12 @@ pub async fn prometheus_failures(subjects: &BTreeMap<String, Rules>) -> Vec<Stri
             continue;
         }
         match prometheus_values(gate).await {
-            Err(error) => out.push(format!("Prometheus gate of {}: {error}", rules.source())),
+            Err(QueryError::Unreachable(error)) => {
+                unreachable.push(format!("Prometheus gate of {}: {error}", rules.source()))
+            }
+            Err(QueryError::Refused(error)) => {
+                out.push(format!("Prometheus gate of {}: {error}", rules.source()))
+            }
             Ok(values) if values.is_empty() => out.push(format!(
                 "Prometheus gate of {}: `{}` returned no samples",
                 rules.source(),
@@ -200,5 +230,8 @@ pub async fn prometheus_failures(subjects: &BTreeMap<String, Rules>) -> Vec<Stri
             }
         }
     }
-    out
+    PrometheusVerdict {
+        failures: out,
+        unreachable,
+    }
 }

@@ -172,9 +172,40 @@ pub fn schedule_violations(
                 message: format!(
                     "{subject} would serve no traffic at all: every traffic dial / capacity scaler is 0; if that is intended, set `acknowledgeZeroTraffic: true` on it"
                 ),
+                transient: false,
             });
         }
     }
+    let with_health = min_serving_violations(state, desired, live);
+    // The same schedule over a world where every endpoint is healthy: a
+    // violation that only live health causes is transient.
+    let healthy_live: Live = live
+        .iter()
+        .map(|(a, o)| {
+            let mut o = o.clone();
+            o.health = None;
+            (a.clone(), o)
+        })
+        .collect();
+    let by_documents: BTreeSet<String> = min_serving_violations(state, desired, &healthy_live)
+        .into_iter()
+        .map(|(subject, _)| subject)
+        .collect();
+    for (subject, mut violation) in with_health {
+        violation.transient = !by_documents.contains(&subject);
+        out.push(violation);
+    }
+    out
+}
+
+/// The minimum-serving-regions violations of moving from `live` to
+/// `desired`, with the subject each concerns.
+fn min_serving_violations(
+    state: &DesiredState,
+    desired: &DesiredResources,
+    live: &Live,
+) -> Vec<(String, Violation)> {
+    let mut out = Vec::new();
     let now_serving = serving_regions(live);
     let mut reported = BTreeSet::new();
     for (number, (_, after)) in schedule::simulate(state, desired, live).iter().enumerate() {
@@ -197,7 +228,7 @@ pub fn schedule_violations(
             if regions.len() < min && regions.len() < current.len() {
                 let (resource, location) = location(state, &subject);
                 reported.insert(subject.clone());
-                out.push(Violation {
+                out.push((subject.clone(), Violation {
                     policy: rules.policy.clone().unwrap_or_else(|| "invariant/min-serving-regions".to_owned()),
                     resource,
                     path: "minServingRegions".to_owned(),
@@ -211,7 +242,8 @@ pub fn schedule_violations(
                         rules.source(),
                         current.iter().cloned().collect::<Vec<_>>().join(", ")
                     ),
-                });
+                    transient: false,
+                }));
             }
         }
     }
@@ -312,6 +344,7 @@ pub fn window_violations(
                     rules.source(),
                     crate::clock::rfc3339(end)
                 ),
+                transient: false,
             });
         }
     }
@@ -447,6 +480,7 @@ pub fn flap_violations(
                     crate::clock::rfc3339(UNIX_EPOCH + Duration::from_millis(held_until)),
                     rules.source()
                 ),
+                transient: false,
             });
         }
     }

@@ -125,6 +125,12 @@ pub enum Tick {
     },
     /// Desired state is reached and its gates passed.
     Done,
+    /// Something outside the revision keeps the rollout from deciding (a
+    /// gate that cannot be evaluated): look again later, with backoff.
+    Retry {
+        /// Why.
+        reason: String,
+    },
     /// The revision failed its gates (rolled back or held).
     Failed {
         /// Why.
@@ -244,7 +250,19 @@ pub async fn tick(
         } else {
             let checked = subjects(state, &last.moves);
             let mut failures = gates::health_failures(&checked, &live, &rollout.baseline_health);
-            failures.extend(gates::prometheus_failures(&checked).await);
+            let prometheus = gates::prometheus_failures(&checked).await;
+            failures.extend(prometheus.failures);
+            if failures.is_empty() && !prometheus.unreachable.is_empty() {
+                // No evidence either way: the step neither passes nor
+                // rolls back until the gate can be evaluated.
+                return Tick::Retry {
+                    reason: format!(
+                        "the gates of step {} cannot be evaluated: {}",
+                        last.number,
+                        prometheus.unreachable.join("; ")
+                    ),
+                };
+            }
             if failures.is_empty() {
                 last.gate = GateState::Passed;
                 tracing::info!(step = last.number, "gates passed");
@@ -456,6 +474,9 @@ pub enum RunEnd {
     Waiting(SystemTime, String),
     /// Stopped by a signal between steps.
     Interrupted,
+    /// Something outside the revision keeps the rollout from deciding (only
+    /// without `wait`): retry later, with backoff.
+    Retry(String),
 }
 
 /// Events of a rollout run, for the console or the daemon's log.
@@ -507,6 +528,7 @@ pub async fn run(
     let health = needs_health(state);
     let mut outcomes = Vec::new();
     let mut conflicts = 0u32;
+    let mut retries = 0u32;
     loop {
         if stop.load(Ordering::SeqCst) {
             return Ok((RunEnd::Interrupted, outcomes));
@@ -535,6 +557,22 @@ pub async fn run(
         match next {
             Tick::Done => return Ok((RunEnd::Done, outcomes)),
             Tick::Failed { reason } => return Ok((RunEnd::Failed(reason), outcomes)),
+            Tick::Retry { reason } => {
+                events.waiting(&format!("{reason}; retrying"));
+                if !options.wait {
+                    return Ok((RunEnd::Retry(reason), outcomes));
+                }
+                retries += 1;
+                let delay =
+                    Duration::from_secs(5u64 << retries.min(4)).min(Duration::from_secs(60));
+                let until = SystemTime::now() + delay;
+                while SystemTime::now() < until {
+                    if stop.load(Ordering::SeqCst) {
+                        return Ok((RunEnd::Interrupted, outcomes));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
             Tick::Wait {
                 until,
                 reason,
@@ -662,12 +700,13 @@ pub fn annotate_invariants(
     desired: &DesiredResources,
     observation: &Observation,
 ) {
-    let (live, _) = live_of(observation);
+    let (live, providers) = live_of(observation);
     let held = without_held(desired, observation, SystemTime::now());
     let desired = &held;
-    let schedule = schedule::schedule(state, desired, &live);
+    let schedule = schedule::schedule(state, desired, &live, &providers);
     if schedule.steps.iter().any(|s| !s.moves.is_empty()) {
         plan.schedule = Some(schedule);
+        plan.count_writes();
     }
     plan.violations
         .extend(invariants::schedule_violations(state, desired, &live));
@@ -685,10 +724,10 @@ pub fn annotate(
     now: SystemTime,
     deny_window_override: Option<&str>,
 ) {
-    let (live, _) = live_of(observation);
+    let (live, providers) = live_of(observation);
     let held = without_held(desired, observation, now);
     let desired = &held;
-    let schedule = schedule::schedule(state, desired, &live);
+    let schedule = schedule::schedule(state, desired, &live, &providers);
     if schedule.steps.iter().any(|s| !s.moves.is_empty()) {
         if let Some(first) = schedule.steps.first() {
             plan.violations.extend(invariants::flap_violations(
@@ -699,6 +738,7 @@ pub fn annotate(
             ));
         }
         plan.schedule = Some(schedule);
+        plan.count_writes();
     }
     plan.violations
         .extend(invariants::schedule_violations(state, desired, &live));

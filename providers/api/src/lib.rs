@@ -13,9 +13,11 @@ pub mod change;
 pub mod error;
 pub mod overrides;
 pub mod provider;
+pub mod ratelimit;
 pub mod regions;
 pub mod resource;
 pub mod retry;
+pub mod units;
 
 pub use address::{Address, AddressParseError, Family};
 pub use change::{Action, Change, FieldChange};
@@ -59,4 +61,26 @@ pub const OVERRIDE_KEY: &str = "meridian.dev/override-until";
 /// scope of `owner`, exactly when its description contains this text.
 pub fn gcp_ownership_marker(owner: &str) -> String {
     format!("[{MANAGED_BY_KEY}={MANAGED_BY_VALUE} {OWNER_KEY}={owner}]")
+}
+
+/// Whether an endpoint is on this machine (the sandbox): such endpoints are
+/// called without credentials.
+pub fn is_loopback_endpoint(endpoint: &str) -> bool {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .unwrap_or(endpoint);
+    let host = rest.split('/').next().unwrap_or(rest);
+    let host = if host.starts_with('[') {
+        host.split(']')
+            .next()
+            .unwrap_or(host)
+            .trim_start_matches('[')
+    } else {
+        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -8,7 +8,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{Address, Change, Family, ProviderError, Resource};
+use crate::units::UnitOfWork;
+use crate::{Address, Family, ProviderError, Resource};
 
 /// An object as it exists in the cloud.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,8 +31,6 @@ pub struct Observed {
 /// What to observe.
 #[derive(Debug, Clone, Default)]
 pub struct ObserveRequest {
-    /// The families to list. Empty means every family the provider knows.
-    pub families: Vec<Family>,
     /// Regions where desired state places Transit Gateway resources (the
     /// Transit Gateway API is regional). A provider may observe more regions,
     /// for example those where it finds resources it owns, never fewer.
@@ -85,18 +84,30 @@ impl ObserveResponse {
     }
 }
 
-/// One change to carry out.
+/// One unit of work to carry out: the changes one cloud API object's calls
+/// carry together (see [`crate::units`]).
 #[derive(Debug, Clone)]
 pub struct ApplyRequest {
-    /// The change, with its before/after values and the live object's id.
-    pub change: Change,
+    /// The unit, its changes with their before/after values and live ids.
+    pub unit: UnitOfWork,
 }
 
-/// The outcome of a change.
+/// The outcome of a unit of work: one result per change, in the unit's
+/// order. A unit may land in part (a later call of it failed): each change
+/// says for itself.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyResponse {
-    /// The object as it now exists (absent after a delete).
-    pub observed: Option<Observed>,
+    /// `None` for a change that landed, the error for one that did not.
+    pub results: Vec<Option<ProviderError>>,
+}
+
+impl ApplyResponse {
+    /// Every change of `unit` ended the same way.
+    pub fn all(unit: &UnitOfWork, result: Result<(), ProviderError>) -> Self {
+        Self {
+            results: vec![result.err(); unit.changes.len()],
+        }
+    }
 }
 
 /// API calls made by a provider, per operation.
@@ -121,12 +132,17 @@ pub trait Provider: Send + Sync {
     /// The families this provider can observe and change.
     fn families(&self) -> Vec<Family>;
 
-    /// Lists the live managed objects of the requested families, with the
+    /// Lists the live managed objects of every family it manages, with the
     /// minimum number of list calls.
     async fn observe(&self, request: ObserveRequest) -> ObserveResponse;
 
-    /// Carries out one change with the narrowest calls the cloud offers.
-    async fn apply(&self, request: ApplyRequest) -> Result<ApplyResponse, ProviderError>;
+    /// Carries out one unit of work in the calls the cloud offers for its
+    /// API object, as [`crate::units::planned_writes`] states them. Before
+    /// it writes, the live object is checked against the changes' `before`
+    /// (a read-compare, or the cloud's own precondition such as a GCP
+    /// fingerprint): a mismatch is an [`crate::ErrorClass::Conflict`] and
+    /// nothing is written.
+    async fn apply(&self, request: ApplyRequest) -> ApplyResponse;
 
     /// API calls made so far by this provider instance.
     fn calls(&self) -> Vec<CallCounter>;

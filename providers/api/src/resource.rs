@@ -50,6 +50,43 @@ pub struct AcceleratorSpec {
     pub ip_address_type: String,
     /// User tags (meridian's own ownership tags are not part of the value).
     pub tags: BTreeMap<String, String>,
+    /// meridian's names of the accelerator's listeners, kept as tags on the
+    /// accelerator (Global Accelerator listeners carry neither names nor
+    /// tags): listener name → its protocol and ports, as
+    /// [`listener_tag_value`] writes them. Written inline when the
+    /// accelerator is created, by `TagResource` when a listener is added,
+    /// renamed or moves ports.
+    #[serde(default)]
+    pub listener_names: BTreeMap<String, String>,
+}
+
+/// The value of a listener's name tag: its protocol and port ranges, e.g.
+/// `TCP:443-443,8443-8443`. A live listener takes the name whose tag value
+/// names exactly its protocol and ports; port ranges of one accelerator
+/// never overlap, so at most one listener matches a value.
+pub fn listener_tag_value(spec: &ListenerSpec) -> String {
+    let ranges: Vec<String> = spec
+        .port_ranges
+        .iter()
+        .map(|r| format!("{}-{}", r.from, r.to))
+        .collect();
+    format!("{}:{}", spec.protocol, ranges.join(","))
+}
+
+/// Reads a listener name tag's value back into protocol and port ranges.
+pub fn parse_listener_tag_value(value: &str) -> Option<(String, Vec<PortRange>)> {
+    let (protocol, ranges) = value.split_once(':')?;
+    let ranges = ranges
+        .split(',')
+        .map(|r| {
+            let (from, to) = r.split_once('-')?;
+            Some(PortRange {
+                from: from.parse().ok()?,
+                to: to.parse().ok()?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((protocol.to_owned(), ranges))
 }
 
 /// A TCP/UDP port range, inclusive.

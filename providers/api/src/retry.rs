@@ -24,6 +24,10 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// How long waiting errors may keep an operation waiting in total.
     pub max_wait: Duration,
+    /// The longest sleep after one waiting error, whatever delay the error
+    /// implies: polls of a cloud known to settle quickly (the simulated
+    /// one) need not sleep as long as the real clouds' guidance says.
+    pub max_poll: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -33,6 +37,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(10),
             max_wait: Duration::from_secs(15 * 60),
+            max_poll: Duration::from_secs(60),
         }
     }
 }
@@ -103,6 +108,7 @@ where
                 tokio::time::sleep(delay).await;
             }
             ErrorClass::Waiting { retry_after } => {
+                let retry_after = retry_after.min(policy.max_poll);
                 if started.elapsed() + retry_after > policy.max_wait {
                     tracing::warn!(%what, code = %error.code, "gave up waiting");
                     return Err(error);
@@ -126,6 +132,7 @@ mod tests {
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(2),
             max_wait: Duration::from_millis(50),
+            max_poll: Duration::from_secs(60),
         }
     }
 

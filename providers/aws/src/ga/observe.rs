@@ -1,0 +1,281 @@
+//! Global Accelerator observation: `ListAccelerators`, the tags of each
+//! (ownership and listener names live there), `ListListeners` per owned
+//! accelerator and `ListEndpointGroups` per listener, endpoints and their
+//! health included. Nothing is described one object at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use meridian_provider::{
+    AcceleratorSpec, Address, LiveOverride, NAME_KEY, OVERRIDE_KEY, Observed, ProviderError,
+    Resource, with_retries,
+};
+
+use super::{group_view, listener_names, listener_spec, name_of};
+use crate::AwsProvider;
+use crate::client::{is_not_found, suffix, user_tags};
+
+impl AwsProvider {
+    /// Every managed object of the Global Accelerator family, with the
+    /// break-glass override markers found on accelerators.
+    pub(crate) async fn observe_global_accelerator(
+        &self,
+        overrides: &mut Vec<LiveOverride>,
+    ) -> Result<Vec<Observed>, ProviderError> {
+        let mut found = Vec::new();
+        let mut accelerators = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .run("ListAccelerators", false, "list accelerators", || {
+                    self.ga
+                        .list_accelerators()
+                        .max_results(100)
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            accelerators.extend(page.accelerators().iter().cloned());
+            match page.next_token() {
+                Some(next) => token = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        for accelerator in accelerators {
+            let Some(arn) = accelerator.accelerator_arn().map(str::to_owned) else {
+                continue;
+            };
+            let Some(tags) = self.tags_of_accelerator(&arn).await? else {
+                // Deleted by someone between the list and this call: not ours to see.
+                continue;
+            };
+            if !self.owns(&tags) {
+                continue;
+            }
+            let Some(name) = tags.get(NAME_KEY).cloned() else {
+                continue;
+            };
+            let address = Address::Accelerator {
+                accelerator: name.clone(),
+            };
+            self.remember_first(address.to_string(), arn.clone());
+            if let Some(until) = tags.get(OVERRIDE_KEY) {
+                overrides.push(LiveOverride {
+                    address: address.clone(),
+                    until: until.clone(),
+                });
+            }
+            let names = listener_names(&tags);
+            found.push(Observed {
+                address,
+                resource: Resource::Accelerator(AcceleratorSpec {
+                    name: accelerator.name().unwrap_or_default().to_owned(),
+                    enabled: accelerator.enabled().unwrap_or(false),
+                    ip_address_type: accelerator
+                        .ip_address_type()
+                        .map(|t| t.as_str().to_owned())
+                        .unwrap_or_else(|| "IPV4".to_owned()),
+                    tags: user_tags(&tags),
+                    listener_names: names.clone(),
+                }),
+                cloud_id: Some(arn.clone()),
+                etag: None,
+                status: accelerator.status().map(|s| s.as_str().to_owned()),
+                health: None,
+            });
+            let mut listeners = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let page = self
+                    .run(
+                        "ListListeners",
+                        false,
+                        &format!("list listeners of {name}"),
+                        || {
+                            self.ga
+                                .list_listeners()
+                                .accelerator_arn(&arn)
+                                .max_results(100)
+                                .set_next_token(token.clone())
+                                .send()
+                        },
+                    )
+                    .await?;
+                listeners.extend(page.listeners().iter().cloned());
+                match page.next_token() {
+                    Some(next) => token = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+            let specs: Vec<_> = listeners.iter().map(listener_spec).collect();
+            // Names matched exactly first, so a name is never taken by an
+            // overlap when another listener carries exactly its ports.
+            let exact: BTreeSet<String> = specs
+                .iter()
+                .filter_map(|spec| {
+                    let value = meridian_provider::listener_tag_value(spec);
+                    names
+                        .iter()
+                        .find(|(_, v)| **v == value)
+                        .map(|(n, _)| n.clone())
+                })
+                .collect();
+            let mut taken = BTreeSet::new();
+            for (listener, spec) in listeners.iter().zip(specs) {
+                let Some(listener_arn) = listener.listener_arn().map(str::to_owned) else {
+                    continue;
+                };
+                let listener_name = name_of(&spec, &names, &|n| exact.contains(n))
+                    .filter(|n| taken.insert(n.clone()))
+                    .unwrap_or_else(|| format!("~{}", suffix(&listener_arn)));
+                let listener_address = Address::Listener {
+                    accelerator: name.clone(),
+                    listener: listener_name.clone(),
+                };
+                self.remember_first(listener_address.to_string(), listener_arn.clone());
+                found.push(Observed {
+                    address: listener_address,
+                    resource: Resource::Listener(spec),
+                    cloud_id: Some(listener_arn.clone()),
+                    etag: None,
+                    status: None,
+                    health: None,
+                });
+                let mut token: Option<String> = None;
+                loop {
+                    let page = self
+                        .run(
+                            "ListEndpointGroups",
+                            false,
+                            &format!("list endpoint groups of {name}/{listener_name}"),
+                            || {
+                                self.ga
+                                    .list_endpoint_groups()
+                                    .listener_arn(&listener_arn)
+                                    .max_results(100)
+                                    .set_next_token(token.clone())
+                                    .send()
+                            },
+                        )
+                        .await?;
+                    for group in page.endpoint_groups() {
+                        let Some(group_arn) = group.endpoint_group_arn().map(str::to_owned) else {
+                            continue;
+                        };
+                        let view = group_view(group);
+                        let region = view.spec.region.clone();
+                        let address = Address::EndpointGroup {
+                            accelerator: name.clone(),
+                            listener: listener_name.clone(),
+                            region: region.clone(),
+                        };
+                        self.remember_first(address.to_string(), group_arn.clone());
+                        found.push(Observed {
+                            address,
+                            resource: Resource::EndpointGroup(view.spec),
+                            cloud_id: Some(group_arn.clone()),
+                            etag: None,
+                            status: None,
+                            health: None,
+                        });
+                        for (id, (spec, health)) in view.endpoints {
+                            found.push(Observed {
+                                address: Address::Endpoint {
+                                    accelerator: name.clone(),
+                                    listener: listener_name.clone(),
+                                    region: region.clone(),
+                                    endpoint: id.clone(),
+                                },
+                                resource: Resource::Endpoint(spec),
+                                cloud_id: Some(id),
+                                etag: None,
+                                status: None,
+                                health,
+                            });
+                        }
+                    }
+                    match page.next_token() {
+                        Some(next) => token = Some(next.to_owned()),
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The tags of an accelerator; `None` when it no longer exists.
+    pub(crate) async fn tags_of_accelerator(
+        &self,
+        arn: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, ProviderError> {
+        let listed = self
+            .run(
+                "ListTagsForResource",
+                false,
+                &format!("list tags of {arn}"),
+                || self.ga.list_tags_for_resource().resource_arn(arn).send(),
+            )
+            .await;
+        match listed {
+            Ok(output) => Ok(Some(
+                output
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                    .collect(),
+            )),
+            Err(error) if is_not_found(&error) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Waits until the accelerator is `DEPLOYED`, by listing accelerators
+    /// (Global Accelerator's guidance), not by describing it over and over.
+    pub(crate) async fn wait_deployed(&self, arn: &str, what: &str) -> Result<(), ProviderError> {
+        with_retries(
+            &self.config.retry,
+            &self.config.stats,
+            what,
+            || async move {
+                let mut token: Option<String> = None;
+                loop {
+                    let page = self
+                        .run("ListAccelerators", false, what, || {
+                            self.ga
+                                .list_accelerators()
+                                .max_results(100)
+                                .set_next_token(token.clone())
+                                .send()
+                        })
+                        .await?;
+                    if let Some(accelerator) = page
+                        .accelerators()
+                        .iter()
+                        .find(|a| a.accelerator_arn() == Some(arn))
+                    {
+                        let status = accelerator
+                            .status()
+                            .map(|s| s.as_str().to_owned())
+                            .unwrap_or_default();
+                        return if status == "DEPLOYED" {
+                            Ok(())
+                        } else {
+                            Err(ProviderError::waiting(
+                                "ListAccelerators",
+                                "InProgress",
+                                Duration::from_secs(2),
+                                format!("{arn} is {status}"),
+                            ))
+                        };
+                    }
+                    match page.next_token() {
+                        Some(next) => token = Some(next.to_owned()),
+                        None => return Ok(()),
+                    }
+                }
+            },
+        )
+        .await
+    }
+}

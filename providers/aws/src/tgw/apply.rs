@@ -1,0 +1,354 @@
+//! Transit Gateway writes: gateways, peering attachments (created in the
+//! requester's region, accepted in the accepter's, waited to `available`)
+//! and static routes.
+
+use std::time::Duration;
+
+use aws_sdk_ec2 as ec2;
+use aws_sdk_ec2::types::{ResourceType, TransitGatewayRequestOptions};
+use meridian_provider::{Action, Address, Change, MESH_KEY, ProviderError, Resource, with_retries};
+
+use super::{GONE, tags_of};
+use crate::AwsProvider;
+use crate::client::is_not_found;
+
+impl AwsProvider {
+    /// Carries out one Transit Gateway change.
+    pub(crate) async fn apply_transit_gateway(
+        &self,
+        change: &Change,
+        what: &str,
+    ) -> Result<(), ProviderError> {
+        let key = change.address.to_string();
+        let live_id = || {
+            change.cloud_id.clone().ok_or_else(|| {
+                ProviderError::stalled(
+                    "apply",
+                    "MissingCloudId",
+                    format!("{} has no live id; re-run plan", change.address),
+                )
+            })
+        };
+        let not_found_ok = |result: Result<(), ProviderError>| match result {
+            Err(error) if is_not_found(&error) => Ok(()),
+            other => other,
+        };
+        match (&change.address, change.action, change.after.as_ref()) {
+            (
+                Address::TransitGateway { mesh, region },
+                Action::Create,
+                Some(Resource::TransitGateway(spec)),
+            ) => {
+                let client = self.ec2(region);
+                let tags = self.ownership(mesh, format!("{mesh}-{region}"));
+                let output = self
+                    .create_once(
+                        "CreateTransitGateway",
+                        what,
+                        || {
+                            client
+                                .create_transit_gateway()
+                                .description(&spec.description)
+                                .options(
+                                    TransitGatewayRequestOptions::builder()
+                                        .amazon_side_asn(i64::from(spec.amazon_side_asn))
+                                        .build(),
+                                )
+                                .tag_specifications(super::spec(
+                                    ResourceType::TransitGateway,
+                                    &tags,
+                                ))
+                                .send()
+                        },
+                        || async {
+                            let listed = self.run("DescribeTransitGateways", false, what, || client.describe_transit_gateways().send()).await?;
+                            Ok(listed
+                                .transit_gateways()
+                                .iter()
+                                .find(|t| {
+                                    let tags = tags_of(t.tags());
+                                    self.owns(&tags) && tags.get(MESH_KEY) == Some(mesh) && !GONE.contains(&t.state().map(|s| s.as_str()).unwrap_or(""))
+                                })
+                                .map(|t| ec2::operation::create_transit_gateway::CreateTransitGatewayOutput::builder().transit_gateway(t.clone()).build()))
+                        },
+                    )
+                    .await?;
+                let tgw = output.transit_gateway().ok_or_else(|| {
+                    ProviderError::stalled(
+                        "CreateTransitGateway",
+                        "MalformedResponse",
+                        "no TransitGateway in the response",
+                    )
+                })?;
+                let id = tgw.transit_gateway_id().unwrap_or_default().to_owned();
+                if let Some(rtb) = tgw
+                    .options()
+                    .and_then(|o| o.association_default_route_table_id())
+                {
+                    self.remember(format!("{key}#route-table"), rtb);
+                }
+                if let Some(owner) = tgw.owner_id() {
+                    self.remember(format!("{key}#owner"), owner);
+                }
+                self.remember(key.clone(), id.clone());
+                self.wait_gateway_available(region, &id, what).await?;
+            }
+            (
+                Address::TransitGateway { region, .. },
+                Action::Update,
+                Some(Resource::TransitGateway(spec)),
+            ) => {
+                if let Some(Resource::TransitGateway(before)) = &change.before
+                    && before.amazon_side_asn != spec.amazon_side_asn
+                {
+                    return Err(ProviderError::stalled(
+                        "ModifyTransitGateway",
+                        "InvalidParameterValue",
+                        format!(
+                            "{}: amazonSideAsn cannot be changed on an existing transit gateway ({} -> {}); remove the region from the mesh, apply, then add it back",
+                            change.address, before.amazon_side_asn, spec.amazon_side_asn
+                        ),
+                    ));
+                }
+                let id = live_id()?;
+                let client = self.ec2(region);
+                self.run("ModifyTransitGateway", true, what, || {
+                    client
+                        .modify_transit_gateway()
+                        .transit_gateway_id(&id)
+                        .description(&spec.description)
+                        .send()
+                })
+                .await?;
+            }
+            (Address::TransitGateway { region, .. }, Action::Delete, _) => {
+                let id = live_id()?;
+                let client = self.ec2(region);
+                not_found_ok(
+                    self.run("DeleteTransitGateway", true, what, || {
+                        client
+                            .delete_transit_gateway()
+                            .transit_gateway_id(&id)
+                            .send()
+                    })
+                    .await
+                    .map(|_| ()),
+                )?;
+                self.forget(&key);
+            }
+            (
+                Address::Peering {
+                    mesh,
+                    requester,
+                    accepter,
+                },
+                Action::Create,
+                Some(Resource::Peering(_)),
+            ) => {
+                let requester_address = Address::TransitGateway {
+                    mesh: mesh.clone(),
+                    region: requester.clone(),
+                };
+                let tgw =
+                    self.id_of(&requester_address, "CreateTransitGatewayPeeringAttachment")?;
+                let peer_address = Address::TransitGateway {
+                    mesh: mesh.clone(),
+                    region: accepter.clone(),
+                };
+                let peer = self.id_of(&peer_address, "CreateTransitGatewayPeeringAttachment")?;
+                let account = self.id_of_key(&format!("{peer_address}#owner"))?;
+                let tags = self.ownership(mesh, format!("{mesh}-{requester}-{accepter}"));
+                let client = self.ec2(requester);
+                let output = self
+                    .create_once(
+                        "CreateTransitGatewayPeeringAttachment",
+                        what,
+                        || {
+                            client
+                                .create_transit_gateway_peering_attachment()
+                                .transit_gateway_id(&tgw)
+                                .peer_transit_gateway_id(&peer)
+                                .peer_account_id(&account)
+                                .peer_region(accepter)
+                                .tag_specifications(super::spec(
+                                    ResourceType::TransitGatewayAttachment,
+                                    &tags,
+                                ))
+                                .send()
+                        },
+                        || async {
+                            let listed = self.run("DescribeTransitGatewayPeeringAttachments", false, what, || client.describe_transit_gateway_peering_attachments().send()).await?;
+                            Ok(listed
+                                .transit_gateway_peering_attachments()
+                                .iter()
+                                .find(|p| {
+                                    self.owns(&tags_of(p.tags()))
+                                        && p.requester_tgw_info().and_then(|i| i.transit_gateway_id()) == Some(tgw.as_str())
+                                        && p.accepter_tgw_info().and_then(|i| i.transit_gateway_id()) == Some(peer.as_str())
+                                        && !GONE.contains(&p.state().map(|s| s.as_str()).unwrap_or(""))
+                                })
+                                .map(|p| ec2::operation::create_transit_gateway_peering_attachment::CreateTransitGatewayPeeringAttachmentOutput::builder().transit_gateway_peering_attachment(p.clone()).build()))
+                        },
+                    )
+                    .await?;
+                let id = output
+                    .transit_gateway_peering_attachment()
+                    .and_then(|p| p.transit_gateway_attachment_id())
+                    .ok_or_else(|| {
+                        ProviderError::stalled(
+                            "CreateTransitGatewayPeeringAttachment",
+                            "MalformedResponse",
+                            "no attachment id in the response",
+                        )
+                    })?
+                    .to_owned();
+                self.remember(key, id.clone());
+                self.accept_peering(accepter, &id, what).await?;
+                self.wait_peering_available(accepter, &id, what).await?;
+            }
+            (Address::Peering { accepter, .. }, Action::Update, Some(Resource::Peering(spec))) => {
+                let id = live_id()?;
+                if spec.accepted
+                    && matches!(&change.before, Some(Resource::Peering(before)) if !before.accepted)
+                {
+                    self.accept_peering(accepter, &id, what).await?;
+                }
+                self.wait_peering_available(accepter, &id, what).await?;
+            }
+            (Address::Peering { requester, .. }, Action::Delete, _) => {
+                let id = live_id()?;
+                let client = self.ec2(requester);
+                not_found_ok(
+                    self.run("DeleteTransitGatewayPeeringAttachment", true, what, || {
+                        client
+                            .delete_transit_gateway_peering_attachment()
+                            .transit_gateway_attachment_id(&id)
+                            .send()
+                    })
+                    .await
+                    .map(|_| ()),
+                )?;
+                self.forget(&key);
+            }
+            (
+                Address::Route {
+                    mesh,
+                    region,
+                    destination,
+                },
+                Action::Create | Action::Update,
+                Some(Resource::Route(spec)),
+            ) => {
+                let gateway = Address::TransitGateway {
+                    mesh: mesh.clone(),
+                    region: region.clone(),
+                };
+                let route_table = self.id_of_key(&format!("{gateway}#route-table"))?;
+                let attachment = self.peering_between(mesh, region, &spec.via_peer_region)?;
+                let client = self.ec2(region);
+                if change.action == Action::Update {
+                    self.run("ReplaceTransitGatewayRoute", true, what, || {
+                        client
+                            .replace_transit_gateway_route()
+                            .transit_gateway_route_table_id(&route_table)
+                            .destination_cidr_block(destination)
+                            .transit_gateway_attachment_id(&attachment)
+                            .send()
+                    })
+                    .await?;
+                } else {
+                    self.run("CreateTransitGatewayRoute", true, what, || {
+                        client
+                            .create_transit_gateway_route()
+                            .transit_gateway_route_table_id(&route_table)
+                            .destination_cidr_block(destination)
+                            .transit_gateway_attachment_id(&attachment)
+                            .send()
+                    })
+                    .await?;
+                }
+            }
+            (
+                Address::Route {
+                    mesh,
+                    region,
+                    destination,
+                },
+                Action::Delete,
+                _,
+            ) => {
+                let gateway = Address::TransitGateway {
+                    mesh: mesh.clone(),
+                    region: region.clone(),
+                };
+                let route_table = self.id_of_key(&format!("{gateway}#route-table"))?;
+                let client = self.ec2(region);
+                not_found_ok(
+                    self.run("DeleteTransitGatewayRoute", true, what, || {
+                        client
+                            .delete_transit_gateway_route()
+                            .transit_gateway_route_table_id(&route_table)
+                            .destination_cidr_block(destination)
+                            .send()
+                    })
+                    .await
+                    .map(|_| ()),
+                )?;
+            }
+            (address, action, _) => {
+                return Err(ProviderError::stalled(
+                    "apply",
+                    "UnsupportedChange",
+                    format!("{action:?} of {address} has no matching value"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn accept_peering(
+        &self,
+        accepter: &str,
+        id: &str,
+        what: &str,
+    ) -> Result<(), ProviderError> {
+        // Look before accepting: right after creation the attachment may
+        // still be initiating (or not yet visible in the accepter's
+        // region); after a lost response it may already be accepted.
+        let client = self.ec2(accepter);
+        with_retries(&self.config.retry, &self.config.stats, what, || {
+            let client = client.clone();
+            async move {
+                match self.peering_state(accepter, id, what).await?.as_deref() {
+                    Some("pendingAcceptance") => self
+                        .run("AcceptTransitGatewayPeeringAttachment", true, what, || {
+                            client
+                                .accept_transit_gateway_peering_attachment()
+                                .transit_gateway_attachment_id(id)
+                                .send()
+                        })
+                        .await
+                        .map(|_| ()),
+                    Some("pending" | "available" | "modifying") => Ok(()),
+                    Some(gone @ ("failed" | "rejected" | "deleted" | "deleting" | "failing")) => {
+                        Err(ProviderError::stalled(
+                            "AcceptTransitGatewayPeeringAttachment",
+                            "PeeringFailed",
+                            format!("{id} is {gone}"),
+                        ))
+                    }
+                    other => Err(ProviderError::waiting(
+                        "DescribeTransitGatewayPeeringAttachments",
+                        "Initiating",
+                        Duration::from_secs(2),
+                        format!(
+                            "{id} is {} in {accepter}",
+                            other.unwrap_or("not visible yet")
+                        ),
+                    )),
+                }
+            }
+        })
+        .await
+    }
+}
