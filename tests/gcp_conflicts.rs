@@ -119,8 +119,8 @@ async fn a_backend_changed_after_observation_is_re_observed_and_re_planned_never
     );
     assert_eq!(scaler(&sandbox, "app-us"), 0.8, "not overwritten blindly");
 
-    // The rollout driver (what `apply` and the daemon run) observes again
-    // and plans the step from what is live now: 0.8 → 0.5.
+    // The daemon's rollout driver (no confirmed plan to hold to) observes
+    // again and plans the step from what is live now: 0.8 → 0.5.
     let store = LedgerStore::new(&dir.join("state"));
     let (end, outcomes) = rollout::run(
         &state,
@@ -135,6 +135,7 @@ async fn a_backend_changed_after_observation_is_re_observed_and_re_planned_never
             wait: true,
             deny_window_override: None,
             max_conflicts: 3,
+            contract: None,
         },
     )
     .await

@@ -146,7 +146,7 @@ fn the_markdown_preview_shows_file_diff_plan_and_traffic_shares() {
     let json = diff(&s, &head, "json");
     assert_eq!(json.code, 2);
     let preview: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
-    assert_eq!(preview["format_version"], 1);
+    assert_eq!(preview["format_version"], 2);
     assert_eq!(preview["head"], head.as_str());
     assert_eq!(preview["files"][0]["path"], GA);
     assert_eq!(preview["files"][0]["status"], "modified");

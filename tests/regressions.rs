@@ -51,7 +51,7 @@ fn a_saved_plan_edited_by_hand_is_refused() {
     // Turn the dial change into a dial of 0: same digest, same fingerprint.
     let text = std::fs::read_to_string(&plan_file).expect("read");
     let mut plan: serde_json::Value = serde_json::from_str(&text).expect("json");
-    plan["changes"][0]["after"]["trafficDial"] = serde_json::json!(0);
+    plan["plan"]["changes"][0]["after"]["trafficDial"] = serde_json::json!(0);
     std::fs::write(&plan_file, serde_json::to_string(&plan).expect("json")).expect("write");
     let before = normalized(&sim);
     let (_, writes) = call_totals(&sim);
@@ -69,7 +69,7 @@ fn a_saved_plan_edited_by_hand_is_refused() {
     assert!(
         apply
             .stderr
-            .contains("changes differ from what meridian computes"),
+            .contains("was changed after it was saved"),
         "{}",
         apply.all()
     );
@@ -138,7 +138,7 @@ fn moving_an_accelerators_only_region_never_drains_it_before_the_replacement_ser
         sim_run(
             dir,
             &sim,
-            &["sim", "faults", "--fail-operation", "AddEndpoints"]
+            &["sim", "faults", "--fail-operation", "CreateEndpointGroup"]
         )
         .code,
         0
@@ -202,9 +202,13 @@ fn renaming_a_listener_keeps_the_cloud_listener_instead_of_clashing_on_its_ports
         serde_json::json!({"create": 0, "update": 1, "delete": 0}),
         "{plan:#}"
     );
+    // A listener's name lives in its accelerator's tags: the rename is a
+    // tag update of the accelerator, the listener stays as it is.
+    assert_eq!(plan["changes"][0]["address"], "GlobalAccelerator[api]");
     assert_eq!(
-        plan["changes"][0]["address"],
-        "GlobalAccelerator[api].listener[grpc-public]"
+        plan["changes"][0]["after"]["listenerNames"]["grpc-public"],
+        "TCP:8443-8443",
+        "{plan:#}"
     );
     let apply = sim_run(dir, &sim, &["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{}", apply.all());

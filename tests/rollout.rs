@@ -243,7 +243,7 @@ fn an_unhealthy_region_mid_rollout_rolls_back_and_the_revision_is_not_retried() 
         writes,
         "no write for a failed revision"
     );
-    let status = sim_run(root, &sim, &["status", "--format", "json"]);
+    let status = common::meridian(root, &["status", "--format", "json"]);
     assert_eq!(status.code, 0, "{}", status.all());
     let status: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
     assert_eq!(
@@ -263,7 +263,7 @@ fn an_unhealthy_region_mid_rollout_rolls_back_and_the_revision_is_not_retried() 
         &["sim", "set-health", "eu-central-1", "healthy"],
     );
     assert_eq!(up.code, 0, "{}", up.all());
-    let retry = sim_run(root, &sim, &["retry"]);
+    let retry = common::meridian(root, &["retry"]);
     assert_eq!(retry.code, 0, "{}", retry.all());
     // The same desired state (same revision) now rolls out again.
     let apply = sim_run(root, &sim, &["apply", "--yes"]);
@@ -507,9 +507,8 @@ fn the_daemon_rolls_back_a_failing_revision_shows_it_and_does_not_retry_it() {
         &["sim", "set-health", "eu-central-1", "healthy"],
     );
     assert_eq!(up.code, 0, "{}", up.all());
-    let retry = sim_run(
+    let retry = common::meridian(
         root,
-        &sim,
         &["retry", "--state-dir", state.to_str().expect("utf-8")],
     );
     assert_eq!(retry.code, 0, "{}", retry.all());

@@ -269,9 +269,15 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "a region on a provider, which nothing would use",
-            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: p}\nspec:\n  type: aws\n  «region: us-west-2\n",
+            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: p}\nspec:\n  type: aws\n  region: «us-west-2\n",
             "spec.region",
             "Global Accelerator's API is served only from us-west-2",
+        ),
+        case(
+            "a backend group of another project",
+            "apiVersion: meridian.dev/v1alpha1\nkind: HealthCheck\nmetadata: {name: hc}\nspec: {provider: gcp, type: TCP}\n---\napiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {name: app}\nspec:\n  provider: gcp\n  protocol: HTTPS\n  healthChecks: [hc]\n  backends:\n    - group: «projects/other-proj-1/regions/europe-west1/networkEndpointGroups/app-eu\n",
+            "spec.backends[0].group",
+            "is in project `other-proj-1`, but provider `gcp` manages project `acme-prod-1`",
         ),
         case(
             "invalid CIDR",

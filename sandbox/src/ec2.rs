@@ -1023,9 +1023,11 @@ async fn describe_regions(
     x: &mut Xml,
 ) -> Result<(), Ec2Error> {
     let names = params.strings("RegionName");
-    // Every region is enabled in the sandbox's account: with or without
-    // AllRegions the answer is the same.
-    params.boolean("AllRegions")?;
+    // As in a new AWS account, opt-in Regions are not enabled, except those
+    // the simulated world already uses (as if opted in). `AllRegions`
+    // lists them too, as `not-opted-in`.
+    let all = params.boolean("AllRegions")?.unwrap_or(false);
+    let used = cloud.transit_gateway_regions()?;
     let filters = params.filters(REGION_FILTERS)?;
     ready(params, dry_run)?;
     let home = partition(region);
@@ -1050,10 +1052,14 @@ async fn describe_regions(
             "amazonaws.com"
         };
         let endpoint = format!("ec2.{name}.{suffix}");
-        let opt_in = if OPT_IN_REGIONS.contains(name) {
-            "opted-in"
-        } else {
+        let opt_in = if !OPT_IN_REGIONS.contains(name) {
             "opt-in-not-required"
+        } else if used.iter().any(|u| u == *name) {
+            "opted-in"
+        } else if all || names.iter().any(|n| n == *name) {
+            "not-opted-in"
+        } else {
+            continue;
         };
         let keep = passes(&filters, |filter| match filter {
             "endpoint" => vec![endpoint.clone()],
@@ -2354,7 +2360,14 @@ mod tests {
         .await
         .expect("one");
         assert_eq!(one.matches("<regionName>").count(), 1);
-        assert!(one.contains("<optInStatus>opted-in</optInStatus>"), "{one}");
+        // An opt-in Region the account never enabled: named, it is
+        // described as not opted in; unnamed, it is not listed.
+        assert!(one.contains("<optInStatus>not-opted-in</optInStatus>"), "{one}");
+        assert!(!all.contains("me-central-1"), "{all}");
+        let every = call(&cloud, "us-east-1", "Action=DescribeRegions&AllRegions=true")
+            .await
+            .expect("all regions");
+        assert!(every.contains("<regionName>me-central-1</regionName>"), "{every}");
         let china = call(&cloud, "cn-north-1", "Action=DescribeRegions")
             .await
             .expect("china");
@@ -2381,7 +2394,7 @@ mod tests {
         assert_eq!(error.code, "InvalidPaginationToken");
         let world = cloud.store().read().expect("world");
         assert_eq!(
-            world.calls["DescribeRegions"].ok, 3,
+            world.calls["DescribeRegions"].ok, 4,
             "DescribeRegions is a counted call"
         );
     }

@@ -855,7 +855,12 @@ impl SimCloud {
             world.record(
                 "CreateEndpointGroup",
                 &arn,
-                format!("region={} dial={}", spec.region, spec.traffic_dial),
+                format!(
+                    "region={} dial={}{}",
+                    spec.region,
+                    spec.traffic_dial,
+                    endpoint_details(endpoints)
+                ),
             );
             Ok(arn)
         })
@@ -910,7 +915,11 @@ impl SimCloud {
             world.record(
                 "UpdateEndpointGroup",
                 arn,
-                format!("region={region} dial={}", spec.traffic_dial),
+                format!(
+                    "region={region} dial={}{}",
+                    spec.traffic_dial,
+                    endpoints.map(endpoint_details).unwrap_or_default()
+                ),
             );
             Ok(())
         })
@@ -2325,4 +2334,17 @@ impl SimCloud {
         })
         .await
     }
+}
+
+/// How a history entry lists the endpoints a call carried: ` endpoints: id
+/// weight=N, …`, or nothing for none.
+fn endpoint_details(endpoints: &[EndpointSpec]) -> String {
+    if endpoints.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = endpoints
+        .iter()
+        .map(|e| format!("{} weight={}", e.id, e.weight))
+        .collect();
+    format!(" endpoints: {}", list.join(", "))
 }

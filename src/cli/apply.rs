@@ -3,11 +3,12 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use meridian::desired;
 use meridian::exit;
 use meridian::plan::Plan;
+use meridian::plan::file::PlanFile;
 use meridian::plan::render::{self, Format};
 use meridian::rollout::{self, LedgerStore};
 
@@ -82,60 +83,49 @@ pub fn confirm(plan: &Plan) -> Result<bool> {
 }
 
 pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
-    let Some(state) = load(&args.dir)? else {
-        return Ok(exit::ERROR);
-    };
-    let (providers, fresh) = plan_now(cli, &state, Some(&args.rollout)).await?;
-    let plan = match &args.plan {
-        None => fresh,
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading plan {}", path.display()))?;
-            let saved: Plan = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a meridian plan", path.display()))?;
-            if saved.format_version != meridian::plan::FORMAT_VERSION {
-                eprintln!(
-                    "error: {} has plan format {}, this meridian reads format {}",
-                    path.display(),
-                    saved.format_version,
-                    meridian::plan::FORMAT_VERSION
-                );
+    // A saved plan carries the desired state it was made from: that, not
+    // the folder as it is now, is what runs.
+    let (state, saved) = match &args.plan {
+        None => {
+            let Some(state) = load(&args.dir)? else {
                 return Ok(exit::ERROR);
-            }
-            if saved.source.digest != state.digest {
-                eprintln!(
-                    "error: the saved plan is stale: desired state in {} changed since the plan was made (plan {}, now {}). Nothing was applied; run `meridian plan` again.",
-                    args.dir.display(),
-                    short(&saved.source.digest),
-                    short(&state.digest)
-                );
-                return Ok(exit::ERROR);
-            }
-            if saved.observed_fingerprint != fresh.observed_fingerprint {
-                eprintln!(
-                    "error: the saved plan is stale: the live world changed since the plan was made (observed {}, now {}). Nothing was applied; run `meridian plan` again.",
-                    short(&saved.observed_fingerprint),
-                    short(&fresh.observed_fingerprint)
-                );
-                return Ok(exit::ERROR);
-            }
-            // Same desired state and same live world give the same plan. A saved
-            // plan whose changes differ was edited (or made by another version):
-            // only what meridian itself computes is ever applied.
-            if saved.overridden != fresh.overridden {
-                eprintln!(
-                    "error: the saved plan is stale: a break-glass override was set, cleared or has expired since the plan was made, so different changes are held back now. Nothing was applied; run `meridian plan` again."
-                );
-                return Ok(exit::ERROR);
-            }
-            if saved.changes != fresh.changes || saved.violations != fresh.violations {
-                eprintln!(
-                    "error: the saved plan's changes differ from what meridian computes for the same desired state and live world (was the file edited, or made by another meridian version?). Nothing was applied; run `meridian plan` again."
-                );
-                return Ok(exit::ERROR);
-            }
-            fresh
+            };
+            (state, None)
         }
+        Some(path) => {
+            let file = match PlanFile::load(path) {
+                Ok(file) => file,
+                Err(error) => {
+                    eprintln!("error: {error}. Nothing was applied.");
+                    return Ok(exit::ERROR);
+                }
+            };
+            let state = match model::load_allowing_empty(&file.files()) {
+                Ok(state) if state.digest == file.plan.source.digest => state,
+                Ok(_) | Err(_) => {
+                    eprintln!(
+                        "error: {} holds desired state that does not load as it did when the plan was made; nothing was applied. Run `meridian plan --out` again.",
+                        path.display()
+                    );
+                    return Ok(exit::ERROR);
+                }
+            };
+            if let Ok(current) = model::load_dir(&args.dir)
+                && current.digest != state.digest
+            {
+                eprintln!(
+                    "note: desired state in {} changed since the plan was saved ({} then, {} now); the saved plan runs as it was reviewed, the edits do not. Plan again to apply them.",
+                    args.dir.display(),
+                    short(&state.digest),
+                    short(&current.digest)
+                );
+            }
+            (state, Some(file.plan))
+        }
+    };
+    let (providers, plan) = match saved {
+        None => plan_now(cli, &state, Some(&args.rollout)).await?,
+        Some(plan) => (Providers::build(&state, &options(cli)).await?, plan),
     };
     let ledger = LedgerStore::new(&args.rollout.state_dir).load()?;
     if let Some(failed) = ledger.failed.get(&state.digest) {
@@ -207,10 +197,14 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             }
         });
     }
+    // The plan shown (or saved and reviewed) is the plan carried out: its
+    // steps, its values, nothing else. A step that no longer fits the live
+    // world stops the apply before anything of it is written.
     let options = rollout::RunOptions {
         wait: true,
         deny_window_override: args.rollout.override_deny_window.clone(),
-        max_conflicts: if args.plan.is_some() { 0 } else { 3 },
+        max_conflicts: 0,
+        contract: Some(plan.clone()),
     };
     let resources = desired::expand(&state);
     let (end, outcomes) = rollout::run(
@@ -225,6 +219,14 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         &options,
     )
     .await?;
+    if let rollout::RunEnd::Stale(reason) = &end
+        && outcomes.is_empty()
+    {
+        eprintln!(
+            "error: the plan is stale: {reason}. Nothing was written; run `meridian plan` again."
+        );
+        return Ok(exit::ERROR);
+    }
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     let applied = outcomes.len() - failed;
     let calls = providers.calls();
@@ -275,18 +277,23 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             for error in &errors {
                 eprintln!("error: {error}");
             }
-            if args.plan.is_some()
-                && outcomes
-                    .iter()
-                    .any(|o| o.error.as_ref().is_some_and(|e| e.is_conflict()))
+            if outcomes
+                .iter()
+                .any(|o| o.error.as_ref().is_some_and(|e| e.is_conflict()))
             {
                 eprintln!(
-                    "error: the live world changed after the saved plan was checked; nothing was overwritten. Run `meridian plan` again."
+                    "error: the live world changed after the plan was checked; nothing was overwritten. Run `meridian plan` again."
                 );
             }
             eprintln!(
                 "{} change(s) failed. What landed stays; run `meridian apply` again to continue from live state.",
                 errors.len()
+            );
+            Ok(exit::ERROR)
+        }
+        rollout::RunEnd::Stale(reason) => {
+            eprintln!(
+                "error: the plan is stale: {reason}. Nothing of this step was written; run `meridian plan` again."
             );
             Ok(exit::ERROR)
         }

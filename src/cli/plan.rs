@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use meridian::exit;
+use meridian::plan::file::PlanFile;
 use meridian::plan::render::{self, Format};
 
 use super::*;
@@ -17,7 +18,8 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Save the plan (JSON) for `apply --plan`.
+    /// Save the plan, with the desired state it was made from, for
+    /// `apply --plan` (which carries out exactly it).
     #[arg(long, value_name = "PLAN")]
     pub out: Option<PathBuf>,
     /// Exit 2 when there are changes, 0 when there are none.
@@ -34,8 +36,12 @@ pub async fn plan(cli: &Cli, args: &PlanArgs) -> Result<u8> {
     let (_, plan) = plan_now(cli, &state, Some(&args.rollout)).await?;
     print!("{}", render::plan(&plan, args.format, style()));
     if let Some(out) = &args.out {
-        let json = serde_json::to_string_pretty(&plan)?;
-        std::fs::write(out, json).with_context(|| format!("writing plan to {}", out.display()))?;
+        // The plan with the desired state it was made from: `apply --plan`
+        // carries out exactly this.
+        let files = meridian::model::read_dir_relative(&args.dir)?;
+        PlanFile::new(&plan, &files)
+            .save(out)
+            .with_context(|| format!("saving the plan to {}", out.display()))?;
         eprintln!("Saved the plan to {}.", out.display());
     }
     if plan.is_blocked() {

@@ -219,7 +219,7 @@ pub async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
 
 use std::fmt::Write as _;
 
-use meridian_provider::{LISTENER_KEY_PREFIX, NAME_KEY};
+use meridian_provider::NAME_KEY;
 use meridian_sim::cloud::GCP_WRITES;
 use meridian_sim::world::{OperationFault, World};
 use meridian_sim::{SimCloud, SimError};
@@ -251,16 +251,27 @@ fn accelerator_name(world: &World, arn: &str) -> String {
         .unwrap_or_default()
 }
 
+/// meridian's name for a listener, from its accelerator's tags, by the
+/// rule observation uses.
 fn listener_name(world: &World, accelerator_arn: &str, listener_arn: &str) -> String {
     let suffix = listener_arn.rsplit('/').next().unwrap_or(listener_arn);
-    world
+    let names = world
         .accelerators
         .get(accelerator_arn)
-        .and_then(|a| {
-            a.tags
-                .get(&format!("{LISTENER_KEY_PREFIX}{suffix}"))
-                .cloned()
-        })
+        .map(|a| meridian_provider::listener_names(&a.tags))
+        .unwrap_or_default();
+    let mut listeners: Vec<&meridian_sim::world::Listener> = world
+        .listeners
+        .values()
+        .filter(|l| l.accelerator_arn == accelerator_arn)
+        .collect();
+    listeners.sort_by(|a, b| a.arn.cmp(&b.arn));
+    let specs: Vec<_> = listeners.iter().map(|l| l.spec.clone()).collect();
+    meridian_provider::name_listeners(&names, &specs)
+        .into_iter()
+        .zip(&listeners)
+        .find(|(_, l)| l.arn == listener_arn)
+        .and_then(|(name, _)| name)
         .unwrap_or_else(|| format!("~{suffix}"))
 }
 

@@ -261,6 +261,9 @@ impl Loop {
         if let Err(error) = status.save(&self.config.state_dir) {
             tracing::error!(%error, "cannot persist status");
         }
+        // Ready as soon as a reconcile has finished, before anyone can see
+        // its outcome in /status.
+        self.shared.ready.store(true, Ordering::SeqCst);
         tracing::info!(
             outcome = outcome.label(),
             applied,
@@ -634,6 +637,7 @@ impl Loop {
                 wait: false,
                 deny_window_override: None,
                 max_conflicts: 3,
+                contract: None,
             },
         )
         .await;
@@ -707,7 +711,7 @@ impl Loop {
                 self.finish(revision, trigger, Outcome::Failed, applied, started);
                 Next::Retry(self.last_error_message())
             }
-            crate::rollout::RunEnd::Retry(reason) => {
+            crate::rollout::RunEnd::Retry(reason) | crate::rollout::RunEnd::Stale(reason) => {
                 self.shared.metrics.rollout(step, false);
                 self.fail(Some(revision), reason.clone(), Vec::new());
                 self.shared.update_status(|s| {

@@ -229,6 +229,21 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<SourceFile>) -> Result<(), Loa
     Ok(())
 }
 
+/// The files of a desired-state folder with paths relative to it, as a
+/// saved plan keeps them.
+pub fn read_dir_relative(dir: &Path) -> Result<Vec<SourceFile>, LoadError> {
+    Ok(read_dir(dir)?
+        .into_iter()
+        .map(|f| SourceFile {
+            path: Path::new(&f.path)
+                .strip_prefix(dir)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| f.path.clone()),
+            text: f.text,
+        })
+        .collect())
+}
+
 /// Loads and validates desired state from a directory. The digest covers
 /// paths relative to `dir`, so `plan ds` and `apply ./ds` agree.
 pub fn load_dir(dir: &Path) -> Result<DesiredState, LoadError> {

@@ -168,7 +168,11 @@ pub fn diff(
             }
             _ => None,
         };
+        // The delete finds the object as the drain leaves it: that is the
+        // value its write compares the live object with.
+        let mut deleted_from = have.resource.clone();
         if let Some((resource, reason)) = drained {
+            deleted_from = resource.clone();
             changes.push(Change {
                 provider: (*provider).clone(),
                 address: (*address).clone(),
@@ -187,8 +191,8 @@ pub fn diff(
             address: (*address).clone(),
             action: Action::Delete,
             wave: wave(address, Action::Delete),
-            fields: field_changes(Some(&have.resource), None),
-            before: Some(have.resource.clone()),
+            fields: field_changes(Some(&deleted_from), None),
+            before: Some(deleted_from),
             after: None,
             cloud_id: have.cloud_id.clone(),
             etag: have.etag.clone(),

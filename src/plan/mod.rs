@@ -6,6 +6,7 @@
 //! plan and refuses one that is stale, incomplete or blocked.
 
 pub mod diff;
+pub mod file;
 pub mod held;
 pub mod render;
 pub mod schedule;
@@ -148,6 +149,32 @@ impl Plan {
             }
             _ => units::total_writes(self.units.iter().flat_map(|u| &u.writes)),
         };
+    }
+
+    /// The identity of what this plan executes (its changes and steps with
+    /// their values), so a rollout knows which plan its recorded steps
+    /// belong to.
+    pub fn contract_id(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(serde_json::to_vec(&self.changes).unwrap_or_default());
+        hasher.update([0]);
+        hasher.update(serde_json::to_vec(&self.schedule).unwrap_or_default());
+        format!("{:x}", hasher.finalize())[..16].to_owned()
+    }
+
+    /// The steps this plan is carried out in, each with its changes and
+    /// units: the schedule's, when it has one that carries changes, or the
+    /// whole plan as one step.
+    pub fn steps(&self) -> Vec<(Vec<Change>, Vec<PlannedUnit>)> {
+        match &self.schedule {
+            Some(schedule) if schedule.steps.iter().any(|s| !s.changes.is_empty()) => schedule
+                .steps
+                .iter()
+                .map(|s| (s.changes.clone(), s.units.clone()))
+                .collect(),
+            _ if self.changes.is_empty() => Vec::new(),
+            _ => vec![(self.changes.clone(), self.units.clone())],
+        }
     }
 
     /// How many API writes the plan takes.

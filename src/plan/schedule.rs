@@ -149,7 +149,7 @@ pub struct Step {
 
 /// Whether the lever parent of `address` exists live: then `address`'s
 /// traffic must be raised progressively from 0.
-fn parent_live(address: &Address, live: &Live) -> bool {
+pub fn parent_live(address: &Address, live: &Live) -> bool {
     match address {
         Address::Endpoint { .. } | Address::EndpointGroup { .. } | Address::Backend { .. } => {
             address.parent().is_some_and(|p| live.contains_key(&p))

@@ -107,6 +107,13 @@ pub struct Rollout {
     pub failure: Option<String>,
     /// A recorded override of a deny window: who asked and why.
     pub deny_window_override: Option<String>,
+    /// The confirmed plan whose steps this rollout carries out, when it
+    /// carries out one ([`crate::plan::Plan::contract_id`]).
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// The steps of that plan carried out so far.
+    #[serde(default)]
+    pub plan_steps_done: usize,
 }
 
 /// The persisted rollout state.

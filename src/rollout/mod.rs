@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use meridian_provider::Address;
+
 use crate::apply::{self, Progress};
 use crate::desired::{DesiredResource, DesiredResources};
 use crate::model::DesiredState;
@@ -112,6 +114,14 @@ pub enum Tick {
         last: bool,
         /// Whether it rolls back.
         rollback: bool,
+        /// For a plan executed as confirmed: which of its steps this is.
+        contract_step: Option<usize>,
+    },
+    /// A confirmed plan no longer fits the live world: nothing of it is
+    /// written, and a new plan must be made.
+    Stale {
+        /// What changed.
+        reason: String,
     },
     /// Nothing to do before `until`.
     Wait {
@@ -151,6 +161,7 @@ pub async fn tick(
     revision: &str,
     now: SystemTime,
     deny_window_override: Option<&str>,
+    contract: Option<&Plan>,
     ledger: &mut Ledger,
 ) -> Tick {
     let now_ms = millis(now);
@@ -215,6 +226,8 @@ pub async fn tick(
             steps: inherited,
             failure: None,
             deny_window_override: deny_window_override.map(str::to_owned),
+            plan: None,
+            plan_steps_done: 0,
         });
     }
     let Some(rollout) = ledger.current.as_mut() else {
@@ -317,14 +330,140 @@ pub async fn tick(
         };
     }
     let rolling_back = rollout.status == RolloutStatus::RollingBack;
-    let target = if rolling_back {
-        rollback_target(observation, &rollout.baseline)
-    } else {
-        without_held(desired, observation, now)
+    // What this step moves, whether it is the last, its plan, and (for a
+    // plan executed as confirmed) which of the plan's steps it is.
+    let (moves, step_last, plan, contract_step) = match contract {
+        Some(contract) if !rolling_back => {
+            let id = contract.contract_id();
+            if rollout.plan.as_deref() != Some(id.as_str()) {
+                rollout.plan = Some(id);
+                rollout.plan_steps_done = 0;
+            }
+            let steps = contract.steps();
+            let index = rollout.plan_steps_done;
+            let Some((changes, units)) = steps.get(index) else {
+                rollout.status = RolloutStatus::Complete;
+                return Tick::Done;
+            };
+            if let Some(reason) = stale(changes, &live, observation, now) {
+                return Tick::Stale { reason };
+            }
+            let moves: Vec<Move> = match &contract.schedule {
+                Some(schedule) if schedule.steps.len() == steps.len() => {
+                    schedule.steps[index].moves.clone()
+                }
+                _ => moves_of(changes, &live),
+            };
+            // A new object raised from 0 carries traffic only once healthy.
+            let unhealthy: Vec<String> = moves
+                .iter()
+                .filter(|m| m.from == 0.0 && m.to > 0.0)
+                .filter(|m| {
+                    live.get(&m.address)
+                        .is_some_and(|o| matches!(o.health.as_deref(), Some("initial") | Some("unhealthy")))
+                })
+                .map(|m| m.address.to_string())
+                .collect();
+            if !unhealthy.is_empty() {
+                let waited = Duration::from_millis(now_ms.saturating_sub(rollout.started_ms));
+                if waited > HEALTH_WAIT {
+                    let reason = format!(
+                        "{} did not become healthy within {} s of the rollout's start",
+                        unhealthy.join(", "),
+                        HEALTH_WAIT.as_secs()
+                    );
+                    rollout.failure = Some(reason.clone());
+                    rollout.status = RolloutStatus::Failed;
+                    ledger.failed.insert(
+                        revision.to_owned(),
+                        FailedRevision {
+                            at: at(now_ms),
+                            reason: reason.clone(),
+                        },
+                    );
+                    return Tick::Failed { reason };
+                }
+                return Tick::Wait {
+                    until: now + Duration::from_secs(5),
+                    reason: format!(
+                        "waiting for {} to become healthy before giving it traffic",
+                        unhealthy.join(", ")
+                    ),
+                    pause: false,
+                };
+            }
+            let mut plan = contract.clone();
+            plan.changes = changes.clone();
+            plan.units = units.clone();
+            plan.schedule = None;
+            plan.summary = crate::plan::Summary::of(&plan.changes);
+            plan.count_writes();
+            (moves, index + 1 == steps.len(), plan, Some(index))
+        }
+        _ => {
+            let target = if rolling_back {
+                rollback_target(observation, &rollout.baseline)
+            } else {
+                without_held(desired, observation, now)
+            };
+            let step = schedule::step(state, &target, &live, &rollout.baseline);
+            let plan = crate::plan::make(state, &step.desired, observation, Some(revision.to_owned()));
+            if plan.changes.is_empty() {
+                if !step.waiting_for_health.is_empty() {
+                    let waited = Duration::from_millis(now_ms.saturating_sub(rollout.started_ms));
+                    let names: Vec<String> = step
+                        .waiting_for_health
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect();
+                    if waited > HEALTH_WAIT {
+                        let reason = format!(
+                            "{} did not become healthy within {} s of the rollout's start",
+                            names.join(", "),
+                            HEALTH_WAIT.as_secs()
+                        );
+                        rollout.failure = Some(reason.clone());
+                        rollout.status = RolloutStatus::Failed;
+                        ledger.failed.insert(
+                            revision.to_owned(),
+                            FailedRevision {
+                                at: at(now_ms),
+                                reason: reason.clone(),
+                            },
+                        );
+                        return Tick::Failed { reason };
+                    }
+                    return Tick::Wait {
+                        until: now + Duration::from_secs(5),
+                        reason: format!(
+                            "waiting for {} to become healthy before giving it traffic",
+                            names.join(", ")
+                        ),
+                        pause: false,
+                    };
+                }
+                if !step.last && !rolling_back {
+                    return Tick::Failed {
+                        reason: "the rollout cannot make progress: every remaining step waits on another (please report this with the plan)".to_owned(),
+                    };
+                }
+                if rolling_back {
+                    rollout.status = RolloutStatus::Failed;
+                    return Tick::Failed {
+                        reason: format!(
+                            "{}; traffic levers rolled back to their last good values",
+                            rollout.failure.clone().unwrap_or_default()
+                        ),
+                    };
+                }
+                rollout.status = RolloutStatus::Complete;
+                return Tick::Done;
+            }
+            (step.moves.clone(), step.last, plan, None)
+        }
     };
-    let step = schedule::step(state, &target, &live, &rollout.baseline);
-    if !rolling_back && !step.moves.is_empty() && rollout.deny_window_override.is_none() {
-        for (subject, rules) in subjects(state, &step.moves) {
+    if !rolling_back && !moves.is_empty() && rollout.deny_window_override.is_none() {
+        for (subject, rules) in subjects(state, &moves) {
             if let Some((end, window)) = invariants::active_window(&rules.deny_windows, now) {
                 return Tick::Wait {
                     until: end,
@@ -342,7 +481,7 @@ pub async fn tick(
         // Anti-flap: a lever is not moved back within its hold unless a
         // gate failed. The command line refuses such a plan up front (exit
         // 3); here the rollout waits the hold out.
-        for m in &step.moves {
+        for m in &moves {
             let Some(last) = ledger.moves.get(&m.address.to_string()) else {
                 continue;
             };
@@ -364,59 +503,7 @@ pub async fn tick(
             }
         }
     }
-    let plan = crate::plan::make(state, &step.desired, observation, Some(revision.to_owned()));
-    if plan.changes.is_empty() {
-        if !step.waiting_for_health.is_empty() {
-            let waited = Duration::from_millis(now_ms.saturating_sub(rollout.started_ms));
-            let names: Vec<String> = step
-                .waiting_for_health
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            if waited > HEALTH_WAIT {
-                let reason = format!(
-                    "{} did not become healthy within {} s of the rollout's start",
-                    names.join(", "),
-                    HEALTH_WAIT.as_secs()
-                );
-                rollout.failure = Some(reason.clone());
-                rollout.status = RolloutStatus::Failed;
-                ledger.failed.insert(
-                    revision.to_owned(),
-                    FailedRevision {
-                        at: at(now_ms),
-                        reason: reason.clone(),
-                    },
-                );
-                return Tick::Failed { reason };
-            }
-            return Tick::Wait {
-                until: now + Duration::from_secs(5),
-                reason: format!(
-                    "waiting for {} to become healthy before giving it traffic",
-                    names.join(", ")
-                ),
-                pause: false,
-            };
-        }
-        if !step.last && !rolling_back {
-            return Tick::Failed {
-                reason: "the rollout cannot make progress: every remaining step waits on another (please report this with the plan)".to_owned(),
-            };
-        }
-        if rolling_back {
-            rollout.status = RolloutStatus::Failed;
-            return Tick::Failed {
-                reason: format!(
-                    "{}; traffic levers rolled back to their last good values",
-                    rollout.failure.clone().unwrap_or_default()
-                ),
-            };
-        }
-        rollout.status = RolloutStatus::Complete;
-        return Tick::Done;
-    }
-    let moved = subjects(state, &step.moves);
+    let moved = subjects(state, &moves);
     let bake = moved.values().map(|r| r.bake.as_secs()).max().unwrap_or(0);
     let gated = !rolling_back
         && moved
@@ -429,17 +516,17 @@ pub async fn tick(
         at: at(now_ms),
         at_ms: now_ms,
         landed_ms: None,
-        moves: step.moves.clone(),
+        moves: moves.clone(),
         bake_seconds: bake,
         gate: if gated {
             GateState::Pending
-        } else if rolling_back && bake > 0 && !step.last {
+        } else if rolling_back && bake > 0 && !step_last {
             GateState::BakeOnly
         } else {
             GateState::None
         },
     });
-    for m in &step.moves {
+    for m in &moves {
         ledger.moves.insert(
             m.address.to_string(),
             LastMove {
@@ -452,9 +539,93 @@ pub async fn tick(
     Tick::Apply {
         plan: Box::new(plan),
         step: number,
-        last: step.last && !gated,
+        last: step_last && !gated,
         rollback: rolling_back,
+        contract_step,
     }
+}
+
+/// Why a step of a confirmed plan no longer fits the live world, if it
+/// does not: an object it changes is neither as the plan saw it nor
+/// already as it wants it, or a break-glass override now covers it.
+fn stale(
+    changes: &[meridian_provider::Change],
+    live: &Live,
+    observation: &Observation,
+    now: SystemTime,
+) -> Option<String> {
+    let active: Vec<&Address> = observation
+        .overrides
+        .iter()
+        .filter(|(_, o)| crate::plan::held::is_active(o, now))
+        .map(|(_, o)| &o.address)
+        .collect();
+    let mut why = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for change in changes {
+        // An object changed twice in one step (drained, then deleted) is
+        // checked against what the first change expects; the second
+        // expects what the first leaves, and its own write checks that.
+        if !seen.insert(&change.address) {
+            continue;
+        }
+        let have = live.get(&change.address).map(|o| &o.resource);
+        if have != change.before.as_ref() && have != change.after.as_ref() {
+            let detail = match (change.before.as_ref(), have) {
+                (Some(_), Some(_)) => crate::plan::diff::field_changes(change.before.as_ref(), have)
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{} is {} (the plan saw {})",
+                            f.path,
+                            crate::plan::render::show_value(f.after.as_ref()),
+                            crate::plan::render::show_value(f.before.as_ref())
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                (None, Some(_)) => "it exists now (the plan saw none)".to_owned(),
+                (Some(_), None) => "it is gone (the plan saw it)".to_owned(),
+                (None, None) => String::new(),
+            };
+            why.push(format!(
+                "{} changed since the plan was made: {detail}",
+                change.address
+            ));
+        }
+        if let Some(marker) = crate::plan::held::marker_object(&change.address)
+            && active.contains(&&marker)
+            && crate::plan::held::holds(change)
+        {
+            why.push(format!(
+                "{} is now under a break-glass override on {marker}",
+                change.address
+            ));
+        }
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+/// The lever moves of a step's changes.
+/// The lever moves of a step of changes, as [`schedule::step`] counts them:
+/// an update of a lever, or a new object whose parent already serves. A new
+/// object under a new parent carries no traffic yet when it lands.
+fn moves_of(changes: &[meridian_provider::Change], live: &Live) -> Vec<Move> {
+    changes
+        .iter()
+        .filter(|c| c.action != meridian_provider::Action::Delete)
+        .filter(|c| c.action == meridian_provider::Action::Update || schedule::parent_live(&c.address, live))
+        .filter_map(|c| {
+            let (kind, to) = lever(c.after.as_ref()?)?;
+            let from = c.before.as_ref().and_then(lever).map_or(0.0, |(_, v)| v);
+            ((from - to).abs() > 1e-9).then(|| Move {
+                address: c.address.clone(),
+                lever: kind,
+                from,
+                to,
+            })
+        })
+        .collect()
 }
 
 fn short(revision: &str) -> &str {
@@ -477,6 +648,9 @@ pub enum RunEnd {
     /// Something outside the revision keeps the rollout from deciding (only
     /// without `wait`): retry later, with backoff.
     Retry(String),
+    /// The confirmed plan no longer fits the live world; nothing of the
+    /// step was written.
+    Stale(String),
 }
 
 /// Events of a rollout run, for the console or the daemon's log.
@@ -497,6 +671,11 @@ pub struct RunOptions {
     /// Conflicts (objects changed since observed) tolerated in a row before
     /// giving up; 0 for a saved plan, which must apply as approved.
     pub max_conflicts: u32,
+    /// The plan to carry out as confirmed: its steps with their values and
+    /// nothing else, each checked against live state first (the command
+    /// line). Without one, each step is computed from live state (the
+    /// daemon's level-triggered reconcile).
+    pub contract: Option<Plan>,
 }
 
 /// Whether observation must include the health that costs extra calls.
@@ -550,6 +729,7 @@ pub async fn run(
             revision,
             SystemTime::now(),
             options.deny_window_override.as_deref(),
+            options.contract.as_ref(),
             &mut ledger,
         )
         .await;
@@ -593,11 +773,13 @@ pub async fn run(
                     tokio::time::sleep(left).await;
                 }
             }
+            Tick::Stale { reason } => return Ok((RunEnd::Stale(reason), outcomes)),
             Tick::Apply {
                 plan,
                 step,
                 last,
                 rollback,
+                contract_step,
             } => {
                 if plan.is_blocked() || plan.errored {
                     let why = plan
@@ -667,6 +849,9 @@ pub async fn run(
                     .and_then(|c| c.steps.iter_mut().find(|s| s.number == step))
                 {
                     record.landed_ms = Some(millis(SystemTime::now()));
+                }
+                if let (Some(index), Some(current)) = (contract_step, ledger.current.as_mut()) {
+                    current.plan_steps_done = index + 1;
                 }
                 store.save(&ledger)?;
                 if last {

@@ -252,3 +252,30 @@ pub fn normalized(sim: &Path) -> serde_json::Value {
         "routes": routes,
     })
 }
+
+/// The live traffic dial of the endpoint group in `region` of the listener
+/// on `port` of the accelerator named `accelerator`, read from the world.
+pub fn dial(sim: &Path, accelerator: &str, port: u64, region: &str) -> u64 {
+    let world = world(sim);
+    let arn = world["accelerators"]
+        .as_object()
+        .expect("accelerators")
+        .values()
+        .find(|a| a["name"] == accelerator)
+        .and_then(|a| a["arn"].as_str())
+        .expect("accelerator")
+        .to_owned();
+    let listeners = world["listeners"].as_object().expect("listeners");
+    world["endpoint_groups"]
+        .as_object()
+        .expect("groups")
+        .values()
+        .find(|g| {
+            let listener = &listeners[g["listener_arn"].as_str().expect("arn")];
+            g["spec"]["region"] == region
+                && listener["accelerator_arn"] == arn.as_str()
+                && listener["spec"]["portRanges"][0]["from"] == port
+        })
+        .and_then(|g| g["spec"]["trafficDial"].as_u64())
+        .expect("endpoint group")
+}

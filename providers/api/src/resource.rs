@@ -313,6 +313,71 @@ pub struct RouteSpec {
     pub via_peer_region: String,
 }
 
+/// The listener name tags among an accelerator's tags: name → tag value.
+pub fn listener_names(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(crate::LISTENER_KEY_PREFIX)
+                .map(|name| (name.to_owned(), v.clone()))
+        })
+        .collect()
+}
+
+/// meridian's names for the live listeners of one accelerator, in order:
+/// each takes the name whose tag names exactly its protocol and ports;
+/// failing that (its ports were changed by hand, or an apply stopped
+/// between `UpdateListener` and re-tagging), the one name whose tagged
+/// ports overlap its own and that no other listener claims. `None` is an
+/// unnamed listener (the diff adopts or removes it).
+pub fn name_listeners(
+    names: &BTreeMap<String, String>,
+    listeners: &[ListenerSpec],
+) -> Vec<Option<String>> {
+    let exact: Vec<Option<String>> = listeners
+        .iter()
+        .map(|spec| {
+            let value = listener_tag_value(spec);
+            names
+                .iter()
+                .find(|(_, v)| **v == value)
+                .map(|(n, _)| n.clone())
+        })
+        .collect();
+    let mut taken: std::collections::BTreeSet<String> = exact.iter().flatten().cloned().collect();
+    listeners
+        .iter()
+        .zip(exact)
+        .map(|(spec, exact)| {
+            if exact.is_some() {
+                return exact;
+            }
+            let overlapping: Vec<&String> = names
+                .iter()
+                .filter(|(name, v)| {
+                    !taken.contains(*name)
+                        && parse_listener_tag_value(v).is_some_and(|(protocol, ranges)| {
+                            protocol == spec.protocol
+                                && ranges.iter().any(|w| {
+                                    spec.port_ranges
+                                        .iter()
+                                        .any(|h| w.from <= h.to && h.from <= w.to)
+                                })
+                        })
+                })
+                .map(|(name, _)| name)
+                .collect();
+            match overlapping.as_slice() {
+                [one] => {
+                    let name = (*one).clone();
+                    taken.insert(name.clone());
+                    Some(name)
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 impl Resource {
     /// The resource kind's display name.
     pub fn kind_name(&self) -> &'static str {
@@ -338,5 +403,51 @@ impl Resource {
             object.shift_remove("kind");
         }
         value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(protocol: &str, ports: &[(u16, u16)]) -> ListenerSpec {
+        ListenerSpec {
+            protocol: protocol.into(),
+            port_ranges: ports
+                .iter()
+                .map(|(from, to)| PortRange {
+                    from: *from,
+                    to: *to,
+                })
+                .collect(),
+            client_affinity: "NONE".into(),
+        }
+    }
+
+    #[test]
+    fn a_listener_takes_the_name_whose_tag_names_its_ports() {
+        let names = BTreeMap::from([
+            ("https".to_owned(), "TCP:443-443".to_owned()),
+            ("grpc".to_owned(), "TCP:8443-8443".to_owned()),
+        ]);
+        let named = name_listeners(
+            &names,
+            &[
+                listener("TCP", &[(443, 443)]),
+                // Ports widened by hand: still the listener whose ports overlap.
+                listener("TCP", &[(8443, 8444)]),
+                // Another protocol, or no overlap: unnamed.
+                listener("UDP", &[(443, 443)]),
+                listener("TCP", &[(80, 80)]),
+            ],
+        );
+        assert_eq!(
+            named,
+            vec![Some("https".into()), Some("grpc".into()), None, None]
+        );
+        assert_eq!(
+            parse_listener_tag_value(&listener_tag_value(&listener("TCP", &[(1, 2), (5, 9)]))),
+            Some(("TCP".to_owned(), listener("TCP", &[(1, 2), (5, 9)]).port_ranges))
+        );
     }
 }

@@ -114,7 +114,7 @@ where
                     return Err(error);
                 }
                 stats.waits.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(%what, code = %error.code, reason = %error.message, ?retry_after, "waiting for the cloud");
+                tracing::debug!(%what, code = %error.code, reason = %error.message, ?retry_after, "waiting for the cloud");
                 tokio::time::sleep(retry_after).await;
             }
         }

@@ -175,7 +175,7 @@ impl AwsProvider {
                 .map(|t| t.as_str().to_owned())
                 .unwrap_or_else(|| "IPV4".to_owned()),
             tags: user_tags(&tags),
-            listener_names: super::listener_names(&tags),
+            listener_names: meridian_provider::listener_names(&tags),
         }))
     }
 

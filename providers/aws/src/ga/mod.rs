@@ -14,8 +14,7 @@ use aws_sdk_globalaccelerator::types::{
     PortOverride as GaPortOverride, PortRange as GaPortRange,
 };
 use meridian_provider::{
-    EndpointGroupSpec, EndpointSpec, GaHealthCheck, LISTENER_KEY_PREFIX, ListenerSpec,
-    PortOverride, PortRange, parse_listener_tag_value,
+    EndpointGroupSpec, EndpointSpec, GaHealthCheck, ListenerSpec, PortOverride, PortRange,
 };
 
 use crate::client::port;
@@ -114,51 +113,6 @@ pub(crate) fn listener_spec(listener: &Listener) -> ListenerSpec {
     }
 }
 
-/// The listener name tags of an accelerator: name → tag value.
-pub(crate) fn listener_names(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix(LISTENER_KEY_PREFIX)
-                .map(|name| (name.to_owned(), v.clone()))
-        })
-        .collect()
-}
-
-/// meridian's name for a live listener: the name whose tag names exactly
-/// its protocol and ports; failing that (its ports were changed by hand, or
-/// an apply stopped between `UpdateListener` and re-tagging), the one name
-/// whose tagged ports overlap its own and no exact match claims. `None`:
-/// an unnamed listener (the diff adopts or removes it).
-pub(crate) fn name_of(
-    spec: &ListenerSpec,
-    names: &BTreeMap<String, String>,
-    exact_elsewhere: &dyn Fn(&str) -> bool,
-) -> Option<String> {
-    let value = meridian_provider::listener_tag_value(spec);
-    if let Some((name, _)) = names.iter().find(|(_, v)| **v == value) {
-        return Some(name.clone());
-    }
-    let overlapping: Vec<&String> = names
-        .iter()
-        .filter(|(name, v)| {
-            !exact_elsewhere(name)
-                && parse_listener_tag_value(v).is_some_and(|(protocol, ranges)| {
-                    protocol == spec.protocol
-                        && ranges.iter().any(|w| {
-                            spec.port_ranges
-                                .iter()
-                                .any(|h| w.from <= h.to && h.from <= w.to)
-                        })
-                })
-        })
-        .map(|(name, _)| name)
-        .collect();
-    match overlapping.as_slice() {
-        [one] => Some((*one).clone()),
-        _ => None,
-    }
-}
-
 /// The health-check and port-override arguments of a create or update.
 pub(crate) struct GroupArgs {
     pub protocol: HealthCheckProtocol,
@@ -211,47 +165,4 @@ pub(crate) fn endpoint_configuration(spec: &EndpointSpec) -> EndpointConfigurati
         .weight(i32::from(spec.weight))
         .client_ip_preservation_enabled(spec.client_ip_preservation)
         .build()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn listener(protocol: &str, ports: &[(u16, u16)]) -> ListenerSpec {
-        ListenerSpec {
-            protocol: protocol.into(),
-            port_ranges: ports
-                .iter()
-                .map(|(from, to)| PortRange {
-                    from: *from,
-                    to: *to,
-                })
-                .collect(),
-            client_affinity: "NONE".into(),
-        }
-    }
-
-    #[test]
-    fn a_listener_takes_the_name_whose_tag_names_its_ports() {
-        let names = BTreeMap::from([
-            ("https".to_owned(), "TCP:443-443".to_owned()),
-            ("grpc".to_owned(), "TCP:8443-8443".to_owned()),
-        ]);
-        let none = |_: &str| false;
-        assert_eq!(
-            name_of(&listener("TCP", &[(443, 443)]), &names, &none).as_deref(),
-            Some("https")
-        );
-        // Ports widened by hand: still the listener whose ports overlap.
-        assert_eq!(
-            name_of(&listener("TCP", &[(8443, 8444)]), &names, &none).as_deref(),
-            Some("grpc")
-        );
-        // Another protocol, or no overlap: unnamed.
-        assert_eq!(
-            name_of(&listener("UDP", &[(443, 443)]), &names, &none),
-            None
-        );
-        assert_eq!(name_of(&listener("TCP", &[(80, 80)]), &names, &none), None);
-    }
 }

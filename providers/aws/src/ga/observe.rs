@@ -3,7 +3,7 @@
 //! accelerator and `ListEndpointGroups` per listener, endpoints and their
 //! health included. Nothing is described one object at a time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use meridian_provider::{
@@ -11,7 +11,9 @@ use meridian_provider::{
     Resource, with_retries,
 };
 
-use super::{group_view, listener_names, listener_spec, name_of};
+use meridian_provider::{listener_names, name_listeners};
+
+use super::{group_view, listener_spec};
 use crate::AwsProvider;
 use crate::client::{is_not_found, suffix, user_tags};
 
@@ -107,27 +109,16 @@ impl AwsProvider {
                     None => break,
                 }
             }
+            // In ARN order, so every reader of the tags names them alike.
+            listeners.sort_by(|a, b| a.listener_arn().cmp(&b.listener_arn()));
             let specs: Vec<_> = listeners.iter().map(listener_spec).collect();
-            // Names matched exactly first, so a name is never taken by an
-            // overlap when another listener carries exactly its ports.
-            let exact: BTreeSet<String> = specs
-                .iter()
-                .filter_map(|spec| {
-                    let value = meridian_provider::listener_tag_value(spec);
-                    names
-                        .iter()
-                        .find(|(_, v)| **v == value)
-                        .map(|(n, _)| n.clone())
-                })
-                .collect();
-            let mut taken = BTreeSet::new();
-            for (listener, spec) in listeners.iter().zip(specs) {
+            let named = name_listeners(&names, &specs);
+            for ((listener, spec), listener_name) in listeners.iter().zip(specs).zip(named) {
                 let Some(listener_arn) = listener.listener_arn().map(str::to_owned) else {
                     continue;
                 };
-                let listener_name = name_of(&spec, &names, &|n| exact.contains(n))
-                    .filter(|n| taken.insert(n.clone()))
-                    .unwrap_or_else(|| format!("~{}", suffix(&listener_arn)));
+                let listener_name =
+                    listener_name.unwrap_or_else(|| format!("~{}", suffix(&listener_arn)));
                 let listener_address = Address::Listener {
                     accelerator: name.clone(),
                     listener: listener_name.clone(),

@@ -257,15 +257,25 @@ impl AwsProvider {
                     })
                     .await?;
                 } else {
-                    self.run("CreateTransitGatewayRoute", true, what, || {
-                        client
-                            .create_transit_gateway_route()
-                            .transit_gateway_route_table_id(&route_table)
-                            .destination_cidr_block(destination)
-                            .transit_gateway_attachment_id(&attachment)
-                            .send()
-                    })
-                    .await?;
+                    match self
+                        .run("CreateTransitGatewayRoute", true, what, || {
+                            client
+                                .create_transit_gateway_route()
+                                .transit_gateway_route_table_id(&route_table)
+                                .destination_cidr_block(destination)
+                                .transit_gateway_attachment_id(&attachment)
+                                .send()
+                        })
+                        .await
+                    {
+                        // A retry after a lost response finds the route the
+                        // first attempt made; the next observation checks
+                        // where it points.
+                        Err(error) if error.code == "RouteAlreadyExists" => {}
+                        other => {
+                            other?;
+                        }
+                    }
                 }
             }
             (
@@ -316,17 +326,33 @@ impl AwsProvider {
         // still be initiating (or not yet visible in the accepter's
         // region); after a lost response it may already be accepted.
         let client = self.ec2(accepter);
+        let once = meridian_provider::RetryPolicy {
+            max_attempts: 1,
+            max_wait: Duration::ZERO,
+            ..self.config.retry.clone()
+        };
+        let once = &once;
         with_retries(&self.config.retry, &self.config.stats, what, || {
             let client = client.clone();
             async move {
                 match self.peering_state(accepter, id, what).await?.as_deref() {
+                    // One attempt per look: after an error (a lost
+                    // response among them) the state is read again, so an
+                    // accept that landed is never repeated into
+                    // `IncorrectState`.
                     Some("pendingAcceptance") => self
-                        .run("AcceptTransitGatewayPeeringAttachment", true, what, || {
-                            client
-                                .accept_transit_gateway_peering_attachment()
-                                .transit_gateway_attachment_id(id)
-                                .send()
-                        })
+                        .run_with(
+                            &once,
+                            "AcceptTransitGatewayPeeringAttachment",
+                            true,
+                            what,
+                            &mut || {
+                                client
+                                    .accept_transit_gateway_peering_attachment()
+                                    .transit_gateway_attachment_id(id)
+                                    .send()
+                            },
+                        )
                         .await
                         .map(|_| ()),
                     Some("pending" | "available" | "modifying") => Ok(()),
