@@ -320,6 +320,11 @@ fn more_than_five_hundred_backend_services_page_with_the_minimum_of_reads() {
         format!("apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {{name: gcp-prod}}\nspec:\n  type: gcp\n  project: {PROJECT}\n"),
     )
     .expect("write");
+    // Operations finish fast: the seeding is setup, not the subject.
+    assert_eq!(
+        sim_run(dir, &sim, &["sim", "faults", "--deploy-delay-ms", "20"]).code,
+        0
+    );
     let seeded = sim_run(dir, &sim, &["apply", "--yes"]);
     assert_eq!(seeded.code, 0, "{}", seeded.all());
     let sandbox = common::aws::sandbox(&sim);

@@ -464,7 +464,11 @@ fn a_stale_saved_plan_is_refused_and_changes_nothing() {
     // The edit is applied by the next plan, as any change.
     let next = sim_run(dir, &sim, &["plan", "--detailed-exitcode"]);
     assert_eq!(next.code, 2, "{}", next.all());
-    assert!(next.stdout.contains("trafficDial: 75 → 80"), "{}", next.all());
+    assert!(
+        next.stdout.contains("trafficDial: 75 → 80"),
+        "{}",
+        next.all()
+    );
 }
 
 #[test]

@@ -67,9 +67,7 @@ fn a_saved_plan_edited_by_hand_is_refused() {
     );
     assert_eq!(apply.code, 1, "{}", apply.all());
     assert!(
-        apply
-            .stderr
-            .contains("was changed after it was saved"),
+        apply.stderr.contains("was changed after it was saved"),
         "{}",
         apply.all()
     );
@@ -206,8 +204,7 @@ fn renaming_a_listener_keeps_the_cloud_listener_instead_of_clashing_on_its_ports
     // tag update of the accelerator, the listener stays as it is.
     assert_eq!(plan["changes"][0]["address"], "GlobalAccelerator[api]");
     assert_eq!(
-        plan["changes"][0]["after"]["listenerNames"]["grpc-public"],
-        "TCP:8443-8443",
+        plan["changes"][0]["after"]["listenerNames"]["grpc-public"], "TCP:8443-8443",
         "{plan:#}"
     );
     let apply = sim_run(dir, &sim, &["apply", "--yes"]);

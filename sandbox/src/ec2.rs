@@ -2362,12 +2362,22 @@ mod tests {
         assert_eq!(one.matches("<regionName>").count(), 1);
         // An opt-in Region the account never enabled: named, it is
         // described as not opted in; unnamed, it is not listed.
-        assert!(one.contains("<optInStatus>not-opted-in</optInStatus>"), "{one}");
+        assert!(
+            one.contains("<optInStatus>not-opted-in</optInStatus>"),
+            "{one}"
+        );
         assert!(!all.contains("me-central-1"), "{all}");
-        let every = call(&cloud, "us-east-1", "Action=DescribeRegions&AllRegions=true")
-            .await
-            .expect("all regions");
-        assert!(every.contains("<regionName>me-central-1</regionName>"), "{every}");
+        let every = call(
+            &cloud,
+            "us-east-1",
+            "Action=DescribeRegions&AllRegions=true",
+        )
+        .await
+        .expect("all regions");
+        assert!(
+            every.contains("<regionName>me-central-1</regionName>"),
+            "{every}"
+        );
         let china = call(&cloud, "cn-north-1", "Action=DescribeRegions")
             .await
             .expect("china");

@@ -1,14 +1,24 @@
 //! Persistence of the simulated world in a directory.
 //!
 //! Every API call is one transaction: take an exclusive lock on `DIR/lock`,
-//! read `DIR/world.json`, mutate, write a temporary file, fsync and rename it
-//! over the old one, release the lock. Two processes on one directory are
+//! read `DIR/world.json`, mutate, write a temporary file and rename it over
+//! the old one, release the lock. Two processes on one directory are
 //! therefore serialised and a reader never sees a torn file, even if a writer
 //! is killed mid-write.
+//!
+//! A store keeps the world it last read or wrote in memory, with the file's
+//! identity (inode, size, modification time) at that moment. While the file
+//! still has that identity, no other process wrote it and the world is not
+//! parsed again: a run of a thousand calls costs a thousand writes of the
+//! file, not a thousand parses of it as well. The file is not fsynced: a
+//! simulated world need survive a killed process (the rename is atomic), not
+//! a power cut.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use crate::world::World;
 
@@ -37,6 +47,36 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct SimStore {
     dir: PathBuf,
+    /// The world as last read or written, shared by clones of this store.
+    cache: Arc<Mutex<Option<Cached>>>,
+}
+
+/// The identity of `world.json` when a cached world matched it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    inode: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Stamp {
+    fn of(metadata: &fs::Metadata) -> Self {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(metadata);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Self {
+            inode,
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Cached {
+    stamp: Stamp,
+    world: World,
 }
 
 impl SimStore {
@@ -47,7 +87,10 @@ impl SimStore {
             path: dir.clone(),
             cause,
         })?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            cache: Arc::new(Mutex::new(None)),
+        })
     }
 
     /// The directory holding the world.
@@ -75,18 +118,54 @@ impl SimStore {
         Ok(file)
     }
 
-    fn load(&self) -> Result<World, StoreError> {
+    fn stamp(&self) -> Result<Option<Stamp>, StoreError> {
         let path = self.world_path();
-        match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|cause| StoreError::Corrupt { path, cause })
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(World::default()),
+        match fs::metadata(&path) {
+            Ok(metadata) => Ok(Some(Stamp::of(&metadata))),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(self.io(path)(error)),
         }
     }
 
-    fn save(&self, world: &World) -> Result<(), StoreError> {
+    /// The cache, with a world matching the file in it. Called under the
+    /// file lock.
+    fn current(&self) -> Result<std::sync::MutexGuard<'_, Option<Cached>>, StoreError> {
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stamp = self.stamp()?;
+        let fresh = matches!((&*cache, &stamp), (Some(c), Some(s)) if c.stamp == *s);
+        if !fresh {
+            *cache = None;
+            let world = match stamp {
+                None => World::default(),
+                Some(_) => {
+                    let path = self.world_path();
+                    let bytes = fs::read(&path).map_err(self.io(path.clone()))?;
+                    serde_json::from_slice(&bytes)
+                        .map_err(|cause| StoreError::Corrupt { path, cause })?
+                }
+            };
+            // A missing file is cached under no stamp: it never matches,
+            // so the next call looks again.
+            if let Some(stamp) = self.stamp()? {
+                *cache = Some(Cached { stamp, world });
+            } else {
+                *cache = Some(Cached {
+                    stamp: Stamp {
+                        inode: u64::MAX,
+                        len: u64::MAX,
+                        modified: None,
+                    },
+                    world,
+                });
+            }
+        }
+        Ok(cache)
+    }
+
+    fn save(&self, world: &World) -> Result<Stamp, StoreError> {
         let path = self.world_path();
         let tmp = self
             .dir
@@ -97,15 +176,17 @@ impl SimStore {
         })?;
         let mut file = File::create(&tmp).map_err(self.io(tmp.clone()))?;
         file.write_all(&bytes).map_err(self.io(tmp.clone()))?;
-        file.sync_all().map_err(self.io(tmp.clone()))?;
-        fs::rename(&tmp, &path).map_err(self.io(path))?;
-        Ok(())
+        drop(file);
+        fs::rename(&tmp, &path).map_err(self.io(path.clone()))?;
+        let metadata = fs::metadata(&path).map_err(self.io(path))?;
+        Ok(Stamp::of(&metadata))
     }
 
     /// Reads the world under the lock.
     pub fn read(&self) -> Result<World, StoreError> {
         let _lock = self.lock()?;
-        self.load()
+        let cache = self.current()?;
+        Ok(cache.as_ref().map(|c| c.world.clone()).unwrap_or_default())
     }
 
     /// Runs `f` on the world under the lock and persists the result. The
@@ -113,9 +194,19 @@ impl SimStore {
     /// are counted too.
     pub fn transact<R>(&self, f: impl FnOnce(&mut World) -> R) -> Result<R, StoreError> {
         let _lock = self.lock()?;
-        let mut world = self.load()?;
-        let result = f(&mut world);
-        self.save(&world)?;
+        let mut cache = self.current()?;
+        let Some(cached) = cache.as_mut() else {
+            unreachable!("current() fills the cache");
+        };
+        let result = f(&mut cached.world);
+        match self.save(&cached.world) {
+            Ok(stamp) => cached.stamp = stamp,
+            Err(error) => {
+                // What is in memory was never written: forget it.
+                *cache = None;
+                return Err(error);
+            }
+        }
         Ok(result)
     }
 }

@@ -359,8 +359,9 @@ pub async fn tick(
                 .iter()
                 .filter(|m| m.from == 0.0 && m.to > 0.0)
                 .filter(|m| {
-                    live.get(&m.address)
-                        .is_some_and(|o| matches!(o.health.as_deref(), Some("initial") | Some("unhealthy")))
+                    live.get(&m.address).is_some_and(|o| {
+                        matches!(o.health.as_deref(), Some("initial") | Some("unhealthy"))
+                    })
                 })
                 .map(|m| m.address.to_string())
                 .collect();
@@ -407,7 +408,8 @@ pub async fn tick(
                 without_held(desired, observation, now)
             };
             let step = schedule::step(state, &target, &live, &rollout.baseline);
-            let plan = crate::plan::make(state, &step.desired, observation, Some(revision.to_owned()));
+            let plan =
+                crate::plan::make(state, &step.desired, observation, Some(revision.to_owned()));
             if plan.changes.is_empty() {
                 if !step.waiting_for_health.is_empty() {
                     let waited = Duration::from_millis(now_ms.saturating_sub(rollout.started_ms));
@@ -572,18 +574,20 @@ fn stale(
         let have = live.get(&change.address).map(|o| &o.resource);
         if have != change.before.as_ref() && have != change.after.as_ref() {
             let detail = match (change.before.as_ref(), have) {
-                (Some(_), Some(_)) => crate::plan::diff::field_changes(change.before.as_ref(), have)
-                    .iter()
-                    .map(|f| {
-                        format!(
-                            "{} is {} (the plan saw {})",
-                            f.path,
-                            crate::plan::render::show_value(f.after.as_ref()),
-                            crate::plan::render::show_value(f.before.as_ref())
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                (Some(_), Some(_)) => {
+                    crate::plan::diff::field_changes(change.before.as_ref(), have)
+                        .iter()
+                        .map(|f| {
+                            format!(
+                                "{} is {} (the plan saw {})",
+                                f.path,
+                                crate::plan::render::show_value(f.after.as_ref()),
+                                crate::plan::render::show_value(f.before.as_ref())
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
                 (None, Some(_)) => "it exists now (the plan saw none)".to_owned(),
                 (Some(_), None) => "it is gone (the plan saw it)".to_owned(),
                 (None, None) => String::new(),
@@ -614,7 +618,9 @@ fn moves_of(changes: &[meridian_provider::Change], live: &Live) -> Vec<Move> {
     changes
         .iter()
         .filter(|c| c.action != meridian_provider::Action::Delete)
-        .filter(|c| c.action == meridian_provider::Action::Update || schedule::parent_live(&c.address, live))
+        .filter(|c| {
+            c.action == meridian_provider::Action::Update || schedule::parent_live(&c.address, live)
+        })
         .filter_map(|c| {
             let (kind, to) = lever(c.after.as_ref()?)?;
             let from = c.before.as_ref().and_then(lever).map_or(0.0, |(_, v)| v);

@@ -447,7 +447,10 @@ mod tests {
         );
         assert_eq!(
             parse_listener_tag_value(&listener_tag_value(&listener("TCP", &[(1, 2), (5, 9)]))),
-            Some(("TCP".to_owned(), listener("TCP", &[(1, 2), (5, 9)]).port_ranges))
+            Some((
+                "TCP".to_owned(),
+                listener("TCP", &[(1, 2), (5, 9)]).port_ranges
+            ))
         );
     }
 }
