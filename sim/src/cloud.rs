@@ -882,6 +882,14 @@ impl SimCloud {
                     "TrafficDialPercentage must be 0-100",
                 ));
             }
+            let limit = world.settings.quotas.endpoints_per_group;
+            if endpoints.is_some_and(|e| e.len() > limit) {
+                return Err(api(
+                    "UpdateEndpointGroup",
+                    "LimitExceededException",
+                    format!("too many endpoints in the group; the quota is {limit}"),
+                ));
+            }
             let group = world.endpoint_groups.get_mut(arn).ok_or_else(|| {
                 api(
                     "UpdateEndpointGroup",
@@ -941,6 +949,22 @@ impl SimCloud {
                     format!("endpoint group {group_arn} not found"),
                 )
             })?;
+            // The whole request is refused when it would pass the quota:
+            // nothing of it lands.
+            let new = endpoints
+                .iter()
+                .filter(|e| !group.endpoints.iter().any(|old| old.spec.id == e.id))
+                .count();
+            if group.endpoints.len() + new > limit {
+                return Err(api(
+                    "AddEndpoints",
+                    "LimitExceededException",
+                    format!(
+                        "the endpoint group has {} endpoints and the request adds {new}; the quota is {limit}",
+                        group.endpoints.len()
+                    ),
+                ));
+            }
             let mut details = Vec::new();
             for endpoint in endpoints {
                 match group
@@ -950,15 +974,6 @@ impl SimCloud {
                 {
                     Some(existing) => existing.spec = endpoint.clone(),
                     None => {
-                        if group.endpoints.len() >= limit {
-                            return Err(api(
-                                "AddEndpoints",
-                                "LimitExceededException",
-                                format!(
-                                    "the endpoint group already has {limit} endpoints, the quota"
-                                ),
-                            ));
-                        }
                         group.endpoints.push(Endpoint {
                             spec: endpoint.clone(),
                             health: "HEALTHY".to_owned(),

@@ -55,6 +55,28 @@ pub enum SimCommand {
     },
     /// Inject latency, throttling and server errors into every API call.
     Faults(FaultArgs),
+    /// Raise or lower the simulated account's service quotas, as a granted
+    /// quota increase would (the defaults are the clouds' defaults).
+    Quotas(QuotaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuotaArgs {
+    /// Standard accelerators per account (AWS default 20).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub accelerators: Option<u32>,
+    /// Listeners per accelerator (AWS default 10).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub listeners_per_accelerator: Option<u32>,
+    /// Endpoints per endpoint group (AWS default 10).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub endpoints_per_group: Option<u32>,
+    /// Backend services per project (GCP default 1000 here).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub backend_services: Option<u32>,
+    /// Transit Gateways per region (AWS default 5).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub transit_gateways_per_region: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -210,6 +232,36 @@ pub async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
                 f.fail_operations.join(", "),
                 operation_errors_text(&f.operation_errors),
                 settings.deploy_delay_ms
+            )
+        }
+        SimCommand::Quotas(args) => {
+            let quotas = cloud.store().transact(|world| {
+                let q = &mut world.settings.quotas;
+                let set = |slot: &mut usize, v: Option<u32>| {
+                    if let Some(v) = v {
+                        *slot = v as usize;
+                    }
+                };
+                set(&mut q.accelerators, args.accelerators);
+                set(
+                    &mut q.listeners_per_accelerator,
+                    args.listeners_per_accelerator,
+                );
+                set(&mut q.endpoints_per_group, args.endpoints_per_group);
+                set(&mut q.backend_services, args.backend_services);
+                set(
+                    &mut q.transit_gateways_per_region,
+                    args.transit_gateways_per_region,
+                );
+                q.clone()
+            })?;
+            format!(
+                "quotas: {} accelerators, {} listeners per accelerator, {} endpoints per group, {} backend services, {} transit gateways per region",
+                quotas.accelerators,
+                quotas.listeners_per_accelerator,
+                quotas.endpoints_per_group,
+                quotas.backend_services,
+                quotas.transit_gateways_per_region
             )
         }
     };

@@ -84,6 +84,22 @@ fn default_burst() -> u32 {
     10
 }
 
+/// Global Accelerator service quotas this account was granted above the
+/// defaults. Validation checks desired state against them; the cloud still
+/// has the last word.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AwsQuotas {
+    /// Listeners per accelerator (default 10, adjustable).
+    #[schemars(range(min = 1, max = 1000))]
+    pub listeners_per_accelerator: Option<u32>,
+    /// Endpoints per endpoint group whose endpoints are all Network Load
+    /// Balancers, all EC2 instances or all Elastic IP addresses (default 10, adjustable). Groups of Application Load Balancers,
+    /// and groups mixing endpoint types, stay at 10: AWS does not raise them.
+    #[schemars(range(min = 1, max = 1000))]
+    pub endpoints_per_group: Option<u32>,
+}
+
 /// `Provider` spec. Never holds credentials: those come from the
 /// environment, profiles or instance roles.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -111,6 +127,8 @@ pub struct ProviderSpec {
     /// Changes applied at once by this provider, 1-32 (default 4).
     #[schemars(range(min = 1, max = 32))]
     pub max_concurrency: Option<u32>,
+    /// Raised Global Accelerator quotas (aws only).
+    pub quotas: Option<AwsQuotas>,
 }
 
 /// Listener protocol.

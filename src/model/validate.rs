@@ -292,6 +292,25 @@ impl Validator<'_> {
                     }
                 }
             }
+            if let Some(quotas) = &spec.quotas {
+                if spec.provider_type == ProviderType::Gcp {
+                    self.push(p, "spec.quotas", "`quotas` are Global Accelerator quotas; a gcp provider has none to declare");
+                }
+                for (field, value) in [
+                    ("listenersPerAccelerator", quotas.listeners_per_accelerator),
+                    ("endpointsPerGroup", quotas.endpoints_per_group),
+                ] {
+                    if let Some(value) = value
+                        && !(10..=1000).contains(&value)
+                    {
+                        self.push(
+                            p,
+                            &format!("spec.quotas.{field}"),
+                            format!("must be from 10 (the AWS default) to 1000, got {value}"),
+                        );
+                    }
+                }
+            }
             if let Some(limit) = &spec.rate_limit {
                 if !(limit.requests_per_second > 0.0 && limit.requests_per_second <= 10_000.0) {
                     self.push(
@@ -330,13 +349,26 @@ impl Validator<'_> {
                     "an accelerator needs at least one listener",
                 );
             }
-            if spec.listeners.len() > 10 {
+            let quotas = self
+                .state
+                .provider(&spec.provider)
+                .and_then(|p| p.doc.spec.quotas.clone());
+            let listener_quota = quotas
+                .as_ref()
+                .and_then(|q| q.listeners_per_accelerator)
+                .unwrap_or(10) as usize;
+            let endpoint_quota = quotas
+                .as_ref()
+                .and_then(|q| q.endpoints_per_group)
+                .unwrap_or(10) as usize;
+            if spec.listeners.len() > listener_quota {
                 self.push(
                     ga,
                     "spec.listeners",
                     format!(
-                        "{} listeners; an accelerator has at most 10",
-                        spec.listeners.len()
+                        "{} listeners; provider `{}` allows {listener_quota} per accelerator (raise it with `quotas.listenersPerAccelerator` once AWS granted more)",
+                        spec.listeners.len(),
+                        spec.provider
                     ),
                 );
             }
@@ -462,14 +494,29 @@ impl Validator<'_> {
                             );
                         }
                     }
-                    if group.endpoints.len() > 10 {
+                    let kinds: std::collections::BTreeSet<&str> = group
+                        .endpoints
+                        .iter()
+                        .map(|e| endpoint_kind(&e.id))
+                        .collect();
+                    let adjustable =
+                        kinds.len() == 1 && !kinds.contains("Application Load Balancer");
+                    let limit = if adjustable { endpoint_quota } else { 10 };
+                    if group.endpoints.len() > limit {
+                        let why = if adjustable {
+                            format!(
+                                "provider `{}` allows {limit} per endpoint group (raise it with `quotas.endpointsPerGroup` once AWS granted more)",
+                                spec.provider
+                            )
+                        } else if kinds.len() > 1 {
+                            "an endpoint group mixing endpoint types has at most 10 (an AWS limit that is not adjustable)".to_owned()
+                        } else {
+                            "an endpoint group of Application Load Balancers has at most 10 (an AWS limit that is not adjustable)".to_owned()
+                        };
                         self.push(
                             ga,
                             &format!("{gp}.endpoints"),
-                            format!(
-                                "{} endpoints; an endpoint group has at most 10",
-                                group.endpoints.len()
-                            ),
+                            format!("{} endpoints; {why}", group.endpoints.len()),
                         );
                     }
                     let mut ids: HashMap<&str, usize> = HashMap::new();
@@ -1140,5 +1187,21 @@ mod tests {
         assert!(!valid_cron("0 16 * *"));
         assert!(!valid_cron("61 16 * * *"));
         assert!(!valid_cron("0 16 * * FUNDAY"));
+    }
+}
+
+/// The Global Accelerator endpoint type of an endpoint id, as the service
+/// quotas name them.
+fn endpoint_kind(id: &str) -> &'static str {
+    if id.contains(":loadbalancer/app/") {
+        "Application Load Balancer"
+    } else if id.contains(":loadbalancer/net/") {
+        "Network Load Balancer"
+    } else if id.starts_with("i-") {
+        "EC2 instance"
+    } else if id.starts_with("eipalloc-") {
+        "Elastic IP address"
+    } else {
+        "other"
     }
 }
