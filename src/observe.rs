@@ -54,14 +54,18 @@ pub async fn observe_with(
 ) -> Observation {
     let regions = desired::regions_by_provider(desired);
     let mut tasks = tokio::task::JoinSet::new();
+    // Which provider each task observes, to name it when the task dies.
+    let mut task_of = BTreeMap::new();
     for (name, provider) in &providers.by_name {
+        let families = provider.families();
         let provider = provider.clone();
-        let name = name.clone();
         let request = ObserveRequest {
-            regions: regions.get(&name).cloned().unwrap_or_default(),
+            regions: regions.get(name).cloned().unwrap_or_default(),
             health,
         };
-        tasks.spawn(async move { (name, provider.observe(request).await) });
+        let task_name = name.clone();
+        let handle = tasks.spawn(async move { (task_name, provider.observe(request).await) });
+        task_of.insert(handle.id(), (name.clone(), families));
     }
     let mut observation = Observation::default();
     let mut unsupported = BTreeSet::new();
@@ -74,8 +78,30 @@ pub async fn observe_with(
     }
     observation.unsupported = unsupported.into_iter().collect();
     while let Some(joined) = tasks.join_next().await {
-        let Ok((name, response)) = joined else {
-            continue;
+        let (name, response) = match joined {
+            Ok(done) => done,
+            Err(error) => {
+                // A task that panicked (or was cancelled) observed nothing:
+                // every family of its provider is a gap, never empty.
+                if let Some((name, families)) = task_of.get(&error.id()) {
+                    let why = if error.is_panic() {
+                        "panicked"
+                    } else {
+                        "was cancelled"
+                    };
+                    tracing::error!(provider = %name, "observation {why}");
+                    observation.gaps.extend(families.iter().map(|family| Gap {
+                        provider: name.clone(),
+                        family: *family,
+                        error: ProviderError::transient(
+                            "Observe",
+                            "ObservationPanicked",
+                            format!("observing {family} with provider `{name}` {why}; nothing is planned there (please report this with the log)"),
+                        ),
+                    }));
+                }
+                continue;
+            }
         };
         observation
             .resources
@@ -123,4 +149,91 @@ pub fn member_counts(live: &Live) -> BTreeMap<Address, usize> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use meridian_provider::{ApplyRequest, ApplyResponse, CallCounter, ObserveResponse, Provider};
+
+    use super::*;
+    use crate::model::{self, SourceFile};
+
+    /// A provider whose observation panics.
+    struct Panicking {
+        name: String,
+    }
+
+    #[async_trait]
+    impl Provider for Panicking {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn families(&self) -> Vec<Family> {
+            vec![Family::GlobalAccelerator, Family::TransitGateway]
+        }
+        async fn observe(&self, _request: ObserveRequest) -> ObserveResponse {
+            panic!("a bug in the provider");
+        }
+        async fn apply(&self, _request: ApplyRequest) -> ApplyResponse {
+            unreachable!("nothing is applied in this test")
+        }
+        fn calls(&self) -> Vec<CallCounter> {
+            Vec::new()
+        }
+    }
+
+    fn example() -> crate::model::DesiredState {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state");
+        let files: Vec<SourceFile> = model::read_dir_relative(&dir).expect("example");
+        model::load(&files).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn an_observation_that_panics_is_a_gap_and_nothing_is_planned_there() {
+        let state = example();
+        let desired = desired::expand(&state);
+        let aws: Vec<String> = state
+            .providers
+            .iter()
+            .filter(|p| p.doc.spec.provider_type == crate::model::raw::ProviderType::Aws)
+            .map(|p| p.name().to_owned())
+            .collect();
+        assert!(!aws.is_empty(), "the example has an aws provider");
+        let providers = Providers::from_instances(
+            aws.iter()
+                .map(|name| Arc::new(Panicking { name: name.clone() }) as Arc<dyn Provider>)
+                .collect(),
+        );
+        let observation = observe(&providers, &desired).await;
+        assert!(observation.resources.is_empty());
+        for name in &aws {
+            for family in [Family::GlobalAccelerator, Family::TransitGateway] {
+                let gap = observation
+                    .gaps
+                    .iter()
+                    .find(|g| &g.provider == name && g.family == family)
+                    .unwrap_or_else(|| panic!("a {family} gap for {name}: {:?}", observation.gaps));
+                assert!(
+                    gap.error.message.contains("panicked"),
+                    "{}",
+                    gap.error.message
+                );
+            }
+        }
+        let plan = crate::plan::make(&state, &desired, &observation, None);
+        let creates_there: Vec<String> = plan
+            .changes
+            .iter()
+            .filter(|c| aws.contains(&c.provider))
+            .map(|c| c.address.to_string())
+            .collect();
+        assert!(
+            creates_there.is_empty(),
+            "nothing is planned where the observation died: {creates_there:?}"
+        );
+        assert!(!plan.complete, "the plan says it is incomplete");
+    }
 }

@@ -57,6 +57,22 @@ pub struct Providers {
 const SIM_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Providers {
+    /// Providers from instances already made, each with a concurrency of
+    /// one (tests, and providers built outside [`Providers::build`]).
+    pub fn from_instances(instances: Vec<Arc<dyn Provider>>) -> Self {
+        let by_name: BTreeMap<String, Arc<dyn Provider>> = instances
+            .into_iter()
+            .map(|p| (p.name().to_owned(), p))
+            .collect();
+        let concurrency = by_name.keys().map(|n| (n.clone(), 1)).collect();
+        Self {
+            by_name,
+            concurrency,
+            stats: RetryStats::default(),
+            _sandbox: None,
+        }
+    }
+
     /// Builds one provider per `Provider` document, the real one for its
     /// type. Under `--sim DIR` the simulated cloud in DIR is served by the
     /// wire sandbox in this process, on an ephemeral loopback port, and
