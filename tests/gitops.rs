@@ -830,3 +830,86 @@ fn drift_that_cannot_be_corrected_shows_in_status_and_gauges() {
     });
     assert_eq!(daemon.metric("meridian_drifted_resources"), 0.0);
 }
+
+#[test]
+fn a_revision_blocked_only_by_live_health_is_retried_until_health_returns() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let root = root.path();
+    let mut repo = repo(root);
+    let sim = sim(root);
+    let daemon = start(root, &repo, &sim, "1s");
+    let first = repo.git(&["rev-parse", "HEAD"]);
+    daemon.wait_for(WAIT, "the initial revision", |s| {
+        applied(s) == Some(first.as_str())
+    });
+    // eu-central-1 goes unhealthy; then a commit drains us-east-1 on the
+    // api listener. With every region healthy that leaves two serving
+    // (`minServingRegions: 2`); now it would leave one.
+    let down = sim_run(
+        root,
+        &sim,
+        &["sim", "set-health", "eu-central-1", "unhealthy"],
+    );
+    assert_eq!(down.code, 0, "{}", down.all());
+    const US: &str =
+        "        - region: us-east-1\n          trafficDial: 100\n          capacityRps: 24000";
+    let text = repo.read(GA);
+    assert!(text.contains(US), "the example's api us-east-1 group");
+    repo.write(
+        GA,
+        &text.replacen(US, &US.replace("trafficDial: 100", "trafficDial: 0"), 1),
+    );
+    let blocked = repo.commit("drain us-east-1");
+    repo.push(false);
+    let status = daemon.wait_for(WAIT, "the blocked revision to be retried", |s| {
+        s["last_attempted"]["revision"] == blocked.as_str()
+            && s["retrying"]["attempts"].as_u64().is_some_and(|n| n >= 2)
+    });
+    assert_eq!(
+        status["last_attempted"]["outcome"], "retrying",
+        "{status:#}"
+    );
+    let reason = status["retrying"]["reason"].as_str().expect("reason");
+    assert!(reason.contains("waits for health"), "{reason}");
+    assert!(
+        status["retrying"]["next_attempt"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{status:#}"
+    );
+    assert!(
+        status["retrying"]["next_attempt_unix"]
+            .as_f64()
+            .expect("unix")
+            > 0.0,
+        "{status:#}"
+    );
+    assert!(
+        !status["failed_revisions"]
+            .as_array()
+            .expect("failed")
+            .iter()
+            .any(|r| r == blocked.as_str()),
+        "never marked failed: {status:#}"
+    );
+    assert_eq!(daemon.metric("meridian_revision_failed"), 0.0);
+    assert!(daemon.metric("meridian_next_attempt_timestamp_seconds") > 0.0);
+    assert_eq!(
+        common::dial(&sim, "api", 443, "us-east-1"),
+        100,
+        "nothing moved while blocked"
+    );
+
+    // Health returns: the same revision applies without a new commit.
+    let up = sim_run(
+        root,
+        &sim,
+        &["sim", "set-health", "eu-central-1", "healthy"],
+    );
+    assert_eq!(up.code, 0, "{}", up.all());
+    let status = daemon.wait_for(WAIT, "the retried revision", |s| {
+        applied(s) == Some(blocked.as_str())
+    });
+    assert!(status["retrying"].is_null(), "{status:#}");
+    assert_eq!(common::dial(&sim, "api", 443, "us-east-1"), 0);
+}
