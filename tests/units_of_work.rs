@@ -315,3 +315,67 @@ fn a_fleet_of_fifty_accelerators_is_created_with_one_call_per_api_object() {
     let replan = sim_run(root, &sim, &["plan", "--detailed-exitcode"]);
     assert_eq!(replan.code, 0, "{}", replan.all());
 }
+
+/// The largest number of writes the simulator recorded in any one-second
+/// window.
+fn busiest_second(sim: &Path) -> usize {
+    let world = world(sim);
+    let mut at: Vec<u64> = world["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["at_ms"].as_u64().expect("at_ms"))
+        .collect();
+    at.sort_unstable();
+    let mut busiest = 0;
+    let mut start = 0;
+    for end in 0..at.len() {
+        while at[end] - at[start] >= 1_000 {
+            start += 1;
+        }
+        busiest = busiest.max(end - start + 1);
+    }
+    busiest
+}
+
+#[test]
+fn a_rate_limit_keeps_every_second_of_an_apply_within_its_bucket() {
+    // Eight accelerators, each with one listener and three endpoint
+    // groups: 40 writes, as fast as meridian may make them.
+    let fleet = |rate: &str| {
+        let mut docs = vec![format!(
+            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {{name: aws-main}}\nspec:\n  type: aws\n  maxConcurrency: 8\n{rate}"
+        )];
+        for a in 0..8 {
+            let groups: Vec<String> = ["us-east-1", "eu-west-1", "ap-southeast-1"]
+                .iter()
+                .map(|r| group(r, &[nlb(r, &format!("rl-{a}"))]))
+                .collect();
+            docs.push(accelerator(&format!("rl-{a}"), &groups));
+        }
+        docs.join("---\n")
+    };
+    let run = |rate: &str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let sim = sim_with_fast_deploys(root);
+        let folder = root.join("desired-state");
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        std::fs::write(folder.join("fleet.yaml"), fleet(rate)).expect("write");
+        let apply = sim_run(root, &sim, &["apply", "--yes"]);
+        assert_eq!(apply.code, 0, "{}", apply.all());
+        let (_, writes) = call_totals(&sim);
+        assert_eq!(writes, 40);
+        (busiest_second(&sim), dir)
+    };
+    let (unlimited, _a) = run("");
+    assert!(
+        unlimited > 10,
+        "without a limit the writes come faster than the bucket allows ({unlimited} in one second), so the check below means something"
+    );
+    let (limited, _b) = run("  rateLimit: {requestsPerSecond: 5, burst: 5}\n");
+    assert!(
+        limited <= 10,
+        "{limited} writes in one second under rateLimit 5/s, burst 5"
+    );
+}
