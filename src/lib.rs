@@ -13,6 +13,8 @@
 //!   value and its renderers;
 //! - [`apply`]: executes a plan's changes;
 //! - [`rollout`]: steps, bakes, gates, rollback and the ledger;
+//! - [`reconcile`]: the one pipeline `apply` and the daemon both call
+//!   (providers → observe → plan → checks);
 //! - [`daemon`]: the reconcile loop, webhooks, status and metrics.
 //!
 //! Beside the pipeline: [`source`] (Git snapshots), [`preview`] (pull
@@ -32,6 +34,7 @@ pub mod plan;
 pub mod policy;
 pub mod preview;
 pub mod providers;
+pub mod reconcile;
 pub mod rollout;
 pub mod source;
 pub mod traffic;

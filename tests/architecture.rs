@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("rollout", 7),
     ("failover", 7),
     ("preview", 7),
+    ("reconcile", 8),
     ("daemon", 9),
 ];
 

@@ -209,13 +209,13 @@ fn cases() -> Vec<Case> {
                 "    - name: https\n      protocol: TCP\n      portRanges: [{{from: 443, to: 443}}]\n      endpointGroups:\n        - region: us-east-1\n          endpoints:\n{many_endpoints}"
             )),
             "spec.listeners[0].endpointGroups[0].endpoints",
-            "11 endpoints; an endpoint group has at most 10",
+            "11 endpoints; an endpoint group of Application Load Balancers has at most 10 (an AWS limit that is not adjustable)",
         ),
         case(
             "more than 10 listeners",
             format!("{GA_HEAD}{many_listeners}"),
             "spec.listeners",
-            "11 listeners; an accelerator has at most 10",
+            "11 listeners; provider `aws` allows 10 per accelerator",
         ),
         case(
             "AWS region name",

@@ -66,9 +66,9 @@ const DEFAULT_ROUTE_PAGE: usize = 1000;
 /// models no `pending` phase for gateways.
 const GATEWAY_AVAILABLE: &str = "available";
 
-/// Regions launched after March 2019, which an account must opt in to. In
-/// the sandbox's account every one is enabled, so `AllRegions` changes
-/// nothing and these are reported `opted-in`.
+/// Regions launched after March 2019, which an account must opt in to. The
+/// sandbox's account has opted in to those its world uses (`opted-in`);
+/// the others are `not-opted-in`, listed only with `AllRegions` or by name.
 const OPT_IN_REGIONS: &[&str] = &[
     "af-south-1",
     "ap-east-1",

@@ -10,6 +10,7 @@ use meridian::exit;
 use meridian::plan::Plan;
 use meridian::plan::file::PlanFile;
 use meridian::plan::render::{self, Format};
+use meridian::reconcile::{self, Checks};
 use meridian::rollout::{self, LedgerStore};
 
 use super::*;
@@ -123,11 +124,28 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             (state, Some(file.plan))
         }
     };
-    let (providers, plan) = match saved {
-        None => plan_now(cli, &state, Some(&args.rollout)).await?,
-        Some(plan) => (Providers::build(&state, &options(cli)).await?, plan),
+    let store = LedgerStore::new(&args.rollout.state_dir);
+    let (providers, mut plan, ledger) = match saved {
+        None => {
+            let prepared = reconcile::prepare(
+                &state,
+                &options(cli),
+                &store,
+                &state.digest,
+                None,
+                Checks::Blocking {
+                    deny_window_override: args.rollout.override_deny_window.as_deref(),
+                },
+            )
+            .await?;
+            (prepared.providers, prepared.plan, prepared.ledger)
+        }
+        Some(plan) => (
+            Providers::build(&state, &options(cli)).await?,
+            plan,
+            store.load()?,
+        ),
     };
-    let ledger = LedgerStore::new(&args.rollout.state_dir).load()?;
     if let Some(failed) = ledger.failed.get(&state.digest) {
         eprintln!(
             "error: this desired state failed its gates at {}: {}. It is not applied again until it changes (a new commit) or `meridian retry`.",
@@ -135,15 +153,14 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         );
         return Ok(exit::ERROR);
     }
-    let mut plan = plan;
-    let running = ledger.current.as_ref().is_some_and(|r| {
+    let in_progress = ledger.current.as_ref().is_some_and(|r| {
         r.revision == state.digest
             && matches!(
                 r.status,
                 rollout::RolloutStatus::InProgress | rollout::RolloutStatus::RollingBack
             )
     });
-    if running {
+    if in_progress {
         // The invariants were checked when this rollout started; from here
         // its gates govern and roll it back if health drops.
         plan.violations
@@ -161,13 +178,6 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         );
         return Ok(exit::ERROR);
     }
-    let in_progress = ledger.current.as_ref().is_some_and(|r| {
-        r.revision == state.digest
-            && matches!(
-                r.status,
-                rollout::RolloutStatus::InProgress | rollout::RolloutStatus::RollingBack
-            )
-    });
     if plan.is_empty() && !in_progress {
         match render::held_back_line(&plan) {
             Some(held) => println!("{held}\nNothing else to apply."),
@@ -180,7 +190,6 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         println!("Apply cancelled; nothing was changed.");
         return Ok(exit::ERROR);
     }
-    let store = LedgerStore::new(&args.rollout.state_dir);
     let revision = state.digest.clone();
     let progress = ConsoleProgress {
         terminal: std::io::stdout().is_terminal(),

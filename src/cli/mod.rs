@@ -80,8 +80,9 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Watch a Git branch and keep the live world equal to it.
     Run(run::RunArgs),
-    /// Serve the AWS Global Accelerator API (awsJson1_1, at POST /) and the
-    /// Compute Engine REST API for global load balancing (at /compute/v1/)
+    /// Serve the AWS Global Accelerator API (awsJson1_1, at POST /), the EC2
+    /// Query API for Transit Gateway (form-encoded POST /) and the Compute
+    /// Engine REST API for global load balancing (at /compute/v1/)
     /// over the simulated cloud, for the providers, the official SDKs and
     /// CLIs. A local emulator: it checks no signature or credential, so it
     /// listens on loopback only.
@@ -250,23 +251,26 @@ pub async fn plan_now(
     state: &DesiredState,
     rollout_args: Option<&RolloutArgs>,
 ) -> Result<(Providers, Plan)> {
-    let providers = Providers::build(state, &options(cli)).await?;
-    let resources = desired::expand(state);
-    let observation = observe::observe(&providers, &resources).await;
-    let mut plan = meridian::plan::make(state, &resources, &observation, None);
-    if let Some(args) = rollout_args {
-        let ledger = LedgerStore::new(&args.state_dir).load()?;
-        rollout::annotate(
-            &mut plan,
-            state,
-            &resources,
-            &observation,
-            &ledger,
-            std::time::SystemTime::now(),
-            args.override_deny_window.as_deref(),
-        );
-    }
-    Ok((providers, plan))
+    let Some(args) = rollout_args else {
+        // Drift: the plan alone, without what progressive delivery adds.
+        let providers = Providers::build(state, &options(cli)).await?;
+        let resources = desired::expand(state);
+        let observation = observe::observe(&providers, &resources).await;
+        let plan = meridian::plan::make(state, &resources, &observation, None);
+        return Ok((providers, plan));
+    };
+    let prepared = meridian::reconcile::prepare(
+        state,
+        &options(cli),
+        &LedgerStore::new(&args.state_dir),
+        &state.digest,
+        None,
+        meridian::reconcile::Checks::Blocking {
+            deny_window_override: args.override_deny_window.as_deref(),
+        },
+    )
+    .await?;
+    Ok((prepared.providers, prepared.plan))
 }
 
 pub fn print_violations(plan: &Plan) {

@@ -31,7 +31,6 @@ use tracing::Instrument;
 
 use crate::apply::{Outcome as ChangeOutcome, Progress};
 use crate::model::{self, DesiredState, LoadError};
-use crate::observe;
 use crate::providers::{ProviderOptions, Providers};
 use crate::source::{GitAuth, RepoSource, Snapshot, SourceError};
 use metrics::Metrics;
@@ -439,23 +438,26 @@ impl Loop {
         trigger: &str,
         started: Instant,
     ) -> Next {
-        let providers = match Providers::build(state, &self.config.engine).await {
-            Ok(providers) => providers,
-            Err(error) => {
+        let store = crate::rollout::LedgerStore::new(&self.config.state_dir);
+        let prepared = match crate::reconcile::prepare(
+            state,
+            &self.config.engine,
+            &store,
+            revision,
+            Some(revision.to_owned()),
+            crate::reconcile::Checks::Waiting,
+        )
+        .await
+        {
+            Ok(prepared) => prepared,
+            Err(crate::reconcile::PrepareError::Providers(error)) => {
                 // Credentials, network, the provider's own setup: nothing
                 // the revision can fix, so it is retried, not failed.
                 self.fail(Some(revision), error.to_string(), Vec::new());
                 self.finish(revision, trigger, Outcome::Retrying, 0, started);
                 return Next::Retry(self.last_error_message());
             }
-        };
-        let desired = crate::desired::expand(state);
-        let observation = observe::observe(&providers, &desired).await;
-        let mut plan = crate::plan::make(state, &desired, &observation, Some(revision.to_owned()));
-        let store = crate::rollout::LedgerStore::new(&self.config.state_dir);
-        let ledger = match store.load() {
-            Ok(ledger) => ledger,
-            Err(error) => {
+            Err(error @ crate::reconcile::PrepareError::Ledger(_)) => {
                 self.fail(Some(revision), error.to_string(), Vec::new());
                 self.finish(revision, trigger, Outcome::Error, 0, started);
                 return Next::Retry(self.last_error_message());
@@ -466,17 +468,13 @@ impl Loop {
         // checked before a revision's rollout starts; once it runs, its
         // gates govern (and roll back), so a region failing mid-rollout
         // does not freeze it half-way.
-        let rollout_running = ledger.current.as_ref().is_some_and(|r| {
-            r.revision == revision
-                && matches!(
-                    r.status,
-                    crate::rollout::RolloutStatus::InProgress
-                        | crate::rollout::RolloutStatus::RollingBack
-                )
-        });
-        if !rollout_running {
-            crate::rollout::annotate_invariants(&mut plan, state, &desired, &observation);
-        }
+        let crate::reconcile::Prepared {
+            providers,
+            desired,
+            plan,
+            ledger,
+            ..
+        } = prepared;
         let drift: Vec<Drift> = plan
             .changes
             .iter()

@@ -91,12 +91,12 @@ fn default_burst() -> u32 {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AwsQuotas {
     /// Listeners per accelerator (default 10, adjustable).
-    #[schemars(range(min = 1, max = 1000))]
+    #[schemars(range(min = 10, max = 1000))]
     pub listeners_per_accelerator: Option<u32>,
     /// Endpoints per endpoint group whose endpoints are all Network Load
     /// Balancers, all EC2 instances or all Elastic IP addresses (default 10, adjustable). Groups of Application Load Balancers,
     /// and groups mixing endpoint types, stay at 10: AWS does not raise them.
-    #[schemars(range(min = 1, max = 1000))]
+    #[schemars(range(min = 10, max = 1000))]
     pub endpoints_per_group: Option<u32>,
 }
 

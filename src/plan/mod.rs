@@ -285,3 +285,94 @@ fn duplicates(observed: &[(String, meridian_provider::Observed)]) -> Vec<String>
         .map(|(address, ids)| format!("{address} exists {} times in the cloud ({}); delete the extra copies or remove meridian's tags from them, then re-run", ids.len(), ids.join(", ")))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use meridian_provider::{ApplyRequest, ApplyResponse, CallCounter, ObserveResponse, Provider};
+
+    use super::*;
+    use crate::desired;
+    use crate::model::{self, SourceFile};
+    use crate::observe::observe;
+    use crate::providers::Providers;
+    use meridian_provider::{Family, ObserveRequest};
+
+    /// A provider whose observation panics.
+    struct Panicking {
+        name: String,
+    }
+
+    #[async_trait]
+    impl Provider for Panicking {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn families(&self) -> Vec<Family> {
+            vec![Family::GlobalAccelerator, Family::TransitGateway]
+        }
+        async fn observe(&self, _request: ObserveRequest) -> ObserveResponse {
+            panic!("a bug in the provider");
+        }
+        async fn apply(&self, _request: ApplyRequest) -> ApplyResponse {
+            unreachable!("nothing is applied in this test")
+        }
+        fn calls(&self) -> Vec<CallCounter> {
+            Vec::new()
+        }
+    }
+
+    fn example() -> crate::model::DesiredState {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state");
+        let files: Vec<SourceFile> = model::read_dir_relative(&dir).expect("example");
+        model::load(&files).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn an_observation_that_panics_is_a_gap_and_nothing_is_planned_there() {
+        let state = example();
+        let desired = desired::expand(&state);
+        let aws: Vec<String> = state
+            .providers
+            .iter()
+            .filter(|p| p.doc.spec.provider_type == crate::model::raw::ProviderType::Aws)
+            .map(|p| p.name().to_owned())
+            .collect();
+        assert!(!aws.is_empty(), "the example has an aws provider");
+        let providers = Providers::from_instances(
+            aws.iter()
+                .map(|name| Arc::new(Panicking { name: name.clone() }) as Arc<dyn Provider>)
+                .collect(),
+        );
+        let observation = observe(&providers, &desired).await;
+        assert!(observation.resources.is_empty());
+        for name in &aws {
+            for family in [Family::GlobalAccelerator, Family::TransitGateway] {
+                let gap = observation
+                    .gaps
+                    .iter()
+                    .find(|g| &g.provider == name && g.family == family)
+                    .unwrap_or_else(|| panic!("a {family} gap for {name}: {:?}", observation.gaps));
+                assert!(
+                    gap.error.message.contains("panicked"),
+                    "{}",
+                    gap.error.message
+                );
+            }
+        }
+        let plan = make(&state, &desired, &observation, None);
+        let creates_there: Vec<String> = plan
+            .changes
+            .iter()
+            .filter(|c| aws.contains(&c.provider))
+            .map(|c| c.address.to_string())
+            .collect();
+        assert!(
+            creates_there.is_empty(),
+            "nothing is planned where the observation died: {creates_there:?}"
+        );
+        assert!(!plan.complete, "the plan says it is incomplete");
+    }
+}

@@ -1,5 +1,5 @@
 """Starts moto's server (the independent EC2 emulator the Transit Gateway
-tests run against) with two fixes where moto's answers differ from EC2's:
+tests run against) with three fixes where moto's answers differ from EC2's:
 
 - a static route's attachment is stored as a mapping where EC2 returns a
   list, so SearchTransitGatewayRoutes would answer with no attachment;

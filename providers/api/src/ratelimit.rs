@@ -2,7 +2,7 @@
 //!
 //! A `Provider` document's `rateLimit` (requests per second, burst) becomes
 //! one [`RateLimiter`] per API family with its own bucket in the cloud
-//! (Global Accelerator; EC2 per region; Compute Engine), shared by every
+//! (Global Accelerator; EC2; Compute Engine), shared by every
 //! concurrent task of the provider, so a run never throttles itself. Every
 //! attempt of every call takes a token, retries included. Over any window
 //! of `t` seconds at most `burst + rate × t` calls start.

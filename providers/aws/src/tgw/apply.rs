@@ -342,7 +342,7 @@ impl AwsProvider {
                     // `IncorrectState`.
                     Some("pendingAcceptance") => self
                         .run_with(
-                            &once,
+                            once,
                             "AcceptTransitGatewayPeeringAttachment",
                             true,
                             what,
