@@ -1161,6 +1161,22 @@ impl Validator<'_> {
     }
 }
 
+/// The Global Accelerator endpoint type of an endpoint id, as the service
+/// quotas name them.
+fn endpoint_kind(id: &str) -> &'static str {
+    if id.contains(":loadbalancer/app/") {
+        "Application Load Balancer"
+    } else if id.contains(":loadbalancer/net/") {
+        "Network Load Balancer"
+    } else if id.starts_with("i-") {
+        "EC2 instance"
+    } else if id.starts_with("eipalloc-") {
+        "Elastic IP address"
+    } else {
+        "other"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1187,21 +1203,5 @@ mod tests {
         assert!(!valid_cron("0 16 * *"));
         assert!(!valid_cron("61 16 * * *"));
         assert!(!valid_cron("0 16 * * FUNDAY"));
-    }
-}
-
-/// The Global Accelerator endpoint type of an endpoint id, as the service
-/// quotas name them.
-fn endpoint_kind(id: &str) -> &'static str {
-    if id.contains(":loadbalancer/app/") {
-        "Application Load Balancer"
-    } else if id.contains(":loadbalancer/net/") {
-        "Network Load Balancer"
-    } else if id.starts_with("i-") {
-        "EC2 instance"
-    } else if id.starts_with("eipalloc-") {
-        "Elastic IP address"
-    } else {
-        "other"
     }
 }
