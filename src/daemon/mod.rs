@@ -513,40 +513,29 @@ impl Loop {
             }
             shared.metrics.retries(providers.stats.retries());
         };
-        if plan.is_blocked() && plan.violations.iter().all(|v| v.transient) {
-            // Only live health blocks it: retried until health returns.
-            let details = plan
-                .violations
-                .iter()
-                .map(|v| format!("{}: {}", v.location, v.message))
-                .collect();
-            self.fail(
-                Some(revision),
-                format!(
-                    "revision {} waits for health: with the regions unhealthy now its schedule would break an invariant; it is retried, not failed",
-                    &revision[..revision.len().min(12)]
-                ),
-                details,
-            );
-            record_calls(&self.shared, &providers);
-            self.finish(revision, trigger, Outcome::Retrying, 0, started);
-            return Next::Retry(self.last_error_message());
-        }
         if plan.is_blocked() {
+            // Blocked only by live health: retried until health returns.
+            // Blocked by what the documents say: kept out until they change.
+            let transient = plan.violations.iter().all(|v| v.transient);
             let details = plan
                 .violations
                 .iter()
                 .map(|v| format!("{}: {}", v.location, v.message))
                 .collect();
-            self.fail(
-                Some(revision),
+            let short = &revision[..revision.len().min(12)];
+            let message = if transient {
                 format!(
-                    "revision {} is blocked by policy; it was not applied",
-                    &revision[..revision.len().min(12)]
-                ),
-                details,
-            );
+                    "revision {short} waits for health: with the regions unhealthy now its schedule would break an invariant; it is retried, not failed"
+                )
+            } else {
+                format!("revision {short} is blocked by policy; it was not applied")
+            };
+            self.fail(Some(revision), message, details);
             record_calls(&self.shared, &providers);
+            if transient {
+                self.finish(revision, trigger, Outcome::Retrying, 0, started);
+                return Next::Retry(self.last_error_message());
+            }
             self.finish(revision, trigger, Outcome::Blocked, 0, started);
             return Next::Quiet;
         }

@@ -366,32 +366,7 @@ pub async fn tick(
                 .map(|m| m.address.to_string())
                 .collect();
             if !unhealthy.is_empty() {
-                let waited = Duration::from_millis(now_ms.saturating_sub(rollout.started_ms));
-                if waited > HEALTH_WAIT {
-                    let reason = format!(
-                        "{} did not become healthy within {} s of the rollout's start",
-                        unhealthy.join(", "),
-                        HEALTH_WAIT.as_secs()
-                    );
-                    rollout.failure = Some(reason.clone());
-                    rollout.status = RolloutStatus::Failed;
-                    ledger.failed.insert(
-                        revision.to_owned(),
-                        FailedRevision {
-                            at: at(now_ms),
-                            reason: reason.clone(),
-                        },
-                    );
-                    return Tick::Failed { reason };
-                }
-                return Tick::Wait {
-                    until: now + Duration::from_secs(5),
-                    reason: format!(
-                        "waiting for {} to become healthy before giving it traffic",
-                        unhealthy.join(", ")
-                    ),
-                    pause: false,
-                };
+                return wait_for_health(rollout, &mut ledger.failed, revision, &unhealthy, now);
             }
             let mut plan = contract.clone();
             plan.changes = changes.clone();
@@ -412,37 +387,12 @@ pub async fn tick(
                 crate::plan::make(state, &step.desired, observation, Some(revision.to_owned()));
             if plan.changes.is_empty() {
                 if !step.waiting_for_health.is_empty() {
-                    let waited = Duration::from_millis(now_ms.saturating_sub(rollout.started_ms));
                     let names: Vec<String> = step
                         .waiting_for_health
                         .iter()
                         .map(ToString::to_string)
                         .collect();
-                    if waited > HEALTH_WAIT {
-                        let reason = format!(
-                            "{} did not become healthy within {} s of the rollout's start",
-                            names.join(", "),
-                            HEALTH_WAIT.as_secs()
-                        );
-                        rollout.failure = Some(reason.clone());
-                        rollout.status = RolloutStatus::Failed;
-                        ledger.failed.insert(
-                            revision.to_owned(),
-                            FailedRevision {
-                                at: at(now_ms),
-                                reason: reason.clone(),
-                            },
-                        );
-                        return Tick::Failed { reason };
-                    }
-                    return Tick::Wait {
-                        until: now + Duration::from_secs(5),
-                        reason: format!(
-                            "waiting for {} to become healthy before giving it traffic",
-                            names.join(", ")
-                        ),
-                        pause: false,
-                    };
+                    return wait_for_health(rollout, &mut ledger.failed, revision, &names, now);
                 }
                 if !step.last && !rolling_back {
                     return Tick::Failed {
@@ -632,6 +582,45 @@ fn moves_of(changes: &[meridian_provider::Change], live: &Live) -> Vec<Move> {
             })
         })
         .collect()
+}
+
+/// New objects that must become healthy before they get traffic: wait (look
+/// again in 5 s), or fail the revision once [`HEALTH_WAIT`] has passed since
+/// the rollout started.
+fn wait_for_health(
+    rollout: &mut Rollout,
+    failed: &mut BTreeMap<String, FailedRevision>,
+    revision: &str,
+    unhealthy: &[String],
+    now: SystemTime,
+) -> Tick {
+    let now_ms = millis(now);
+    let waited = Duration::from_millis(now_ms.saturating_sub(rollout.started_ms));
+    if waited > HEALTH_WAIT {
+        let reason = format!(
+            "{} did not become healthy within {} s of the rollout's start",
+            unhealthy.join(", "),
+            HEALTH_WAIT.as_secs()
+        );
+        rollout.failure = Some(reason.clone());
+        rollout.status = RolloutStatus::Failed;
+        failed.insert(
+            revision.to_owned(),
+            FailedRevision {
+                at: at(now_ms),
+                reason: reason.clone(),
+            },
+        );
+        return Tick::Failed { reason };
+    }
+    Tick::Wait {
+        until: now + Duration::from_secs(5),
+        reason: format!(
+            "waiting for {} to become healthy before giving it traffic",
+            unhealthy.join(", ")
+        ),
+        pause: false,
+    }
 }
 
 fn short(revision: &str) -> &str {
