@@ -256,7 +256,15 @@ impl Loop {
                 let excess = s.failed_revisions.len().saturating_sub(50);
                 s.failed_revisions.drain(..excess);
             }
+            // A reconcile that got through leaves nothing being retried:
+            // /status never shows an applied revision as still retrying.
+            if !matches!(outcome, Outcome::Retrying | Outcome::Error) {
+                s.retrying = None;
+            }
         });
+        if !matches!(outcome, Outcome::Retrying | Outcome::Error) {
+            self.shared.metrics.retrying(None);
+        }
         if let Err(error) = status.save(&self.config.state_dir) {
             tracing::error!(%error, "cannot persist status");
         }
