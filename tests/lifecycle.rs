@@ -519,6 +519,57 @@ fn a_saved_plan_applies_when_nothing_changed() {
         "exactly the writes the plan stated"
     );
     assert_eq!(sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code, 0);
+    // The same saved plan applied again writes nothing: what it creates
+    // exists, and a second copy is never made.
+    let writes = call_totals(&sim).1;
+    let again = sim_run(
+        dir,
+        &sim,
+        &["apply", "--plan", plan_file.to_str().expect("utf-8"), "--yes"],
+    );
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(call_totals(&sim).1, writes, "{}", again.all());
+    assert_eq!(sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code, 0);
+}
+
+#[test]
+fn a_saved_plan_resumed_after_a_failure_writes_only_what_is_missing() {
+    let (dir, sim) = setup();
+    let dir = dir.path();
+    fast(dir, &sim);
+    let plan_file = dir.join("plan.json");
+    let plan_file = plan_file.to_str().expect("utf-8");
+    assert_eq!(sim_run(dir, &sim, &["plan", "--out", plan_file]).code, 0);
+    // The endpoint groups fail: accelerators, listeners and the rest land.
+    let fail = sim_run(
+        dir,
+        &sim,
+        &["sim", "faults", "--fail-operation", "CreateEndpointGroup"],
+    );
+    assert_eq!(fail.code, 0, "{}", fail.all());
+    let failed = sim_run(dir, &sim, &["apply", "--plan", plan_file, "--yes"]);
+    assert_eq!(failed.code, 1, "{}", failed.all());
+    let accelerators = world(&sim)["accelerators"].as_object().map(|a| a.len());
+    assert_eq!(accelerators, Some(2), "{}", failed.all());
+    let clear = sim_run(
+        dir,
+        &sim,
+        &["sim", "faults", "--clear", "--deploy-delay-ms", "50"],
+    );
+    assert_eq!(clear.code, 0, "{}", clear.all());
+    let creates_before = world(&sim)["calls"]["CreateAccelerator"]["ok"]
+        .as_u64()
+        .unwrap_or(0);
+    let resumed = sim_run(dir, &sim, &["apply", "--plan", plan_file, "--yes"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.all());
+    let live = world(&sim);
+    assert_eq!(live["accelerators"].as_object().map(|a| a.len()), Some(2));
+    assert_eq!(
+        live["calls"]["CreateAccelerator"]["ok"].as_u64().unwrap_or(0),
+        creates_before,
+        "nothing that landed is created again"
+    );
+    assert_eq!(sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code, 0);
 }
 
 #[test]

@@ -369,11 +369,25 @@ pub async fn tick(
                 return wait_for_health(rollout, &mut ledger.failed, revision, &unhealthy, now);
             }
             let mut plan = contract.clone();
-            plan.changes = changes.clone();
-            plan.units = units.clone();
+            // What an earlier run of this plan already landed (a plan
+            // applied again, or resumed after an interruption or a failure)
+            // is not written again: a create repeated would make a second
+            // object. The rest is written as the plan shows it.
+            let pending: Vec<meridian_provider::Change> = changes
+                .iter()
+                .filter(|c| live.get(&c.address).map(|o| &o.resource) != c.after.as_ref())
+                .cloned()
+                .collect();
             plan.schedule = None;
+            if pending.len() == changes.len() {
+                plan.changes = changes.clone();
+                plan.units = units.clone();
+                plan.count_writes();
+            } else {
+                plan.changes = pending;
+                plan.group_units(&observe::member_counts(&live));
+            }
             plan.summary = crate::plan::Summary::of(&plan.changes);
-            plan.count_writes();
             (moves, index + 1 == steps.len(), plan, Some(index))
         }
         _ => {
