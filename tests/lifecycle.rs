@@ -525,7 +525,12 @@ fn a_saved_plan_applies_when_nothing_changed() {
     let again = sim_run(
         dir,
         &sim,
-        &["apply", "--plan", plan_file.to_str().expect("utf-8"), "--yes"],
+        &[
+            "apply",
+            "--plan",
+            plan_file.to_str().expect("utf-8"),
+            "--yes",
+        ],
     );
     assert_eq!(again.code, 0, "{}", again.all());
     assert_eq!(call_totals(&sim).1, writes, "{}", again.all());
@@ -565,7 +570,9 @@ fn a_saved_plan_resumed_after_a_failure_writes_only_what_is_missing() {
     let live = world(&sim);
     assert_eq!(live["accelerators"].as_object().map(|a| a.len()), Some(2));
     assert_eq!(
-        live["calls"]["CreateAccelerator"]["ok"].as_u64().unwrap_or(0),
+        live["calls"]["CreateAccelerator"]["ok"]
+            .as_u64()
+            .unwrap_or(0),
         creates_before,
         "nothing that landed is created again"
     );

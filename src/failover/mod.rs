@@ -492,7 +492,7 @@ fn safety(before: &DesiredState, after: &DesiredState) -> (Vec<String>, Vec<Stri
         };
         let serving_before = whatif::serving_regions(subject_before);
         let serving_after = whatif::serving_regions(subject_after);
-        let (min, policy) = whatif::min_serving(after, kind, &name, labels);
+        let (min, policy) = whatif::min_serving(after, kind, &name);
         if serving_after.len() < min as usize && serving_after.len() < serving_before.len() {
             let required = match policy {
                 Some(policy) => format!("{policy} requires at least {min}"),

@@ -377,29 +377,16 @@ pub(crate) fn classification<'a>(
     (!policies.is_empty()).then(|| (classification.clone(), policies))
 }
 
-/// The minimum serving regions for a document: the largest
-/// `minServingRegions` of the traffic policies selecting it, or 1.
+/// The minimum serving regions for a document and the policy that sets
+/// it, by the one rule that selects a document's traffic policy
+/// ([`crate::policy::rules::rules_for_document`]), as plan and rollout use.
 pub(crate) fn min_serving(
     state: &DesiredState,
     kind: TrafficKind,
     name: &str,
-    labels: &BTreeMap<String, String>,
 ) -> (u32, Option<String>) {
-    let mut best: (u32, Option<String>) = (1, None);
-    for policy in &state.traffic_policies {
-        let selector = &policy.doc.spec.selector;
-        let selects = selector.kind.is_none_or(|k| k == kind)
-            && (selector.names.is_empty() || selector.names.iter().any(|n| n == name))
-            && selector
-                .match_labels
-                .iter()
-                .all(|(k, v)| labels.get(k) == Some(v));
-        let min = policy.doc.spec.min_serving_regions;
-        if selects && (best.1.is_none() || min > best.0) {
-            best = (min.max(1), Some(format!("TrafficPolicy/{}", policy.name())));
-        }
-    }
-    best
+    let rules = crate::policy::rules::rules_for_document(state, kind, name);
+    (rules.min_serving_regions, rules.policy)
 }
 
 /// The parts of one document a subject needs.
@@ -566,8 +553,7 @@ pub fn simulate(
         };
         let shares_before = subject_before.shares();
         let shares_during = subject_during.shares();
-        let (min_serving_regions, traffic_policy) =
-            min_serving(state, info.kind, &info.name, info.labels);
+        let (min_serving_regions, traffic_policy) = min_serving(state, info.kind, &info.name);
         let serving_before = serving_regions(subject_before);
         let serving_during = serving_regions(subject_during);
 
