@@ -110,7 +110,7 @@ pub fn baseline(live: &Live) -> BTreeMap<String, f64> {
 /// Why a Prometheus query gave no values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueryError {
-    /// Prometheus could not be asked (network, timeout, a 5xx answer): the
+    /// Prometheus could not be asked (network, timeout, a 5xx or 429 answer): the
     /// gate cannot be evaluated now, which is no evidence either way.
     Unreachable(String),
     /// Prometheus answered and refused the query, or answered something
@@ -132,10 +132,18 @@ pub async fn prometheus_values(gate: &PrometheusGate) -> Result<Vec<f64>, QueryE
         .await
         .map_err(|e| QueryError::Unreachable(format!("querying {url}: {e}")))?;
     let status = response.status();
-    if status.is_server_error() {
+    // A 5xx (Prometheus answers 503 for a query that timed out) or a 429
+    // from a proxy in front of it says nothing about the query.
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         return Err(QueryError::Unreachable(format!("{url} answered {status}")));
     }
-    let body: serde_json::Value = response.json().await.map_err(|e| {
+    // A body cut off or timed out in transit is the network's doing, not
+    // the query's; a body that arrived but is not JSON is the service's.
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| QueryError::Unreachable(format!("reading the answer of {url}: {e}")))?;
+    let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
         QueryError::Refused(format!(
             "{url} answered {status} with a body that is not JSON: {e}"
         ))

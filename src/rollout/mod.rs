@@ -600,7 +600,7 @@ fn moves_of(changes: &[meridian_provider::Change], live: &Live) -> Vec<Move> {
 
 /// New objects that must become healthy before they get traffic: wait (look
 /// again in 5 s), or fail the revision once [`HEALTH_WAIT`] has passed since
-/// the rollout started.
+/// the step that made them landed.
 fn wait_for_health(
     rollout: &mut Rollout,
     failed: &mut BTreeMap<String, FailedRevision>,
@@ -609,10 +609,18 @@ fn wait_for_health(
     now: SystemTime,
 ) -> Tick {
     let now_ms = millis(now);
-    let waited = Duration::from_millis(now_ms.saturating_sub(rollout.started_ms));
+    // The wait runs from when the last step's writes landed (the new
+    // objects were made then), or from the rollout's start before any.
+    let since = rollout
+        .steps
+        .last()
+        .and_then(|s| s.landed_ms)
+        .unwrap_or(rollout.started_ms)
+        .max(rollout.started_ms);
+    let waited = Duration::from_millis(now_ms.saturating_sub(since));
     if waited > HEALTH_WAIT {
         let reason = format!(
-            "{} did not become healthy within {} s of the rollout's start",
+            "{} did not become healthy within {} s of their step",
             unhealthy.join(", "),
             HEALTH_WAIT.as_secs()
         );
