@@ -213,20 +213,16 @@ impl GcpProvider {
         name: &str,
     ) -> Result<Option<model::HealthCheck>, ProviderError> {
         let what = format!("health check `{name}`");
-        match self
-            .read("healthChecks.get", &what, || {
+        found(
+            self.read("healthChecks.get", &what, || {
                 self.health_checks
                     .get()
                     .set_project(self.project())
                     .set_health_check(name)
                     .send()
             })
-            .await
-        {
-            Ok(check) => Ok(Some(check)),
-            Err(error) if error.code == "notFound" => Ok(None),
-            Err(error) => Err(error),
-        }
+            .await,
+        )
     }
 
     pub(crate) async fn get_backend_service(
@@ -234,20 +230,16 @@ impl GcpProvider {
         name: &str,
     ) -> Result<Option<model::BackendService>, ProviderError> {
         let what = format!("backend service `{name}`");
-        match self
-            .read("backendServices.get", &what, || {
+        found(
+            self.read("backendServices.get", &what, || {
                 self.backend_services
                     .get()
                     .set_project(self.project())
                     .set_backend_service(name)
                     .send()
             })
-            .await
-        {
-            Ok(service) => Ok(Some(service)),
-            Err(error) if error.code == "notFound" => Ok(None),
-            Err(error) => Err(error),
-        }
+            .await,
+        )
     }
 
     pub(crate) async fn get_url_map(
@@ -255,19 +247,24 @@ impl GcpProvider {
         name: &str,
     ) -> Result<Option<model::UrlMap>, ProviderError> {
         let what = format!("URL map `{name}`");
-        match self
-            .read("urlMaps.get", &what, || {
+        found(
+            self.read("urlMaps.get", &what, || {
                 self.url_maps
                     .get()
                     .set_project(self.project())
                     .set_url_map(name)
                     .send()
             })
-            .await
-        {
-            Ok(map) => Ok(Some(map)),
-            Err(error) if error.code == "notFound" => Ok(None),
-            Err(error) => Err(error),
-        }
+            .await,
+        )
+    }
+}
+
+/// A read of one object: `None` when the cloud answers that it does not exist.
+fn found<T>(read: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
+    match read {
+        Ok(object) => Ok(Some(object)),
+        Err(error) if error.code == "notFound" => Ok(None),
+        Err(error) => Err(error),
     }
 }
