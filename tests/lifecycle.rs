@@ -794,3 +794,54 @@ fn writes_whose_responses_are_lost_are_retried_without_duplicates() {
     );
     assert_eq!(sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code, 0);
 }
+
+#[test]
+fn a_gateway_description_change_is_one_modify_after_a_read_compare() {
+    let (dir, sim) = setup();
+    let dir = dir.path();
+    fast(dir, &sim);
+    assert_eq!(sim_run(dir, &sim, &["apply", "--yes"]).code, 0);
+    let path = dir.join("desired-state/transit-gateway.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(
+        &path,
+        text.replace(
+            "description: US East Transit Gateway",
+            "description: US East backbone",
+        ),
+    )
+    .expect("write");
+    let calls = |op: &str| world(&sim)["calls"][op]["ok"].as_u64().unwrap_or(0);
+    // What one observation reads: the plan's.
+    let before_plan = calls("DescribeTransitGateways");
+    assert_eq!(sim_run(dir, &sim, &["plan"]).code, 0);
+    let per_observation = calls("DescribeTransitGateways") - before_plan;
+    assert!(per_observation > 0);
+    let (modifies, describes) = (
+        calls("ModifyTransitGateway"),
+        calls("DescribeTransitGateways"),
+    );
+    let (_, writes) = call_totals(&sim);
+    let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert_eq!(calls("ModifyTransitGateway") - modifies, 1);
+    assert_eq!(
+        call_totals(&sim).1 - writes,
+        1,
+        "one write for one changed gateway"
+    );
+    assert_eq!(
+        (calls("DescribeTransitGateways") - describes) % per_observation,
+        1,
+        "whole observations, and one read of the gateway just before the write"
+    );
+    let gateway = world(&sim)["transit_gateways"]
+        .as_object()
+        .expect("gateways")
+        .values()
+        .find(|g| g["region"] == "us-east-1")
+        .cloned()
+        .expect("us-east-1 gateway");
+    assert_eq!(gateway["description"], "US East backbone", "{gateway:#}");
+    assert_eq!(sim_run(dir, &sim, &["plan", "--detailed-exitcode"]).code, 0);
+}

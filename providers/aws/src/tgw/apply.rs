@@ -111,6 +111,30 @@ impl AwsProvider {
                     ));
                 }
                 let id = live_id()?;
+                // Read-compare: write only over the description the plan saw.
+                let live = self.gateway_now(region, &id, what).await?;
+                let planned = match &change.before {
+                    Some(Resource::TransitGateway(b)) => Some(b.description.as_str()),
+                    _ => None,
+                };
+                match live.as_deref() {
+                    Some(now) if now == spec.description => return Ok(()),
+                    Some(now) if Some(now) == planned => {}
+                    now => {
+                        return Err(ProviderError::conflict(
+                            "ModifyTransitGateway",
+                            "ChangedSinceObserved",
+                            format!(
+                                "{what} changed since it was observed: live description {}, the plan saw {}; nothing was written",
+                                now.map_or_else(
+                                    || "(gateway gone)".to_owned(),
+                                    |d| format!("{d:?}")
+                                ),
+                                planned.map_or_else(|| "(absent)".to_owned(), |d| format!("{d:?}"))
+                            ),
+                        ));
+                    }
+                }
                 let client = self.ec2(region);
                 self.run("ModifyTransitGateway", true, what, || {
                     client
@@ -123,6 +147,29 @@ impl AwsProvider {
             }
             (Address::TransitGateway { region, .. }, Action::Delete, _) => {
                 let id = live_id()?;
+                // Read-compare: a gateway already gone is done; one whose
+                // description moved since the plan is not deleted.
+                let planned = match &change.before {
+                    Some(Resource::TransitGateway(b)) => Some(b.description.as_str()),
+                    _ => None,
+                };
+                match self.gateway_now(region, &id, what).await? {
+                    None => {
+                        self.forget(&key);
+                        return Ok(());
+                    }
+                    Some(now) if planned.is_none_or(|p| p == now) => {}
+                    Some(now) => {
+                        return Err(ProviderError::conflict(
+                            "DeleteTransitGateway",
+                            "ChangedSinceObserved",
+                            format!(
+                                "{what} changed since it was observed: live description {now:?}, the plan saw {:?}; nothing was deleted",
+                                planned.unwrap_or_default()
+                            ),
+                        ));
+                    }
+                }
                 let client = self.ec2(region);
                 not_found_ok(
                     self.run("DeleteTransitGateway", true, what, || {
@@ -314,6 +361,38 @@ impl AwsProvider {
             }
         }
         Ok(())
+    }
+
+    /// A gateway's live description, just before a write to it; `None`
+    /// once it is gone (or going).
+    async fn gateway_now(
+        &self,
+        region: &str,
+        id: &str,
+        what: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        let client = self.ec2(region);
+        let listed = match self
+            .run("DescribeTransitGateways", false, what, || {
+                client
+                    .describe_transit_gateways()
+                    .transit_gateway_ids(id)
+                    .send()
+            })
+            .await
+        {
+            Ok(listed) => listed,
+            Err(error) if is_not_found(&error) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        Ok(listed
+            .transit_gateways()
+            .iter()
+            .find(|t| {
+                t.transit_gateway_id() == Some(id)
+                    && !super::GONE.contains(&t.state().map(|s| s.as_str()).unwrap_or(""))
+            })
+            .map(|t| t.description().unwrap_or_default().to_owned()))
     }
 
     async fn accept_peering(
