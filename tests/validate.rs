@@ -274,6 +274,18 @@ fn cases() -> Vec<Case> {
             "Global Accelerator's API is served only from us-west-2",
         ),
         case(
+            "a quota below the AWS default",
+            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: p}\nspec:\n  type: aws\n  quotas: {endpointsPerGroup: «5}\n",
+            "spec.quotas.endpointsPerGroup",
+            "must be from 10 to 1000, got 5",
+        ),
+        case(
+            "quotas on a gcp provider",
+            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: g}\nspec:\n  type: gcp\n  project: acme-prod-2\n  quotas: «{endpointsPerGroup: 20}\n",
+            "spec.quotas",
+            "a gcp provider has none to declare",
+        ),
+        case(
             "a backend group of another project",
             "apiVersion: meridian.dev/v1alpha1\nkind: HealthCheck\nmetadata: {name: hc}\nspec: {provider: gcp, type: TCP}\n---\napiVersion: meridian.dev/v1alpha1\nkind: BackendService\nmetadata: {name: app}\nspec:\n  provider: gcp\n  protocol: HTTPS\n  healthChecks: [hc]\n  backends:\n    - group: «projects/other-proj-1/regions/europe-west1/networkEndpointGroups/app-eu\n",
             "spec.backends[0].group",

@@ -292,24 +292,13 @@ impl Validator<'_> {
                     }
                 }
             }
-            if let Some(quotas) = &spec.quotas {
-                if spec.provider_type == ProviderType::Gcp {
-                    self.push(p, "spec.quotas", "`quotas` are Global Accelerator quotas; a gcp provider has none to declare");
-                }
-                for (field, value) in [
-                    ("listenersPerAccelerator", quotas.listeners_per_accelerator),
-                    ("endpointsPerGroup", quotas.endpoints_per_group),
-                ] {
-                    if let Some(value) = value
-                        && !(10..=1000).contains(&value)
-                    {
-                        self.push(
-                            p,
-                            &format!("spec.quotas.{field}"),
-                            format!("must be from 10 (the AWS default) to 1000, got {value}"),
-                        );
-                    }
-                }
+            // Their range (10, the AWS default, to 1000) is the schema's.
+            if spec.quotas.is_some() && spec.provider_type == ProviderType::Gcp {
+                self.push(
+                    p,
+                    "spec.quotas",
+                    "`quotas` are Global Accelerator quotas; a gcp provider has none to declare",
+                );
             }
             if let Some(limit) = &spec.rate_limit {
                 if !(limit.requests_per_second > 0.0 && limit.requests_per_second <= 10_000.0) {
