@@ -116,6 +116,7 @@ pub fn file_changes(base: &Snapshot, head: &Snapshot) -> Vec<FileChange> {
 /// Desired objects take the observed health of the same address (unknown
 /// means healthy).
 pub fn traffic_impact(
+    state: &crate::model::DesiredState,
     observation: &Observation,
     desired: &crate::desired::DesiredResources,
 ) -> Vec<Impact> {
@@ -144,7 +145,22 @@ pub fn traffic_impact(
             )
         })
         .collect();
-    traffic::impact(&traffic::shares(&live), &traffic::shares(&wanted))
+    traffic::compare(&live, &wanted, &traffic::declarations(state))
+}
+
+/// The rules and clients a prediction rests on, for humans.
+fn basis(impact: &Impact) -> String {
+    let mut text = format!(
+        "`{}`: {}; {}",
+        impact.subject,
+        impact.rules.join(", "),
+        impact.clients
+    );
+    if !impact.notes.is_empty() {
+        text.push_str("; ");
+        text.push_str(&impact.notes.join("; "));
+    }
+    text
 }
 
 fn short(revision: &str) -> &str {
@@ -248,7 +264,7 @@ fn markdown(preview: &Preview) -> String {
             out,
             "**Traffic impact** (expected share of new traffic per region)\n\n| listener / service | region | now | after |\n|---|---|---:|---:|"
         );
-        for impact in moved {
+        for impact in &moved {
             for region in &impact.regions {
                 let _ = writeln!(
                     out,
@@ -260,6 +276,14 @@ fn markdown(preview: &Preview) -> String {
                     arrow(region)
                 );
             }
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "How these shares were predicted (rules: `docs/traffic-model.md`):\n"
+        );
+        for impact in &moved {
+            let _ = writeln!(out, "- {}", basis(impact));
         }
         let _ = writeln!(out);
     }
@@ -327,6 +351,10 @@ fn markdown(preview: &Preview) -> String {
                 );
             }
         }
+        let _ = writeln!(out);
+        for impact in &preview.traffic {
+            let _ = writeln!(out, "- {}", basis(impact));
+        }
         let _ = writeln!(out, "\n</details>\n");
     }
     for note in &preview.notes {
@@ -367,6 +395,11 @@ fn text(preview: &Preview) -> String {
         );
         for impact in &preview.traffic {
             let _ = writeln!(out, "  {}", impact.subject);
+            let _ = writeln!(out, "    rules: {}", impact.rules.join(", "));
+            let _ = writeln!(out, "    {}", impact.clients);
+            for note in &impact.notes {
+                let _ = writeln!(out, "    assumed: {note}");
+            }
             for region in &impact.regions {
                 let _ = writeln!(
                     out,

@@ -106,7 +106,7 @@ pub async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
         std::time::SystemTime::now(),
         None,
     );
-    preview.traffic = meridian::preview::traffic_impact(&observation, &resources);
+    preview.traffic = meridian::preview::traffic_impact(&state, &observation, &resources);
     let code = if plan.is_blocked() {
         exit::BLOCKED
     } else if plan.errored {

@@ -476,8 +476,10 @@ fn fmt_percent(share: f64) -> String {
 /// Refusals and warnings for moving from `before` to `after` (normal
 /// operation, every endpoint healthy).
 fn safety(before: &DesiredState, after: &DesiredState) -> (Vec<String>, Vec<String>) {
-    let old = traffic::subjects(&world(&desired::expand(before)));
-    let new = traffic::subjects(&world(&desired::expand(after)));
+    let declared = traffic::declarations(after);
+    let mut old = traffic::subjects(&world(&desired::expand(before)), &declared);
+    let mut new = traffic::subjects(&world(&desired::expand(after)), &declared);
+    traffic::align_default_clients(&mut old, &mut new);
     let mut refusals = Vec::new();
     let mut warnings = Vec::new();
     for (key, subject_after) in &new {
@@ -490,8 +492,8 @@ fn safety(before: &DesiredState, after: &DesiredState) -> (Vec<String>, Vec<Stri
         let Some((kind, name, labels)) = subject_document(after, key) else {
             continue;
         };
-        let serving_before = whatif::serving_regions(subject_before);
-        let serving_after = whatif::serving_regions(subject_after);
+        let serving_before = subject_before.serving_regions();
+        let serving_after = subject_after.serving_regions();
         let (min, policy) = whatif::min_serving(after, kind, &name);
         if serving_after.len() < min as usize && serving_after.len() < serving_before.len() {
             let required = match policy {
@@ -508,20 +510,44 @@ fn safety(before: &DesiredState, after: &DesiredState) -> (Vec<String>, Vec<Stri
                 }
             ));
         }
-        let shares_before = subject_before.shares();
-        let shares_after = subject_after.shares();
+        let routing_before = subject_before.route();
+        let routing_after = subject_after.route();
+        let regions = subject_after.regions();
+        let shares_after = routing_after.shares(&regions);
         if let Some((classification, policies)) = whatif::classification(after, labels) {
-            for (region, share) in &shares_after {
-                let was = shares_before.get(region).copied().unwrap_or(0.0);
-                if *share <= was + 1e-9 {
-                    continue;
-                }
-                for policy in &policies {
+            for policy in &policies {
+                // A client-scoped policy speaks of its clients' traffic only.
+                let scoped = |routing: &traffic::Routing, region: &str| -> f64 {
+                    routing
+                        .flows
+                        .iter()
+                        .filter(|f| {
+                            f.to == region
+                                && (policy.doc.spec.client_regions.is_empty()
+                                    || crate::policy::client_scoped(policy, &f.from))
+                        })
+                        .map(|f| f.share)
+                        .sum()
+                };
+                for region in &regions {
+                    let was = scoped(&routing_before, region);
+                    let share = scoped(&routing_after, region);
+                    if share <= was + 1e-9 {
+                        continue;
+                    }
                     if let Some(why) = whatif::verdict(policy, region) {
                         refusals.push(format!(
-                            "{key} would move `{classification}` data to {region} ({} → {} of new traffic); DataResidencyPolicy/{} forbids it: {why}",
+                            "{key} would move `{classification}` data to {region} ({} → {} of new traffic{}); DataResidencyPolicy/{} forbids it: {why}",
                             fmt_percent(was),
-                            fmt_percent(*share),
+                            fmt_percent(share),
+                            if policy.doc.spec.client_regions.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    ", clients in {}",
+                                    policy.doc.spec.client_regions.join(", ")
+                                )
+                            },
                             policy.name()
                         ));
                     }
@@ -529,27 +555,19 @@ fn safety(before: &DesiredState, after: &DesiredState) -> (Vec<String>, Vec<Stri
             }
         }
         // Declared capacity, where both sides of the comparison exist.
-        if let SubjectKey::Listener {
-            accelerator,
-            listener,
-        } = key
-            && let Some(doc) = after
-                .accelerators
-                .iter()
-                .find(|a| a.name() == accelerator)
-                .and_then(|a| a.doc.spec.listeners.iter().find(|l| &l.name == listener))
-            && let Some(expected) = doc.expected_rps
+        if let traffic::Subject::Listener(listener) = subject_after
+            && let Some(expected) = listener.expected_rps
         {
-            for group in &doc.endpoint_groups {
+            for (region, group) in &listener.groups {
                 let Some(capacity) = group.capacity_rps else {
                     continue;
                 };
-                let load =
-                    f64::from(expected) * shares_after.get(&group.region).copied().unwrap_or(0.0);
-                if load > f64::from(capacity) + 0.5 {
+                let load = expected * shares_after.get(region).copied().unwrap_or(0.0);
+                if load > capacity + 0.5 {
                     warnings.push(format!(
-                        "{key}: {} would carry about {load:.0} requests per second after the drain, above its declared capacityRps {capacity}",
-                        group.region
+                        "{key}: {region} would carry about {load:.0} requests per second after the drain, above its declared capacityRps {capacity:.0} ({}; {})",
+                        routing_after.rule_labels().join("; "),
+                        routing_after.clients.describe()
                     ));
                 }
             }

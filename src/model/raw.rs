@@ -300,6 +300,13 @@ pub struct ListenerDoc {
     /// listener, above 0. meridian's own field, never sent to the cloud:
     /// `meridian whatif` spreads it over the regions to compute headroom.
     pub expected_rps: Option<u32>,
+    /// Where this listener's clients are: relative shares by location (an
+    /// AWS or Google Cloud region name: clients near that region's city),
+    /// e.g. `{us-east-1: 40, eu-central-1: 35, ap-southeast-1: 25}`.
+    /// meridian's own field, never sent to the cloud: the traffic model
+    /// routes each population from its location. Overrides the
+    /// accelerator's `clients`.
+    pub clients: Option<BTreeMap<String, f64>>,
     /// Acknowledges that every endpoint group of this listener may be at
     /// dial 0 (the listener serves nothing). Without it, a plan that leaves
     /// the listener with no traffic is blocked.
@@ -324,6 +331,9 @@ pub struct GlobalAcceleratorSpec {
     pub tags: BTreeMap<String, String>,
     /// Listeners, at most 10.
     pub listeners: Vec<ListenerDoc>,
+    /// Where the clients of every listener without its own `clients` are
+    /// (see the listener's field). meridian's own field, never sent.
+    pub clients: Option<BTreeMap<String, f64>>,
 }
 
 fn default_true() -> bool {
@@ -469,6 +479,16 @@ pub struct BackendDoc {
     /// 0 (drained), or 0.1-1.0 (default 1.0).
     #[serde(default = "default_scaler")]
     pub capacity_scaler: f64,
+    /// How many endpoints (or instances) the group holds, for a RATE
+    /// backend with `maxRatePerEndpoint`: its capacity is the product.
+    /// meridian's own field, never sent to the cloud.
+    pub endpoint_count: Option<u32>,
+    /// Requests per second the group serves at full (100%) utilisation,
+    /// for UTILIZATION backends (filled up to `maxUtilization`, default
+    /// 0.8), or at its `maxConnections`, for CONNECTION backends: the
+    /// capacity in the unit of the service's `expectedRps`. meridian's own
+    /// field, never sent to the cloud.
+    pub capacity_rps: Option<u32>,
 }
 
 fn default_scaler() -> f64 {
@@ -519,6 +539,41 @@ pub struct BackendServiceDocSpec {
     /// service serves nothing). Without it, such a plan is blocked.
     #[serde(default)]
     pub acknowledge_zero_traffic: bool,
+    /// Where the service's clients are: relative shares by location (an
+    /// AWS or Google Cloud region name). meridian's own field, never sent.
+    pub clients: Option<BTreeMap<String, f64>>,
+    /// The algorithm of the service load-balancing policy attached to the
+    /// service (`EXTERNAL_MANAGED` only; the policy itself is managed
+    /// outside meridian): `WATERFALL_BY_REGION` (Google's default),
+    /// `SPRAY_TO_REGION`, `WATERFALL_BY_ZONE` or `SPRAY_TO_WORLD`.
+    /// meridian's own field, never sent: the traffic model follows it.
+    pub load_balancing_algorithm: Option<LoadBalancingAlgorithm>,
+}
+
+/// The algorithm of a service load-balancing policy (`serviceLbPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LoadBalancingAlgorithm {
+    /// Closest region with capacity first, then overflow (the default).
+    WaterfallByRegion,
+    /// Like waterfall between regions; each client spreads over the region's groups.
+    SprayToRegion,
+    /// Closest zone first, then other zones.
+    WaterfallByZone,
+    /// Every backend in the world in proportion to its capacity.
+    SprayToWorld,
+}
+
+impl LoadBalancingAlgorithm {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadBalancingAlgorithm::WaterfallByRegion => "WATERFALL_BY_REGION",
+            LoadBalancingAlgorithm::SprayToRegion => "SPRAY_TO_REGION",
+            LoadBalancingAlgorithm::WaterfallByZone => "WATERFALL_BY_ZONE",
+            LoadBalancingAlgorithm::SprayToWorld => "SPRAY_TO_WORLD",
+        }
+    }
 }
 
 fn default_timeout() -> u32 {

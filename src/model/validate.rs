@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 
 use super::raw::{
-    BalancingMode, GaHealthCheckProtocol, GcpProtocol, HealthCheckDocSpec, ProviderType,
+    BalancingMode, GaHealthCheckProtocol, GcpProtocol, HealthCheckDocSpec, LoadBalancingScheme,
+    ProviderType,
     TrafficKind,
 };
 use super::{DesiredState, Diagnostic, Located};
@@ -163,6 +164,38 @@ fn endpoint_id_region(id: &str) -> Option<&str> {
 impl Validator<'_> {
     fn push<S>(&mut self, doc: &Located<S>, path: &str, message: impl Into<String>) {
         self.out.push(doc.diagnostic(path, message));
+    }
+
+    /// A client declaration: locations the traffic model knows, shares above 0.
+    fn clients<S>(&mut self, doc: &Located<S>, path: &str, clients: &BTreeMap<String, f64>) {
+        if clients.is_empty() {
+            self.push(
+                doc,
+                path,
+                "declares no client location; give shares by region (e.g. `{us-east-1: 40, eu-central-1: 35, ap-southeast-1: 25}`) or remove the field to use the default (equal shares at each region in use)",
+            );
+        }
+        for (location, share) in clients {
+            let at = format!("{path}.{location}");
+            if !regions::is_aws(location) && !regions::is_gcp(location) {
+                self.push(
+                    doc,
+                    &at,
+                    format!(
+                        "unknown client location `{location}`: give an AWS or Google Cloud region name (the clients near that region's city), e.g. us-east-1, eu-central-1, ap-southeast-1 or europe-west1"
+                    ),
+                );
+            }
+            if !share.is_finite() || *share <= 0.0 {
+                self.push(
+                    doc,
+                    &at,
+                    format!(
+                        "must be above 0 (a relative share of the clients, e.g. a percentage), got {share}; remove locations without clients"
+                    ),
+                );
+            }
+        }
     }
 
     fn duplicates<S>(&mut self, kind: &str, docs: &[Located<S>]) {
@@ -331,6 +364,9 @@ impl Validator<'_> {
                     );
                 }
             }
+            if let Some(clients) = &spec.clients {
+                self.clients(ga, "spec.clients", clients);
+            }
             if spec.listeners.is_empty() {
                 self.push(
                     ga,
@@ -411,6 +447,9 @@ impl Validator<'_> {
                             listener.endpoint_groups.len()
                         ),
                     );
+                }
+                if let Some(clients) = &listener.clients {
+                    self.clients(ga, &format!("{lp}.clients"), clients);
                 }
                 if listener.expected_rps == Some(0) {
                     self.push(
@@ -680,17 +719,31 @@ impl Validator<'_> {
                         "must be above 0 (the service's expected peak requests per second), got 0; remove the field when unknown",
                     );
                 } else if !spec.backends.is_empty()
-                    && !spec
-                        .backends
-                        .iter()
-                        .any(|b| b.balancing_mode == BalancingMode::Rate)
+                    && !spec.backends.iter().any(|b| {
+                        b.balancing_mode == BalancingMode::Rate || b.capacity_rps.is_some()
+                    })
                 {
                     self.push(
                         bs,
                         "spec.expectedRps",
-                        "is compared with the backends' RATE capacity (`maxRate` or `maxRatePerEndpoint`), but no backend uses `balancingMode: RATE`; remove it or declare RATE backends",
+                        "is compared with the backends' capacity in requests per second (RATE: `maxRate`, or `maxRatePerEndpoint` × `endpointCount`; UTILIZATION and CONNECTION: `capacityRps`), but no backend declares one; remove it or declare a capacity",
                     );
                 }
+            }
+            if let Some(clients) = &spec.clients {
+                self.clients(bs, "spec.clients", clients);
+            }
+            if let Some(algorithm) = spec.load_balancing_algorithm
+                && spec.load_balancing_scheme == LoadBalancingScheme::External
+            {
+                self.push(
+                    bs,
+                    "spec.loadBalancingAlgorithm",
+                    format!(
+                        "`{}` is the algorithm of a service load-balancing policy, which only `loadBalancingScheme: EXTERNAL_MANAGED` services have; a classic EXTERNAL service sends each request to the closest region with capacity; remove the field or use EXTERNAL_MANAGED",
+                        algorithm.as_str()
+                    ),
+                );
             }
             let project = state
                 .provider(&spec.provider)
@@ -766,6 +819,36 @@ impl Validator<'_> {
                         &format!("{bp}.maxUtilization"),
                         format!("must be from 0.0 to 1.0, got {u}"),
                     );
+                }
+                if let Some(count) = backend.endpoint_count {
+                    if backend.max_rate_per_endpoint.is_none() {
+                        self.push(
+                            bs,
+                            &format!("{bp}.endpointCount"),
+                            "counts the endpoints that `maxRatePerEndpoint` applies to, but this backend has no `maxRatePerEndpoint`; remove it",
+                        );
+                    } else if count == 0 {
+                        self.push(
+                            bs,
+                            &format!("{bp}.endpointCount"),
+                            "must be above 0 (the number of endpoints in the group), got 0",
+                        );
+                    }
+                }
+                if let Some(capacity) = backend.capacity_rps {
+                    if backend.balancing_mode == BalancingMode::Rate {
+                        self.push(
+                            bs,
+                            &format!("{bp}.capacityRps"),
+                            "a RATE backend's capacity is its `maxRate` (or `maxRatePerEndpoint` × `endpointCount`); `capacityRps` is for UTILIZATION and CONNECTION backends; remove it",
+                        );
+                    } else if capacity == 0 {
+                        self.push(
+                            bs,
+                            &format!("{bp}.capacityRps"),
+                            "must be above 0 (requests per second the group serves), got 0; remove the field when unknown",
+                        );
+                    }
                 }
                 if let Some(r) = backend.max_rate_per_endpoint
                     && r <= 0.0

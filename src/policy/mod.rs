@@ -143,11 +143,65 @@ pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
         );
     }
     // Client-scoped policies: in normal operation (every endpoint healthy),
-    // the traffic of the scoped clients must be served in allowed regions.
-    for ga in &state.accelerators {
-        let Some(classification) = ga.doc.metadata.labels.get(CLASSIFICATION_LABEL) else {
+    // the traffic of the scoped clients must be served in allowed regions,
+    // by the traffic model's routing from the declared (or default) clients.
+    let world: std::collections::BTreeMap<_, _> = crate::desired::expand(state)
+        .into_iter()
+        .map(|(address, d)| {
+            (
+                address,
+                crate::traffic::TrafficInput {
+                    resource: d.resource,
+                    health: None,
+                },
+            )
+        })
+        .collect();
+    let subjects = crate::traffic::subjects(&world, &crate::traffic::declarations(state));
+    for (key, subject) in &subjects {
+        let (labels, resource, path, location, what) = match key {
+            crate::traffic::SubjectKey::Listener {
+                accelerator,
+                listener,
+            } => {
+                let Some(ga) = state.accelerators.iter().find(|a| a.name() == accelerator) else {
+                    continue;
+                };
+                let Some(li) = ga
+                    .doc
+                    .spec
+                    .listeners
+                    .iter()
+                    .position(|l| &l.name == listener)
+                else {
+                    continue;
+                };
+                let path = format!("spec.listeners[{li}]");
+                (
+                    &ga.doc.metadata.labels,
+                    format!("GlobalAccelerator/{}", ga.name()),
+                    path.clone(),
+                    format!("{}:{}", ga.file, ga.at(&path)),
+                    format!("listener `{listener}`"),
+                )
+            }
+            crate::traffic::SubjectKey::Service { name } => {
+                let Some(bs) = state.backend_services.iter().find(|b| b.name() == name) else {
+                    continue;
+                };
+                (
+                    &bs.doc.metadata.labels,
+                    format!("BackendService/{}", bs.name()),
+                    "spec.backends".to_owned(),
+                    format!("{}:{}", bs.file, bs.at("spec.backends")),
+                    "service".to_owned(),
+                )
+            }
+        };
+        let Some(classification) = labels.get(CLASSIFICATION_LABEL) else {
             continue;
         };
+        let routing = subject.route();
         for policy in state.residency_policies.iter().filter(|p| {
             !p.doc.spec.client_regions.is_empty()
                 && p.doc
@@ -156,47 +210,47 @@ pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
                     .iter()
                     .any(|c| c == classification)
         }) {
-            for (li, listener) in ga.doc.spec.listeners.iter().enumerate() {
-                let groups: std::collections::BTreeMap<String, crate::traffic::GroupState> =
-                    listener
-                        .endpoint_groups
-                        .iter()
-                        .map(|g| {
-                            (
-                                g.region.clone(),
-                                crate::traffic::GroupState {
-                                    dial: f64::from(g.traffic_dial),
-                                    serving: g.endpoints.iter().any(|e| e.weight > 0),
-                                },
-                            )
-                        })
-                        .collect();
-                for flow in crate::traffic::route_listener(&groups).flows {
-                    if flow.share <= 1e-9 || !client_scoped(policy, &flow.from) {
-                        continue;
-                    }
-                    if let Some(why) = verdict(policy, &flow.to) {
-                        let path = format!("spec.listeners[{li}]");
-                        let resource = format!("GlobalAccelerator/{}", ga.name());
-                        out.push(Violation {
-                            policy: format!("DataResidencyPolicy/{}", policy.name()),
-                            resource: resource.clone(),
-                            path: path.clone(),
-                            region: flow.to.clone(),
-                            location: format!("{}:{}", ga.file, ga.at(&path)),
-                            message: format!(
-                                "{resource} listener `{}` serves {:.1}% of its new traffic — clients in {} — in {}, but DataResidencyPolicy/{} keeps the `{classification}` traffic of clients in {} in its allowed regions: {why}",
-                                listener.name,
-                                flow.share * 100.0,
-                                flow.from,
-                                flow.to,
-                                policy.name(),
-                                policy.doc.spec.client_regions.join(", ")
-                            ),
-                            transient: false,
-                        });
+            // One violation per forbidden region, with the clients it serves there.
+            let mut forbidden: std::collections::BTreeMap<String, (f64, Vec<String>, String)> =
+                std::collections::BTreeMap::new();
+            for flow in &routing.flows {
+                if flow.share <= 1e-9 || !client_scoped(policy, &flow.from) {
+                    continue;
+                }
+                if let Some(why) = verdict(policy, &flow.to) {
+                    let entry = forbidden
+                        .entry(flow.to.clone())
+                        .or_insert_with(|| (0.0, Vec::new(), why));
+                    entry.0 += flow.share;
+                    if !entry.1.contains(&flow.from) {
+                        entry.1.push(flow.from.clone());
                     }
                 }
+            }
+            for (region, (share, clients, why)) in forbidden {
+                out.push(Violation {
+                    policy: format!("DataResidencyPolicy/{}", policy.name()),
+                    resource: resource.clone(),
+                    path: path.clone(),
+                    region: region.clone(),
+                    location: location.clone(),
+                    message: format!(
+                        "{resource} {what} serves {:.1}% of its new traffic — clients at {} — in {region}, but DataResidencyPolicy/{} keeps the `{classification}` traffic of clients in {} in its allowed regions: {why} ({}; {})",
+                        share * 100.0,
+                        clients.join(", "),
+                        policy.name(),
+                        policy.doc.spec.client_regions.join(", "),
+                        routing
+                            .rules
+                            .iter()
+                            .filter(|r| !r.is_assumption())
+                            .map(|r| r.label())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        routing.clients.describe()
+                    ),
+                    transient: false,
+                });
             }
         }
     }

@@ -24,7 +24,7 @@ use crate::model::regions::{self, glob_matches};
 use crate::model::validate::CLASSIFICATION_LABEL;
 use crate::model::{DesiredState, Located};
 use crate::plan::render::Format;
-use crate::traffic::{self, Route, Subject, SubjectKey, TrafficInput};
+use crate::traffic::{self, Flow, Route, Subject, SubjectKey, TrafficInput};
 
 /// Version of the JSON document; bumped on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -97,15 +97,17 @@ pub struct RegionReport {
 /// Traffic that leaves a region that cannot serve it during the outage.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FailoverPath {
-    /// The region whose clients move.
+    /// The region that cannot serve them any more (their closest).
     pub from: String,
+    /// The clients' location.
+    pub clients: String,
     /// The region that takes them.
     pub to: String,
     /// Share of the subject's new traffic that moves, 0.0-1.0.
     pub share: f64,
-    /// Great-circle distance between the two regions, for Global Accelerator.
+    /// Great-circle distance between the clients and `to`.
     pub distance_km: Option<f64>,
-    /// How the cloud picks `to`, for humans.
+    /// The rule that picks `to`.
     pub how: String,
 }
 
@@ -120,10 +122,14 @@ pub struct SubjectReport {
     pub affected: bool,
     /// Expected peak requests per second, where declared.
     pub expected_rps: Option<u32>,
-    /// Global Accelerator fails open during the outage (no group serves).
+    /// Some of its traffic fails open during the outage (GA-4).
     pub fail_open: bool,
+    /// Share of its new traffic that fails open during the outage.
+    pub fail_open_share: f64,
     /// Regions, in name order.
     pub regions: Vec<RegionReport>,
+    /// Each endpoint's share during the outage (listeners; GA-5).
+    pub endpoints: Vec<traffic::listener::EndpointShare>,
     /// Where the traffic of regions that cannot serve goes.
     pub failovers: Vec<FailoverPath>,
     /// Regions that receive traffic and can serve it, before the outage.
@@ -134,6 +140,29 @@ pub struct SubjectReport {
     pub min_serving_regions: u32,
     /// The traffic policy that sets it (none: the built-in minimum of 1).
     pub traffic_policy: Option<String>,
+    /// The rules and assumptions the prediction during the outage rests on.
+    pub rules: Vec<String>,
+    /// The clients it starts from.
+    pub clients: String,
+    /// Details of the assumptions.
+    pub assumptions: Vec<String>,
+}
+
+/// Traffic that fails open: no serving endpoint group among its clients'
+/// three closest, so Global Accelerator sends it to endpoints that cannot
+/// serve it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailOpen {
+    /// The listener.
+    pub subject: String,
+    /// The clients' location.
+    pub clients: String,
+    /// Where the connections are attempted.
+    pub region: String,
+    /// Share of the listener's new traffic.
+    pub share: f64,
+    /// Human explanation.
+    pub message: String,
 }
 
 /// A residency policy's verdict on one place classified traffic reaches
@@ -228,6 +257,8 @@ pub struct Report {
     pub serving_violations: Vec<ServingViolation>,
     /// Regions short of declared capacity during the outage.
     pub capacity_shortfalls: Vec<CapacityShortfall>,
+    /// Traffic that fails open during the outage.
+    pub fail_open: Vec<FailOpen>,
     /// Assumptions worth knowing.
     pub notes: Vec<String>,
 }
@@ -240,11 +271,12 @@ impl Report {
     }
 
     /// The exit code: 3 when a policy is violated, 2 when the only findings
-    /// are capacity shortfalls, 0 when the outage is absorbed.
+    /// are capacity shortfalls or fail-open traffic, 0 when the outage is
+    /// absorbed.
     pub fn exit_code(&self) -> u8 {
         if self.is_blocked() {
             crate::exit::BLOCKED
-        } else if !self.capacity_shortfalls.is_empty() {
+        } else if !self.capacity_shortfalls.is_empty() || !self.fail_open.is_empty() {
             crate::exit::CHANGES
         } else {
             crate::exit::OK
@@ -289,37 +321,6 @@ pub fn regions_in_use(state: &DesiredState) -> BTreeSet<String> {
             _ => None,
         })
         .collect()
-}
-
-/// Regions that receive new traffic and can serve it: for a listener, a
-/// healthy endpoint group that takes traffic by its dial (above 0) or by
-/// failover — a group at dial 0 that keeps its own clients only because no
-/// other group can take them is not serving by design; for a backend
-/// service, a region with effective capacity. Under fail-open no region
-/// can serve, whatever it receives.
-pub fn serving_regions(subject: &Subject) -> Vec<String> {
-    match subject {
-        Subject::Listener(groups) => {
-            let routing = traffic::route_listener(groups);
-            let serving: BTreeSet<String> = routing
-                .flows
-                .iter()
-                .filter(|f| {
-                    f.share > 1e-12
-                        && groups.get(&f.to).is_some_and(|g| {
-                            g.serving && (g.dial > 0.0 || f.route == Route::Failover)
-                        })
-                })
-                .map(|f| f.to.clone())
-                .collect();
-            serving.into_iter().collect()
-        }
-        Subject::Service(capacities) => capacities
-            .iter()
-            .filter(|(_, c)| **c > 0.0)
-            .map(|(r, _)| r.clone())
-            .collect(),
-    }
 }
 
 /// The region a traffic object is in, for taking it down.
@@ -394,32 +395,19 @@ struct DocumentInfo<'a> {
     name: String,
     kind: TrafficKind,
     labels: &'a BTreeMap<String, String>,
-    expected_rps: Option<u32>,
-    /// Endpoint-group `capacityRps` by region (listeners only).
-    group_capacity: BTreeMap<String, u32>,
 }
 
 fn document_info<'a>(state: &'a DesiredState, key: &SubjectKey) -> Option<DocumentInfo<'a>> {
     match key {
-        SubjectKey::Listener {
-            accelerator,
-            listener,
-        } => {
+        SubjectKey::Listener { accelerator, .. } => {
             let ga = state
                 .accelerators
                 .iter()
                 .find(|a| a.name() == accelerator)?;
-            let doc = ga.doc.spec.listeners.iter().find(|l| &l.name == listener)?;
             Some(DocumentInfo {
                 name: ga.name().to_owned(),
                 kind: TrafficKind::GlobalAccelerator,
                 labels: &ga.doc.metadata.labels,
-                expected_rps: doc.expected_rps,
-                group_capacity: doc
-                    .endpoint_groups
-                    .iter()
-                    .filter_map(|g| g.capacity_rps.map(|c| (g.region.clone(), c)))
-                    .collect(),
             })
         }
         SubjectKey::Service { name } => {
@@ -428,42 +416,102 @@ fn document_info<'a>(state: &'a DesiredState, key: &SubjectKey) -> Option<Docume
                 name: bs.name().to_owned(),
                 kind: TrafficKind::BackendService,
                 labels: &bs.doc.metadata.labels,
-                expected_rps: bs.doc.spec.expected_rps,
-                group_capacity: BTreeMap::new(),
             })
         }
     }
 }
 
-/// RATE capacity in requests per second of a backend service's regions
-/// in `world`: capacity scaler × `maxRate` (or `maxRatePerEndpoint`, counted
-/// once per group), over healthy backends. A region with a healthy backend
-/// in another balancing mode has no rate capacity (`None`).
-fn rate_capacity(
-    world: &BTreeMap<Address, TrafficInput>,
-    service: &str,
-) -> BTreeMap<String, Option<f64>> {
-    let mut out: BTreeMap<String, Option<f64>> = BTreeMap::new();
-    for (address, input) in world {
-        let (Address::Backend { service: s, .. }, Resource::Backend(spec)) =
-            (address, &input.resource)
-        else {
-            continue;
-        };
-        if s != service {
-            continue;
-        }
-        let entry = out.entry(spec.region.clone()).or_insert(Some(0.0));
-        if !traffic::healthy(&input.health) {
-            continue;
-        }
-        let rate = spec.max_rate.map(f64::from).or(spec.max_rate_per_endpoint);
-        match (spec.balancing_mode.as_str(), rate, entry.as_mut()) {
-            ("RATE", Some(rate), Some(total)) => *total += spec.capacity_scaler * rate,
-            _ => *entry = None,
-        }
+/// Declared capacity of each region of a subject, in requests per second:
+/// an endpoint group's `capacityRps`; a service region's capacity scaler ×
+/// target capacity over the backends that can serve (`None` when one has
+/// no capacity in requests per second).
+fn capacities(subject: &Subject) -> BTreeMap<String, Option<f64>> {
+    match subject {
+        Subject::Listener(l) => l
+            .groups
+            .iter()
+            .map(|(r, g)| {
+                (
+                    r.clone(),
+                    g.capacity_rps.map(|c| if g.serving() { c } else { 0.0 }),
+                )
+            })
+            .collect(),
+        Subject::Service(s) => s
+            .regions()
+            .into_iter()
+            .map(|r| {
+                let c = s.region_capacity(&r);
+                (r, c)
+            })
+            .collect(),
     }
-    out
+}
+
+/// Whether a region can serve the subject (a serving group; a backend that
+/// can serve).
+fn can_serve(subject: &Subject, region: &str) -> bool {
+    match subject {
+        Subject::Listener(l) => l.groups.get(region).is_some_and(traffic::Group::serving),
+        Subject::Service(s) => s.serving_regions().iter().any(|r| r == region),
+    }
+}
+
+/// How a flow reaches its region, for humans.
+fn path_of(subject: &Subject, flow: &Flow, down: &[String]) -> String {
+    let cause = |region: &str| {
+        if is_down(down, region) {
+            "down"
+        } else {
+            "unhealthy"
+        }
+    };
+    let dial = |region: &str| match subject {
+        Subject::Listener(l) => l.groups.get(region).map_or(0.0, |g| g.dial),
+        Subject::Service(_) => 0.0,
+    };
+    let via = flow.via.as_deref().unwrap_or("");
+    let clients = &flow.from;
+    match flow.route {
+        Route::Proximity => format!("clients at {clients}: {} is their closest endpoint group", flow.to),
+        Route::Dial => format!(
+            "{via} trafficDial {} turns clients at {clients} away → next closest group with a dial above 0: {}",
+            dial(via),
+            flow.to
+        ),
+        Route::Failover => format!(
+            "{via} {} → clients at {clients} fail over to {} (closest serving endpoint group among their three closest; trafficDial {} ignored)",
+            cause(via),
+            flow.to,
+            dial(&flow.to)
+        ),
+        Route::FailOpen => format!(
+            "no serving endpoint group among the three closest to clients at {clients} → Global Accelerator fails open to {}, which cannot serve",
+            flow.to
+        ),
+        Route::Residual => format!(
+            "every dial turns clients at {clients} away → assumed to stay in {} (A-2)",
+            flow.to
+        ),
+        Route::Closest if !via.is_empty() && !can_serve(subject, via) => format!(
+            "{via} {} → clients at {clients} go to {} (closest region with capacity)",
+            cause(via),
+            flow.to
+        ),
+        Route::Closest => format!(
+            "clients at {clients}: {} is their closest region with capacity",
+            flow.to
+        ),
+        Route::Overflow => format!(
+            "closer regions full → clients at {clients} overflow to {}",
+            flow.to
+        ),
+        Route::Spray => format!("clients at {clients} sprayed to {} by capacity", flow.to),
+        Route::Excess => format!(
+            "every region at capacity → clients at {clients} spread to {} by capacity (A-5)",
+            flow.to
+        ),
+    }
 }
 
 fn percent(share: f64) -> String {
@@ -520,8 +568,10 @@ pub fn simulate(
             (address.clone(), input)
         })
         .collect();
-    let subjects_before = traffic::subjects(&before);
-    let subjects_during = traffic::subjects(&during);
+    let declared = traffic::declarations(state);
+    let mut subjects_before = traffic::subjects(&before, &declared);
+    let mut subjects_during = traffic::subjects(&during, &declared);
+    traffic::align_default_clients(&mut subjects_before, &mut subjects_during);
     let mut report = Report {
         format_version: FORMAT_VERSION,
         source: source.to_owned(),
@@ -536,9 +586,9 @@ pub fn simulate(
         residency_violations: Vec::new(),
         serving_violations: Vec::new(),
         capacity_shortfalls: Vec::new(),
+        fail_open: Vec::new(),
         notes: Vec::new(),
     };
-    let mut per_endpoint_noted = false;
     for (key, subject_during) in &subjects_during {
         let Some(subject_before) = subjects_before.get(key) else {
             continue;
@@ -551,40 +601,18 @@ pub fn simulate(
             TrafficKind::GlobalAccelerator => format!("GlobalAccelerator/{}", info.name),
             TrafficKind::BackendService => format!("BackendService/{}", info.name),
         };
-        let shares_before = subject_before.shares();
-        let shares_during = subject_during.shares();
+        let routing_before = subject_before.route();
+        let routing_during = subject_during.route();
+        let mut regions = subject_before.regions();
+        regions.extend(subject_during.regions());
+        let shares_before = routing_before.shares(&regions);
+        let shares_during = routing_during.shares(&regions);
         let (min_serving_regions, traffic_policy) = min_serving(state, info.kind, &info.name);
-        let serving_before = serving_regions(subject_before);
-        let serving_during = serving_regions(subject_during);
-
-        // Capacity, by region.
-        let (capacity_before, capacity_during): (
-            BTreeMap<String, Option<f64>>,
-            BTreeMap<String, Option<f64>>,
-        ) = match key {
-            SubjectKey::Listener { .. } => {
-                let declared: BTreeMap<String, Option<f64>> = shares_before
-                    .keys()
-                    .map(|r| (r.clone(), info.group_capacity.get(r).map(|c| f64::from(*c))))
-                    .collect();
-                let during_capacity = declared
-                    .iter()
-                    .map(|(r, c)| (r.clone(), c.map(|c| if is_down(down, r) { 0.0 } else { c })))
-                    .collect();
-                (declared, during_capacity)
-            }
-            SubjectKey::Service { name } => {
-                let uses_per_endpoint = resources.iter().any(|(a, d)| {
-                    matches!((a, &d.resource), (Address::Backend { service, .. }, Resource::Backend(spec)) if service == name && spec.max_rate.is_none() && spec.max_rate_per_endpoint.is_some())
-                });
-                if uses_per_endpoint && !per_endpoint_noted {
-                    per_endpoint_noted = true;
-                    report.notes.push("`maxRatePerEndpoint` counts once per backend group: the number of endpoints in a network endpoint group is not known offline, so RATE capacities are per group.".to_owned());
-                }
-                (rate_capacity(&before, name), rate_capacity(&during, name))
-            }
-        };
-        let expected = info.expected_rps.map(f64::from);
+        let serving_before = subject_before.serving_regions();
+        let serving_during = subject_during.serving_regions();
+        let capacity_before = capacities(subject_before);
+        let capacity_during = capacities(subject_during);
+        let expected = subject_during.expected_rps();
         let mut regions_report = Vec::new();
         for (region, before_share) in &shares_before {
             let during_share = shares_during.get(region).copied().unwrap_or(0.0);
@@ -645,7 +673,7 @@ pub fn simulate(
                     capacity_rps: total,
                     load_rps: e,
                     message: format!(
-                        "{subject}: the surviving backends declare {} of RATE capacity (capacity scaler × max rate) against an expected {}: short by {}",
+                        "{subject}: the surviving backends' capacity (capacity scaler × target capacity) is {} against an expected {}: short by {}; every region runs over its target",
                         rps(total),
                         rps(e),
                         rps(e - total)
@@ -654,114 +682,48 @@ pub fn simulate(
             }
         }
 
-        // Failover paths and the routes classified traffic takes.
+        // Failover paths, fail-open traffic and where classified traffic lands.
         let mut failovers = Vec::new();
-        // (region, path) pairs where traffic lands during the outage.
-        // (region, path, moved, client region when the model knows it).
-        let mut landings: Vec<(String, String, bool, Option<String>, f64)> = Vec::new();
-        let mut fail_open = false;
-        match subject_during {
-            Subject::Listener(groups) => {
-                let routing = traffic::route_listener(groups);
-                fail_open = routing.fail_open;
-                for flow in routing.flows.iter().filter(|f| f.share > 1e-9) {
-                    let cause = if is_down(down, &flow.from) {
-                        "down"
-                    } else {
-                        "unhealthy"
-                    };
-                    let path = if routing.fail_open {
-                        format!(
-                            "no endpoint group can serve → Global Accelerator fails open: {}'s clients go to {}",
-                            flow.from, flow.to
-                        )
-                    } else {
-                        match flow.route {
-                            Route::Own => format!("{}'s own clients", flow.to),
-                            Route::Dial => format!(
-                                "{} trafficDial {} → spills to {} by dial",
-                                flow.from,
-                                groups.get(&flow.from).map_or(0.0, |g| g.dial),
-                                flow.to
-                            ),
-                            Route::Failover => format!(
-                                "{} {cause} → spills to {} (nearest serving endpoint group; trafficDial {} ignored)",
-                                flow.from,
-                                flow.to,
-                                groups.get(&flow.to).map_or(0.0, |g| g.dial)
-                            ),
-                        }
-                    };
-                    let moved = routing.fail_open || flow.route == Route::Failover;
-                    if flow.route == Route::Failover {
-                        failovers.push(FailoverPath {
-                            from: flow.from.clone(),
-                            to: flow.to.clone(),
-                            share: flow.share,
-                            distance_km: traffic::distance_km(&flow.from, &flow.to),
-                            how: "nearest serving endpoint group, its trafficDial ignored"
-                                .to_owned(),
-                        });
-                    }
-                    landings.push((
-                        flow.to.clone(),
-                        path,
-                        moved,
-                        Some(flow.from.clone()),
-                        flow.share,
-                    ));
-                }
+        // (region, path, moved, client location, share)
+        let mut landings: Vec<(String, String, bool, String, f64)> = Vec::new();
+        let mut fail_open: BTreeMap<(String, String), f64> = BTreeMap::new();
+        for flow in routing_during.flows.iter().filter(|f| f.share > 1e-9) {
+            let path = path_of(subject_during, flow, down);
+            let displaced = flow
+                .via
+                .as_deref()
+                .is_some_and(|via| !can_serve(subject_during, via));
+            if flow.route == Route::FailOpen {
+                *fail_open
+                    .entry((flow.from.clone(), flow.to.clone()))
+                    .or_default() += flow.share;
+            } else if displaced {
+                let from = flow.via.clone().unwrap_or_default();
+                failovers.push(FailoverPath {
+                    distance_km: traffic::distance_km(&flow.from, &flow.to),
+                    from,
+                    clients: flow.from.clone(),
+                    to: flow.to.clone(),
+                    share: flow.share,
+                    how: flow.rule.label(),
+                });
             }
-            Subject::Service(capacities) => {
-                let survivors: f64 = capacities.values().sum();
-                let lost: Vec<(&String, f64)> = shares_before
-                    .iter()
-                    .filter(|(r, share)| {
-                        **share > 0.0 && capacities.get(*r).copied().unwrap_or(0.0) <= 0.0
-                    })
-                    .map(|(r, share)| (r, *share))
-                    .collect();
-                for (region, share) in &shares_during {
-                    if *share <= 0.0 {
-                        continue;
-                    }
-                    let capacity = capacities.get(region).copied().unwrap_or(0.0);
-                    if survivors > 0.0 {
-                        for (from, lost_share) in &lost {
-                            let cause = if is_down(down, from) {
-                                "down"
-                            } else {
-                                "unhealthy"
-                            };
-                            let moved = lost_share * capacity / survivors;
-                            failovers.push(FailoverPath {
-                                from: (*from).clone(),
-                                to: region.clone(),
-                                share: moved,
-                                distance_km: None,
-                                how: "in proportion to the surviving backends' effective capacity"
-                                    .to_owned(),
-                            });
-                            landings.push((
-                                region.clone(),
-                                format!("{from} {cause} → spills to {region} (by capacity)"),
-                                true,
-                                None,
-                                moved,
-                            ));
-                        }
-                    }
-                    landings.push((
-                        region.clone(),
-                        format!("{region}'s own share"),
-                        false,
-                        None,
-                        *share,
-                    ));
-                }
-            }
+            let moved = displaced || flow.route.moved();
+            landings.push((flow.to.clone(), path, moved, flow.from.clone(), flow.share));
         }
-        failovers.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
+        failovers.sort_by(|a, b| (&a.from, &a.clients, &a.to).cmp(&(&b.from, &b.clients, &b.to)));
+        for ((clients, region), share) in &fail_open {
+            report.fail_open.push(FailOpen {
+                subject: subject.clone(),
+                clients: clients.clone(),
+                region: region.clone(),
+                share: *share,
+                message: format!(
+                    "{subject}: clients at {clients} ({} of new traffic) have no serving endpoint group among their three closest; Global Accelerator fails open and sends them to {region}, which cannot serve them (GA-4)",
+                    percent(*share)
+                ),
+            });
+        }
 
         // Residency along the paths.
         if let Some((classification, policies)) = classification(state, info.labels) {
@@ -771,15 +733,11 @@ pub fn simulate(
             // (region, policy): its share, not the region's whole share.
             let mut client_share: BTreeMap<(String, String), f64> = BTreeMap::new();
             for (region, path, moved, client, flow_share) in &landings {
-                // A client-scoped policy only speaks of its own clients'
-                // traffic (Global Accelerator flows know their clients).
                 let applicable: Vec<_> = policies
                     .iter()
                     .filter(|p| {
                         p.doc.spec.client_regions.is_empty()
-                            || client
-                                .as_deref()
-                                .is_some_and(|c| crate::policy::client_scoped(p, c))
+                            || crate::policy::client_scoped(p, client)
                     })
                     .collect();
                 if applicable.is_empty() {
@@ -873,23 +831,27 @@ pub fn simulate(
                 ),
             });
         }
-        if fail_open {
-            report.notes.push(format!(
-                "{subject}: no endpoint group can serve during the outage, so Global Accelerator fails open and sends clients to endpoints that are down; the shares show where connections are attempted, not where they succeed"
-            ));
-        }
+        let endpoints = match subject_during {
+            Subject::Listener(l) => traffic::listener::endpoint_shares(l, &routing_during),
+            Subject::Service(_) => Vec::new(),
+        };
         report.subjects.push(SubjectReport {
             affected: regions_report.iter().any(|r| r.down),
             subject,
             document,
-            expected_rps: info.expected_rps,
-            fail_open,
+            expected_rps: expected.map(|e| e.round() as u32),
+            fail_open: routing_during.fail_open_share() > 1e-9,
+            fail_open_share: routing_during.fail_open_share(),
             regions: regions_report,
+            endpoints,
             failovers,
             serving_regions_before: serving_before.len(),
             serving_regions_during: serving_during.len(),
             min_serving_regions,
             traffic_policy,
+            rules: routing_during.rule_labels(),
+            clients: routing_during.clients.describe(),
+            assumptions: routing_during.notes.clone(),
         });
     }
     report
@@ -928,6 +890,12 @@ fn headline(report: &Report) -> String {
     } else {
         format!("⚠️ {capacity} capacity shortfall(s)")
     });
+    if !report.fail_open.is_empty() {
+        parts.push(format!(
+            "⚠️ {} client population(s) fail open",
+            report.fail_open.len()
+        ));
+    }
     format!(
         "{} down: {}",
         report.regions_down.join(" + "),
@@ -971,10 +939,11 @@ fn failover_line(subject: &SubjectReport, path: &FailoverPath) -> String {
         .map(|d| format!(", {}", km(d)))
         .unwrap_or_default();
     format!(
-        "`{}`: {} → {} ({}{distance}): {} of new traffic",
+        "`{}`: {} → {}, clients at {} ({}{distance}): {} of new traffic",
         subject.subject,
         path.from,
         path.to,
+        path.clients,
         path.how,
         percent(path.share)
     )
@@ -1015,7 +984,10 @@ fn markdown(report: &Report) -> String {
     for s in &report.capacity_shortfalls {
         let _ = writeln!(out, "- ⚠️ {}", s.message);
     }
-    if report.is_blocked() || !report.capacity_shortfalls.is_empty() {
+    for f in &report.fail_open {
+        let _ = writeln!(out, "- ⚠️ {}", f.message);
+    }
+    if report.exit_code() != crate::exit::OK {
         let _ = writeln!(out);
     }
     let _ = writeln!(
@@ -1088,6 +1060,24 @@ fn markdown(report: &Report) -> String {
             check.policies.join(", ")
         );
     }
+    let _ = writeln!(
+        out,
+        "\n**How these shares were predicted** (rules: `docs/traffic-model.md`)\n"
+    );
+    for subject in &report.subjects {
+        let _ = writeln!(
+            out,
+            "- `{}`: {}; {}{}",
+            subject.subject,
+            subject.rules.join(", "),
+            subject.clients,
+            if subject.assumptions.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", subject.assumptions.join("; "))
+            }
+        );
+    }
     let _ = writeln!(out);
     for note in &report.notes {
         let _ = writeln!(out, "<sub>note: {note}</sub><br>");
@@ -1146,12 +1136,18 @@ fn text(report: &Report) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "    failover: {} → {} ({}{distance}): {}",
+                "    failover: {} → {}, clients at {} ({}{distance}): {}",
                 path.from,
                 path.to,
+                path.clients,
                 path.how,
                 percent(path.share)
             );
+        }
+        let _ = writeln!(out, "    rules: {}", subject.rules.join(", "));
+        let _ = writeln!(out, "    {}", subject.clients);
+        for assumption in &subject.assumptions {
+            let _ = writeln!(out, "    assumed: {assumption}");
         }
         if subject.affected {
             let _ = writeln!(
@@ -1186,7 +1182,7 @@ fn text(report: &Report) -> String {
             );
         }
     }
-    if report.is_blocked() || !report.capacity_shortfalls.is_empty() {
+    if report.exit_code() != crate::exit::OK {
         let _ = writeln!(out, "\nFindings:");
     }
     for v in &report.residency_violations {
@@ -1197,6 +1193,9 @@ fn text(report: &Report) -> String {
     }
     for s in &report.capacity_shortfalls {
         let _ = writeln!(out, "  capacity: {}", s.message);
+    }
+    for f in &report.fail_open {
+        let _ = writeln!(out, "  fail-open: {}", f.message);
     }
     for note in &report.notes {
         let _ = writeln!(out, "note: {note}");
