@@ -153,7 +153,12 @@ fn basis(impact: &Impact) -> String {
     let mut text = format!(
         "`{}`: {}; {}",
         impact.subject,
-        impact.rules.join(", "),
+        impact
+            .rules
+            .iter()
+            .map(|r| r.label())
+            .collect::<Vec<_>>()
+            .join("; "),
         impact.clients
     );
     if !impact.notes.is_empty() {
@@ -268,12 +273,11 @@ fn markdown(preview: &Preview) -> String {
             for region in &impact.regions {
                 let _ = writeln!(
                     out,
-                    "| `{}` | {} | {} | {} {} |",
+                    "| `{}` | {} | {} | {} |",
                     impact.subject,
                     region.region,
                     percent(region.before),
-                    percent(region.after),
-                    arrow(region)
+                    format!("{} {}", percent(region.after), arrow(region)).trim_end()
                 );
             }
         }
@@ -395,7 +399,16 @@ fn text(preview: &Preview) -> String {
         );
         for impact in &preview.traffic {
             let _ = writeln!(out, "  {}", impact.subject);
-            let _ = writeln!(out, "    rules: {}", impact.rules.join(", "));
+            let _ = writeln!(
+                out,
+                "    rules: {}",
+                impact
+                    .rules
+                    .iter()
+                    .map(|r| r.label())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
             let _ = writeln!(out, "    {}", impact.clients);
             for note in &impact.notes {
                 let _ = writeln!(out, "    assumed: {note}");

@@ -62,7 +62,11 @@ fn the_patch_applies_with_git_apply_keeps_comments_and_validates() {
     let root = dir.path();
     let ds = copy_example(root);
     let before = std::fs::read_to_string(ds.join("global-accelerator.yaml")).expect("read");
-    let run = meridian(root, &["failover", "--from", "us-east-1", "desired-state"]);
+    // Frankfurt: its clients go on to the next closest group with a dial
+    // above 0 (N. Virginia for `api`, Ireland for `accounts-eu`), which every
+    // policy allows. (Draining us-east-1 would send US clients to Frankfurt:
+    // see `draining_the_only_us_region_is_refused_and_reports_the_overload`.)
+    let run = meridian(root, &["failover", "--from", "eu-central-1", "desired-state"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(
         run.stdout.starts_with(
@@ -73,7 +77,17 @@ fn the_patch_applies_with_git_apply_keeps_comments_and_validates() {
     );
     assert!(
         run.stderr
-            .contains("Drain us-east-1: trafficDial 0 on 2 endpoint group(s), capacityScaler 0 on 0 backend(s)"),
+            .contains("Drain eu-central-1: trafficDial 0 on 3 endpoint group(s), capacityScaler 0 on 0 backend(s)"),
+        "{}",
+        run.stderr
+    );
+    // ap-southeast-1 keeps half of its third and sends the rest on to the
+    // next closest group with a dial above 0: Frankfurt is at 0 now, so
+    // N. Virginia: 1/3 + 1/3 (Frankfurt's clients) + 1/6 = 25,000 of 30,000.
+    assert!(
+        run.stderr.contains(
+            "warning: GlobalAccelerator[api].listener[https]: us-east-1 would carry about 25000 requests per second after the drain, above its declared capacityRps 24000"
+        ),
         "{}",
         run.stderr
     );
@@ -87,22 +101,19 @@ fn the_patch_applies_with_git_apply_keeps_comments_and_validates() {
     git(root, &["apply", "--check", "drain.patch"]);
     git(root, &["apply", "drain.patch"]);
     let after = std::fs::read_to_string(ds.join("global-accelerator.yaml")).expect("read");
-    // Exactly the two us-east-1 dials (listeners https and grpc), in place:
-    // every other line — comments, flow mappings, spacing — is untouched.
+    // Exactly the three eu-central-1 dials (`api` https and grpc,
+    // `accounts-eu`), in place: every other line — comments, flow mappings,
+    // spacing — is untouched.
     assert_eq!(
         changed_lines(&before, &after),
-        vec![
-            (
-                22,
+        [30, 59, 89]
+            .into_iter()
+            .map(|line| (
+                line,
                 "          trafficDial: 100".to_owned(),
                 "          trafficDial: 0".to_owned()
-            ),
-            (
-                51,
-                "          trafficDial: 100".to_owned(),
-                "          trafficDial: 0".to_owned()
-            ),
-        ]
+            ))
+            .collect::<Vec<_>>()
     );
     for comment in [
         "# The public API, three regions, two listeners; US clients' records stay in North America.",
@@ -120,7 +131,7 @@ fn the_patch_applies_with_git_apply_keeps_comments_and_validates() {
         validate.all()
     );
     // Draining an already drained region changes nothing.
-    let again = meridian(root, &["failover", "--from", "us-east-1"]);
+    let again = meridian(root, &["failover", "--from", "eu-central-1"]);
     assert_eq!(again.code, 0, "{}", again.all());
     assert!(again.stdout.is_empty(), "{}", again.all());
     assert!(
@@ -138,14 +149,17 @@ fn to_raises_the_target_and_gcp_backends_drain_by_capacity_scaler() {
     let ga_before = std::fs::read_to_string(ds.join("global-accelerator.yaml")).expect("read");
     let run = meridian(
         root,
-        &["failover", "--from", "us-east-1", "--to", "ap-southeast-1"],
+        &["failover", "--from", "eu-central-1", "--to", "ap-southeast-1"],
     );
     assert_eq!(run.code, 0, "{}", run.all());
+    // With ap-southeast-1 at 100 it keeps its own third: N. Virginia carries
+    // 1/3 + 1/3 = 20,000 requests per second, under its 24,000.
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
     std::fs::write(root.join("drain.patch"), &run.stdout).expect("write");
     git(root, &["apply", "drain.patch"]);
     let ga_after = std::fs::read_to_string(ds.join("global-accelerator.yaml")).expect("read");
     let changes = changed_lines(&ga_before, &ga_after);
-    assert_eq!(changes.len(), 3, "{changes:?}");
+    assert_eq!(changes.len(), 4, "{changes:?}");
     assert_eq!(
         changes[1],
         (
@@ -223,14 +237,14 @@ fn branch_commits_only_the_drained_scalars_and_leaves_head_and_work_tree_alone()
         &[
             "failover",
             "--from",
-            "us-east-1",
+            "eu-central-1",
             "--branch",
-            "drain-us-east-1",
+            "drain-eu-central-1",
         ],
     );
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(
-        run.stdout.contains("on the new branch drain-us-east-1"),
+        run.stdout.contains("on the new branch drain-eu-central-1"),
         "{}",
         run.all()
     );
@@ -247,15 +261,15 @@ fn branch_commits_only_the_drained_scalars_and_leaves_head_and_work_tree_alone()
         "the work tree and the index stay"
     );
     assert_eq!(
-        repo.git(&["rev-parse", "drain-us-east-1^"]),
+        repo.git(&["rev-parse", "drain-eu-central-1^"]),
         head,
         "the branch starts at HEAD"
     );
     assert_eq!(
-        repo.git(&["diff", "--name-only", "main", "drain-us-east-1"]),
+        repo.git(&["diff", "--name-only", "main", "drain-eu-central-1"]),
         GA
     );
-    let committed = repo.git(&["show", &format!("drain-us-east-1:{GA}")]);
+    let committed = repo.git(&["show", &format!("drain-eu-central-1:{GA}")]);
     let changes = changed_lines(&repo.read(GA), &committed);
     assert_eq!(
         changes
@@ -263,16 +277,17 @@ fn branch_commits_only_the_drained_scalars_and_leaves_head_and_work_tree_alone()
             .map(|(line, before, after)| (*line, before.trim(), after.trim()))
             .collect::<Vec<_>>(),
         vec![
-            (22, "trafficDial: 100", "trafficDial: 0"),
-            (51, "trafficDial: 100", "trafficDial: 0"),
+            (30, "trafficDial: 100", "trafficDial: 0"),
+            (59, "trafficDial: 100", "trafficDial: 0"),
+            (89, "trafficDial: 100", "trafficDial: 0"),
         ]
     );
-    let message = repo.git(&["log", "-1", "--format=%B", "drain-us-east-1"]);
+    let message = repo.git(&["log", "-1", "--format=%B", "drain-eu-central-1"]);
     assert!(
         message.starts_with(
-            "Drain us-east-1: trafficDial 0 on 2 endpoint group(s), capacityScaler 0 on 0 backend(s)"
+            "Drain eu-central-1: trafficDial 0 on 3 endpoint group(s), capacityScaler 0 on 0 backend(s)"
         ) && message.contains(
-            "GlobalAccelerator/api listener https, endpoint group us-east-1: trafficDial 100 -> 0"
+            "GlobalAccelerator/api listener https, endpoint group eu-central-1: trafficDial 100 -> 0"
         ),
         "{message}"
     );
@@ -283,9 +298,9 @@ fn branch_commits_only_the_drained_scalars_and_leaves_head_and_work_tree_alone()
         &[
             "failover",
             "--from",
-            "us-east-1",
+            "eu-central-1",
             "--branch",
-            "drain-us-east-1",
+            "drain-eu-central-1",
         ],
     );
     assert_eq!(again.code, 1, "{}", again.all());
@@ -295,7 +310,7 @@ fn branch_commits_only_the_drained_scalars_and_leaves_head_and_work_tree_alone()
     repo.write(GA, &format!("{}# local edit\n", repo.read(GA)));
     let dirty = meridian(
         &repo.work,
-        &["failover", "--from", "us-east-1", "--branch", "drain-dirty"],
+        &["failover", "--from", "eu-central-1", "--branch", "drain-dirty"],
     );
     assert_eq!(dirty.code, 1, "{}", dirty.all());
     assert!(
@@ -315,27 +330,27 @@ fn a_drain_that_leaves_too_few_serving_regions_is_refused_and_writes_nothing() {
     let files = example_files("desired-state");
     let files: Vec<(&str, String)> = files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
     let mut repo = Repo::new(dir.path(), &files);
-    // us-east-1 is already drained; draining eu-central-1 as well would
-    // leave `api` serving from ap-southeast-1 alone, below
-    // TrafficPolicy/careful's 2 regions.
-    let first = meridian(&repo.work, &["failover", "--from", "us-east-1"]);
+    // eu-central-1 is already drained; draining ap-southeast-1 as well would
+    // leave `api` serving from us-east-1 alone, below TrafficPolicy/careful's
+    // 2 regions.
+    let first = meridian(&repo.work, &["failover", "--from", "eu-central-1"]);
     assert_eq!(first.code, 0, "{}", first.all());
     std::fs::write(repo.work.join("drain.patch"), &first.stdout).expect("write");
     git(&repo.work, &["apply", "drain.patch"]);
     std::fs::remove_file(repo.work.join("drain.patch")).expect("rm");
-    repo.commit("drain us-east-1");
+    repo.commit("drain eu-central-1");
     let head = repo.git(&["rev-parse", "HEAD"]);
     let before = snapshot(&repo.work.join("desired-state"));
 
-    for extra in [&[][..], &["--branch", "drain-eu"][..]] {
-        let mut args = vec!["failover", "--from", "eu-central-1"];
+    for extra in [&[][..], &["--branch", "drain-ap"][..]] {
+        let mut args = vec!["failover", "--from", "ap-southeast-1"];
         args.extend_from_slice(extra);
         let run = meridian(&repo.work, &args);
         assert_eq!(run.code, 3, "{}", run.all());
         assert!(run.stdout.is_empty(), "{}", run.all());
         assert!(
             run.stderr.contains(
-                "refused: GlobalAccelerator[api].listener[https] would keep 1 serving region(s) (ap-southeast-1) after the drain; TrafficPolicy/careful requires at least 2"
+                "refused: GlobalAccelerator[api].listener[https] would keep 1 serving region(s) (us-east-1) after the drain; TrafficPolicy/careful requires at least 2"
             ),
             "{}",
             run.stderr
@@ -348,7 +363,7 @@ fn a_drain_that_leaves_too_few_serving_regions_is_refused_and_writes_nothing() {
     }
     assert_eq!(snapshot(&repo.work.join("desired-state")), before);
     assert_eq!(repo.git(&["rev-parse", "HEAD"]), head);
-    assert!(repo.git(&["branch", "--list", "drain-eu"]).is_empty());
+    assert!(repo.git(&["branch", "--list", "drain-ap"]).is_empty());
 
     // The EU-only accounts service: draining both of its regions leaves none.
     let dir2 = tempfile::tempdir().expect("tempdir");
@@ -370,8 +385,11 @@ fn a_drain_that_leaves_too_few_serving_regions_is_refused_and_writes_nothing() {
 
 #[test]
 fn a_drain_that_moves_classified_data_to_a_forbidden_region_is_refused() {
-    // Raising the Canadian standby of the US-only records service would put
-    // a third of its traffic (Canada's own clients) in ca-central-1.
+    // Raising the Canadian standby of the US-only records service while
+    // draining N. Virginia would put two thirds of its traffic in
+    // ca-central-1: Canada's own clients, and N. Virginia's, whose next
+    // closest group with a dial above 0 is Montréal (≈ 790 km; Oregon ≈
+    // 3,500 km).
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let ds = root.join("records");
@@ -398,7 +416,7 @@ fn a_drain_that_moves_classified_data_to_a_forbidden_region_is_refused() {
     assert!(run.stdout.is_empty(), "{}", run.all());
     assert!(
         run.stderr.contains(
-            "refused: GlobalAccelerator[records].listener[https] would move `us-regulated` data to ca-central-1 (0.0% → 50.0% of new traffic); DataResidencyPolicy/us-records forbids it"
+            "refused: GlobalAccelerator[records].listener[https] would move `us-regulated` data to ca-central-1 (0.0% → 66.7% of new traffic); DataResidencyPolicy/us-records forbids it"
         ),
         "{}",
         run.stderr

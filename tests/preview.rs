@@ -121,9 +121,11 @@ fn the_markdown_preview_shows_file_diff_plan_and_traffic_shares() {
         markdown.stdout.contains("!     trafficDial: 50 → 100"),
         "plan"
     );
-    // Hand-computed: three regions, a third of the clients each. Before, APAC
-    // admits half of its third (16.7%) and spills 16.7% to the US and EU in
-    // proportion to their dials (100:100) -> 41.7% each. After, 33.3% each.
+    // Hand-computed: clients declared equal at the three regions. Before,
+    // APAC keeps half of its third (16.7%) and sends the other 16.7% to the
+    // next closest group from Singapore, Frankfurt (≈ 10,300 km; N. Virginia
+    // ≈ 15,500 km): eu-central-1 50%, us-east-1 33.3% (GA-1, GA-2). After,
+    // 33.3% each; only Frankfurt's share moves.
     assert!(
         markdown.stdout.contains(
             "| `GlobalAccelerator[api].listener[https]` | ap-southeast-1 | 16.7% | 33.3% ▲ |"
@@ -134,7 +136,23 @@ fn the_markdown_preview_shows_file_diff_plan_and_traffic_shares() {
     assert!(
         markdown
             .stdout
-            .contains("| `GlobalAccelerator[api].listener[https]` | us-east-1 | 41.7% | 33.3% ▼ |"),
+            .contains("| `GlobalAccelerator[api].listener[https]` | eu-central-1 | 50.0% | 33.3% ▼ |"),
+        "{}",
+        markdown.stdout
+    );
+    assert!(
+        markdown
+            .stdout
+            .contains("| `GlobalAccelerator[api].listener[https]` | us-east-1 | 33.3% | 33.3% |"),
+        "{}",
+        markdown.stdout
+    );
+    // The preview says which rules and which clients the shares rest on.
+    assert!(
+        markdown.stdout.contains(
+            "- `GlobalAccelerator[api].listener[https]`: GA-1 closest endpoint group; GA-2 traffic dial, rest to the next closest group; clients declared at GlobalAccelerator/api spec.clients: ap-southeast-1 33.3%, eu-central-1 33.3%, us-east-1 33.3%"
+        ) && markdown.stdout.contains("`BackendService[app-backend]`: GCP-1 waterfall by region")
+            && markdown.stdout.contains("clients not declared; assumed equal at each region in use"),
         "{}",
         markdown.stdout
     );

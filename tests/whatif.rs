@@ -65,24 +65,24 @@ const GRPC: &str = "GlobalAccelerator[api].listener[grpc]";
 
 #[test]
 fn losing_us_east_1_sends_its_clients_to_frankfurt_and_overloads_it() {
-    // The example's `api` listener `https`: three regions, so each region's
-    // clients are 1/3 of the new traffic. Dials: us-east-1 100,
+    // The example's `api` listener `https`: clients declared equal at the
+    // three regions (`spec.clients`), 1/3 each. Dials: us-east-1 100,
     // eu-central-1 100, ap-southeast-1 50. Expected 30,000 requests/s;
     // capacityRps 24,000 / 24,000 / 12,000.
     //
-    // Before: ap-southeast-1 admits 50% of its third = 1/6 and spills the
-    // other 1/6 to us-east-1 and eu-central-1 by their dials (100:100),
-    // 1/12 each. us-east-1 = 1/3 + 1/12 = 5/12 = 41.67%, eu-central-1 the
-    // same, ap-southeast-1 = 1/6 = 16.67%.
-    //   loads: 30,000 × 5/12 = 12,500 (headroom 24,000 − 12,500 = 11,500) in
-    //   us-east-1 and eu-central-1; 30,000 × 1/6 = 5,000 (headroom 7,000) in
-    //   ap-southeast-1.
+    // Before: ap-southeast-1 keeps 50% of its third = 1/6 (GA-2) and sends
+    // the other 1/6 to the next closest group from Singapore with a dial
+    // above 0: Frankfurt (≈ 10,300 km) before N. Virginia (≈ 15,500 km).
+    // us-east-1 = 1/3 = 33.3%, eu-central-1 = 1/3 + 1/6 = 50%,
+    // ap-southeast-1 = 1/6 = 16.7%.
+    //   loads: 10,000 (headroom 14,000) in us-east-1; 15,000 (headroom
+    //   9,000) in eu-central-1; 5,000 (headroom 7,000) in ap-southeast-1.
     //
-    // During (us-east-1 down): its third fails over to the nearest serving
-    // group. Frankfurt is about 6,550 km from N. Virginia, Singapore about
-    // 15,600 km, so all of it goes to eu-central-1, dial ignored.
-    // ap-southeast-1 still admits 1/6 and spills 1/6 by dial — now only to
-    // eu-central-1 (us-east-1 serves nothing).
+    // During (us-east-1 down): N. Virginia's clients fail over to the
+    // closest serving group among their three closest (GA-3). Frankfurt is
+    // about 6,550 km from N. Virginia, Singapore about 15,600 km, so all of
+    // it goes to eu-central-1, dial ignored. ap-southeast-1 still keeps 1/6
+    // and sends 1/6 on to Frankfurt.
     //   eu-central-1 = 1/3 (own) + 1/3 (failover) + 1/6 (APAC spill) = 5/6 = 83.33%
     //   ap-southeast-1 = 1/6 = 16.67%, us-east-1 = 0
     //   eu-central-1 load = 30,000 × 5/6 = 25,000 > 24,000: headroom −1,000.
@@ -112,15 +112,15 @@ fn losing_us_east_1_sends_its_clients_to_frankfurt_and_overloads_it() {
         region(https, "eu-central-1"),
         region(https, "ap-southeast-1"),
     );
-    close(&us["before"], 5.0 / 12.0);
-    close(&eu["before"], 5.0 / 12.0);
+    close(&us["before"], 1.0 / 3.0);
+    close(&eu["before"], 0.5);
     close(&ap["before"], 1.0 / 6.0);
     close(&us["during"], 0.0);
     close(&eu["during"], 5.0 / 6.0);
     close(&ap["during"], 1.0 / 6.0);
     assert_eq!(us["down"], true);
-    close(&us["headroom_before_rps"], 11_500.0);
-    close(&eu["headroom_before_rps"], 11_500.0);
+    close(&us["headroom_before_rps"], 14_000.0);
+    close(&eu["headroom_before_rps"], 9_000.0);
     close(&ap["headroom_before_rps"], 7_000.0);
     close(&eu["load_during_rps"], 25_000.0);
     close(&eu["headroom_during_rps"], -1_000.0);
@@ -132,7 +132,32 @@ fn losing_us_east_1_sends_its_clients_to_frankfurt_and_overloads_it() {
     let failovers = https["failovers"].as_array().expect("failovers");
     assert_eq!(failovers.len(), 1, "{failovers:?}");
     assert_eq!(failovers[0]["from"], "us-east-1");
+    assert_eq!(failovers[0]["clients"], "us-east-1");
     assert_eq!(failovers[0]["to"], "eu-central-1");
+    assert!(
+        failovers[0]["how"].as_str().is_some_and(|h| h.starts_with("GA-3")),
+        "{failovers:?}"
+    );
+    // The prediction names its rules and the clients it starts from.
+    let rules: Vec<&str> = https["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert!(
+        rules.iter().any(|r| r.starts_with("GA-1"))
+            && rules.iter().any(|r| r.starts_with("GA-2"))
+            && rules.iter().any(|r| r.starts_with("GA-3")),
+        "{rules:?}"
+    );
+    assert!(
+        https["clients"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("clients declared at GlobalAccelerator/api spec.clients")),
+        "{}",
+        https["clients"]
+    );
     close(&failovers[0]["share"], 1.0 / 3.0);
     let km = number(&failovers[0]["distance_km"]);
     assert!((6_400.0..6_700.0).contains(&km), "{km}");
@@ -151,8 +176,17 @@ fn losing_us_east_1_sends_its_clients_to_frankfurt_and_overloads_it() {
     let accounts = subject(&report, "GlobalAccelerator[accounts-eu].listener[https]");
     assert_eq!(accounts["affected"], false);
     close(&region(accounts, "eu-west-1")["during"], 0.5);
+    // The GCP service: no clients declared (equal at its three regions) and
+    // no expectedRps, so by waterfall each region keeps its own third.
     let backend = subject(&report, "BackendService[app-backend]");
-    close(&region(backend, "us-east1")["during"], 0.4);
+    close(&region(backend, "us-east1")["during"], 1.0 / 3.0);
+    assert!(
+        backend["clients"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("clients not declared")),
+        "{}",
+        backend["clients"]
+    );
 
     let shortfalls = report["capacity_shortfalls"]
         .as_array()
@@ -199,7 +233,7 @@ fn losing_us_east_1_sends_its_clients_to_frankfurt_and_overloads_it() {
     assert!(
         violations[1]["paths"][0]
             .as_str()
-            .is_some_and(|p| p.starts_with("us-east-1 down → spills to eu-central-1")),
+            .is_some_and(|p| p.starts_with("us-east-1 down → clients at us-east-1 fail over to eu-central-1")),
         "{violations:?}"
     );
 }
@@ -232,14 +266,14 @@ fn the_markdown_report_matches_its_snapshot() {
     // What the snapshot must show, spelled out.
     assert!(
         run.stdout.contains(
-            "| `GlobalAccelerator[api].listener[https]` | eu-central-1 | 41.7% | 83.3% ▲ | 24,000 rps | 11,500 rps | ⚠️ -1,000 rps |"
+            "| `GlobalAccelerator[api].listener[https]` | eu-central-1 | 50.0% | 83.3% ▲ | 24,000 rps | 9,000 rps | ⚠️ -1,000 rps |"
         ),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("us-east-1 → eu-central-1 (nearest serving endpoint group"),
+            .contains("us-east-1 → eu-central-1, clients at us-east-1 (GA-3 failover among the three closest groups"),
         "{}",
         run.stdout
     );
@@ -248,8 +282,11 @@ fn the_markdown_report_matches_its_snapshot() {
 #[test]
 fn two_regions_down_leave_the_api_below_its_minimum_serving_regions() {
     // us-east-1 and eu-central-1 down: ap-southeast-1 is the only serving
-    // group of both `api` listeners. Every third fails over (or spills by
-    // dial) to it: 100% of the traffic, 30,000 requests/s against 12,000.
+    // group of both `api` listeners, and among every population's three
+    // closest (there are only three). The US and EU thirds fail over to it;
+    // the half of its own third its dial turns away has no other group to
+    // go to and is assumed to stay: 100% of the traffic, 30,000
+    // requests/s against 12,000.
     // TrafficPolicy/careful asks for 2 serving regions: exit 3.
     // accounts-eu loses eu-central-1 and fails over to eu-west-1 (Ireland,
     // the only other group), which its residency policy allows.
@@ -291,7 +328,7 @@ fn two_regions_down_leave_the_api_below_its_minimum_serving_regions() {
         accounts[0]["path"]
             .as_str()
             .expect("path")
-            .starts_with("eu-central-1 down → spills to eu-west-1"),
+            .starts_with("eu-central-1 down → clients at eu-central-1 fail over to eu-west-1"),
         "{checks:?}"
     );
     // US clients of `api` end up in Singapore: forbidden for their data.
@@ -309,10 +346,11 @@ fn two_regions_down_leave_the_api_below_its_minimum_serving_regions() {
 
 #[test]
 fn with_every_region_of_a_listener_down_global_accelerator_fails_open() {
-    // No endpoint group of `api` can serve: Global Accelerator fails open and
-    // treats every group as healthy, so connections are attempted exactly
-    // where they would go normally (41.7% / 41.7% / 16.7% for https), but no
-    // region can serve them: 0 serving regions, exit 3.
+    // No endpoint group of `api` can serve: none of any population's three
+    // closest groups serves, so Global Accelerator fails open and sends each
+    // population to its closest group (GA-4), dials playing no part: 1/3
+    // each for https, and no region can serve them: 0 serving regions,
+    // exit 3.
     let (code, report, run) = whatif_json(
         "desired-state",
         &["us-east-1", "eu-central-1", "ap-southeast-1"],
@@ -320,17 +358,23 @@ fn with_every_region_of_a_listener_down_global_accelerator_fails_open() {
     assert_eq!(code, 3, "{}", run.all());
     let https = subject(&report, HTTPS);
     assert_eq!(https["fail_open"], true);
-    close(&region(https, "us-east-1")["during"], 5.0 / 12.0);
-    close(&region(https, "eu-central-1")["during"], 5.0 / 12.0);
-    close(&region(https, "ap-southeast-1")["during"], 1.0 / 6.0);
+    close(&region(https, "us-east-1")["during"], 1.0 / 3.0);
+    close(&region(https, "eu-central-1")["during"], 1.0 / 3.0);
+    close(&region(https, "ap-southeast-1")["during"], 1.0 / 3.0);
+    close(&https["fail_open_share"], 1.0);
     assert_eq!(https["serving_regions_during"], 0);
+    let fail_open: Vec<&Value> = report["fail_open"]
+        .as_array()
+        .expect("fail_open")
+        .iter()
+        .filter(|f| f["subject"] == HTTPS)
+        .collect();
+    assert_eq!(fail_open.len(), 3, "{report:#}");
     assert!(
-        report["notes"]
-            .as_array()
-            .expect("notes")
-            .iter()
-            .any(|n| n.as_str().is_some_and(|n| n.contains("fails open"))),
-        "{report:#}"
+        fail_open.iter().all(|f| f["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("fails open") && m.contains("GA-4"))),
+        "{fail_open:?}"
     );
     // accounts-eu still has eu-west-1: no fail-open there.
     assert_eq!(
@@ -342,19 +386,21 @@ fn with_every_region_of_a_listener_down_global_accelerator_fails_open() {
 #[test]
 fn a_dial_zero_standby_in_a_forbidden_region_is_a_residency_violation_along_the_failover_path() {
     // records: us-east-1 (dial 100), us-west-2 (dial 100), ca-central-1
-    // (dial 0, standby). A third of the clients each.
-    // Before: ca-central-1 admits nothing and spills its third by dial to
-    // us-east-1 and us-west-2 (100:100): 1/3 + 1/6 = 1/2 each, 0 in Canada.
-    // During (us-east-1 down): the nearest serving group to N. Virginia is
-    // Montréal (about 790 km; Oregon is about 3,500 km), dial 0 ignored:
-    // ca-central-1 = 1/3. Canada's own clients still spill by dial, now only
-    // to us-west-2: us-west-2 = 1/3 + 1/3 = 2/3.
+    // (dial 0, standby). No clients declared: a third at each region.
+    // Before: ca-central-1 keeps none of Montréal's clients and sends them to
+    // the next closest group with a dial above 0, N. Virginia (about 790
+    // km): us-east-1 = 2/3, us-west-2 = 1/3, 0 in Canada.
+    // During (us-east-1 down): N. Virginia's three closest groups are
+    // us-east-1, Montréal (about 790 km) and Oregon (about 3,500 km); the
+    // closest serving one is Montréal, dial 0 ignored (GA-3): ca-central-1
+    // = 1/3. Montréal's own clients now go on to Oregon: us-west-2 = 2/3.
     let dir = fixture("us-records-standby");
     let (code, report, run) = whatif_json(&dir, &["us-east-1"]);
     assert_eq!(code, 3, "{}", run.all());
     let https = subject(&report, "GlobalAccelerator[records].listener[https]");
     close(&region(https, "ca-central-1")["before"], 0.0);
-    close(&region(https, "us-east-1")["before"], 0.5);
+    close(&region(https, "us-east-1")["before"], 2.0 / 3.0);
+    close(&region(https, "us-west-2")["before"], 1.0 / 3.0);
     close(&region(https, "ca-central-1")["during"], 1.0 / 3.0);
     close(&region(https, "us-west-2")["during"], 2.0 / 3.0);
     let violations = report["residency_violations"]
@@ -370,7 +416,7 @@ fn a_dial_zero_standby_in_a_forbidden_region_is_a_residency_violation_along_the_
     assert_eq!(
         v["paths"],
         serde_json::json!([
-            "us-east-1 down → spills to ca-central-1 (nearest serving endpoint group; trafficDial 0 ignored)"
+            "us-east-1 down → clients at us-east-1 fail over to ca-central-1 (closest serving endpoint group among their three closest; trafficDial 0 ignored)"
         ])
     );
     // The text output names resource, region, policy and path on one line.
@@ -384,7 +430,7 @@ fn a_dial_zero_standby_in_a_forbidden_region_is_a_residency_violation_along_the_
             .lines()
             .any(|l| l.contains("residency: GlobalAccelerator/records")
                 && l.contains("ca-central-1")
-                && l.contains("us-east-1 down → spills to ca-central-1")
+                && l.contains("us-east-1 down → clients at us-east-1 fail over to ca-central-1")
                 && l.contains("DataResidencyPolicy/us-records forbids it")),
         "{}",
         text.stdout
@@ -402,8 +448,9 @@ fn a_dial_zero_standby_in_a_forbidden_region_is_a_residency_violation_along_the_
     );
     // Losing us-west-2 instead sends nothing to Canada: Oregon's clients
     // fail over to the nearer serving group, us-east-1 (about 3,500 km)
-    // rather than ca-central-1 (about 3,530 km). Distance decides, not the
-    // dial: no violation, exit 0.
+    // rather than ca-central-1 (about 3,530 km), and Montréal's still go on
+    // to N. Virginia by dial. Distance decides, not the dial: no violation,
+    // exit 0.
     let (code, report, run) = whatif_json(&dir, &["us-west-2"]);
     assert_eq!(code, 0, "{}", run.all());
     assert_eq!(report["residency_violations"], serde_json::json!([]));
@@ -413,36 +460,51 @@ fn a_dial_zero_standby_in_a_forbidden_region_is_a_residency_violation_along_the_
 }
 
 #[test]
-fn a_gcp_region_down_spills_to_the_other_backends_by_capacity() {
-    // app-backend: RATE, maxRatePerEndpoint 100 (counted per group), scalers
-    // 1.0 / 1.0 / 0.5: effective capacities us-east1 100, europe-west1 100,
-    // asia-southeast1 50 → 40% / 40% / 20%. With us-east1 down the
-    // survivors split by capacity: 100/150 = 66.7% and 50/150 = 33.3%; the
-    // lost 40% moves 26.7% to europe-west1 and 13.3% to asia-southeast1.
+fn a_gcp_region_down_sends_its_clients_to_their_next_closest_region() {
+    // app-backend: EXTERNAL_MANAGED without a policy: WATERFALL_BY_REGION
+    // (GCP-1). No clients declared (a third at each backend region) and no
+    // expectedRps, so no region is assumed full: each keeps its own
+    // third, whatever the capacity scalers. With us-east1 down, South
+    // Carolina's clients go to their next closest region with capacity:
+    // St. Ghislain (about 7,000 km) before Singapore (about 15,800 km).
     let (code, report, run) = whatif_json("desired-state", &["us-east1"]);
     assert_eq!(code, 0, "{}", run.all());
     let backend = subject(&report, "BackendService[app-backend]");
+    close(&region(backend, "europe-west1")["before"], 1.0 / 3.0);
     close(&region(backend, "europe-west1")["during"], 2.0 / 3.0);
     close(&region(backend, "asia-southeast1")["during"], 1.0 / 3.0);
     close(&region(backend, "us-east1")["during"], 0.0);
-    close(&region(backend, "asia-southeast1")["capacity_rps"], 50.0);
+    // maxRatePerEndpoint without endpointCount: no capacity is claimed.
+    assert!(region(backend, "asia-southeast1")["capacity_rps"].is_null());
     let failovers = backend["failovers"].as_array().expect("failovers");
-    assert_eq!(failovers.len(), 2, "{failovers:?}");
-    assert_eq!(failovers[0]["to"], "asia-southeast1");
-    close(&failovers[0]["share"], 0.4 / 3.0);
-    assert_eq!(failovers[1]["to"], "europe-west1");
-    close(&failovers[1]["share"], 0.8 / 3.0);
+    assert_eq!(failovers.len(), 1, "{failovers:?}");
+    assert_eq!(failovers[0]["from"], "us-east1");
+    assert_eq!(failovers[0]["to"], "europe-west1");
+    close(&failovers[0]["share"], 1.0 / 3.0);
+    let rules: Vec<&str> = backend["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert!(rules.iter().any(|r| r.starts_with("GCP-1")), "{rules:?}");
+    assert!(rules.iter().any(|r| r.starts_with("A-4")), "{rules:?}");
     // The AWS side is untouched.
     close(
         &region(subject(&report, HTTPS), "us-east-1")["during"],
-        5.0 / 12.0,
+        1.0 / 3.0,
     );
 }
 
 #[test]
 fn a_gcp_service_short_of_declared_capacity_is_reported() {
-    // expectedRps 200 on app-backend: before, 250 rps of RATE capacity
-    // (100 + 100 + 0.5 × 100); without europe-west1, 150 < 200.
+    // expectedRps 200 on app-backend and one endpoint per group: capacities
+    // 100, 100 and 0.5 × 100 = 50 requests per second. Before, each region's
+    // third (66.7 rps) fits at home. Without europe-west1, 150 < 200: its
+    // clients go to us-east1 (about 7,000 km), which fills at 100; the rest
+    // overflows to asia-southeast1, which fills at 50; the 50 above every
+    // capacity spreads 2:1, so both run a third over: us-east1 133.3
+    // rps against 100.
     let dir = tempfile::tempdir().expect("tempdir");
     let ds = copy_example(dir.path());
     let file = ds.join("gcp-load-balancing.yaml");
@@ -452,6 +514,10 @@ fn a_gcp_service_short_of_declared_capacity_is_reported() {
         text.replace(
             "  enableCDN: true\n",
             "  enableCDN: true\n  expectedRps: 200\n",
+        )
+        .replace(
+            "      maxRatePerEndpoint: 100\n",
+            "      maxRatePerEndpoint: 100\n      endpointCount: 1\n",
         ),
     )
     .expect("write");
@@ -624,7 +690,7 @@ fn declared_capacity_fields_are_validated_with_positions() {
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.stderr
-            .contains("spec.expectedRps: is compared with the backends' RATE capacity"),
+            .contains("spec.expectedRps: is compared with the backends' capacity in requests per second"),
         "{}",
         run.stderr
     );

@@ -41,9 +41,12 @@ pub fn failover(args: &FailoverArgs) -> Result<u8> {
     };
     let drain = match failover::drain(&files, &state, &args.from, args.to.as_deref()) {
         Ok(drain) => drain,
-        Err(FailoverError::Refused(reasons)) => {
+        Err(FailoverError::Refused { reasons, warnings }) => {
             for reason in &reasons {
                 eprintln!("refused: {reason}");
+            }
+            for warning in &warnings {
+                eprintln!("warning: {warning}");
             }
             eprintln!("Nothing was written.");
             return Ok(exit::BLOCKED);

@@ -59,8 +59,13 @@ pub enum FailoverError {
         region: String,
     },
     /// The drain is unsafe; nothing was written.
-    #[error("refused: {}", .0.join("; "))]
-    Refused(Vec<String>),
+    #[error("refused: {}", .reasons.join("; "))]
+    Refused {
+        /// Why it is refused.
+        reasons: Vec<String>,
+        /// What else the drain would do that is worth knowing (capacity).
+        warnings: Vec<String>,
+    },
     /// The text cannot be edited safely in place.
     #[error("cannot edit the desired state in place: {0}")]
     CannotEdit(String),
@@ -470,7 +475,8 @@ fn subject_document<'a>(
 }
 
 fn fmt_percent(share: f64) -> String {
-    format!("{:.1}%", share * 100.0)
+    // `+ 0.0` turns the -0.0 an empty sum gives into 0.0.
+    format!("{:.1}%", share * 100.0 + 0.0)
 }
 
 /// Refusals and warnings for moving from `before` to `after` (normal
@@ -631,7 +637,10 @@ pub fn drain(
     }
     let (refusals, mut warnings) = safety(state, &edited);
     if !refusals.is_empty() {
-        return Err(FailoverError::Refused(refusals));
+        return Err(FailoverError::Refused {
+            reasons: refusals,
+            warnings,
+        });
     }
     for violation in crate::policy::residency_violations(&edited) {
         warnings.push(format!(

@@ -314,7 +314,8 @@ impl Routing {
             .iter()
             .filter(|f| f.route == Route::FailOpen)
             .map(|f| f.share)
-            .sum()
+            .sum::<f64>()
+            + 0.0
     }
 
     /// `GA-1 closest endpoint group; GA-2 …`.
@@ -330,8 +331,8 @@ pub struct Shares {
     pub subject: String,
     /// Region → share, 0.0-1.0; sums to 1 unless nothing serves.
     pub regions: BTreeMap<String, f64>,
-    /// The rules the prediction rests on (`GA-1 closest endpoint group`, …).
-    pub rules: Vec<String>,
+    /// The rules the prediction rests on (serialised as `GA-1`, …).
+    pub rules: Vec<Rule>,
     /// The clients it starts from, for humans.
     pub clients: String,
     /// Details of the assumptions.
@@ -718,7 +719,7 @@ fn shares_of(key: &SubjectKey, subject: &Subject) -> Shares {
     Shares {
         subject: key.to_string(),
         regions: routing.shares(&subject.regions()),
-        rules: routing.rule_labels(),
+        rules: routing.rules.clone(),
         clients: routing.clients.describe(),
         notes: routing.notes.clone(),
     }
@@ -757,8 +758,9 @@ pub struct Impact {
     pub subject: String,
     /// Per region, in region order.
     pub regions: Vec<RegionImpact>,
-    /// The rules the prediction after the change rests on.
-    pub rules: Vec<String>,
+    /// The rules the predictions now and after the change rest on
+    /// (serialised as `GA-1`, …).
+    pub rules: Vec<Rule>,
     /// The clients it starts from.
     pub clients: String,
     /// Details of the assumptions.
@@ -794,10 +796,10 @@ pub fn impact(before: &[Shares], after: &[Shares]) -> Vec<Impact> {
             regions.sort();
             regions.dedup();
             let basis = a.or(b);
-            let mut rules: Vec<String> = b
+            let mut rules: Vec<Rule> = b
                 .iter()
                 .chain(a.iter())
-                .flat_map(|s| s.rules.iter().cloned())
+                .flat_map(|s| s.rules.iter().copied())
                 .collect();
             rules.sort();
             rules.dedup();

@@ -140,8 +140,9 @@ pub struct SubjectReport {
     pub min_serving_regions: u32,
     /// The traffic policy that sets it (none: the built-in minimum of 1).
     pub traffic_policy: Option<String>,
-    /// The rules and assumptions the prediction during the outage rests on.
-    pub rules: Vec<String>,
+    /// The rules and assumptions the prediction during the outage rests on
+    /// (serialised as `GA-1`, …).
+    pub rules: Vec<traffic::Rule>,
     /// The clients it starts from.
     pub clients: String,
     /// Details of the assumptions.
@@ -515,7 +516,8 @@ fn path_of(subject: &Subject, flow: &Flow, down: &[String]) -> String {
 }
 
 fn percent(share: f64) -> String {
-    format!("{:.1}%", share * 100.0)
+    // `+ 0.0` turns the -0.0 an empty sum gives into 0.0.
+    format!("{:.1}%", share * 100.0 + 0.0)
 }
 
 fn rps(value: f64) -> String {
@@ -849,7 +851,7 @@ pub fn simulate(
             serving_regions_during: serving_during.len(),
             min_serving_regions,
             traffic_policy,
-            rules: routing_during.rule_labels(),
+            rules: routing_during.rules.clone(),
             clients: routing_during.clients.describe(),
             assumptions: routing_during.notes.clone(),
         });
@@ -1069,7 +1071,12 @@ fn markdown(report: &Report) -> String {
             out,
             "- `{}`: {}; {}{}",
             subject.subject,
-            subject.rules.join(", "),
+            subject
+                .rules
+                .iter()
+                .map(|r| r.label())
+                .collect::<Vec<_>>()
+                .join("; "),
             subject.clients,
             if subject.assumptions.is_empty() {
                 String::new()
@@ -1144,7 +1151,12 @@ fn text(report: &Report) -> String {
                 percent(path.share)
             );
         }
-        let _ = writeln!(out, "    rules: {}", subject.rules.join(", "));
+        let _ = writeln!(out, "    rules: {}", subject
+                .rules
+                .iter()
+                .map(|r| r.label())
+                .collect::<Vec<_>>()
+                .join("; "));
         let _ = writeln!(out, "    {}", subject.clients);
         for assumption in &subject.assumptions {
             let _ = writeln!(out, "    assumed: {assumption}");
