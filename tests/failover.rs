@@ -66,7 +66,10 @@ fn the_patch_applies_with_git_apply_keeps_comments_and_validates() {
     // above 0 (N. Virginia for `api`, Ireland for `accounts-eu`), which every
     // policy allows. (Draining us-east-1 would send US clients to Frankfurt:
     // see `draining_the_only_us_region_is_refused_and_reports_the_overload`.)
-    let run = meridian(root, &["failover", "--from", "eu-central-1", "desired-state"]);
+    let run = meridian(
+        root,
+        &["failover", "--from", "eu-central-1", "desired-state"],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(
         run.stdout.starts_with(
@@ -142,6 +145,39 @@ fn the_patch_applies_with_git_apply_keeps_comments_and_validates() {
 }
 
 #[test]
+fn draining_the_only_us_region_is_refused_and_reports_the_overload() {
+    // `api`, clients declared equal at its three regions. With us-east-1 at
+    // dial 0, N. Virginia's clients go on to their next closest group with a
+    // dial above 0: Frankfurt (≈ 6,550 km; Singapore ≈ 15,500 km). So does
+    // the half of Singapore's third its dial 50 turns away. eu-central-1 =
+    // 1/3 + 1/3 + 1/6 = 5/6 of 30,000 = 25,000 requests per second, above
+    // its declared 24,000. And US clients served in Frankfurt break
+    // DataResidencyPolicy/us-customer-data: refused, nothing written.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let ds = common::copy_example_verbatim(root);
+    let before = snapshot(&ds);
+    let run = meridian(root, &["failover", "--from", "us-east-1"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(run.stdout.is_empty(), "{}", run.all());
+    assert!(
+        run.stderr.contains(
+            "refused: GlobalAccelerator[api].listener[https] would move `us-customer-data` data to eu-central-1 (0.0% → 33.3% of new traffic, clients in us-*)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "warning: GlobalAccelerator[api].listener[https]: eu-central-1 would carry about 25000 requests per second after the drain, above its declared capacityRps 24000"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot(&ds), before);
+}
+
+#[test]
 fn to_raises_the_target_and_gcp_backends_drain_by_capacity_scaler() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
@@ -149,7 +185,13 @@ fn to_raises_the_target_and_gcp_backends_drain_by_capacity_scaler() {
     let ga_before = std::fs::read_to_string(ds.join("global-accelerator.yaml")).expect("read");
     let run = meridian(
         root,
-        &["failover", "--from", "eu-central-1", "--to", "ap-southeast-1"],
+        &[
+            "failover",
+            "--from",
+            "eu-central-1",
+            "--to",
+            "ap-southeast-1",
+        ],
     );
     assert_eq!(run.code, 0, "{}", run.all());
     // With ap-southeast-1 at 100 it keeps its own third: N. Virginia carries
@@ -310,7 +352,13 @@ fn branch_commits_only_the_drained_scalars_and_leaves_head_and_work_tree_alone()
     repo.write(GA, &format!("{}# local edit\n", repo.read(GA)));
     let dirty = meridian(
         &repo.work,
-        &["failover", "--from", "eu-central-1", "--branch", "drain-dirty"],
+        &[
+            "failover",
+            "--from",
+            "eu-central-1",
+            "--branch",
+            "drain-dirty",
+        ],
     );
     assert_eq!(dirty.code, 1, "{}", dirty.all());
     assert!(

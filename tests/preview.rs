@@ -134,9 +134,9 @@ fn the_markdown_preview_shows_file_diff_plan_and_traffic_shares() {
         markdown.stdout
     );
     assert!(
-        markdown
-            .stdout
-            .contains("| `GlobalAccelerator[api].listener[https]` | eu-central-1 | 50.0% | 33.3% ▼ |"),
+        markdown.stdout.contains(
+            "| `GlobalAccelerator[api].listener[https]` | eu-central-1 | 50.0% | 33.3% ▼ |"
+        ),
         "{}",
         markdown.stdout
     );

@@ -672,13 +672,14 @@ fn draining_the_region_of_client_scoped_data_is_blocked_at_plan_time() {
     let apply = sim_run(root, &sim, &["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{}", apply.all());
     let (_, writes) = call_totals(&sim);
-    // Draining us-east-1 would serve US clients from Frankfurt and Singapore.
+    // Draining us-east-1 would send US clients on to the next closest group
+    // with a dial above 0: Frankfurt.
     want_https_dial(&desired, "us-east-1", 0);
     let plan = sim_run(root, &sim, &["plan"]);
     assert_eq!(plan.code, 3, "{}", plan.all());
     assert!(
         plan.stderr.contains("DataResidencyPolicy/us-customer-data")
-            && plan.stderr.contains("clients in us-east-1")
+            && plan.stderr.contains("clients at us-east-1")
             && plan.stderr.contains("eu-central-1"),
         "{}",
         plan.all()

@@ -135,7 +135,9 @@ fn losing_us_east_1_sends_its_clients_to_frankfurt_and_overloads_it() {
     assert_eq!(failovers[0]["clients"], "us-east-1");
     assert_eq!(failovers[0]["to"], "eu-central-1");
     assert!(
-        failovers[0]["how"].as_str().is_some_and(|h| h.starts_with("GA-3")),
+        failovers[0]["how"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("GA-3")),
         "{failovers:?}"
     );
     // The prediction names its rules and the clients it starts from.
@@ -152,9 +154,9 @@ fn losing_us_east_1_sends_its_clients_to_frankfurt_and_overloads_it() {
         "{rules:?}"
     );
     assert!(
-        https["clients"]
-            .as_str()
-            .is_some_and(|c| c.starts_with("clients declared at GlobalAccelerator/api spec.clients")),
+        https["clients"].as_str().is_some_and(
+            |c| c.starts_with("clients declared at GlobalAccelerator/api spec.clients")
+        ),
         "{}",
         https["clients"]
     );
@@ -233,7 +235,8 @@ fn losing_us_east_1_sends_its_clients_to_frankfurt_and_overloads_it() {
     assert!(
         violations[1]["paths"][0]
             .as_str()
-            .is_some_and(|p| p.starts_with("us-east-1 down → clients at us-east-1 fail over to eu-central-1")),
+            .is_some_and(|p| p
+                .starts_with("us-east-1 down → clients at us-east-1 fail over to eu-central-1")),
         "{violations:?}"
     );
 }
@@ -689,8 +692,9 @@ fn declared_capacity_fields_are_validated_with_positions() {
     let run = meridian(dir.path(), &["validate"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
-        run.stderr
-            .contains("spec.expectedRps: is compared with the backends' capacity in requests per second"),
+        run.stderr.contains(
+            "spec.expectedRps: is compared with the backends' capacity in requests per second"
+        ),
         "{}",
         run.stderr
     );

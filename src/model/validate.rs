@@ -9,8 +9,7 @@ use std::net::Ipv4Addr;
 
 use super::raw::{
     BalancingMode, GaHealthCheckProtocol, GcpProtocol, HealthCheckDocSpec, LoadBalancingScheme,
-    ProviderType,
-    TrafficKind,
+    ProviderType, TrafficKind,
 };
 use super::{DesiredState, Diagnostic, Located};
 use meridian_provider::regions::{self, parse_backend_group};

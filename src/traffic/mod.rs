@@ -37,7 +37,6 @@ pub use listener::{Endpoint, Group, Listener};
 pub use rules::Rule;
 pub use service::{Algorithm, Backend, Service};
 
-
 /// Approximate location (latitude, longitude in degrees) of every AWS and
 /// Google Cloud region meridian knows: the metropolitan area the provider
 /// names for the region. Good to a few hundred kilometres, which is all
@@ -300,7 +299,8 @@ impl Routing {
         &self,
         regions: impl IntoIterator<Item = &'a String>,
     ) -> BTreeMap<String, f64> {
-        let mut shares: BTreeMap<String, f64> = regions.into_iter().map(|r| (r.clone(), 0.0)).collect();
+        let mut shares: BTreeMap<String, f64> =
+            regions.into_iter().map(|r| (r.clone(), 0.0)).collect();
         for flow in &self.flows {
             *shares.entry(flow.to.clone()).or_default() += flow.share;
         }
@@ -545,7 +545,8 @@ pub fn backend_capacity(
             Some(c) => Ok(f64::from(c)),
             None => Err(format!(
                 "CONNECTION: its capacity is {} connections, not requests per second; declare `capacityRps` to compare",
-                spec.max_connections.map_or("undeclared".to_owned(), |c| c.to_string())
+                spec.max_connections
+                    .map_or("undeclared".to_owned(), |c| c.to_string())
             )),
         },
         other => Err(format!("balancing mode {other}: capacity unknown")),
@@ -892,8 +893,14 @@ mod tests {
         assert!(close(flow_share(&routing, "us-west-2", "us-east-1"), 0.25));
         // "both endpoint groups serve the same amount of traffic"
         let s = shares(&l);
-        assert!(close(s["us-east-1"], 0.5) && close(s["us-west-2"], 0.5), "{s:?}");
-        assert!(!routing.rules.contains(&Rule::AssumeResidual), "{routing:?}");
+        assert!(
+            close(s["us-east-1"], 0.5) && close(s["us-west-2"], 0.5),
+            "{s:?}"
+        );
+        assert!(
+            !routing.rules.contains(&Rule::AssumeResidual),
+            "{routing:?}"
+        );
     }
 
     #[test]
@@ -1010,7 +1017,10 @@ mod tests {
             clients(&[("eu-central-1", 1.0)]),
         );
         let routing = listener::route(&l);
-        assert!(close(flow_share(&routing, "eu-central-1", "eu-central-1"), 1.0));
+        assert!(close(
+            flow_share(&routing, "eu-central-1", "eu-central-1"),
+            1.0
+        ));
         assert!(routing.rules.contains(&Rule::AssumeResidual));
         assert!(listener::serving_regions(&l, &routing).is_empty());
     }
@@ -1018,12 +1028,27 @@ mod tests {
     #[test]
     fn endpoint_weights_split_a_groups_share() {
         // One group, weights 200 and 56 (the healthy ones) and one unhealthy.
-        let mut l = listener(&[("eu-central-1", 100.0, true)], clients(&[("eu-central-1", 1.0)]));
+        let mut l = listener(
+            &[("eu-central-1", 100.0, true)],
+            clients(&[("eu-central-1", 1.0)]),
+        );
         let group = l.groups.get_mut("eu-central-1").expect("group");
         group.endpoints = vec![
-            Endpoint { id: "a".into(), weight: 200, healthy: true },
-            Endpoint { id: "b".into(), weight: 56, healthy: true },
-            Endpoint { id: "c".into(), weight: 100, healthy: false },
+            Endpoint {
+                id: "a".into(),
+                weight: 200,
+                healthy: true,
+            },
+            Endpoint {
+                id: "b".into(),
+                weight: 56,
+                healthy: true,
+            },
+            Endpoint {
+                id: "c".into(),
+                weight: 100,
+                healthy: false,
+            },
         ];
         let routing = listener::route(&l);
         let endpoints = listener::endpoint_shares(&l, &routing);
@@ -1068,10 +1093,19 @@ mod tests {
             };
             assert_eq!(served(&before), served(&after), "{location}");
         }
-        assert!(close(flow_share(&before, "ap-southeast-1", "eu-central-1"), 0.25));
-        assert!(close(flow_share(&after, "ap-southeast-1", "ap-southeast-1"), 0.25));
+        assert!(close(
+            flow_share(&before, "ap-southeast-1", "eu-central-1"),
+            0.25
+        ));
+        assert!(close(
+            flow_share(&after, "ap-southeast-1", "ap-southeast-1"),
+            0.25
+        ));
         let s = shares(&three);
-        assert!(close(s["us-east-1"], 0.40) && close(s["eu-central-1"], 0.35), "{s:?}");
+        assert!(
+            close(s["us-east-1"], 0.40) && close(s["eu-central-1"], 0.35),
+            "{s:?}"
+        );
     }
 
     fn service(
@@ -1125,7 +1159,14 @@ mod tests {
             assert!(close(shares[r], 1.0 / 3.0), "{shares:?}");
         }
         // Without expectedRps the same, stated as an assumption.
-        let s = service(WATERFALL, &[("europe-west1", None, 1.0, true), ("us-east1", None, 1.0, true)], None);
+        let s = service(
+            WATERFALL,
+            &[
+                ("europe-west1", None, 1.0, true),
+                ("us-east1", None, 1.0, true),
+            ],
+            None,
+        );
         let routing = service::route(&s);
         assert!(routing.rules.contains(&Rule::AssumeUnderCapacity));
         assert!(close(routing.shares(&s.regions())["us-east1"], 0.5));
@@ -1150,7 +1191,10 @@ mod tests {
         let shares = routing.shares(&s.regions());
         assert!(close(shares["us-east1"], 400.0 / 3000.0), "{shares:?}");
         assert!(close(shares["europe-west1"], 1600.0 / 3000.0), "{shares:?}");
-        assert!(close(shares["asia-southeast1"], 1000.0 / 3000.0), "{shares:?}");
+        assert!(
+            close(shares["asia-southeast1"], 1000.0 / 3000.0),
+            "{shares:?}"
+        );
         assert!(routing.flows.iter().any(|f| f.route == Route::Overflow
             && f.from == "us-east1"
             && f.to == "europe-west1"
@@ -1169,7 +1213,10 @@ mod tests {
         // remaining 1,500 spreads 2:1, so both run at 200% of target.
         let s = service(
             WATERFALL,
-            &[("europe-west1", Some(1000.0), 1.0, true), ("us-east1", Some(500.0), 1.0, true)],
+            &[
+                ("europe-west1", Some(1000.0), 1.0, true),
+                ("us-east1", Some(500.0), 1.0, true),
+            ],
             Some(3000.0),
         );
         let routing = service::route(&s);
@@ -1211,7 +1258,10 @@ mod tests {
         );
         let routing = service::route(&s);
         // South Carolina's clients: Belgium ≈ 7,000 km, Singapore ≈ 15,800 km.
-        assert!(close(flow_share(&routing, "us-east1", "europe-west1"), 1.0 / 3.0));
+        assert!(close(
+            flow_share(&routing, "us-east1", "europe-west1"),
+            1.0 / 3.0
+        ));
         assert_eq!(s.serving_regions(), vec!["asia-southeast1", "europe-west1"]);
     }
 
@@ -1236,7 +1286,10 @@ mod tests {
         // UTILIZATION: only a declared capacity, filled to 0.8 by default.
         let util = spec("UTILIZATION");
         assert!(backend_capacity(&util, None).is_err());
-        assert_eq!(backend_capacity(&util, Some(&(None, Some(1000)))), Ok(800.0));
+        assert_eq!(
+            backend_capacity(&util, Some(&(None, Some(1000)))),
+            Ok(800.0)
+        );
         // CONNECTION counts connections: never compared with requests.
         let mut conn = spec("CONNECTION");
         conn.max_connections = Some(5000);
@@ -1253,7 +1306,11 @@ mod tests {
         );
         assert_eq!(distance_km("us-east-1", "us-east-1"), Some(0.0));
         assert_eq!(distance_km("us-east-1", "mars-1"), None);
-        let (a, b, c) = ("us-west-2".to_owned(), "eu-west-1".to_owned(), "ap-northeast-1".to_owned());
+        let (a, b, c) = (
+            "us-west-2".to_owned(),
+            "eu-west-1".to_owned(),
+            "ap-northeast-1".to_owned(),
+        );
         assert_eq!(by_distance("eu-west-3", &[&a, &b, &c]), vec![&b, &a, &c]);
     }
 

@@ -267,7 +267,10 @@ pub fn route(service: &Service) -> Routing {
             }
         }
         let mut demand: BTreeMap<&String, f64> = BTreeMap::new();
-        for p in pending.iter().filter(|p| p.load > EPS && p.pos < p.order.len()) {
+        for p in pending
+            .iter()
+            .filter(|p| p.load > EPS && p.pos < p.order.len())
+        {
             *demand.entry(p.order[p.pos]).or_default() += p.load;
         }
         if demand.is_empty() {

@@ -474,7 +474,10 @@ fn path_of(subject: &Subject, flow: &Flow, down: &[String]) -> String {
     let via = flow.via.as_deref().unwrap_or("");
     let clients = &flow.from;
     match flow.route {
-        Route::Proximity => format!("clients at {clients}: {} is their closest endpoint group", flow.to),
+        Route::Proximity => format!(
+            "clients at {clients}: {} is their closest endpoint group",
+            flow.to
+        ),
         Route::Dial => format!(
             "{via} trafficDial {} turns clients at {clients} away → next closest group with a dial above 0: {}",
             dial(via),
@@ -1151,12 +1154,16 @@ fn text(report: &Report) -> String {
                 percent(path.share)
             );
         }
-        let _ = writeln!(out, "    rules: {}", subject
+        let _ = writeln!(
+            out,
+            "    rules: {}",
+            subject
                 .rules
                 .iter()
                 .map(|r| r.label())
                 .collect::<Vec<_>>()
-                .join("; "));
+                .join("; ")
+        );
         let _ = writeln!(out, "    {}", subject.clients);
         for assumption in &subject.assumptions {
             let _ = writeln!(out, "    assumed: {assumption}");
