@@ -243,10 +243,12 @@ pub struct Flow {
     pub rule: Rule,
 }
 
+/// What makes two flows the same: clients, route, target, `via`.
+type FlowKey = (String, Route, String, Option<String>);
+
 /// Sums flows with the same clients, target, route and `via`.
 pub(crate) fn merge_flows(flows: Vec<Flow>) -> Vec<Flow> {
-    let mut merged: BTreeMap<(String, Route, String, Option<String>), (f64, Rule)> =
-        BTreeMap::new();
+    let mut merged: BTreeMap<FlowKey, (f64, Rule)> = BTreeMap::new();
     for f in flows {
         merged
             .entry((f.from, f.route, f.to, f.via))
