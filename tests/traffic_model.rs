@@ -135,6 +135,11 @@ fn a_european_outage_beyond_the_three_closest_groups_fails_open() {
     .replace(
         "  provider: aws-global\n",
         "  provider: aws-global\n  clients: {eu-west-1: 30, eu-west-2: 20, eu-central-1: 20, us-east-1: 30}\n",
+    )
+    // N. Virginia has a second endpoint: weights 192 and 64 (GA-5).
+    .replace(
+        "loadbalancer/app/shop-us-east-1/1a2b3c4d\n",
+        "loadbalancer/app/shop-us-east-1/1a2b3c4d\n              weight: 192\n            - id: arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/shop-us-east-1-b/5e6f7a8b\n              weight: 64\n",
     );
     write(&dir.path().join("ds"), &[AWS_PROVIDER, &shop]);
     let (code, report, run) = whatif(
@@ -166,6 +171,18 @@ fn a_european_outage_beyond_the_three_closest_groups_fails_open() {
         ]
     );
     assert_eq!(https["serving_regions_during"], 1);
+    // N. Virginia's 30% splits 192:64 between its endpoints: 22.5% / 7.5%.
+    let endpoint = |suffix: &str| {
+        https["endpoints"]
+            .as_array()
+            .expect("endpoints")
+            .iter()
+            .find(|e| e["id"].as_str().is_some_and(|id| id.ends_with(suffix)))
+            .and_then(|e| e["share"].as_f64())
+            .unwrap_or_else(|| panic!("{suffix}: {https:#}"))
+    };
+    close(endpoint("shop-us-east-1/1a2b3c4d"), 0.225);
+    close(endpoint("shop-us-east-1-b/5e6f7a8b"), 0.075);
     let text = meridian(
         dir.path(),
         &[
@@ -244,7 +261,7 @@ fn gcp_services_fill_by_waterfall_overflow_to_the_next_closest_and_spray_by_capa
     );
     // heavy: 3,000 rps, 1,000 per region. us-east1 holds 800 × 0.5 = 400;
     // the other 600 of South Carolina's clients overflow to the next closest
-    // region with room, europe-west1 (≈ 7,000 km; Singapore ≈ 15,800 km):
+    // region with room, europe-west1 (≈ 6,800 km; Singapore ≈ 16,200 km):
     // us-east1 400, europe-west1 1,600, asia-southeast1 1,000.
     let heavy = service(
         "heavy",
@@ -315,8 +332,8 @@ fn gcp_services_fill_by_waterfall_overflow_to_the_next_closest_and_spray_by_capa
     assert!(rules(spray).contains(&"GCP-3".to_owned()), "{spray:#}");
     assert!(rules(classic).contains(&"GCP-2".to_owned()), "{classic:#}");
     // During: heavy loses Singapore's 5,000. Its 1,000 rps of clients go to
-    // their next closest region with room, europe-west1 (≈ 10,700 km from
-    // Singapore; South Carolina ≈ 15,800 km): 2,600 there.
+    // their next closest region with room, europe-west1 (≈ 10,600 km from
+    // Singapore; South Carolina ≈ 16,200 km): 2,600 there.
     close(share(heavy, "europe-west1", "during"), 2600.0 / 3000.0);
 }
 
@@ -483,11 +500,9 @@ fn adding_a_region_moves_only_the_clients_nearer_to_it() {
 }
 
 #[test]
-fn a_listeners_own_clients_override_the_accelerators_and_client_affinity_changes_nothing() {
+fn a_listeners_own_clients_override_the_accelerators_and_a_shared_population() {
     // Accelerator clients all in N. Virginia; the listener's own all in
-    // Frankfurt: its traffic is served in Frankfurt. Client affinity
-    // (SOURCE_IP) keeps a client on one endpoint but Global Accelerator
-    // applies it after choosing the group: the shares are the same.
+    // Frankfurt: its traffic is served in Frankfurt.
     let base = accelerator("api", "", &[("eu-central-1", 100), ("us-east-1", 100)])
         .replace(
             "  provider: aws-global\n",
@@ -497,17 +512,57 @@ fn a_listeners_own_clients_override_the_accelerators_and_client_affinity_changes
             "      portRanges: [{from: 443, to: 443}]\n",
             "      portRanges: [{from: 443, to: 443}]\n      clients: {eu-central-1: 1}\n",
         );
-    let affine = base.replace(
-        "      protocol: TCP\n",
-        "      protocol: TCP\n      clientAffinity: SOURCE_IP\n",
-    );
-    let regions = impact_of(&base, &affine);
+    let regions = impact_of(&base, &base);
     let eu = regions
         .iter()
         .find(|(r, _, _)| r == "eu-central-1")
         .expect("eu");
-    close(eu.1.expect("before"), 1.0);
     close(eu.2.expect("after"), 1.0);
+
+    // A shared ClientPopulation selects the accelerator by label when it
+    // declares none itself: clients 75% Frankfurt, 25% N. Virginia. The
+    // first population in name order that selects it wins.
+    let population = |name: &str, clients: &str| {
+        format!(
+            "apiVersion: meridian.dev/v1alpha1
+kind: ClientPopulation
+metadata: {{name: {name}}}
+spec:
+  selector: {{kind: GlobalAccelerator, matchLabels: {{team: web}}}}
+  clients: {clients}
+"
+        )
+    };
+    let plain = accelerator(
+        "web",
+        "  labels: {team: web}\n",
+        &[("eu-central-1", 100), ("us-east-1", 100)],
+    );
+    let shared = state(&[
+        AWS_PROVIDER,
+        &plain,
+        &population("b-later", "{us-east-1: 1}"),
+        &population("a-first", "{eu-central-1: 75, us-east-1: 25}"),
+    ]);
+    let impacts = meridian::traffic::compare(
+        &world(&shared),
+        &world(&shared),
+        &meridian::traffic::declarations(&shared),
+    );
+    let eu = impacts[0]
+        .regions
+        .iter()
+        .find(|r| r.region == "eu-central-1")
+        .and_then(|r| r.after)
+        .expect("eu");
+    close(eu, 0.75);
+    assert!(
+        impacts[0]
+            .clients
+            .starts_with("clients declared at ClientPopulation/a-first spec.clients"),
+        "{}",
+        impacts[0].clients
+    );
 }
 
 #[test]
@@ -531,13 +586,22 @@ fn model_declarations_are_validated_with_positions() {
         "      maxRate: 100\n      endpointCount: 4\n      capacityRps: 300\n",
         1,
     );
+    let population = "apiVersion: meridian.dev/v1alpha1
+kind: ClientPopulation
+metadata: {name: everyone}
+spec:
+  selector: {names: [nope]}
+  clients: {atlantis-1: 1}
+";
     write(
         &dir.path().join("ds"),
-        &[AWS_PROVIDER, GCP_PROVIDER, &ga, &bs],
+        &[AWS_PROVIDER, GCP_PROVIDER, &ga, &bs, population],
     );
     let run = meridian(dir.path(), &["validate", "ds"]);
     assert_eq!(run.code, 1, "{}", run.all());
     for expected in [
+        "spec.selector.names[0]: no GlobalAccelerator or BackendService document named `nope`",
+        "spec.clients.atlantis-1: unknown client location `atlantis-1`",
         "ds/state.yaml:25:24: spec.clients.us-east-1: must be above 0",
         "ds/state.yaml:25:40: spec.clients.moon-base-1: unknown client location `moon-base-1`",
         "spec.loadBalancingAlgorithm: `SPRAY_TO_WORLD` is the algorithm of a service load-balancing policy, which only `loadBalancingScheme: EXTERNAL_MANAGED` services have",
@@ -546,4 +610,75 @@ fn model_declarations_are_validated_with_positions() {
     ] {
         assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
     }
+}
+
+#[test]
+fn a_drain_that_leaves_a_gcp_service_short_of_its_expected_load_is_reported() {
+    // Three regions of 1,200 requests per second each, 3,000 expected.
+    // Draining us-east1 leaves 2,400: both other regions run a quarter
+    // over their targets. The drain is allowed (two regions still serve),
+    // with a warning.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let web = service(
+        "web",
+        "  expectedRps: 3000\n",
+        [
+            ("us-east1", 1200, 1.0),
+            ("europe-west1", 1200, 1.0),
+            ("asia-southeast1", 1200, 1.0),
+        ],
+    );
+    write(&dir.path().join("ds"), &[GCP_PROVIDER, &web]);
+    let run = meridian(dir.path(), &["failover", "--from", "us-east1", "ds"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains(
+            "warning: BackendService[web]: the remaining backends' capacity (capacity scaler × target capacity) would be 2400 requests per second after the drain, below its expectedRps 3000"
+        ),
+        "{}",
+        run.stderr
+    );
+    // The unplanned outage of the same region is the same shortfall, as a
+    // whatif finding (exit 2).
+    let (code, report, run) = whatif(dir.path(), &["us-east1"]);
+    assert_eq!(code, 2, "{}", run.all());
+    assert_eq!(
+        report["capacity_shortfalls"][0]["subject"],
+        "BackendService[web]"
+    );
+}
+
+#[test]
+fn an_expected_load_needs_a_capacity_it_can_be_compared_with() {
+    // maxRatePerEndpoint without endpointCount has no capacity in requests
+    // per second: expectedRps would compare with nothing.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let web = service(
+        "web",
+        "  expectedRps: 300\n",
+        [
+            ("us-east1", 100, 1.0),
+            ("europe-west1", 100, 1.0),
+            ("asia-southeast1", 100, 1.0),
+        ],
+    )
+    .replace("      maxRate: 100\n", "      maxRatePerEndpoint: 100\n");
+    write(&dir.path().join("ds"), &[GCP_PROVIDER, &web]);
+    let run = meridian(dir.path(), &["validate", "ds"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains(
+            "spec.expectedRps: is compared with the backends' capacity in requests per second"
+        ),
+        "{}",
+        run.stderr
+    );
+    // With the endpoint counts declared, it validates.
+    let counted = web.replace(
+        "      maxRatePerEndpoint: 100\n",
+        "      maxRatePerEndpoint: 100\n      endpointCount: 3\n",
+    );
+    write(&dir.path().join("ds"), &[GCP_PROVIDER, &counted]);
+    let run = meridian(dir.path(), &["validate", "ds"]);
+    assert_eq!(run.code, 0, "{}", run.all());
 }

@@ -137,7 +137,8 @@ fn losing_us_east_1_sends_its_clients_to_frankfurt_and_overloads_it() {
     assert!(
         failovers[0]["how"]
             .as_str()
-            .is_some_and(|h| h.starts_with("GA-3")),
+            .is_some_and(|h| h
+                == "us-east-1 down: GA-3 failover among the three closest groups, dials ignored"),
         "{failovers:?}"
     );
     // The prediction names its rules and the clients it starts from.
@@ -276,7 +277,7 @@ fn the_markdown_report_matches_its_snapshot() {
     );
     assert!(
         run.stdout
-            .contains("us-east-1 → eu-central-1, clients at us-east-1 (GA-3 failover among the three closest groups"),
+            .contains("us-east-1 → eu-central-1, clients at us-east-1 (us-east-1 down: GA-3 failover among the three closest groups"),
         "{}",
         run.stdout
     );
@@ -287,8 +288,8 @@ fn two_regions_down_leave_the_api_below_its_minimum_serving_regions() {
     // us-east-1 and eu-central-1 down: ap-southeast-1 is the only serving
     // group of both `api` listeners, and among every population's three
     // closest (there are only three). The US and EU thirds fail over to it;
-    // the half of its own third its dial turns away has no other group to
-    // go to and is assumed to stay (A-2): 100% of the traffic, 30,000
+    // so does the half of its own third its dial turns away, whose original
+    // group by dial, Frankfurt, is down: 100% of the traffic, 30,000
     // requests/s against 12,000.
     // TrafficPolicy/careful asks for 2 serving regions: exit 3.
     // accounts-eu loses eu-central-1 and fails over to eu-west-1 (Ireland,
@@ -395,8 +396,12 @@ fn a_dial_zero_standby_in_a_forbidden_region_is_a_residency_violation_along_the_
     // km): us-east-1 = 2/3, us-west-2 = 1/3, 0 in Canada.
     // During (us-east-1 down): N. Virginia's three closest groups are
     // us-east-1, Montréal (about 790 km) and Oregon (about 3,500 km); the
-    // closest serving one is Montréal, dial 0 ignored (GA-3): ca-central-1
-    // = 1/3. Montréal's own clients now go on to Oregon: us-west-2 = 2/3.
+    // closest serving one is Montréal, dial 0 ignored (GA-3). Montréal's
+    // own clients still have N. Virginia as their original group (by dial);
+    // it is down, so they fail over too, to their closest serving group,
+    // Montréal itself — "The endpoint group chosen for failover might be
+    // one that has a traffic dial set to zero". ca-central-1 = 2/3,
+    // us-west-2 = 1/3.
     let dir = fixture("us-records-standby");
     let (code, report, run) = whatif_json(&dir, &["us-east-1"]);
     assert_eq!(code, 3, "{}", run.all());
@@ -404,8 +409,8 @@ fn a_dial_zero_standby_in_a_forbidden_region_is_a_residency_violation_along_the_
     close(&region(https, "ca-central-1")["before"], 0.0);
     close(&region(https, "us-east-1")["before"], 2.0 / 3.0);
     close(&region(https, "us-west-2")["before"], 1.0 / 3.0);
-    close(&region(https, "ca-central-1")["during"], 1.0 / 3.0);
-    close(&region(https, "us-west-2")["during"], 2.0 / 3.0);
+    close(&region(https, "ca-central-1")["during"], 2.0 / 3.0);
+    close(&region(https, "us-west-2")["during"], 1.0 / 3.0);
     let violations = report["residency_violations"]
         .as_array()
         .expect("violations");
@@ -415,10 +420,11 @@ fn a_dial_zero_standby_in_a_forbidden_region_is_a_residency_violation_along_the_
     assert_eq!(v["policy"], "DataResidencyPolicy/us-records");
     assert_eq!(v["region"], "ca-central-1");
     assert_eq!(v["classification"], "us-regulated");
-    close(&v["share"], 1.0 / 3.0);
+    close(&v["share"], 2.0 / 3.0);
     assert_eq!(
         v["paths"],
         serde_json::json!([
+            "us-east-1 down → clients at ca-central-1 fail over to ca-central-1 (closest serving endpoint group among their three closest; trafficDial 0 ignored)",
             "us-east-1 down → clients at us-east-1 fail over to ca-central-1 (closest serving endpoint group among their three closest; trafficDial 0 ignored)"
         ])
     );
@@ -469,7 +475,7 @@ fn a_gcp_region_down_sends_its_clients_to_their_next_closest_region() {
     // expectedRps, so no region is assumed full (A-4): each keeps its own
     // third, whatever the capacity scalers. With us-east1 down, South
     // Carolina's clients go to their next closest region with capacity:
-    // St. Ghislain (about 7,000 km) before Singapore (about 15,800 km).
+    // St. Ghislain (about 6,800 km) before Singapore (about 16,200 km).
     let (code, report, run) = whatif_json("desired-state", &["us-east1"]);
     assert_eq!(code, 0, "{}", run.all());
     let backend = subject(&report, "BackendService[app-backend]");
@@ -504,7 +510,7 @@ fn a_gcp_service_short_of_declared_capacity_is_reported() {
     // expectedRps 200 on app-backend and one endpoint per group: capacities
     // 100, 100 and 0.5 × 100 = 50 requests per second. Before, each region's
     // third (66.7 rps) fits at home. Without europe-west1, 150 < 200: its
-    // clients go to us-east1 (about 7,000 km), which fills at 100; the rest
+    // clients go to us-east1 (about 6,800 km), which fills at 100; the rest
     // overflows to asia-southeast1, which fills at 50; the 50 above every
     // capacity spreads 2:1 (A-5), so both run a third over: us-east1 133.3
     // rps against 100.
@@ -552,10 +558,14 @@ fn a_gcp_service_short_of_declared_capacity_is_reported() {
 #[test]
 fn live_health_from_the_simulated_cloud_is_the_starting_point() {
     // Applied example, then eu-central-1 marked unhealthy in the simulated
-    // cloud. Before the outage (live health) eu-central-1's clients already
-    // fail over to the nearest serving group, us-east-1 (about 6,550 km;
-    // Singapore is about 10,260 km from Frankfurt), and APAC's dial spill
-    // goes only to us-east-1: us-east-1 = 1/3 + 1/3 + 1/6 = 5/6.
+    // cloud. Before the outage (live health) Frankfurt's clients already
+    // fail over to the closest serving group among their three closest,
+    // us-east-1 (about 6,550 km; Singapore is about 10,260 km from
+    // Frankfurt). The half of Singapore's third that its dial turns away
+    // has Frankfurt as its original group (the next closest with a dial
+    // above 0); Frankfurt does not serve, so it fails over among
+    // Singapore's three closest, dials ignored: back to ap-southeast-1.
+    // us-east-1 = 1/3 + 1/3 = 2/3, ap-southeast-1 = 1/3.
     // With us-east-1 down as well only ap-southeast-1 serves: 100%, and
     // `api` is below its 2 serving regions.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -587,7 +597,8 @@ fn live_health_from_the_simulated_cloud_is_the_starting_point() {
     let report: Value = serde_json::from_str(&run.stdout).expect("json");
     assert_eq!(report["health"], "live");
     let https = subject(&report, HTTPS);
-    close(&region(https, "us-east-1")["before"], 5.0 / 6.0);
+    close(&region(https, "us-east-1")["before"], 2.0 / 3.0);
+    close(&region(https, "ap-southeast-1")["before"], 1.0 / 3.0);
     close(&region(https, "eu-central-1")["before"], 0.0);
     close(&region(https, "ap-southeast-1")["during"], 1.0);
     assert_eq!(https["serving_regions_before"], 2);

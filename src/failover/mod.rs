@@ -560,21 +560,52 @@ fn safety(before: &DesiredState, after: &DesiredState) -> (Vec<String>, Vec<Stri
                 }
             }
         }
-        // Declared capacity, where both sides of the comparison exist.
-        if let traffic::Subject::Listener(listener) = subject_after
-            && let Some(expected) = listener.expected_rps
-        {
-            for (region, group) in &listener.groups {
-                let Some(capacity) = group.capacity_rps else {
-                    continue;
+        // Declared capacity, where both sides of the comparison exist; only
+        // what the drain makes worse.
+        let shares_before = routing_before.shares(&regions);
+        let basis = format!(
+            "{}; {}",
+            routing_after.rule_labels().join("; "),
+            routing_after.clients.describe()
+        );
+        match subject_after {
+            traffic::Subject::Listener(listener) => {
+                if let Some(expected) = listener.expected_rps {
+                    for (region, group) in &listener.groups {
+                        let Some(capacity) = group.capacity_rps else {
+                            continue;
+                        };
+                        let load = expected * shares_after.get(region).copied().unwrap_or(0.0);
+                        let was = expected * shares_before.get(region).copied().unwrap_or(0.0);
+                        if load > capacity + 0.5 && load > was + 0.5 {
+                            warnings.push(format!(
+                                "{key}: {region} would carry about {load:.0} requests per second after the drain, above its declared capacityRps {capacity:.0} ({basis})"
+                            ));
+                        }
+                    }
+                }
+            }
+            traffic::Subject::Service(service) => {
+                let total = |s: &traffic::Service| -> Option<f64> {
+                    s.serving_regions()
+                        .iter()
+                        .map(|r| s.region_capacity(r))
+                        .sum()
                 };
-                let load = expected * shares_after.get(region).copied().unwrap_or(0.0);
-                if load > capacity + 0.5 {
-                    warnings.push(format!(
-                        "{key}: {region} would carry about {load:.0} requests per second after the drain, above its declared capacityRps {capacity:.0} ({}; {})",
-                        routing_after.rule_labels().join("; "),
-                        routing_after.clients.describe()
-                    ));
+                if let (Some(expected), Some(after_capacity)) =
+                    (service.expected_rps, total(service))
+                {
+                    let before_capacity = match subject_before {
+                        traffic::Subject::Service(s) => total(s),
+                        traffic::Subject::Listener(_) => None,
+                    };
+                    if after_capacity < expected - 0.5
+                        && before_capacity.is_none_or(|b| after_capacity < b - 0.5)
+                    {
+                        warnings.push(format!(
+                            "{key}: the remaining backends' capacity (capacity scaler × target capacity) would be {after_capacity:.0} requests per second after the drain, below its expectedRps {expected:.0}; every region would run over its target ({basis})"
+                        ));
+                    }
                 }
             }
         }

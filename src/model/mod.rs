@@ -19,8 +19,9 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use raw::{
-    BackendServiceDocSpec, DataResidencyPolicySpec, Document, GlobalAcceleratorSpec,
-    HealthCheckDocSpec, ProviderSpec, TrafficPolicySpec, TransitGatewayMeshSpec, UrlMapDocSpec,
+    BackendServiceDocSpec, ClientPopulationSpec, DataResidencyPolicySpec, Document,
+    GlobalAcceleratorSpec, HealthCheckDocSpec, ProviderSpec, TrafficPolicySpec,
+    TransitGatewayMeshSpec, UrlMapDocSpec,
 };
 use yaml::{Node, Pos, Value};
 
@@ -123,6 +124,8 @@ pub struct DesiredState {
     pub traffic_policies: Vec<Located<TrafficPolicySpec>>,
     /// `DataResidencyPolicy` documents.
     pub residency_policies: Vec<Located<DataResidencyPolicySpec>>,
+    /// `ClientPopulation` documents.
+    pub client_populations: Vec<Located<ClientPopulationSpec>>,
     /// SHA-256 over every file's path and content, hex.
     pub digest: String,
     /// Files read.
@@ -149,6 +152,7 @@ impl DesiredState {
             + self.meshes.len()
             + self.traffic_policies.len()
             + self.residency_policies.len()
+            + self.client_populations.len()
     }
 }
 
@@ -506,6 +510,14 @@ fn load_document(
             &mut state.partial,
         )),
         "TrafficPolicy" => state.traffic_policies.extend(typed(
+            file,
+            node,
+            &positions,
+            errors,
+            quiet,
+            &mut state.partial,
+        )),
+        "ClientPopulation" => state.client_populations.extend(typed(
             file,
             node,
             &positions,

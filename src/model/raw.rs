@@ -482,12 +482,14 @@ pub struct BackendDoc {
     /// How many endpoints (or instances) the group holds, for a RATE
     /// backend with `maxRatePerEndpoint`: its capacity is the product.
     /// meridian's own field, never sent to the cloud.
+    #[schemars(range(min = 1))]
     pub endpoint_count: Option<u32>,
     /// Requests per second the group serves at full (100%) utilisation,
     /// for UTILIZATION backends (filled up to `maxUtilization`, default
     /// 0.8), or at its `maxConnections`, for CONNECTION backends: the
     /// capacity in the unit of the service's `expectedRps`. meridian's own
     /// field, never sent to the cloud.
+    #[schemars(range(min = 1))]
     pub capacity_rps: Option<u32>,
 }
 
@@ -695,6 +697,37 @@ pub struct Selector {
     pub match_labels: BTreeMap<String, String>,
 }
 
+impl Selector {
+    /// Whether the selector selects the document of `kind` named `name`
+    /// with `labels`.
+    pub fn selects(
+        &self,
+        kind: TrafficKind,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> bool {
+        self.kind.is_none_or(|k| k == kind)
+            && (self.names.is_empty() || self.names.iter().any(|n| n == name))
+            && self
+                .match_labels
+                .iter()
+                .all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+/// `ClientPopulation` spec: where the clients of the selected listeners and
+/// backend services are, shared by several documents. meridian's own kind,
+/// never sent to a cloud: the traffic model routes from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientPopulationSpec {
+    /// The accelerators (all their listeners) and backend services it
+    /// describes; their own `clients` fields take precedence.
+    pub selector: Selector,
+    /// Relative shares by location (an AWS or Google Cloud region name).
+    pub clients: BTreeMap<String, f64>,
+}
+
 /// Health gate of a traffic policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -819,7 +852,7 @@ pub struct DataResidencyPolicySpec {
 }
 
 /// Every kind, by name.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "Provider",
     "GlobalAccelerator",
     "BackendService",
@@ -828,4 +861,5 @@ pub const KINDS: [&str; 8] = [
     "TransitGatewayMesh",
     "TrafficPolicy",
     "DataResidencyPolicy",
+    "ClientPopulation",
 ];

@@ -10,8 +10,9 @@
 use serde_json::{Map, Value as Json, json};
 
 use super::raw::{
-    BackendServiceDocSpec, DataResidencyPolicySpec, Document, GlobalAcceleratorSpec,
-    HealthCheckDocSpec, ProviderSpec, TrafficPolicySpec, TransitGatewayMeshSpec, UrlMapDocSpec,
+    BackendServiceDocSpec, ClientPopulationSpec, DataResidencyPolicySpec, Document,
+    GlobalAcceleratorSpec, HealthCheckDocSpec, ProviderSpec, TrafficPolicySpec,
+    TransitGatewayMeshSpec, UrlMapDocSpec,
 };
 use crate::model::yaml::{Node, Pos, Value, join, key_text};
 
@@ -42,6 +43,7 @@ pub fn kind_schema(kind: &str) -> Option<Json> {
         "TransitGatewayMesh" => generator.root_schema_for::<Document<TransitGatewayMeshSpec>>(),
         "TrafficPolicy" => generator.root_schema_for::<Document<TrafficPolicySpec>>(),
         "DataResidencyPolicy" => generator.root_schema_for::<Document<DataResidencyPolicySpec>>(),
+        "ClientPopulation" => generator.root_schema_for::<Document<ClientPopulationSpec>>(),
         _ => return None,
     };
     let mut schema = schema.to_value();

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use super::raw::{
     BalancingMode, GaHealthCheckProtocol, GcpProtocol, HealthCheckDocSpec, LoadBalancingScheme,
-    ProviderType, TrafficKind,
+    ProviderType, Selector, TrafficKind,
 };
 use super::{DesiredState, Diagnostic, Located};
 use meridian_provider::regions::{self, parse_backend_group};
@@ -32,6 +32,7 @@ pub fn validate(state: &DesiredState) -> Vec<Diagnostic> {
     v.meshes();
     v.traffic_policies();
     v.residency_policies();
+    v.client_populations();
     v.out
 }
 
@@ -227,6 +228,7 @@ impl Validator<'_> {
         self.duplicates("TransitGatewayMesh", &s.meshes);
         self.duplicates("TrafficPolicy", &s.traffic_policies);
         self.duplicates("DataResidencyPolicy", &s.residency_policies);
+        self.duplicates("ClientPopulation", &s.client_populations);
     }
 
     /// Checks that `name` names a provider of an allowed type.
@@ -719,7 +721,13 @@ impl Validator<'_> {
                     );
                 } else if !spec.backends.is_empty()
                     && !spec.backends.iter().any(|b| {
-                        b.balancing_mode == BalancingMode::Rate || b.capacity_rps.is_some()
+                        let rate = b.max_rate.is_some()
+                            || (b.max_rate_per_endpoint.is_some() && b.endpoint_count.is_some());
+                        match b.balancing_mode {
+                            BalancingMode::Rate => rate,
+                            BalancingMode::Utilization => rate || b.capacity_rps.is_some(),
+                            BalancingMode::Connection => b.capacity_rps.is_some(),
+                        }
                     })
                 {
                     self.push(
@@ -819,35 +827,19 @@ impl Validator<'_> {
                         format!("must be from 0.0 to 1.0, got {u}"),
                     );
                 }
-                if let Some(count) = backend.endpoint_count {
-                    if backend.max_rate_per_endpoint.is_none() {
-                        self.push(
-                            bs,
-                            &format!("{bp}.endpointCount"),
-                            "counts the endpoints that `maxRatePerEndpoint` applies to, but this backend has no `maxRatePerEndpoint`; remove it",
-                        );
-                    } else if count == 0 {
-                        self.push(
-                            bs,
-                            &format!("{bp}.endpointCount"),
-                            "must be above 0 (the number of endpoints in the group), got 0",
-                        );
-                    }
+                if backend.endpoint_count.is_some() && backend.max_rate_per_endpoint.is_none() {
+                    self.push(
+                        bs,
+                        &format!("{bp}.endpointCount"),
+                        "counts the endpoints that `maxRatePerEndpoint` applies to, but this backend has no `maxRatePerEndpoint`; remove it",
+                    );
                 }
-                if let Some(capacity) = backend.capacity_rps {
-                    if backend.balancing_mode == BalancingMode::Rate {
-                        self.push(
-                            bs,
-                            &format!("{bp}.capacityRps"),
-                            "a RATE backend's capacity is its `maxRate` (or `maxRatePerEndpoint` × `endpointCount`); `capacityRps` is for UTILIZATION and CONNECTION backends; remove it",
-                        );
-                    } else if capacity == 0 {
-                        self.push(
-                            bs,
-                            &format!("{bp}.capacityRps"),
-                            "must be above 0 (requests per second the group serves), got 0; remove the field when unknown",
-                        );
-                    }
+                if backend.capacity_rps.is_some() && backend.balancing_mode == BalancingMode::Rate {
+                    self.push(
+                        bs,
+                        &format!("{bp}.capacityRps"),
+                        "a RATE backend's capacity is its `maxRate` (or `maxRatePerEndpoint` × `endpointCount`); `capacityRps` is for UTILIZATION and CONNECTION backends; remove it",
+                    );
                 }
                 if let Some(r) = backend.max_rate_per_endpoint
                     && r <= 0.0
@@ -1062,45 +1054,56 @@ impl Validator<'_> {
         }
     }
 
+    /// A selector selects something and names documents that exist.
+    fn selector<S>(&mut self, doc: &Located<S>, selector: &Selector) {
+        let state = self.state;
+        if selector.kind.is_none() && selector.names.is_empty() && selector.match_labels.is_empty()
+        {
+            self.push(
+                doc,
+                "spec.selector",
+                "a selector needs `kind`, `names` or `matchLabels`",
+            );
+        }
+        for (i, name) in selector.names.iter().enumerate() {
+            if state.partial {
+                break;
+            }
+            let in_ga = state.accelerators.iter().any(|a| a.name() == name);
+            let in_bs = state.backend_services.iter().any(|b| b.name() == name);
+            let found = match selector.kind {
+                Some(TrafficKind::GlobalAccelerator) => in_ga,
+                Some(TrafficKind::BackendService) => in_bs,
+                None => in_ga || in_bs,
+            };
+            if !found {
+                let kind = selector
+                    .kind
+                    .map_or("GlobalAccelerator or BackendService".to_owned(), |k| {
+                        format!("{k:?}")
+                    });
+                self.push(
+                    doc,
+                    &format!("spec.selector.names[{i}]"),
+                    format!("no {kind} document named `{name}`"),
+                );
+            }
+        }
+    }
+
+    fn client_populations(&mut self) {
+        let state = self.state;
+        for population in &state.client_populations {
+            self.selector(population, &population.doc.spec.selector);
+            self.clients(population, "spec.clients", &population.doc.spec.clients);
+        }
+    }
+
     fn traffic_policies(&mut self) {
         let state = self.state;
         for policy in &state.traffic_policies {
             let spec = &policy.doc.spec;
-            let selector = &spec.selector;
-            if selector.kind.is_none()
-                && selector.names.is_empty()
-                && selector.match_labels.is_empty()
-            {
-                self.push(
-                    policy,
-                    "spec.selector",
-                    "a selector needs `kind`, `names` or `matchLabels`",
-                );
-            }
-            for (i, name) in selector.names.iter().enumerate() {
-                if state.partial {
-                    break;
-                }
-                let in_ga = state.accelerators.iter().any(|a| a.name() == name);
-                let in_bs = state.backend_services.iter().any(|b| b.name() == name);
-                let found = match selector.kind {
-                    Some(TrafficKind::GlobalAccelerator) => in_ga,
-                    Some(TrafficKind::BackendService) => in_bs,
-                    None => in_ga || in_bs,
-                };
-                if !found {
-                    let kind = selector
-                        .kind
-                        .map_or("GlobalAccelerator or BackendService".to_owned(), |k| {
-                            format!("{k:?}")
-                        });
-                    self.push(
-                        policy,
-                        &format!("spec.selector.names[{i}]"),
-                        format!("no {kind} document named `{name}`"),
-                    );
-                }
-            }
+            self.selector(policy, &spec.selector);
             if spec.bake_seconds > 86_400 {
                 self.push(
                     policy,

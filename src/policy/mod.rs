@@ -247,13 +247,7 @@ pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
                         clients.join(", "),
                         policy.name(),
                         policy.doc.spec.client_regions.join(", "),
-                        routing
-                            .rules
-                            .iter()
-                            .filter(|r| !r.is_assumption())
-                            .map(|r| r.label())
-                            .collect::<Vec<_>>()
-                            .join("; "),
+                        routing.rule_labels().join("; "),
                         routing.clients.describe()
                     ),
                     transient: false,

@@ -115,14 +115,7 @@ pub fn rules_for_document(state: &DesiredState, kind: TrafficKind, name: &str) -
     let mut policies: Vec<_> = state.traffic_policies.iter().collect();
     policies.sort_by(|a, b| a.name().cmp(b.name()));
     for policy in policies {
-        let selector = &policy.doc.spec.selector;
-        let selects = selector.kind.is_none_or(|k| k == kind)
-            && (selector.names.is_empty() || selector.names.iter().any(|n| n == name))
-            && selector
-                .match_labels
-                .iter()
-                .all(|(k, v)| labels.get(k) == Some(v));
-        if selects {
+        if policy.doc.spec.selector.selects(kind, name, &labels) {
             let spec = &policy.doc.spec;
             return Rules {
                 policy: Some(format!("TrafficPolicy/{}", policy.name())),

@@ -1,11 +1,11 @@
 //! Global Accelerator: where a listener's new traffic goes.
 //!
-//! Each client population goes to its closest endpoint group (GA-1). A group
-//! that serves keeps its traffic dial's share of them and sends the rest to
-//! the next closest group that serves with a dial above 0 (GA-2). A group
-//! that does not serve — no healthy endpoint with a weight above 0 — fails
-//! its clients over to the closest serving group among their three closest,
-//! whatever that group's dial (GA-3); when none of the three serves, Global
+//! Each client population goes to its closest endpoint group (GA-1), which
+//! keeps its traffic dial's share of them and sends the rest to the next
+//! closest group with a dial above 0 (GA-2). A part whose group does not
+//! serve — no healthy endpoint with a weight above 0 — fails over to the
+//! closest serving group among the population's three closest, whatever
+//! that group's dial (GA-3); when none of the three serves, Global
 //! Accelerator fails open to the closest group (GA-4). Endpoint weights split
 //! a group's share between its endpoints (GA-5). `docs/traffic-model.md`
 //! quotes the documentation behind each rule.
@@ -79,6 +79,15 @@ pub struct EndpointShare {
 }
 
 /// Routes a listener's new traffic.
+///
+/// For each client population: the dial picks the *original* group of each
+/// part of it — the closest group keeps its dial's share, the rest goes to
+/// the next closest group with a dial above 0, health aside (AWS: "Global
+/// Accelerator considers account traffic dial settings when it chooses the
+/// original endpoint group"). A part whose original group does not serve
+/// fails over to the closest serving group among the population's three
+/// closest, dials ignored — possibly a drained group at dial 0 — and fails
+/// open to the closest group when none of the three serves.
 pub fn route(listener: &Listener) -> Routing {
     let groups = &listener.groups;
     let mut flows = Vec::new();
@@ -94,72 +103,81 @@ pub fn route(listener: &Listener) -> Routing {
         let order = by_distance(&population.location, &regions);
         let closest = order[0];
         let group = &groups[closest];
-        let mut push = |to: &str, share: f64, route: Route, via: Option<&str>| {
-            if share > EPS {
-                flows.push(Flow {
-                    from: population.location.clone(),
-                    to: to.to_owned(),
-                    share,
-                    route,
-                    via: via.map(str::to_owned),
-                    rule: route.default_rule(),
-                });
-            }
-        };
-        if group.serving() {
-            rules.insert(Rule::GaProximity);
-            let kept = population.share * group.dial / 100.0;
-            push(closest, kept, Route::Proximity, None);
-            let rest = population.share - kept;
-            if rest > EPS {
-                rules.insert(Rule::GaDial);
-                let next = order[1..]
-                    .iter()
-                    .find(|r| groups[r.as_str()].serving() && groups[r.as_str()].dial > 0.0);
-                match next {
-                    Some(next) => push(next, rest, Route::Dial, Some(closest)),
-                    None => {
-                        rules.insert(Rule::AssumeResidual);
-                        push(closest, rest, Route::Residual, None);
-                    }
+        // The original groups, by dial: (group, share, route that got it there).
+        let mut originals: Vec<(&String, f64, Route)> = Vec::new();
+        let kept = population.share * group.dial / 100.0;
+        originals.push((closest, kept, Route::Proximity));
+        let rest = population.share - kept;
+        if rest > EPS {
+            match order[1..].iter().find(|r| groups[r.as_str()].dial > 0.0) {
+                Some(next) => {
+                    rules.insert(Rule::GaDial);
+                    originals.push((next, rest, Route::Dial));
+                }
+                None => {
+                    rules.insert(Rule::AssumeResidual);
+                    originals.push((closest, rest, Route::Residual));
                 }
             }
-        } else {
+        }
+        for (original, share, route) in originals {
+            if share <= EPS {
+                continue;
+            }
+            let via = (route == Route::Dial).then(|| closest.clone());
+            if groups[original.as_str()].serving() {
+                if route == Route::Proximity {
+                    rules.insert(Rule::GaProximity);
+                }
+                flows.push(Flow {
+                    from: population.location.clone(),
+                    to: original.clone(),
+                    share,
+                    route,
+                    via,
+                    rule: route.default_rule(),
+                });
+                continue;
+            }
             let target = order
                 .iter()
                 .take(FAILOVER_CANDIDATES)
                 .find(|r| groups[r.as_str()].serving());
-            match target {
+            let (to, route) = match target {
                 Some(target) => {
                     rules.insert(Rule::GaFailover);
-                    push(target, population.share, Route::Failover, Some(closest));
+                    (*target, Route::Failover)
                 }
                 None => {
                     rules.insert(Rule::GaFailOpen);
-                    push(closest, population.share, Route::FailOpen, None);
+                    (closest, Route::FailOpen)
                 }
-            }
+            };
+            flows.push(Flow {
+                from: population.location.clone(),
+                to: to.clone(),
+                share,
+                route,
+                via: (route == Route::Failover).then(|| original.clone()),
+                rule: route.default_rule(),
+            });
         }
     }
     let flows = merge_flows(flows);
-    let routing = Routing::new(flows, listener.clients.clone(), rules, Vec::new());
-    let split = endpoint_shares(listener, &routing)
-        .iter()
-        .filter(|e| e.share > EPS)
-        .count()
-        > routing
-            .flows
-            .iter()
-            .map(|f| &f.to)
-            .collect::<BTreeSet<_>>()
-            .len();
-    if split {
-        let mut routing = routing;
-        routing.rules.push(Rule::GaWeights);
-        routing.rules.sort();
-        return routing;
+    // GA-5 when some group serving traffic splits it between endpoints.
+    if flows.iter().any(|f| {
+        f.route != Route::FailOpen
+            && groups.get(&f.to).is_some_and(|g| {
+                g.endpoints
+                    .iter()
+                    .filter(|e| e.healthy && e.weight > 0)
+                    .count()
+                    > 1
+            })
+    }) {
+        rules.insert(Rule::GaWeights);
     }
-    routing
+    Routing::new(flows, listener.clients.clone(), rules, Vec::new())
 }
 
 /// How a listener's flows split between endpoints: by weight among the
@@ -210,20 +228,27 @@ pub fn endpoint_shares(listener: &Listener, routing: &Routing) -> Vec<EndpointSh
         .collect()
 }
 
-/// Regions that serve by design: a serving group that receives clients by
-/// proximity, by another group's dial or by failover. Traffic that stays
-/// only because every dial turns it away (A-2), or that fails open, does
-/// not make a region serving.
+/// Regions that serve the listener: a group that serves (a healthy endpoint
+/// with a weight above 0) and either admits traffic by its dial (above 0)
+/// or takes failover traffic in this prediction (a standby woken at dial 0).
+/// The same rule as the rollout's invariants, plus the failover standby.
 pub fn serving_regions(listener: &Listener, routing: &Routing) -> Vec<String> {
-    let serving: BTreeSet<String> = routing
-        .flows
+    let mut serving: BTreeSet<String> = listener
+        .groups
         .iter()
-        .filter(|f| {
-            f.share > EPS
-                && matches!(f.route, Route::Proximity | Route::Dial | Route::Failover)
-                && listener.groups.get(&f.to).is_some_and(Group::serving)
-        })
-        .map(|f| f.to.clone())
+        .filter(|(_, g)| g.serving() && g.dial > 0.0)
+        .map(|(r, _)| r.clone())
         .collect();
+    serving.extend(
+        routing
+            .flows
+            .iter()
+            .filter(|f| {
+                f.share > EPS
+                    && f.route == Route::Failover
+                    && listener.groups.get(&f.to).is_some_and(Group::serving)
+            })
+            .map(|f| f.to.clone()),
+    );
     serving.into_iter().collect()
 }

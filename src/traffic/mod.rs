@@ -30,7 +30,7 @@ use meridian_provider::{Address, BackendSpec, Resource};
 use serde::Serialize;
 
 use crate::model::DesiredState;
-use crate::model::raw::LoadBalancingAlgorithm;
+use crate::model::raw::{LoadBalancingAlgorithm, TrafficKind};
 
 pub use clients::{Clients, Population};
 pub use listener::{Endpoint, Group, Listener};
@@ -453,7 +453,31 @@ pub struct Declared {
 /// Declarations of every listener and backend service of a desired state.
 pub type Declarations = BTreeMap<SubjectKey, Declared>;
 
-/// Reads the model's declarations from the desired state.
+/// The first `ClientPopulation`, in name order, whose selector selects the
+/// document — the same rule that picks a document's traffic policy.
+fn shared_clients(
+    state: &DesiredState,
+    kind: TrafficKind,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> Option<Clients> {
+    let mut populations: Vec<_> = state.client_populations.iter().collect();
+    populations.sort_by(|a, b| a.name().cmp(b.name()));
+    populations
+        .into_iter()
+        .find(|p| p.doc.spec.selector.selects(kind, name, labels))
+        .map(|p| {
+            Clients::declared(
+                &p.doc.spec.clients,
+                format!("ClientPopulation/{} spec.clients", p.name()),
+            )
+        })
+}
+
+/// Reads the model's declarations from the desired state. A listener's
+/// clients are its own `clients`, else its accelerator's, else those of the
+/// first `ClientPopulation` that selects the accelerator; a service's, its
+/// own, else a `ClientPopulation`'s.
 pub fn declarations(state: &DesiredState) -> Declarations {
     let mut out = Declarations::new();
     for ga in &state.accelerators {
@@ -471,7 +495,12 @@ pub fn declarations(state: &DesiredState) -> Declarations {
                     c,
                     format!("GlobalAccelerator/{} spec.clients", ga.name()),
                 )),
-                (None, None) => None,
+                (None, None) => shared_clients(
+                    state,
+                    TrafficKind::GlobalAccelerator,
+                    ga.name(),
+                    &ga.doc.metadata.labels,
+                ),
             };
             out.insert(
                 SubjectKey::Listener {
@@ -498,9 +527,20 @@ pub fn declarations(state: &DesiredState) -> Declarations {
                 name: bs.name().to_owned(),
             },
             Declared {
-                clients: spec.clients.as_ref().map(|c| {
-                    Clients::declared(c, format!("BackendService/{} spec.clients", bs.name()))
-                }),
+                clients: spec
+                    .clients
+                    .as_ref()
+                    .map(|c| {
+                        Clients::declared(c, format!("BackendService/{} spec.clients", bs.name()))
+                    })
+                    .or_else(|| {
+                        shared_clients(
+                            state,
+                            TrafficKind::BackendService,
+                            bs.name(),
+                            &bs.doc.metadata.labels,
+                        )
+                    }),
                 expected_rps: spec.expected_rps.map(f64::from),
                 algorithm: spec.load_balancing_algorithm,
                 backends: spec
@@ -536,13 +576,28 @@ pub fn backend_capacity(
             )),
             (None, None, _) => Err("RATE without a rate: capacity unknown".to_owned()),
         },
-        "UTILIZATION" => match capacity {
-            Some(c) => Ok(f64::from(c) * spec.max_utilization.unwrap_or(DEFAULT_MAX_UTILIZATION)),
-            None => Err(
-                "UTILIZATION without `capacityRps`: its capacity in requests per second is unknown"
-                    .to_owned(),
-            ),
-        },
+        "UTILIZATION" => {
+            // The group is full when it reaches any of its targets: the
+            // declared capacity at its utilisation target, and the optional
+            // rate targets Google allows beside it.
+            let targets = [
+                capacity.map(|c| {
+                    f64::from(c) * spec.max_utilization.unwrap_or(DEFAULT_MAX_UTILIZATION)
+                }),
+                spec.max_rate.map(f64::from),
+                spec.max_rate_per_endpoint
+                    .zip(count)
+                    .map(|(per, n)| per * f64::from(n)),
+            ];
+            targets
+                .into_iter()
+                .flatten()
+                .reduce(f64::min)
+                .ok_or_else(|| {
+                    "UTILIZATION without `capacityRps` (or a rate target): its capacity in requests per second is unknown"
+                        .to_owned()
+                })
+        }
         "CONNECTION" => match capacity {
             Some(c) => Ok(f64::from(c)),
             None => Err(format!(
@@ -909,7 +964,7 @@ mod tests {
     fn the_workshops_dial_of_20_sends_80_percent_to_the_next_closest_region() {
         // Workshop lab 3: eu-west-1 dialled to 20; requests from Paris: 20%
         // to eu-west-1 and 80% "in the next closest available region,
-        // US-WEST-2 (Oregon)". Paris–Ireland ≈ 780 km, Paris–Oregon ≈ 8,300
+        // US-WEST-2 (Oregon)". Paris–Ireland ≈ 780 km, Paris–Oregon ≈ 8,100
         // km, Paris–Tokyo ≈ 9,700 km.
         let l = listener(
             &[
@@ -1010,6 +1065,40 @@ mod tests {
         let routing = listener::route(&l);
         assert!(close(routing.fail_open_share(), 0.0));
         assert!(close(flow_share(&routing, "eu-west-1", "eu-west-2"), 0.6));
+    }
+
+    #[test]
+    fn a_dial_spill_to_a_group_that_cannot_serve_fails_over_from_the_clients() {
+        // us-east-1 drained (dial 0) but healthy; its clients' original group
+        // by dial is the next closest with a dial above 0, Frankfurt, which
+        // is down. Failover then looks at the clients' three closest —
+        // us-east-1, eu-central-1, ap-southeast-1 — dials ignored: the
+        // drained us-east-1 takes them back, not Singapore.
+        let l = listener(
+            &[
+                ("ap-southeast-1", 100.0, true),
+                ("eu-central-1", 100.0, false),
+                ("us-east-1", 0.0, true),
+            ],
+            clients(&[("us-east-1", 1.0)]),
+        );
+        let routing = listener::route(&l);
+        assert_eq!(
+            routing.flows,
+            vec![Flow {
+                from: "us-east-1".into(),
+                to: "us-east-1".into(),
+                share: 1.0,
+                route: Route::Failover,
+                via: Some("eu-central-1".into()),
+                rule: Rule::GaFailover,
+            }]
+        );
+        // Woken by failover, the drained group counts as serving.
+        assert_eq!(
+            listener::serving_regions(&l, &routing),
+            vec!["ap-southeast-1", "us-east-1"]
+        );
     }
 
     #[test]
@@ -1178,8 +1267,8 @@ mod tests {
     fn over_capacity_a_waterfall_overflows_to_the_next_closest_region() {
         // 3,000 rps, clients equal (1,000 each). us-east1 holds 400 (800 ×
         // scaler 0.5): its clients' other 600 overflow to the next closest
-        // region from South Carolina, europe-west1 (≈ 7,000 km) before
-        // asia-southeast1 (≈ 15,800 km); europe-west1 has 5,000 of room.
+        // region from South Carolina, europe-west1 (≈ 6,800 km) before
+        // asia-southeast1 (≈ 16,200 km); europe-west1 has 5,000 of room.
         let s = service(
             WATERFALL,
             &[
@@ -1259,7 +1348,7 @@ mod tests {
             Some(300.0),
         );
         let routing = service::route(&s);
-        // South Carolina's clients: Belgium ≈ 7,000 km, Singapore ≈ 15,800 km.
+        // South Carolina's clients: Belgium ≈ 6,800 km, Singapore ≈ 16,200 km.
         assert!(close(
             flow_share(&routing, "us-east1", "europe-west1"),
             1.0 / 3.0

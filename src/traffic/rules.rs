@@ -43,6 +43,9 @@ pub enum Rule {
     AssumeUnderCapacity,
     /// load above every region's capacity spreads in proportion to capacity.
     AssumeExcess,
+    /// spraying over backends some of whose capacity is unknown: every
+    /// backend weighs its capacity scaler alone.
+    AssumeEqualCapacity,
 }
 
 impl Rule {
@@ -62,6 +65,7 @@ impl Rule {
             Rule::AssumeUnknownCapacity => "A-3",
             Rule::AssumeUnderCapacity => "A-4",
             Rule::AssumeExcess => "A-5",
+            Rule::AssumeEqualCapacity => "A-6",
         }
     }
 
@@ -85,6 +89,9 @@ impl Rule {
             }
             Rule::AssumeUnderCapacity => "assumed: no expectedRps, every region under capacity",
             Rule::AssumeExcess => "assumed: load above every region's capacity spreads by capacity",
+            Rule::AssumeEqualCapacity => {
+                "assumed: capacities unknown, so backends are weighed by capacity scaler alone"
+            }
         }
     }
 

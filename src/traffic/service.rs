@@ -47,10 +47,10 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Whether the backend takes traffic: healthy, scaler above 0, and not
-    /// declared at zero capacity.
+    /// Whether the backend takes traffic: healthy with a scaler above 0 (a
+    /// capacity of 0 fills at once and overflows).
     pub fn can_serve(&self) -> bool {
-        self.healthy && self.scaler > 0.0 && self.capacity_rps != Some(0.0)
+        self.healthy && self.scaler > 0.0
     }
 
     /// Capacity scaler × target capacity, where known.
@@ -165,9 +165,14 @@ pub fn route(service: &Service) -> Routing {
         .iter()
         .map(|r| (r, service.region_capacity(r)))
         .collect();
+    let spraying = service.algorithm.rule() == Rule::GcpSpray;
     for b in service.backends.iter().filter(|b| b.can_serve()) {
         if b.capacity_rps.is_none() {
-            rules.insert(Rule::AssumeUnknownCapacity);
+            rules.insert(if spraying {
+                Rule::AssumeEqualCapacity
+            } else {
+                Rule::AssumeUnknownCapacity
+            });
             if let Some(why) = &b.unknown_because {
                 notes.push(format!("{}: {why}", b.group));
             }
@@ -175,7 +180,8 @@ pub fn route(service: &Service) -> Routing {
     }
     // Relative weights for spraying and for load above every capacity:
     // capacity where every serving backend declares one, otherwise each
-    // backend's capacity scaler alone.
+    // backend's capacity scaler alone (A-6; load above every capacity only
+    // arises when every capacity is known).
     let weights: BTreeMap<&String, f64> = if capacity.values().all(Option::is_some) {
         capacity
             .iter()

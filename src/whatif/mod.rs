@@ -107,7 +107,7 @@ pub struct FailoverPath {
     pub share: f64,
     /// Great-circle distance between the clients and `to`.
     pub distance_km: Option<f64>,
-    /// The rule that picks `to`.
+    /// Why `from` lost the traffic and the rule that picks `to`.
     pub how: String,
 }
 
@@ -458,15 +458,32 @@ fn can_serve(subject: &Subject, region: &str) -> bool {
     }
 }
 
+/// Why a region does not serve (or serves less) during the outage.
+fn cause(subject: &Subject, region: &str, down: &[String]) -> &'static str {
+    if is_down(down, region) {
+        return "down";
+    }
+    match subject {
+        Subject::Listener(l) => match l.groups.get(region) {
+            Some(g) if g.serving() => "full or dialled down",
+            _ => "unhealthy",
+        },
+        Subject::Service(s) => {
+            let backends: Vec<_> = s.backends.iter().filter(|b| b.region == region).collect();
+            if backends.iter().any(|b| b.can_serve()) {
+                "full"
+            } else if backends.iter().all(|b| b.healthy) {
+                "drained (capacityScaler 0)"
+            } else {
+                "unhealthy"
+            }
+        }
+    }
+}
+
 /// How a flow reaches its region, for humans.
 fn path_of(subject: &Subject, flow: &Flow, down: &[String]) -> String {
-    let cause = |region: &str| {
-        if is_down(down, region) {
-            "down"
-        } else {
-            "unhealthy"
-        }
-    };
+    let cause = |region: &str| cause(subject, region, down);
     let dial = |region: &str| match subject {
         Subject::Listener(l) => l.groups.get(region).map_or(0.0, |g| g.dial),
         Subject::Service(_) => 0.0,
@@ -484,10 +501,14 @@ fn path_of(subject: &Subject, flow: &Flow, down: &[String]) -> String {
             flow.to
         ),
         Route::Failover => format!(
-            "{via} {} → clients at {clients} fail over to {} (closest serving endpoint group among their three closest; trafficDial {} ignored)",
+            "{via} {} → clients at {clients} fail over to {} (closest serving endpoint group among their three closest{})",
             cause(via),
             flow.to,
-            dial(&flow.to)
+            if dial(&flow.to) < 100.0 {
+                format!("; trafficDial {} ignored", dial(&flow.to))
+            } else {
+                String::new()
+            }
         ),
         Route::FailOpen => format!(
             "no serving endpoint group among the three closest to clients at {clients} → Global Accelerator fails open to {}, which cannot serve",
@@ -687,36 +708,89 @@ pub fn simulate(
             }
         }
 
-        // Failover paths, fail-open traffic and where classified traffic lands.
+        // Failover paths: per client population, the share each region lost
+        // during the outage, paired in proportion with the share each other
+        // region gained (fail-open traffic is reported on its own).
+        let served = |routing: &traffic::Routing| {
+            let mut out: BTreeMap<(String, String), f64> = BTreeMap::new();
+            for f in routing.flows.iter().filter(|f| f.route != Route::FailOpen) {
+                *out.entry((f.from.clone(), f.to.clone())).or_default() += f.share;
+            }
+            out
+        };
+        let (served_before, served_during) = (served(&routing_before), served(&routing_during));
         let mut failovers = Vec::new();
-        // (region, path, moved, client location, share)
+        let populations: BTreeSet<&String> = served_before
+            .keys()
+            .chain(served_during.keys())
+            .map(|(c, _)| c)
+            .collect();
+        for clients in populations {
+            let delta = |region: &String| {
+                served_during
+                    .get(&(clients.clone(), region.clone()))
+                    .copied()
+                    .unwrap_or(0.0)
+                    - served_before
+                        .get(&(clients.clone(), region.clone()))
+                        .copied()
+                        .unwrap_or(0.0)
+            };
+            let losses: Vec<(&String, f64)> = regions
+                .iter()
+                .map(|r| (r, -delta(r)))
+                .filter(|(_, d)| *d > 1e-9)
+                .collect();
+            let gains: Vec<(&String, f64)> = regions
+                .iter()
+                .map(|r| (r, delta(r)))
+                .filter(|(_, d)| *d > 1e-9)
+                .collect();
+            let total_loss: f64 = losses.iter().map(|(_, d)| d).sum();
+            let total_gain: f64 = gains.iter().map(|(_, d)| d).sum();
+            let denominator = total_loss.max(total_gain);
+            for (from, loss) in &losses {
+                for (to, gain) in &gains {
+                    let rule = routing_during
+                        .flows
+                        .iter()
+                        .filter(|f| &f.from == clients && &f.to == *to)
+                        .max_by(|a, b| a.share.total_cmp(&b.share))
+                        .map(|f| f.rule);
+                    failovers.push(FailoverPath {
+                        from: (*from).clone(),
+                        clients: clients.clone(),
+                        to: (*to).clone(),
+                        share: loss * gain / denominator,
+                        distance_km: traffic::distance_km(clients, to),
+                        how: format!(
+                            "{} {}{}",
+                            from,
+                            cause(subject_during, from, down),
+                            rule.map(|r| format!(": {}", r.label())).unwrap_or_default()
+                        ),
+                    });
+                }
+            }
+        }
+        failovers.sort_by(|a, b| (&a.from, &a.clients, &a.to).cmp(&(&b.from, &b.clients, &b.to)));
+        // Where classified traffic lands: (region, path, moved by the
+        // outage, client location, share).
         let mut landings: Vec<(String, String, bool, String, f64)> = Vec::new();
         let mut fail_open: BTreeMap<(String, String), f64> = BTreeMap::new();
         for flow in routing_during.flows.iter().filter(|f| f.share > 1e-9) {
             let path = path_of(subject_during, flow, down);
-            let displaced = flow
-                .via
-                .as_deref()
-                .is_some_and(|via| !can_serve(subject_during, via));
             if flow.route == Route::FailOpen {
                 *fail_open
                     .entry((flow.from.clone(), flow.to.clone()))
                     .or_default() += flow.share;
-            } else if displaced {
-                let from = flow.via.clone().unwrap_or_default();
-                failovers.push(FailoverPath {
-                    distance_km: traffic::distance_km(&flow.from, &flow.to),
-                    from,
-                    clients: flow.from.clone(),
-                    to: flow.to.clone(),
-                    share: flow.share,
-                    how: flow.rule.label(),
-                });
             }
-            let moved = displaced || flow.route.moved();
+            let key = (flow.from.clone(), flow.to.clone());
+            let moved = flow.route == Route::FailOpen
+                || served_during.get(&key).copied().unwrap_or(0.0)
+                    > served_before.get(&key).copied().unwrap_or(0.0) + 1e-9;
             landings.push((flow.to.clone(), path, moved, flow.from.clone(), flow.share));
         }
-        failovers.sort_by(|a, b| (&a.from, &a.clients, &a.to).cmp(&(&b.from, &b.clients, &b.to)));
         for ((clients, region), share) in &fail_open {
             report.fail_open.push(FailOpen {
                 subject: subject.clone(),
