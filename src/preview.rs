@@ -150,22 +150,12 @@ pub fn traffic_impact(
 
 /// The rules and clients a prediction rests on, for humans.
 fn basis(impact: &Impact) -> String {
-    let mut text = format!(
-        "`{}`: {}; {}",
-        impact.subject,
-        impact
-            .rules
-            .iter()
-            .map(|r| r.label())
-            .collect::<Vec<_>>()
-            .join("; "),
-        impact.clients
-    );
-    if !impact.notes.is_empty() {
-        text.push_str("; ");
-        text.push_str(&impact.notes.join("; "));
-    }
-    text
+    traffic::rules::basis(
+        &impact.subject,
+        &impact.rules,
+        &impact.clients,
+        &impact.notes,
+    )
 }
 
 fn short(revision: &str) -> &str {

@@ -106,6 +106,24 @@ impl Rule {
     }
 }
 
+/// What a prediction rests on, for humans: `` `subject`: GA-1 …; GA-2 …;
+/// clients …; notes ``.
+pub fn basis(subject: &str, rules: &[Rule], clients: &str, notes: &[String]) -> String {
+    let mut text = format!(
+        "`{subject}`: {}; {clients}",
+        rules
+            .iter()
+            .map(|r| r.label())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    for note in notes {
+        text.push_str("; ");
+        text.push_str(note);
+    }
+    text
+}
+
 impl Serialize for Rule {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.id())

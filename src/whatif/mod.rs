@@ -1146,20 +1146,13 @@ fn markdown(report: &Report) -> String {
     for subject in &report.subjects {
         let _ = writeln!(
             out,
-            "- `{}`: {}; {}{}",
-            subject.subject,
-            subject
-                .rules
-                .iter()
-                .map(|r| r.label())
-                .collect::<Vec<_>>()
-                .join("; "),
-            subject.clients,
-            if subject.assumptions.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", subject.assumptions.join("; "))
-            }
+            "- {}",
+            traffic::rules::basis(
+                &subject.subject,
+                &subject.rules,
+                &subject.clients,
+                &subject.assumptions
+            )
         );
     }
     let _ = writeln!(out);
