@@ -618,3 +618,57 @@ fn an_injected_operation_error_fails_the_operation_not_the_world() {
         1
     );
 }
+
+#[test]
+fn a_used_up_rate_quota_is_a_403_rate_limit_until_the_next_minute() {
+    // "If your project exceeds a rate quota, you receive a 403 error with the
+    // reason rateLimitExceeded" (Compute Engine rate quotas). Reads allowed
+    // twice a minute: the third GET in the same minute is refused, lists
+    // (their own group) are not.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("sim");
+    let limits = common::sim_run(
+        dir.path(),
+        &sim,
+        &["sim", "limits", "--set", "compute-reads=2/min"],
+    );
+    assert_eq!(limits.code, 0, "{}", limits.all());
+    let sandbox = common::aws::sandbox(&sim);
+    // The window is the clock's minute: start right after a boundary so the
+    // three reads fall in one.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    if now % 60_000 > 50_000 {
+        std::thread::sleep(std::time::Duration::from_millis(
+            (60_000 - (now % 60_000) + 200) as u64,
+        ));
+    }
+    let path = "/compute/v1/projects/p/global/healthChecks/none";
+    for _ in 0..2 {
+        let (status, _) = call(&sandbox, "GET", path, None);
+        assert_eq!(status, 404, "admitted, and not found");
+    }
+    let (status, error) = call(&sandbox, "GET", path, None);
+    assert_eq!(status, 403, "{error:#}");
+    assert_eq!(error["error"]["errors"][0]["reason"], "rateLimitExceeded");
+    assert_eq!(error["error"]["errors"][0]["domain"], "usageLimits");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("per minute")),
+        "{error:#}"
+    );
+    let (status, _) = call(
+        &sandbox,
+        "GET",
+        "/compute/v1/projects/p/global/healthChecks",
+        None,
+    );
+    assert_eq!(status, 200, "lists are another quota group");
+    assert_eq!(
+        calls(&common::world(&sim), "healthChecks.get", "throttled"),
+        1
+    );
+}

@@ -64,10 +64,15 @@ fn accelerator(name: &str, groups: &[String]) -> String {
 
 const AWS_PROVIDER: &str = "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: aws-main}\nspec:\n  type: aws\n  quotas: {endpointsPerGroup: 20}\n---\n";
 
+/// A simulated cloud with fast deploys and the account's API rate limits
+/// lifted: these tests count calls, not seconds (the limits have their own
+/// test below).
 fn sim_with_fast_deploys(root: &Path) -> std::path::PathBuf {
     let sim = root.join("sim");
     let faults = sim_run(root, &sim, &["sim", "faults", "--deploy-delay-ms", "20"]);
     assert_eq!(faults.code, 0, "{}", faults.all());
+    let limits = sim_run(root, &sim, &["sim", "limits", "--off"]);
+    assert_eq!(limits.code, 0, "{}", limits.all());
     sim
 }
 
@@ -271,8 +276,14 @@ fn a_fleet_of_fifty_accelerators_is_created_with_one_call_per_api_object() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let sim = sim_with_fast_deploys(root);
-    let quotas = sim_run(root, &sim, &["sim", "quotas", "--accelerators", "60"]);
+    // The default quota is 20 accelerators; a raised quota lets 50 in.
+    let quotas = sim_run(root, &sim, &["sim", "quotas", "--accelerators", "600"]);
     assert_eq!(quotas.code, 0, "{}", quotas.all());
+    assert!(
+        quotas.stdout.contains("600 accelerators"),
+        "{}",
+        quotas.all()
+    );
     let folder = root.join("desired-state");
     std::fs::create_dir_all(&folder).expect("mkdir");
     let mut docs = vec!["apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: aws-main}\nspec:\n  type: aws\n".to_owned()];
@@ -378,4 +389,75 @@ fn a_rate_limit_keeps_every_second_of_an_apply_within_its_bucket() {
         limited <= 10,
         "{limited} writes in one second under rateLimit 5/s, burst 5"
     );
+}
+
+#[test]
+fn an_apply_under_ec2s_mutating_bucket_takes_its_refill_time_and_fails_nothing() {
+    // Twenty accelerators of one listener and three endpoint groups: 100
+    // writes. With the Global Accelerator family set to EC2's mutating
+    // bucket (50 burst, 5 per second), n admitted calls over T seconds take
+    // at most 50 + 5·T tokens, so the 100 writes alone span at least
+    // (100 − 50) / 5 = 10 s (reads draw on the same bucket and only make it
+    // longer). meridian's backoff must absorb every throttle: no failed
+    // write, every object created.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let sim = sim_with_fast_deploys(root);
+    let limits = sim_run(
+        root,
+        &sim,
+        &["sim", "limits", "--set", "globalaccelerator=50/5"],
+    );
+    assert_eq!(limits.code, 0, "{}", limits.all());
+    assert!(
+        limits
+            .stdout
+            .contains("globalaccelerator        50 burst / 5 per second"),
+        "{}",
+        limits.stdout
+    );
+    let folder = root.join("desired-state");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    let mut docs = vec![
+        "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: aws-main}\nspec:\n  type: aws\n"
+            .to_owned(),
+    ];
+    for a in 0..20 {
+        let groups: Vec<String> = ["us-east-1", "eu-west-1", "ap-southeast-1"]
+            .iter()
+            .map(|r| group(r, &[nlb(r, &format!("lim-{a}"))]))
+            .collect();
+        docs.push(accelerator(&format!("lim-{a:02}"), &groups));
+    }
+    std::fs::write(folder.join("fleet.yaml"), docs.join("---\n")).expect("write");
+    let apply = sim_run(root, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let world = world(&sim);
+    let mut at: Vec<u64> = world["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["at_ms"].as_u64().expect("at_ms"))
+        .collect();
+    at.sort_unstable();
+    assert_eq!(at.len(), 100, "one write per API object");
+    let span_ms = at[99] - at[0];
+    assert!(
+        span_ms >= 10_000,
+        "100 writes under a 50/5 bucket took only {span_ms} ms"
+    );
+    let throttled: u64 = world["calls"]
+        .as_object()
+        .expect("calls")
+        .values()
+        .map(|c| c["throttled"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(throttled > 0, "the bucket was reached");
+    for operation in ["CreateAccelerator", "CreateListener", "CreateEndpointGroup"] {
+        assert_eq!(failed(&sim, operation), 0, "{operation}");
+    }
+    assert_eq!(calls(&sim, "CreateAccelerator"), 20);
+    assert_eq!(calls(&sim, "CreateEndpointGroup"), 60);
+    let replan = sim_run(root, &sim, &["plan", "--detailed-exitcode"]);
+    assert_eq!(replan.code, 0, "{}", replan.all());
 }

@@ -139,6 +139,17 @@ impl From<SimError> for GoogleError {
                 format!("Rate Limit Exceeded: too many requests for {operation}"),
             )
             .usage_limits(),
+            // A rate quota used up, as "Compute Engine rate quotas" says:
+            // "a 403 error with the reason rateLimitExceeded".
+            SimError::RateLimited { family, limit, .. } => Self::new(
+                StatusCode::FORBIDDEN,
+                "PERMISSION_DENIED",
+                "rateLimitExceeded",
+                format!(
+                    "Quota exceeded for quota metric '{family}' and limit '{limit}' of service 'compute.googleapis.com'. Retry after the start of the next minute."
+                ),
+            )
+            .usage_limits(),
             SimError::Internal { .. } => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "UNAVAILABLE",

@@ -220,7 +220,7 @@ impl Ec2Error {
 impl From<SimError> for Ec2Error {
     fn from(error: SimError) -> Self {
         match error {
-            SimError::Throttling { .. } => Self::new(
+            SimError::Throttling { .. } | SimError::RateLimited { .. } => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "RequestLimitExceeded",
                 format!("Request limit exceeded. ({error})"),

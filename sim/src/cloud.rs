@@ -129,6 +129,21 @@ pub enum SimError {
         /// Operation.
         operation: String,
     },
+    /// An API rate limit (`sim limits`) has no capacity left: each cloud's
+    /// own throttling error.
+    #[error(
+        "{operation}: rate exceeded: the {family} limit ({limit}) is used up; retry in {retry_after_ms} ms"
+    )]
+    RateLimited {
+        /// Operation.
+        operation: String,
+        /// The limit family (`ec2-mutating`, …).
+        family: &'static str,
+        /// The limit, for humans.
+        limit: String,
+        /// When a request would be admitted again.
+        retry_after_ms: u64,
+    },
     /// A 5xx.
     #[error("{operation}: internal server error")]
     Internal {
@@ -161,6 +176,13 @@ impl SimError {
     pub fn code(&self) -> &str {
         match self {
             SimError::Throttling { .. } => "ThrottlingException",
+            SimError::RateLimited { family, .. } if family.starts_with("ec2") => {
+                "RequestLimitExceeded"
+            }
+            SimError::RateLimited { family, .. } if family.starts_with("compute") => {
+                "rateLimitExceeded"
+            }
+            SimError::RateLimited { .. } => "ThrottlingException",
             SimError::Internal { .. } => "InternalServiceErrorException",
             SimError::Injected { .. } => "InjectedFailure",
             SimError::Api { code, .. } => code,
@@ -357,6 +379,27 @@ impl SimCloud {
         }
         self.store.transact(|world| {
             let faults = world.settings.faults.clone();
+            let family = crate::limits::family_of(operation, write);
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            if let Err(retry_after_ms) = world.settings.limits.take(family, now_ms) {
+                let limit = world
+                    .settings
+                    .limits
+                    .limit(family)
+                    .map(|l| l.describe())
+                    .unwrap_or_default();
+                let count = world.calls.entry(operation.to_owned()).or_default();
+                count.write = write;
+                count.throttled += 1;
+                return Err(SimError::RateLimited {
+                    operation: operation.to_owned(),
+                    family,
+                    limit,
+                    retry_after_ms,
+                });
+            }
             let count = world.calls.entry(operation.to_owned()).or_default();
             count.write = write;
             if faults.fail_operations.iter().any(|o| o == operation) {

@@ -14,6 +14,7 @@
 //! It must never be mistaken for a cloud: nothing here talks to a network.
 
 pub mod cloud;
+pub mod limits;
 pub mod store;
 pub mod world;
 

@@ -63,6 +63,8 @@ pub struct Settings {
     pub quotas: Quotas,
     /// Largest page a list call returns.
     pub max_page_size: usize,
+    /// API rate limits (the clouds' documented ones unless changed).
+    pub limits: crate::limits::Limits,
 }
 
 impl Default for Settings {
@@ -73,6 +75,7 @@ impl Default for Settings {
             faults: Faults::default(),
             quotas: Quotas::default(),
             max_page_size: 100,
+            limits: crate::limits::Limits::default(),
         }
     }
 }

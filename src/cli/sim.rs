@@ -58,6 +58,24 @@ pub enum SimCommand {
     /// Raise or lower the simulated account's service quotas, as a granted
     /// quota increase would (the defaults are the clouds' defaults).
     Quotas(QuotaArgs),
+    /// Print the simulated clouds' API rate limits, or change them (the
+    /// defaults are the clouds' documented ones; see docs/simulator.md).
+    Limits(LimitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Lift every limit.
+    #[arg(long, conflicts_with = "default")]
+    pub off: bool,
+    /// Restore the documented limits (and turn them on).
+    #[arg(long)]
+    pub default: bool,
+    /// Change one family: FAMILY=BURST/PER_SECOND for token buckets
+    /// (e.g. ec2-mutating=50/5), FAMILY=N/min for per-minute windows
+    /// (e.g. compute-reads=600/min). Repeatable.
+    #[arg(long, value_name = "FAMILY=LIMIT", value_parser = meridian_sim::limits::parse_setting)]
+    pub set: Vec<(String, meridian_sim::limits::Limit)>,
 }
 
 #[derive(Debug, Args)]
@@ -233,6 +251,45 @@ pub async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
                 operation_errors_text(&f.operation_errors),
                 settings.deploy_delay_ms
             )
+        }
+        SimCommand::Limits(args) => {
+            let limits = cloud.store().transact(|world| {
+                let l = &mut world.settings.limits;
+                if args.default {
+                    *l = meridian_sim::limits::Limits::default();
+                }
+                if args.off {
+                    l.off = true;
+                }
+                for (family, limit) in &args.set {
+                    l.off = false;
+                    l.overrides.insert(family.clone(), *limit);
+                    l.meters.remove(family);
+                }
+                l.clone()
+            })?;
+            let mut text = if limits.off {
+                "limits: off (every API call is admitted; `sim limits --default` restores the documented limits)\n".to_owned()
+            } else {
+                "limits (per account; throttled calls get each cloud's own error):\n".to_owned()
+            };
+            for family in meridian_sim::limits::FAMILIES {
+                let limit = limits.limit(family.name).unwrap_or(family.default);
+                let changed = limits.overrides.contains_key(family.name);
+                let _ = writeln!(
+                    text,
+                    "  {:<24} {:<28} {}{}",
+                    family.name,
+                    limit.describe(),
+                    family.meters,
+                    if changed {
+                        format!(" [changed; default {}]", family.default.describe())
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            text.trim_end().to_owned()
         }
         SimCommand::Quotas(args) => {
             let quotas = cloud.store().transact(|world| {

@@ -54,6 +54,18 @@ pub fn classify(
             "notFound",
             format!("{what} was not found in project `{project}`: {message}"),
         ),
+        // A rate quota (per-minute window) used up: "a 403 error with the
+        // reason rateLimitExceeded"; it refills at the next minute.
+        Some(403)
+            if {
+                let lower = message.to_ascii_lowercase();
+                lower.contains("ratelimitexceeded")
+                    || lower.contains("rate limit")
+                    || lower.contains("per minute")
+            } =>
+        {
+            ProviderError::transient(operation, "rateLimitExceeded", format!("{what}: {message}"))
+        }
         Some(403) if message.to_ascii_lowercase().contains("quota") => ProviderError::stalled(
             operation,
             "quotaExceeded",
