@@ -433,6 +433,23 @@ pub async fn dispatch(cloud: &SimCloud, operation: &str, input: &Value) -> Answe
                 .await?;
             Ok(json!({}))
         }
+        "DescribeAcceleratorAttributes" => {
+            let logs = cloud
+                .describe_accelerator_attributes(string(input, "AcceleratorArn")?)
+                .await?;
+            Ok(json!({"AcceleratorAttributes": attributes_json(&logs)}))
+        }
+        "UpdateAcceleratorAttributes" => {
+            let logs = cloud
+                .update_accelerator_attributes(
+                    string(input, "AcceleratorArn")?,
+                    input.get("FlowLogsEnabled").and_then(Value::as_bool),
+                    opt_str(input, "FlowLogsS3Bucket").map(str::to_owned),
+                    opt_str(input, "FlowLogsS3Prefix").map(str::to_owned),
+                )
+                .await?;
+            Ok(json!({"AcceleratorAttributes": attributes_json(&logs)}))
+        }
         "TagResource" => {
             let tags = tags_of(input)?;
             if tags.is_empty() {
@@ -649,9 +666,42 @@ pub async fn dispatch(cloud: &SimCloud, operation: &str, input: &Value) -> Answe
         other => Err(ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "UnknownOperationException".to_owned(),
-            message: format!("operation {other} is not served by this sandbox"),
+            message: not_served(other),
         }),
     }
+}
+
+/// Why an operation is not served: the parts of the Global Accelerator API
+/// outside standard accelerators are named as such.
+fn not_served(operation: &str) -> String {
+    let part = if operation.contains("CustomRouting") {
+        Some("custom routing accelerators")
+    } else if operation.contains("Byoip") {
+        Some("bring-your-own-IP address ranges")
+    } else if operation.contains("CrossAccount") {
+        Some("cross-account attachments")
+    } else {
+        None
+    };
+    match part {
+        Some(part) => format!(
+            "{operation} belongs to {part}, which this sandbox does not serve: it serves the standard-accelerator API (accelerators and their attributes, listeners, endpoint groups, endpoints, tags)"
+        ),
+        None => format!(
+            "{operation} is not an operation this sandbox serves: it serves the standard-accelerator API (accelerators and their attributes, listeners, endpoint groups, endpoints, tags)"
+        ),
+    }
+}
+
+fn attributes_json(logs: &meridian_sim::world::FlowLogs) -> Value {
+    let mut out = json!({"FlowLogsEnabled": logs.enabled});
+    if let Some(bucket) = &logs.s3_bucket {
+        out["FlowLogsS3Bucket"] = json!(bucket);
+    }
+    if let Some(prefix) = &logs.s3_prefix {
+        out["FlowLogsS3Prefix"] = json!(prefix);
+    }
+    out
 }
 
 fn cloud_view(cloud: &SimCloud, arn: &str) -> Result<AcceleratorView, ApiError> {

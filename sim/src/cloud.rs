@@ -38,6 +38,7 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteTransitGatewayPeeringAttachment",
     "DeleteTransitGatewayRoute",
     "DescribeAccelerator",
+    "DescribeAcceleratorAttributes",
     "DescribeEndpointGroup",
     "DescribeListener",
     "DescribeRegions",
@@ -54,6 +55,7 @@ pub const OPERATIONS: &[&str] = &[
     "TagResource",
     "UntagResource",
     "UpdateAccelerator",
+    "UpdateAcceleratorAttributes",
     "UpdateEndpointGroup",
     "UpdateListener",
     "backendServices.delete",
@@ -509,6 +511,7 @@ impl SimCloud {
                     tags,
                     created_ms: now_ms(),
                     modified_ms: now_ms(),
+                    flow_logs: crate::world::FlowLogs::default(),
                 },
             );
             if let Some(token) = token {
@@ -542,6 +545,73 @@ impl SimCloud {
             world.touch_accelerator(arn);
             world.record("UpdateAccelerator", arn, format!("enabled={enabled}"));
             Ok(())
+        })
+        .await
+    }
+
+    /// `DescribeAcceleratorAttributes`.
+    pub async fn describe_accelerator_attributes(
+        &self,
+        arn: &str,
+    ) -> Result<crate::world::FlowLogs, SimError> {
+        self.call("DescribeAcceleratorAttributes", false, |world| {
+            world
+                .accelerators
+                .get(arn)
+                .map(|a| a.flow_logs.clone())
+                .ok_or_else(|| {
+                    api(
+                        "DescribeAcceleratorAttributes",
+                        "AcceleratorNotFoundException",
+                        format!("Accelerator {arn} was not found"),
+                    )
+                })
+        })
+        .await
+    }
+
+    /// `UpdateAcceleratorAttributes`: fields left `None` keep their value;
+    /// enabling flow logs needs a bucket.
+    pub async fn update_accelerator_attributes(
+        &self,
+        arn: &str,
+        enabled: Option<bool>,
+        s3_bucket: Option<String>,
+        s3_prefix: Option<String>,
+    ) -> Result<crate::world::FlowLogs, SimError> {
+        self.call("UpdateAcceleratorAttributes", true, |world| {
+            let accelerator = world.accelerators.get_mut(arn).ok_or_else(|| {
+                api(
+                    "UpdateAcceleratorAttributes",
+                    "AcceleratorNotFoundException",
+                    format!("Accelerator {arn} was not found"),
+                )
+            })?;
+            let mut next = accelerator.flow_logs.clone();
+            if let Some(enabled) = enabled {
+                next.enabled = enabled;
+            }
+            if s3_bucket.is_some() {
+                next.s3_bucket = s3_bucket;
+            }
+            if s3_prefix.is_some() {
+                next.s3_prefix = s3_prefix;
+            }
+            if next.enabled && next.s3_bucket.as_deref().is_none_or(str::is_empty) {
+                return Err(api(
+                    "UpdateAcceleratorAttributes",
+                    "InvalidArgumentException",
+                    "FlowLogsS3Bucket is required when FlowLogsEnabled is true",
+                ));
+            }
+            accelerator.flow_logs = next.clone();
+            world.touch_accelerator(arn);
+            world.record(
+                "UpdateAcceleratorAttributes",
+                arn,
+                format!("flow_logs={}", next.enabled),
+            );
+            Ok(next)
         })
         .await
     }

@@ -202,6 +202,20 @@ pub struct Accelerator {
     /// Last change, milliseconds since the epoch.
     #[serde(default)]
     pub modified_ms: u64,
+    /// Flow-log attributes (`DescribeAcceleratorAttributes`).
+    #[serde(default)]
+    pub flow_logs: FlowLogs,
+}
+
+/// An accelerator's attributes: where its flow logs go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowLogs {
+    /// Whether flow logs are written.
+    pub enabled: bool,
+    /// S3 bucket (required when enabled).
+    pub s3_bucket: Option<String>,
+    /// Key prefix in the bucket.
+    pub s3_prefix: Option<String>,
 }
 
 /// A listener.

@@ -81,6 +81,23 @@ pages = list(ga.get_paginator("list_accelerators").paginate(PaginationConfig={"P
 assert len(pages) == 3, [len(p["Accelerators"]) for p in pages]
 assert sum(len(p["Accelerators"]) for p in pages) == 13
 
+# Accelerator attributes: flow logs need a bucket.
+attrs = ga.describe_accelerator_attributes(AcceleratorArn=arn)["AcceleratorAttributes"]
+assert attrs["FlowLogsEnabled"] is False, attrs
+expect_error("InvalidArgumentException", ga.update_accelerator_attributes, AcceleratorArn=arn, FlowLogsEnabled=True)
+attrs = ga.update_accelerator_attributes(AcceleratorArn=arn, FlowLogsEnabled=True, FlowLogsS3Bucket="logs",
+                                         FlowLogsS3Prefix="ga/")["AcceleratorAttributes"]
+assert attrs == {"FlowLogsEnabled": True, "FlowLogsS3Bucket": "logs", "FlowLogsS3Prefix": "ga/"}, attrs
+assert ga.describe_accelerator_attributes(AcceleratorArn=arn)["AcceleratorAttributes"]["FlowLogsS3Prefix"] == "ga/"
+
+# Outside the standard-accelerator API: a clear refusal, not a silent gap.
+try:
+    ga.list_custom_routing_accelerators()
+    raise AssertionError("custom routing is not served")
+except ClientError as error:
+    assert error.response["Error"]["Code"] == "UnknownOperationException", error
+    assert "custom routing accelerators" in error.response["Error"]["Message"], error
+
 # Deletion rules, in the order the API demands.
 expect_error("AcceleratorNotDisabledException", ga.delete_accelerator, AcceleratorArn=arn)
 expect_error("AssociatedEndpointGroupFoundException", ga.delete_listener, ListenerArn=listener["ListenerArn"])
