@@ -446,11 +446,13 @@ impl World {
     }
 
     /// Total calls of read (`write == false`) or write operations, failed ones included.
+    /// Calls of one kind the cloud answered (ok or failed); calls refused
+    /// by throttling are counted apart, per operation.
     pub fn total_calls(&self, write: bool) -> u64 {
         self.calls
             .values()
             .filter(|count| count.write == write)
-            .map(|count| count.ok + count.throttled + count.failed)
+            .map(|count| count.ok + count.failed)
             .sum()
     }
 }
