@@ -721,7 +721,18 @@ fn with_an_invalid_head_drift_is_still_corrected_after_a_restart_and_the_error_s
         .code,
         0
     );
+    let us_dial = || {
+        common::world(&sim)["endpoint_groups"]
+            .as_object()
+            .expect("groups")
+            .values()
+            .filter(|g| g["spec"]["region"] == "us-east-1")
+            .map(|g| g["spec"]["trafficDial"].as_u64().unwrap_or(0))
+            .min()
+    };
     let daemon = Daemon::start(&sim, &args, None);
+    // Wait for the effect, not only for the status: an empty drift list can
+    // precede the first drift check after a restart.
     let status = daemon.wait_for(
         WAIT,
         "drift to be corrected against the last good revision",
@@ -729,6 +740,7 @@ fn with_an_invalid_head_drift_is_still_corrected_after_a_restart_and_the_error_s
             s["reconciles"].as_u64().unwrap_or(0) >= 1
                 && s["drift"].as_array().is_some_and(|d| d.is_empty())
                 && s["last_attempted"]["revision"] == good.as_str()
+                && us_dial() == Some(100)
         },
     );
     assert_eq!(applied(&status), Some(good.as_str()));
@@ -738,15 +750,7 @@ fn with_an_invalid_head_drift_is_still_corrected_after_a_restart_and_the_error_s
             .is_some_and(|m| m.contains("is invalid")),
         "the head's error stays visible: {status:#}"
     );
-    let world = common::world(&sim);
-    let us = world["endpoint_groups"]
-        .as_object()
-        .expect("groups")
-        .values()
-        .filter(|g| g["spec"]["region"] == "us-east-1")
-        .map(|g| g["spec"]["trafficDial"].as_u64().unwrap_or(0))
-        .min();
-    assert_eq!(us, Some(100), "the out-of-band dial was restored");
+    assert_eq!(us_dial(), Some(100), "the out-of-band dial was restored");
 }
 
 #[test]
