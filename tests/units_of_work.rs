@@ -460,4 +460,16 @@ fn an_apply_under_ec2s_mutating_bucket_takes_its_refill_time_and_fails_nothing()
     assert_eq!(calls(&sim, "CreateEndpointGroup"), 60);
     let replan = sim_run(root, &sim, &["plan", "--detailed-exitcode"]);
     assert_eq!(replan.code, 0, "{}", replan.all());
+    // --off lifts every limit; --default restores the documented ones.
+    let off = sim_run(root, &sim, &["sim", "limits", "--off"]);
+    assert!(off.stdout.starts_with("limits: off"), "{}", off.all());
+    let default = sim_run(root, &sim, &["sim", "limits", "--default"]);
+    assert!(
+        default
+            .stdout
+            .contains("globalaccelerator        100 burst / 20 per second")
+            && !default.stdout.contains("[changed"),
+        "{}",
+        default.all()
+    );
 }

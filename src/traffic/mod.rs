@@ -1318,6 +1318,30 @@ mod tests {
     }
 
     #[test]
+    fn spray_to_region_routes_between_regions_as_waterfall_and_says_so() {
+        let backends = [
+            ("asia-southeast1", Some(5000.0), 1.0, true),
+            ("europe-west1", Some(5000.0), 1.0, true),
+            ("us-east1", Some(800.0), 0.5, true),
+        ];
+        let waterfall = service(WATERFALL, &backends, Some(3000.0));
+        let spray = service(
+            Algorithm::Policy(LoadBalancingAlgorithm::SprayToRegion),
+            &backends,
+            Some(3000.0),
+        );
+        assert_eq!(service_shares(&spray), service_shares(&waterfall));
+        let routing = service::route(&spray);
+        assert!(
+            routing.notes.iter().any(|n| n.starts_with(
+                "EXTERNAL_MANAGED, SPRAY_TO_REGION: routes between regions as WATERFALL_BY_REGION"
+            )),
+            "{routing:?}"
+        );
+        assert!(service::route(&waterfall).notes.is_empty());
+    }
+
+    #[test]
     fn spray_to_world_is_proportional_to_capacity() {
         // 1,000 / 1,000 / 500 (1,000 × 0.5) of capacity: 40% / 40% / 20%,
         // wherever the clients are and however light the load.

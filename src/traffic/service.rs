@@ -207,6 +207,17 @@ pub fn route(service: &Service) -> Routing {
     let mut flows = Vec::new();
     let rule = service.algorithm.rule();
     rules.insert(rule);
+    if matches!(
+        service.algorithm,
+        Algorithm::Policy(
+            LoadBalancingAlgorithm::SprayToRegion | LoadBalancingAlgorithm::WaterfallByZone
+        )
+    ) {
+        notes.push(format!(
+            "{}: routes between regions as WATERFALL_BY_REGION does; it differs only inside a region, below the model's resolution",
+            service.algorithm.describe()
+        ));
+    }
     let closest_of = |location: &str| by_distance(location, &all_refs)[0].clone();
     if rule == Rule::GcpSpray {
         for population in &service.clients.populations {
