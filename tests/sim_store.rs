@@ -16,7 +16,7 @@ fn state(sim: &std::path::Path) -> Value {
     let mut world = world(sim);
     world["calls"] = Value::Null;
     world["call_totals"] = Value::Null;
-    world["settings"]["limits"]["meters"] = Value::Null;
+    world["meters"] = Value::Null;
     world
 }
 

@@ -38,7 +38,11 @@ use meridian_provider::{
 };
 use meridian_sim::cloud::{GcpMethod, ServiceChange, SimCloud, SimError};
 use meridian_sim::cloud::{stored_fingerprint, wire_fingerprint};
-use meridian_sim::world::{GcpBackendService, GcpHealthCheck, GcpUrlMap, OperationFault, now_ms};
+use meridian_sim::world::{
+    FrontendKind, GcpBackendService, GcpHealthCheck, GcpUrlMap, OperationFault, frontend_key, now_ms,
+};
+
+mod frontends;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -540,14 +544,26 @@ enum Kind {
     HealthCheck,
     BackendService,
     UrlMap,
+    /// Target HTTP(S) proxies and global forwarding rules ([`frontends`]).
+    Frontend(FrontendKind),
 }
 
 impl Kind {
+    /// The collection in resource paths.
     fn collection(self) -> &'static str {
         match self {
             Kind::HealthCheck => "healthChecks",
             Kind::BackendService => "backendServices",
             Kind::UrlMap => "urlMaps",
+            Kind::Frontend(kind) => kind.collection(),
+        }
+    }
+
+    /// The API resource whose methods these are (`{api}.insert`).
+    fn api(self) -> &'static str {
+        match self {
+            Kind::Frontend(kind) => kind.api(),
+            other => other.collection(),
         }
     }
 
@@ -556,6 +572,9 @@ impl Kind {
             Kind::HealthCheck => "compute#healthCheckList",
             Kind::BackendService => "compute#backendServiceList",
             Kind::UrlMap => "compute#urlMapList",
+            Kind::Frontend(FrontendKind::TargetHttpProxy) => "compute#targetHttpProxyList",
+            Kind::Frontend(FrontendKind::TargetHttpsProxy) => "compute#targetHttpsProxyList",
+            Kind::Frontend(FrontendKind::ForwardingRule) => "compute#forwardingRuleList",
         }
     }
 }
@@ -1237,6 +1256,10 @@ impl Sandbox {
             Kind::HealthCheck => world.health_checks.get(&key).map(|o| o.id.clone()),
             Kind::BackendService => world.backend_services.get(&key).map(|o| o.id.clone()),
             Kind::UrlMap => world.url_maps.get(&key).map(|o| o.id.clone()),
+            Kind::Frontend(f) => world
+                .frontends
+                .get(&frontend_key(project, f, name))
+                .map(|o| o.id.clone()),
         }
     }
 
@@ -1252,7 +1275,7 @@ impl Sandbox {
         request_id: Option<&str>,
         perform: impl Future<Output = Result<Option<String>, GoogleError>>,
     ) -> Answer {
-        let operation = format!("{}.{verb}", kind.collection());
+        let operation = format!("{}.{verb}", kind.api());
         let fault = self.cloud.take_operation_fault(&operation)?;
         let target_id = match &fault {
             Some(_) => self.current_id(kind, &ctx.project, name),
@@ -1282,6 +1305,9 @@ impl Sandbox {
 }
 
 async fn list(sandbox: &Sandbox, kind: Kind, ctx: &Ctx, uri: &Uri) -> Answer {
+    if let Kind::Frontend(f) = kind {
+        return frontends::list(sandbox, f, ctx, uri).await;
+    }
     let query = Query::of(uri);
     for unsupported in ["filter", "orderBy"] {
         if let Some(value) = query.get(unsupported) {
@@ -1331,6 +1357,7 @@ async fn list(sandbox: &Sandbox, kind: Kind, ctx: &Ctx, uri: &Uri) -> Answer {
             let items = page.items.iter().map(|m| url_map_json(ctx, m));
             (items.collect(), page.next_token)
         }
+        Kind::Frontend(_) => unreachable!("answered above"),
     };
     let mut out = Map::new();
     put(&mut out, "kind", kind.list_kind());
@@ -1363,13 +1390,14 @@ async fn get_one(sandbox: &Sandbox, kind: Kind, ctx: &Ctx, name: &str) -> Answer
             &cloud.get_backend_service(project, name).await?.service,
         ),
         Kind::UrlMap => url_map_json(ctx, &cloud.get_url_map(project, name).await?),
+        Kind::Frontend(f) => return frontends::get_one(sandbox, f, ctx, name).await,
     })
 }
 
 async fn insert(sandbox: &Sandbox, kind: Kind, ctx: &Ctx, uri: &Uri, body: &Bytes) -> Answer {
     let query = Query::of(uri);
     let request_id = query.get("requestId");
-    let operation = format!("{}.insert", kind.collection());
+    let operation = format!("{}.insert", kind.api());
     if let Some(known) = sandbox.replay(ctx, &operation, request_id).await? {
         return Ok(known);
     }
@@ -1412,6 +1440,7 @@ async fn insert(sandbox: &Sandbox, kind: Kind, ctx: &Ctx, uri: &Uri, body: &Byte
                 })
                 .await
         }
+        Kind::Frontend(f) => frontends::insert(sandbox, f, ctx, &name, request_id, &body).await,
     }
 }
 
@@ -1465,6 +1494,10 @@ async fn modify(
     };
     let verb = if patch { "patch" } else { "update" };
     match kind {
+        Kind::Frontend(_) => Err(GoogleError::invalid(format!(
+            "{} are changed with PATCH and their set-methods, not PUT",
+            kind.collection()
+        ))),
         Kind::HealthCheck => {
             sandbox
                 .write(ctx, kind, verb, name, request_id, async {
@@ -1533,7 +1566,7 @@ async fn modify(
 async fn delete(sandbox: &Sandbox, kind: Kind, ctx: &Ctx, name: &str, uri: &Uri) -> Answer {
     let query = Query::of(uri);
     let request_id = query.get("requestId");
-    let operation = format!("{}.delete", kind.collection());
+    let operation = format!("{}.delete", kind.api());
     if let Some(known) = sandbox.replay(ctx, &operation, request_id).await? {
         return Ok(known);
     }
@@ -1546,6 +1579,7 @@ async fn delete(sandbox: &Sandbox, kind: Kind, ctx: &Ctx, name: &str, uri: &Uri)
                 Kind::HealthCheck => cloud.delete_health_check(project, name).await?,
                 Kind::BackendService => cloud.delete_backend_service(project, name).await?,
                 Kind::UrlMap => cloud.delete_url_map(project, name).await?,
+                Kind::Frontend(f) => cloud.delete_frontend(f, project, name).await?,
             }
             Ok(id)
         })
@@ -1731,7 +1765,7 @@ pub fn router(cloud: SimCloud, local: SocketAddr) -> Router {
                 ),
             );
     }
-    router
+    frontends::routes(router)
         .route(
             "/compute/v1/projects/{project}/global/backendServices/{name}/getHealth",
             post(

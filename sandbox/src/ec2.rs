@@ -907,7 +907,7 @@ fn route_xml(x: &mut Xml, element: &str, route: &Route, world: &World, gateway: 
 
 // ----- the world, as one region sees it --------------------------------------
 
-fn snapshot(cloud: &SimCloud) -> Result<World, Ec2Error> {
+fn snapshot(cloud: &SimCloud) -> Result<std::sync::Arc<World>, Ec2Error> {
     cloud
         .store()
         .read()
@@ -959,6 +959,9 @@ pub async fn dispatch(
     mut params: Params,
     request_id: &str,
 ) -> Result<String, Ec2Error> {
+    // Calls in this region draw from this region's rate-limit buckets.
+    let regional = cloud.in_region(region);
+    let cloud = &regional;
     if !ACTIONS.contains(&action) {
         return Err(Ec2Error::client(
             "InvalidAction",
@@ -1276,7 +1279,7 @@ async fn delete_transit_gateway(
 ) -> Result<(), Ec2Error> {
     let id = params.required("TransitGatewayId")?;
     ready(params, dry_run)?;
-    let tgw = gateway_in(&snapshot(cloud)?, region, &id)?.clone();
+    let tgw = gateway_in(&*snapshot(cloud)?, region, &id)?.clone();
     cloud.delete_transit_gateway(&id).await?;
     gateway_xml(x, "transitGateway", &tgw, "deleting");
     Ok(())
@@ -1417,7 +1420,7 @@ async fn delete_peering(
     let id = params.required("TransitGatewayAttachmentId")?;
     ready(params, dry_run)?;
     // Either side may delete it; a third region does not know it.
-    let peering = peering_in(&snapshot(cloud)?, region, &id)?.clone();
+    let peering = peering_in(&*snapshot(cloud)?, region, &id)?.clone();
     cloud.delete_peering(&id).await?;
     peering_xml(x, "transitGatewayPeeringAttachment", &peering, "deleting");
     Ok(())

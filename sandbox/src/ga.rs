@@ -342,7 +342,7 @@ fn idempotency_token(input: &Value) -> Result<&str, ApiError> {
     Ok(token)
 }
 
-fn read_world(cloud: &SimCloud) -> Result<World, ApiError> {
+fn read_world(cloud: &SimCloud) -> Result<std::sync::Arc<World>, ApiError> {
     cloud
         .store()
         .read()

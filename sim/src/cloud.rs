@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use std::sync::Arc;
 
 use meridian_provider::{
     BackendServiceSpec, BackendSpec, EndpointGroupSpec, EndpointSpec, HealthCheckSpec,
@@ -193,7 +194,7 @@ impl SimError {
     }
 }
 
-fn api(operation: &str, code: &'static str, message: impl Into<String>) -> SimError {
+pub(crate) fn api(operation: &str, code: &'static str, message: impl Into<String>) -> SimError {
     SimError::Api {
         operation: operation.to_owned(),
         code,
@@ -213,7 +214,7 @@ pub struct Page<T> {
 /// One page of `all` (in key order) after the cursor in `next_token`.
 /// Tokens are opaque cursors naming the last key returned, as the clouds'
 /// are: objects created or deleted between two pages never shift the rest.
-fn paginate<T: Clone>(
+pub fn paginate<T: Clone>(
     operation: &str,
     all: Vec<T>,
     key: impl Fn(&T) -> String,
@@ -312,9 +313,12 @@ pub struct BackendServiceView {
 #[derive(Debug, Clone)]
 pub struct SimCloud {
     store: SimStore,
+    /// The region the calls are made in, for the clouds that meter per
+    /// region (EC2); `None` for global APIs.
+    region: Option<Arc<str>>,
 }
 
-fn fingerprint(value: &impl serde::Serialize, generation: u64) -> String {
+pub(crate) fn fingerprint(value: &impl serde::Serialize, generation: u64) -> String {
     use base64::Engine;
     let mut hasher = Sha256::new();
     hasher.update(serde_json::to_vec(value).unwrap_or_default());
@@ -360,7 +364,19 @@ fn ports_overlap(a: &ListenerSpec, b: &ListenerSpec) -> bool {
 impl SimCloud {
     /// A cloud over the world in `store`.
     pub fn new(store: SimStore) -> Self {
-        Self { store }
+        Self {
+            store,
+            region: None,
+        }
+    }
+
+    /// The same cloud, with calls made in `region`: EC2's rate limits
+    /// meter each region's calls in their own buckets.
+    pub fn in_region(&self, region: &str) -> Self {
+        Self {
+            store: self.store.clone(),
+            region: Some(Arc::from(region)),
+        }
     }
 
     /// The underlying store.
@@ -369,7 +385,7 @@ impl SimCloud {
     }
 
     /// Runs one API call: latency, fault injection, counting, then `op`.
-    async fn call<R>(
+    pub(crate) async fn call<R>(
         &self,
         operation: &str,
         write: bool,
@@ -385,14 +401,20 @@ impl SimCloud {
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            if let Err(retry_after_ms) = world.settings.limits.take(family, now_ms) {
+            let bucket = crate::limits::bucket_of(family, self.region.as_deref());
+            if let Err(retry_after_ms) =
+                world
+                    .settings
+                    .limits
+                    .take(&mut world.meters, &bucket, family, now_ms)
+            {
                 let limit = world
                     .settings
                     .limits
                     .limit(family)
                     .map(|l| l.describe())
                     .unwrap_or_default();
-                let count = world.calls.entry(operation.to_owned()).or_default();
+                let count = world.calls.entry_or_default(operation);
                 count.write = write;
                 count.throttled += 1;
                 return Err(SimError::RateLimited {
@@ -402,7 +424,7 @@ impl SimCloud {
                     retry_after_ms,
                 });
             }
-            let count = world.calls.entry(operation.to_owned()).or_default();
+            let count = world.calls.entry_or_default(operation);
             count.write = write;
             if faults.fail_operations.iter().any(|o| o == operation) {
                 count.failed += 1;
@@ -423,7 +445,7 @@ impl SimCloud {
                 });
             }
             let result = op(world);
-            let count = world.calls.entry(operation.to_owned()).or_default();
+            let count = world.calls.entry_or_default(operation);
             match result {
                 Ok(_)
                     if write
@@ -1896,6 +1918,15 @@ impl SimCloud {
     /// `urlMaps.delete`.
     pub async fn delete_url_map(&self, project: &str, name: &str) -> Result<(), SimError> {
         self.call("urlMaps.delete", true, |world| {
+            if let Some(user) = crate::frontends::url_map_user(world, project, name) {
+                return Err(api(
+                    "urlMaps.delete",
+                    "resourceInUseByAnotherResource",
+                    format!(
+                        "The url_map resource 'projects/{project}/global/urlMaps/{name}' is already being used by '{user}'"
+                    ),
+                ));
+            }
             world
                 .url_maps
                 .remove(&format!("{project}/{name}"))
@@ -1944,7 +1975,7 @@ impl SimCloud {
                 faults.remove(index);
             }
             fault.times = 1;
-            let count = world.calls.entry(operation.to_owned()).or_default();
+            let count = world.calls.entry_or_default(operation);
             count.write = true;
             count.failed += 1;
             Some(fault)

@@ -2,8 +2,8 @@
 //!
 //! A real simulated world, not a mock: Global Accelerator accelerators,
 //! listeners, endpoint groups and endpoints; GCP health checks, backend
-//! services and URL maps; Transit Gateways, peering attachments and routes.
-//! The world is persisted as JSON in a directory so that consecutive commands
+//! services, URL maps, target HTTP(S) proxies and global forwarding rules; Transit Gateways, peering attachments and routes.
+//! The world is persisted in an SQLite database in a directory so that consecutive commands
 //! (and two processes at once) see the same "live" state, and it behaves the
 //! way the clouds do where that matters to a reconciler: generated ARNs and
 //! ids, accelerators `IN_PROGRESS` for a while after every change, one
@@ -14,6 +14,7 @@
 //! It must never be mistaken for a cloud: nothing here talks to a network.
 
 pub mod cloud;
+mod frontends;
 pub mod limits;
 pub mod store;
 pub mod world;

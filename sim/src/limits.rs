@@ -20,6 +20,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::world::Table;
+
 /// How a family is metered.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -129,7 +131,7 @@ pub fn family_of(operation: &str, write: bool) -> &'static str {
     } else if operation.starts_with("globalOperations.") {
         "compute-operation-reads"
     } else if operation.contains('.') {
-        if operation.ends_with(".list") {
+        if operation.ends_with(".list") || operation.ends_with(".aggregatedList") {
             "compute-lists"
         } else if write {
             "compute-mutations"
@@ -138,6 +140,17 @@ pub fn family_of(operation: &str, write: bool) -> &'static str {
         }
     } else {
         "globalaccelerator"
+    }
+}
+
+/// The meter a call of `family` made in `region` draws from: EC2 meters
+/// each region apart ("per account, per Region"); the other families are
+/// one meter per account (Global Accelerator is a global service; Compute
+/// Engine's rate quotas are per project).
+pub fn bucket_of(family: &str, region: Option<&str>) -> String {
+    match region {
+        Some(region) if family.starts_with("ec2-") => format!("{family}@{region}"),
+        _ => family.to_owned(),
     }
 }
 
@@ -161,7 +174,9 @@ pub enum Meter {
     },
 }
 
-/// The account's limits: on or off, overrides, and the meters.
+/// The account's limits: on or off, and overrides. The meters are rows of
+/// their own ([`World::meters`](crate::world::World::meters)), since every
+/// call moves one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Limits {
@@ -169,8 +184,6 @@ pub struct Limits {
     pub off: bool,
     /// Families set to something else than their documented default.
     pub overrides: BTreeMap<String, Limit>,
-    /// The meters, by family.
-    pub meters: BTreeMap<String, Meter>,
 }
 
 impl Limits {
@@ -184,9 +197,16 @@ impl Limits {
         })
     }
 
-    /// Takes one request from `family` at `now_ms`: `Ok(())`, or how many
+    /// Takes one request of `family` from the meter `bucket` (the family,
+    /// or the family in one region) at `now_ms`: `Ok(())`, or how many
     /// milliseconds until one would be available.
-    pub fn take(&mut self, family: &str, now_ms: u64) -> Result<(), u64> {
+    pub fn take(
+        &self,
+        meters: &mut Table<Meter>,
+        bucket: &str,
+        family: &str,
+        now_ms: u64,
+    ) -> Result<(), u64> {
         if self.off {
             return Ok(());
         }
@@ -195,15 +215,15 @@ impl Limits {
         };
         match limit {
             Limit::Bucket { burst, per_second } => {
-                let (tokens, at) = match self.meters.get(family) {
+                let (tokens, at) = match meters.get(bucket) {
                     Some(Meter::Bucket { tokens, at_ms }) => (*tokens, *at_ms),
                     _ => (burst, now_ms),
                 };
                 let elapsed = now_ms.saturating_sub(at) as f64 / 1000.0;
                 let tokens = (tokens + elapsed * per_second).min(burst);
                 if tokens >= 1.0 {
-                    self.meters.insert(
-                        family.to_owned(),
+                    meters.insert(
+                        bucket.to_owned(),
                         Meter::Bucket {
                             tokens: tokens - 1.0,
                             at_ms: now_ms,
@@ -211,8 +231,8 @@ impl Limits {
                     );
                     Ok(())
                 } else {
-                    self.meters.insert(
-                        family.to_owned(),
+                    meters.insert(
+                        bucket.to_owned(),
                         Meter::Bucket {
                             tokens,
                             at_ms: now_ms,
@@ -228,13 +248,13 @@ impl Limits {
             }
             Limit::PerMinute { per_minute } => {
                 let minute = now_ms / 60_000;
-                let used = match self.meters.get(family) {
+                let used = match meters.get(bucket) {
                     Some(Meter::Window { minute: m, used }) if *m == minute => *used,
                     _ => 0,
                 };
                 if used < per_minute {
-                    self.meters.insert(
-                        family.to_owned(),
+                    meters.insert(
+                        bucket.to_owned(),
                         Meter::Window {
                             minute,
                             used: used + 1,
@@ -310,6 +330,7 @@ mod tests {
     #[test]
     fn a_bucket_allows_its_burst_then_its_refill_rate() {
         let mut limits = Limits::default();
+        let mut meters = Table::default();
         limits.overrides.insert(
             "ec2-mutating".into(),
             Limit::Bucket {
@@ -318,30 +339,49 @@ mod tests {
             },
         );
         for _ in 0..50 {
-            assert_eq!(limits.take("ec2-mutating", 1_000), Ok(()));
+            assert_eq!(limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_000), Ok(()));
         }
         // The 51st waits 1/5 s for a token.
-        assert_eq!(limits.take("ec2-mutating", 1_000), Err(200));
-        assert_eq!(limits.take("ec2-mutating", 1_200), Ok(()));
-        assert!(limits.take("ec2-mutating", 1_200).is_err());
+        assert_eq!(limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_000), Err(200));
+        assert_eq!(limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_200), Ok(()));
+        assert!(limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_200).is_err());
         // Off lifts it.
         limits.off = true;
-        assert_eq!(limits.take("ec2-mutating", 1_200), Ok(()));
+        assert_eq!(limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_200), Ok(()));
+    }
+
+    #[test]
+    fn each_bucket_meters_apart() {
+        let limits = Limits::default();
+        let mut meters = Table::default();
+        for _ in 0..50 {
+            let taken = limits.take(&mut meters, "ec2-mutating@us-east-1", "ec2-mutating", 1_000);
+            assert_eq!(taken, Ok(()));
+        }
+        assert!(
+            limits
+                .take(&mut meters, "ec2-mutating@us-east-1", "ec2-mutating", 1_000)
+                .is_err()
+        );
+        // Another region has its own bucket.
+        let other = limits.take(&mut meters, "ec2-mutating@eu-west-1", "ec2-mutating", 1_000);
+        assert_eq!(other, Ok(()));
     }
 
     #[test]
     fn a_window_refills_at_the_next_minute() {
         let mut limits = Limits::default();
+        let mut meters = Table::default();
         limits
             .overrides
             .insert("compute-reads".into(), Limit::PerMinute { per_minute: 2 });
-        assert_eq!(limits.take("compute-reads", 60_000 * 7 + 100), Ok(()));
-        assert_eq!(limits.take("compute-reads", 60_000 * 7 + 200), Ok(()));
+        assert_eq!(limits.take(&mut meters, "compute-reads", "compute-reads", 60_000 * 7 + 100), Ok(()));
+        assert_eq!(limits.take(&mut meters, "compute-reads", "compute-reads", 60_000 * 7 + 200), Ok(()));
         assert_eq!(
-            limits.take("compute-reads", 60_000 * 7 + 59_000),
+            limits.take(&mut meters, "compute-reads", "compute-reads", 60_000 * 7 + 59_000),
             Err(1_000)
         );
-        assert_eq!(limits.take("compute-reads", 60_000 * 8), Ok(()));
+        assert_eq!(limits.take(&mut meters, "compute-reads", "compute-reads", 60_000 * 8), Ok(()));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! pointing at their parent, tags and descriptions carrying ownership, and
 //! statuses derived from timestamps so that time passes between commands.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Deref;
 
 use meridian_provider::{
     BackendServiceSpec, BackendSpec, EndpointGroupSpec, EndpointSpec, HealthCheckSpec,
@@ -21,36 +22,165 @@ pub struct World {
     /// Behaviour settings.
     pub settings: Settings,
     /// Global Accelerators by ARN.
-    pub accelerators: BTreeMap<String, Accelerator>,
+    pub accelerators: Table<Accelerator>,
     /// Listeners by ARN.
-    pub listeners: BTreeMap<String, Listener>,
+    pub listeners: Table<Listener>,
     /// Endpoint groups by ARN.
-    pub endpoint_groups: BTreeMap<String, EndpointGroup>,
+    pub endpoint_groups: Table<EndpointGroup>,
     /// GCP health checks by `project/name`.
-    pub health_checks: BTreeMap<String, GcpHealthCheck>,
+    pub health_checks: Table<GcpHealthCheck>,
     /// GCP backend services by `project/name`.
-    pub backend_services: BTreeMap<String, GcpBackendService>,
+    pub backend_services: Table<GcpBackendService>,
     /// GCP URL maps by `project/name`.
-    pub url_maps: BTreeMap<String, GcpUrlMap>,
+    pub url_maps: Table<GcpUrlMap>,
+    /// GCP target HTTP(S) proxies and global forwarding rules by
+    /// `project/collection/name`.
+    pub frontends: Table<GcpFrontend>,
     /// Transit Gateways by id.
-    pub transit_gateways: BTreeMap<String, TransitGateway>,
+    pub transit_gateways: Table<TransitGateway>,
     /// Peering attachments by id.
-    pub peerings: BTreeMap<String, Peering>,
+    pub peerings: Table<Peering>,
     /// Static routes by `routeTableId|cidr`.
-    pub routes: BTreeMap<String, Route>,
+    pub routes: Table<Route>,
     /// Regions made unhealthy by `sim set-health`.
-    pub unhealthy_regions: BTreeMap<String, bool>,
+    pub unhealthy_regions: Table<bool>,
     /// API calls by operation.
-    pub calls: BTreeMap<String, CallCount>,
-    /// Every successful write, in order, with its time.
+    pub calls: Table<CallCount>,
+    /// Rate-limit meters by bucket (`FAMILY` or `FAMILY@REGION`).
+    pub meters: Table<crate::limits::Meter>,
+    /// Every successful write, in order, with its time. The store keeps
+    /// the history in its own table: in a world inside a transaction this
+    /// holds only the writes of that transaction, in [`SimStore::read`]'s
+    /// world all of them.
+    ///
+    /// [`SimStore::read`]: crate::store::SimStore::read
     pub history: Vec<HistoryEntry>,
     /// Idempotency tokens of create calls, with the ARN they created: a retry
     /// with the same token returns the same object instead of a second one.
-    pub idempotency: BTreeMap<String, String>,
+    pub idempotency: Table<String>,
+}
+
+/// One kind of object, keyed by ARN, id or name: a map that remembers which
+/// keys were written since the store last saved it, so a transaction writes
+/// the rows it touched and nothing else. Reading goes through the map
+/// (`Deref`); every way of changing it marks what it changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Table<V> {
+    rows: BTreeMap<String, V>,
+    #[serde(skip)]
+    dirty: BTreeSet<String>,
+}
+
+impl<V> Default for Table<V> {
+    fn default() -> Self {
+        Self {
+            rows: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+        }
+    }
+}
+
+impl<V> Deref for Table<V> {
+    type Target = BTreeMap<String, V>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.rows
+    }
+}
+
+impl<'t, V> IntoIterator for &'t Table<V> {
+    type Item = (&'t String, &'t V);
+    type IntoIter = std::collections::btree_map::Iter<'t, String, V>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.rows.iter()
+    }
+}
+
+impl<V> FromIterator<(String, V)> for Table<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
+        let rows: BTreeMap<String, V> = iter.into_iter().collect();
+        let dirty = rows.keys().cloned().collect();
+        Self { rows, dirty }
+    }
+}
+
+impl<V> Table<V> {
+    /// The row under `key`, to change.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        let row = self.rows.get_mut(key)?;
+        self.dirty.insert(key.to_owned());
+        Some(row)
+    }
+
+    /// Sets the row under `key`.
+    pub fn insert(&mut self, key: String, value: V) -> Option<V> {
+        self.dirty.insert(key.clone());
+        self.rows.insert(key, value)
+    }
+
+    /// Removes the row under `key`.
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        let row = self.rows.remove(key)?;
+        self.dirty.insert(key.to_owned());
+        Some(row)
+    }
+
+    /// The row under `key`, created with `V::default()` if missing.
+    pub fn entry_or_default(&mut self, key: &str) -> &mut V
+    where
+        V: Default,
+    {
+        self.dirty.insert(key.to_owned());
+        self.rows.entry(key.to_owned()).or_default()
+    }
+
+    /// Keeps the rows for which `keep` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut V) -> bool) {
+        let dirty = &mut self.dirty;
+        self.rows.retain(|key, value| {
+            let kept = keep(key, value);
+            if !kept {
+                dirty.insert(key.clone());
+            }
+            kept
+        });
+    }
+
+    /// Every row, to change (marks them all written).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.dirty.extend(self.rows.keys().cloned());
+        self.rows.values_mut()
+    }
+
+    /// The keys written since the last call, each with its row (`None`: removed).
+    pub(crate) fn take_dirty(&mut self) -> Vec<(String, Option<&V>)> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .map(|key| {
+                let row = self.rows.get(&key);
+                (key, row)
+            })
+            .collect()
+    }
+
+    /// Sets or removes a row as the store read it, without marking it.
+    pub(crate) fn load(&mut self, key: String, value: Option<V>) {
+        match value {
+            Some(value) => {
+                self.rows.insert(key, value);
+            }
+            None => {
+                self.rows.remove(&key);
+            }
+        }
+    }
 }
 
 /// How the world behaves.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// How long an accelerator stays `IN_PROGRESS` after a change.
@@ -124,7 +254,7 @@ pub struct OperationFault {
 }
 
 /// Quotas, as the clouds' default service quotas.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Quotas {
     /// Accelerators per account.
@@ -308,6 +438,94 @@ pub struct GcpUrlMap {
     pub fingerprint: String,
     /// Settings.
     pub spec: UrlMapSpec,
+}
+
+/// Which part of the load balancer's front end a [`GcpFrontend`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FrontendKind {
+    /// `targetHttpProxies`.
+    TargetHttpProxy,
+    /// `targetHttpsProxies`.
+    TargetHttpsProxy,
+    /// `globalForwardingRules` (path `global/forwardingRules`).
+    ForwardingRule,
+}
+
+impl FrontendKind {
+    /// The collection in resource paths (`global/{collection}/{name}`).
+    pub fn collection(self) -> &'static str {
+        match self {
+            FrontendKind::TargetHttpProxy => "targetHttpProxies",
+            FrontendKind::TargetHttpsProxy => "targetHttpsProxies",
+            FrontendKind::ForwardingRule => "forwardingRules",
+        }
+    }
+
+    /// The API resource its methods belong to (`{api}.insert`).
+    pub fn api(self) -> &'static str {
+        match self {
+            FrontendKind::ForwardingRule => "globalForwardingRules",
+            other => other.collection(),
+        }
+    }
+}
+
+/// A GCP target HTTP(S) proxy or global forwarding rule: the front of the
+/// global load balancer chain (forwarding rule → target proxy → URL map →
+/// backend services).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GcpFrontend {
+    /// What it is.
+    pub kind: FrontendKind,
+    /// Project.
+    pub project: String,
+    /// Numeric id, as a string.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Creation time, milliseconds since the epoch.
+    pub created_ms: u64,
+    /// Fingerprint of the current version.
+    pub fingerprint: String,
+    /// Proxies: the URL map's name.
+    #[serde(default)]
+    pub url_map: Option<String>,
+    /// HTTPS proxies: the SSL certificates, as references.
+    #[serde(default)]
+    pub ssl_certificates: Vec<String>,
+    /// Forwarding rules: the target proxy, as `targetHttpProxies/NAME` or
+    /// `targetHttpsProxies/NAME`.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Forwarding rules: the address (given, or an ephemeral one).
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    /// Forwarding rules: `TCP`.
+    #[serde(default)]
+    pub ip_protocol: Option<String>,
+    /// Forwarding rules: e.g. `80-80`.
+    #[serde(default)]
+    pub port_range: Option<String>,
+    /// Forwarding rules: `EXTERNAL` or `EXTERNAL_MANAGED`.
+    #[serde(default)]
+    pub load_balancing_scheme: Option<String>,
+    /// Forwarding rules: labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl GcpFrontend {
+    /// Its key in [`World::frontends`].
+    pub fn key(&self) -> String {
+        frontend_key(&self.project, self.kind, &self.name)
+    }
+}
+
+/// The key of a front-end object in [`World::frontends`].
+pub fn frontend_key(project: &str, kind: FrontendKind, name: &str) -> String {
+    format!("{project}/{}/{name}", kind.collection())
 }
 
 /// A Transit Gateway.

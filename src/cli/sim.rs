@@ -160,7 +160,8 @@ pub async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
     let cloud = SimCloud::new(SimStore::open(dir)?);
     let message = match command {
         SimCommand::Show { format } => {
-            let world = cloud.store().read()?;
+            let mut world = (*cloud.store().read()?).clone();
+            world.history = cloud.store().history()?;
             match format {
                 ShowFormat::Text => print!("{}", show_text(&world)),
                 ShowFormat::Json => print!("{}", show_json(&world)),
@@ -254,6 +255,7 @@ pub async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
         }
         SimCommand::Limits(args) => {
             let limits = cloud.store().transact(|world| {
+                let meters = &mut world.meters;
                 let l = &mut world.settings.limits;
                 if args.default {
                     *l = meridian_sim::limits::Limits::default();
@@ -264,14 +266,15 @@ pub async fn sim(cli: &Cli, command: &SimCommand) -> Result<u8> {
                 for (family, limit) in &args.set {
                     l.off = false;
                     l.overrides.insert(family.clone(), *limit);
-                    l.meters.remove(family);
+                    let prefix = format!("{family}@");
+                    meters.retain(|bucket, _| bucket != family && !bucket.starts_with(&prefix));
                 }
                 l.clone()
             })?;
             let mut text = if limits.off {
                 "limits: off (every API call is admitted; `sim limits --default` restores the documented limits)\n".to_owned()
             } else {
-                "limits (per account; throttled calls get each cloud's own error):\n".to_owned()
+                "limits (per account, EC2's per account and region; throttled calls get each cloud's own error):\n".to_owned()
             };
             for family in meridian_sim::limits::FAMILIES {
                 let limit = limits.limit(family.name).unwrap_or(family.default);
