@@ -1,6 +1,7 @@
-//! The Compute Engine REST sandbox: checked with an independent client,
-//! google-cloud-compute (Google's official Python client), and over plain
-//! HTTP for the exact wire shapes, fingerprints, operations and paging.
+//! The Compute Engine REST sandbox: checked with two independent clients,
+//! google-cloud-compute (Google's official Python client library) and
+//! google-api-python-client (Google's discovery-based client), and over
+//! plain HTTP for the exact wire shapes, fingerprints, operations and paging.
 
 mod common;
 
@@ -670,5 +671,68 @@ fn a_used_up_rate_quota_is_a_403_rate_limit_until_the_next_minute() {
     assert_eq!(
         calls(&common::world(&sim), "healthChecks.get", "throttled"),
         1
+    );
+}
+
+#[test]
+fn the_discovery_client_builds_reads_and_tears_down_the_whole_load_balancer_chain() {
+    // Google's discovery-based Python client (google-api-python-client, with
+    // the Compute v1 document it ships), a second client nobody here wrote:
+    // forwarding rule → target HTTP(S) proxy → URL map → backend service →
+    // health check, with paging, aggregated lists, fingerprints,
+    // set-methods and the in-use rules (the script asserts each answer).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("sim");
+    faults(dir.path(), &sim, &["--deploy-delay-ms", "20"]);
+    let sandbox = common::aws::sandbox(&sim);
+    let output = Command::new(common::aws::python())
+        .arg(common::aws::clients().join("compute_discovery.py"))
+        .args([sandbox.url().as_str(), "discovery-check", "chain"])
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "google-api-python-client against the sandbox failed (scripts/test.sh installs it into .venv):\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let world = common::world(&sim);
+    // The chain was torn down in order: nothing of the front end is left.
+    assert_eq!(world["frontends"], json!({}), "{:#}", world["frontends"]);
+    for (operation, outcome, at_least) in [
+        ("globalForwardingRules.insert", "ok", 1),
+        ("globalForwardingRules.setTarget", "ok", 1),
+        ("globalForwardingRules.setLabels", "ok", 1),
+        ("targetHttpProxies.setUrlMap", "ok", 1),
+        ("targetHttpsProxies.delete", "failed", 1),
+        ("urlMaps.delete", "failed", 1),
+        ("healthChecks.aggregatedList", "ok", 1),
+        ("targetHttpProxies.aggregatedList", "ok", 1),
+        ("healthChecks.list", "ok", 2),
+    ] {
+        assert!(
+            calls(&world, operation, outcome) >= at_least,
+            "{operation} {outcome}: {:#}",
+            world["calls"][operation]
+        );
+    }
+    // The history holds the writes in order: the rule went before its proxy.
+    let history: Vec<String> = world["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| {
+            format!(
+                "{} {}",
+                h["operation"].as_str().unwrap_or_default(),
+                h["target"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let position = |entry: &str| history.iter().position(|h| h == entry);
+    assert!(
+        position("globalForwardingRules.delete d-rule") < position("targetHttpsProxies.delete d-https")
+            && position("targetHttpsProxies.delete d-https").is_some(),
+        "{history:#?}"
     );
 }

@@ -453,3 +453,73 @@ fn an_object_removed_from_desired_state_is_deleted_in_dependency_order() {
     let plan = gcp(dir, &["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
 }
+
+/// `compute_discovery.py URL PROJECT PHASE ARGS...` (Google's discovery-based
+/// Python client), which must succeed; its standard output.
+fn discovery(sandbox: &Sandbox, args: &[&str]) -> String {
+    let output = std::process::Command::new(common::aws::python())
+        .arg(common::aws::clients().join("compute_discovery.py"))
+        .arg(sandbox.url())
+        .arg(PROJECT)
+        .args(args)
+        .output()
+        .expect("python runs (scripts/test.sh installs google-api-python-client into .venv)");
+    assert!(
+        output.status.success(),
+        "compute_discovery.py {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn what_another_client_changes_or_creates_is_drift_and_meridians_correction_is_what_it_reads() {
+    let (dir, _sim, sandbox) = setup(&[]);
+    let dir = dir.path();
+    let apply = gcp(dir, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+
+    // Google's discovery-based client changes every capacity scaler of
+    // meridian's service and creates a service carrying meridian's marker.
+    let marker = meridian_provider::gcp_ownership_marker("gcp-prod");
+    discovery(&sandbox, &["meddle", "app-backend", &marker]);
+    let drift = gcp(dir, &["drift", "--format", "json"]);
+    assert_eq!(drift.code, 2, "{}", drift.all());
+    let report: serde_json::Value = serde_json::from_str(&drift.stdout).expect("json");
+    let mut found: Vec<(String, String)> = report["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap_or_default().to_owned(),
+                r["drift"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert!(
+        found
+            .iter()
+            .any(|(address, kind)| address.contains("stray") && kind == "unexpected"),
+        "the service another client created under meridian's marker: {found:?}"
+    );
+    let changed: Vec<&(String, String)> =
+        found.iter().filter(|(_, kind)| kind == "changed").collect();
+    assert_eq!(changed.len(), 3, "three backends changed: {found:?}");
+
+    let apply = gcp(dir, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let seen: serde_json::Value =
+        serde_json::from_str(&discovery(&sandbox, &["read", "app-backend"])).expect("json");
+    let mut scalers: Vec<f64> = seen["scalers"]
+        .as_array()
+        .expect("scalers")
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
+    scalers.sort_by(f64::total_cmp);
+    assert_eq!(scalers, [0.5, 1.0, 1.0], "{seen}");
+    assert_eq!(seen["services"], serde_json::json!(["app-backend"]), "{seen}");
+}
