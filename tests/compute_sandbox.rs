@@ -731,7 +731,8 @@ fn the_discovery_client_builds_reads_and_tears_down_the_whole_load_balancer_chai
         .collect();
     let position = |entry: &str| history.iter().position(|h| h == entry);
     assert!(
-        position("globalForwardingRules.delete d-rule") < position("targetHttpsProxies.delete d-https")
+        position("globalForwardingRules.delete d-rule")
+            < position("targetHttpsProxies.delete d-https")
             && position("targetHttpsProxies.delete d-https").is_some(),
         "{history:#?}"
     );

@@ -219,7 +219,14 @@ fn aws_cli(url: &str, region: &str, args: &[&str]) -> serde_json::Value {
     let output = Command::new(python())
         .args(["-m", "awscli"])
         .args(args)
-        .args(["--endpoint-url", url, "--region", region, "--output", "json"])
+        .args([
+            "--endpoint-url",
+            url,
+            "--region",
+            region,
+            "--output",
+            "json",
+        ])
         .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
         .env("AWS_SECRET_ACCESS_KEY", "secret")
         .env("AWS_MAX_ATTEMPTS", "1")
@@ -264,7 +271,11 @@ fn the_aws_cli_drives_transit_gateways_and_what_it_changes_is_drift_meridian_rep
     );
     let apply = common::sim_run(dir, &sim, &["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{}", apply.all());
-    let quotas = common::sim_run(dir, &sim, &["sim", "quotas", "--transit-gateways-per-region", "8"]);
+    let quotas = common::sim_run(
+        dir,
+        &sim,
+        &["sim", "quotas", "--transit-gateways-per-region", "8"],
+    );
     assert_eq!(quotas.code, 0, "{}", quotas.all());
     let sandbox = common::aws::sandbox(&sim);
     let url = sandbox.url();

@@ -521,5 +521,9 @@ fn what_another_client_changes_or_creates_is_drift_and_meridians_correction_is_w
         .collect();
     scalers.sort_by(f64::total_cmp);
     assert_eq!(scalers, [0.5, 1.0, 1.0], "{seen}");
-    assert_eq!(seen["services"], serde_json::json!(["app-backend"]), "{seen}");
+    assert_eq!(
+        seen["services"],
+        serde_json::json!(["app-backend"]),
+        "{seen}"
+    );
 }

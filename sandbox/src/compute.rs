@@ -39,7 +39,8 @@ use meridian_provider::{
 use meridian_sim::cloud::{GcpMethod, ServiceChange, SimCloud, SimError};
 use meridian_sim::cloud::{stored_fingerprint, wire_fingerprint};
 use meridian_sim::world::{
-    FrontendKind, GcpBackendService, GcpHealthCheck, GcpUrlMap, OperationFault, frontend_key, now_ms,
+    FrontendKind, GcpBackendService, GcpHealthCheck, GcpUrlMap, OperationFault, frontend_key,
+    now_ms,
 };
 
 mod frontends;

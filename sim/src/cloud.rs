@@ -7,8 +7,8 @@
 //! quotas, ordering rules on delete, eventual states).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 use std::sync::Arc;
+use std::time::Duration;
 
 use meridian_provider::{
     BackendServiceSpec, BackendSpec, EndpointGroupSpec, EndpointSpec, HealthCheckSpec,

@@ -20,10 +20,7 @@ fn not_found(operation: &str, project: &str, kind: FrontendKind, name: &str) -> 
     api(
         operation,
         "notFound",
-        format!(
-            "The resource '{}' was not found",
-            link(project, kind, name)
-        ),
+        format!("The resource '{}' was not found", link(project, kind, name)),
     )
 }
 
@@ -153,9 +150,7 @@ fn check(world: &World, operation: &str, f: &GcpFrontend) -> Result<(), SimError
 fn valid_port_range(text: &str) -> bool {
     let port = |p: &str| p.parse::<u16>().is_ok_and(|p| p >= 1);
     match text.split_once('-') {
-        Some((lo, hi)) => {
-            port(lo) && port(hi) && lo.parse::<u16>().ok() <= hi.parse::<u16>().ok()
-        }
+        Some((lo, hi)) => port(lo) && port(hi) && lo.parse::<u16>().ok() <= hi.parse::<u16>().ok(),
         None => port(text),
     }
 }
@@ -269,8 +264,12 @@ impl SimCloud {
             if written.kind == FrontendKind::ForwardingRule {
                 if written.ip_address.is_none() {
                     // An ephemeral global address, stable for this rule.
-                    written.ip_address =
-                        Some(format!("34.{}.{}.{}", 96 + id / 65_536 % 32, id / 256 % 256, id % 256));
+                    written.ip_address = Some(format!(
+                        "34.{}.{}.{}",
+                        96 + id / 65_536 % 32,
+                        id / 256 % 256,
+                        id % 256
+                    ));
                 }
                 let default_port = match written.target.as_deref().and_then(target_of) {
                     Some((FrontendKind::TargetHttpsProxy, _)) => "443-443",

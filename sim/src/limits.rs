@@ -339,15 +339,31 @@ mod tests {
             },
         );
         for _ in 0..50 {
-            assert_eq!(limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_000), Ok(()));
+            assert_eq!(
+                limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_000),
+                Ok(())
+            );
         }
         // The 51st waits 1/5 s for a token.
-        assert_eq!(limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_000), Err(200));
-        assert_eq!(limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_200), Ok(()));
-        assert!(limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_200).is_err());
+        assert_eq!(
+            limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_000),
+            Err(200)
+        );
+        assert_eq!(
+            limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_200),
+            Ok(())
+        );
+        assert!(
+            limits
+                .take(&mut meters, "ec2-mutating", "ec2-mutating", 1_200)
+                .is_err()
+        );
         // Off lifts it.
         limits.off = true;
-        assert_eq!(limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_200), Ok(()));
+        assert_eq!(
+            limits.take(&mut meters, "ec2-mutating", "ec2-mutating", 1_200),
+            Ok(())
+        );
     }
 
     #[test]
@@ -375,13 +391,37 @@ mod tests {
         limits
             .overrides
             .insert("compute-reads".into(), Limit::PerMinute { per_minute: 2 });
-        assert_eq!(limits.take(&mut meters, "compute-reads", "compute-reads", 60_000 * 7 + 100), Ok(()));
-        assert_eq!(limits.take(&mut meters, "compute-reads", "compute-reads", 60_000 * 7 + 200), Ok(()));
         assert_eq!(
-            limits.take(&mut meters, "compute-reads", "compute-reads", 60_000 * 7 + 59_000),
+            limits.take(
+                &mut meters,
+                "compute-reads",
+                "compute-reads",
+                60_000 * 7 + 100
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            limits.take(
+                &mut meters,
+                "compute-reads",
+                "compute-reads",
+                60_000 * 7 + 200
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            limits.take(
+                &mut meters,
+                "compute-reads",
+                "compute-reads",
+                60_000 * 7 + 59_000
+            ),
             Err(1_000)
         );
-        assert_eq!(limits.take(&mut meters, "compute-reads", "compute-reads", 60_000 * 8), Ok(()));
+        assert_eq!(
+            limits.take(&mut meters, "compute-reads", "compute-reads", 60_000 * 8),
+            Ok(())
+        );
     }
 
     #[test]

@@ -559,8 +559,7 @@ fn load_row<V: DeserializeOwned>(
 ) -> Result<(), StoreError> {
     let value = match body {
         Some(body) => Some(
-            serde_json::from_str(&body)
-                .map_err(store.corrupt(format!("{} {key}", kind.name())))?,
+            serde_json::from_str(&body).map_err(store.corrupt(format!("{} {key}", kind.name())))?,
         ),
         None => None,
     };

@@ -12,9 +12,9 @@ use meridian_sim::world::{FrontendKind, GcpFrontend};
 use serde_json::{Map, Value};
 
 use super::{
-    Answer, Ctx, Fields, GoogleError, Kind, MAX_RESULTS, One, Query, Sandbox,
-    api_link, backend_service_json, check_name, health_check_json, json_body, merge_patch,
-    named_ref, put, relative, reply, stored_fingerprint, timestamp, url_map_json,
+    Answer, Ctx, Fields, GoogleError, Kind, MAX_RESULTS, One, Query, Sandbox, api_link,
+    backend_service_json, check_name, health_check_json, json_body, merge_patch, named_ref, put,
+    relative, reply, stored_fingerprint, timestamp, url_map_json,
 };
 
 fn resource_kind(kind: FrontendKind) -> &'static str {
@@ -100,7 +100,11 @@ fn wire(fingerprint: &str) -> String {
 
 /// A front-end object from a request body (`name`, `kind`, `project` and
 /// the server's fields are set by the caller or the cloud).
-fn frontend_from(project: &str, kind: FrontendKind, value: &Value) -> Result<GcpFrontend, GoogleError> {
+fn frontend_from(
+    project: &str,
+    kind: FrontendKind,
+    value: &Value,
+) -> Result<GcpFrontend, GoogleError> {
     let f = Fields::of(value, "resource")?;
     let url_map = match f.str("urlMap")? {
         Some(reference) => Some(named_ref(reference, project, &f.path("urlMap"), "urlMaps")?),
@@ -158,7 +162,12 @@ fn frontend_from(project: &str, kind: FrontendKind, value: &Value) -> Result<Gcp
         ssl_certificates,
         target,
         ip_address: f.str("IPAddress")?.map(str::to_owned),
-        ip_protocol: f.one_of("IPProtocol", &["TCP", "UDP", "ESP", "AH", "SCTP", "ICMP", "L3_DEFAULT"])?.map(str::to_owned),
+        ip_protocol: f
+            .one_of(
+                "IPProtocol",
+                &["TCP", "UDP", "ESP", "AH", "SCTP", "ICMP", "L3_DEFAULT"],
+            )?
+            .map(str::to_owned),
         port_range: f.str("portRange")?.map(str::to_owned),
         load_balancing_scheme: f.str("loadBalancingScheme")?.map(str::to_owned),
         labels,
@@ -315,7 +324,12 @@ async fn aggregated(sandbox: &Sandbox, kind: Kind, ctx: &Ctx, uri: &Uri) -> Answ
     Ok(Value::Object(out))
 }
 
-pub(super) async fn get_one(sandbox: &Sandbox, kind: FrontendKind, ctx: &Ctx, name: &str) -> Answer {
+pub(super) async fn get_one(
+    sandbox: &Sandbox,
+    kind: FrontendKind,
+    ctx: &Ctx,
+    name: &str,
+) -> Answer {
     let found = sandbox.cloud.get_frontend(kind, &ctx.project, name).await?;
     Ok(frontend_json(ctx, &found))
 }
@@ -332,10 +346,17 @@ pub(super) async fn insert(
     check_name(name, "resource.name")?;
     let cloud = &sandbox.cloud;
     sandbox
-        .write(ctx, Kind::Frontend(kind), "insert", name, request_id, async {
-            let written = cloud.insert_frontend(new).await?;
-            Ok(Some(written.id))
-        })
+        .write(
+            ctx,
+            Kind::Frontend(kind),
+            "insert",
+            name,
+            request_id,
+            async {
+                let written = cloud.insert_frontend(new).await?;
+                Ok(Some(written.id))
+            },
+        )
         .await
 }
 
@@ -425,26 +446,33 @@ async fn modify(
     sandbox
         .write(ctx, Kind::Frontend(kind), verb, name, request_id, async {
             let written = cloud
-                .modify_frontend(kind, verb, &project, name, fingerprint.as_deref(), |current| {
-                    let mut shown = frontend_json(&shown_ctx, current);
-                    match change {
-                        Change::Patch => merge_patch(&mut shown, &body),
-                        Change::SetLabels => {
-                            let labels = body.get("labels").cloned().unwrap_or(Value::Null);
-                            if let Some(object) = shown.as_object_mut() {
-                                object.insert("labels".to_owned(), labels);
+                .modify_frontend(
+                    kind,
+                    verb,
+                    &project,
+                    name,
+                    fingerprint.as_deref(),
+                    |current| {
+                        let mut shown = frontend_json(&shown_ctx, current);
+                        match change {
+                            Change::Patch => merge_patch(&mut shown, &body),
+                            Change::SetLabels => {
+                                let labels = body.get("labels").cloned().unwrap_or(Value::Null);
+                                if let Some(object) = shown.as_object_mut() {
+                                    object.insert("labels".to_owned(), labels);
+                                }
+                            }
+                            _ => {
+                                if let (Some(object), Some(value)) =
+                                    (shown.as_object_mut(), body.get(field))
+                                {
+                                    object.insert(field.to_owned(), value.clone());
+                                }
                             }
                         }
-                        _ => {
-                            if let (Some(object), Some(value)) =
-                                (shown.as_object_mut(), body.get(field))
-                            {
-                                object.insert(field.to_owned(), value.clone());
-                            }
-                        }
-                    }
-                    frontend_from(&project, kind, &shown).map_err(|e| e.into_sim(&operation))
-                })
+                        frontend_from(&project, kind, &shown).map_err(|e| e.into_sim(&operation))
+                    },
+                )
                 .await?;
             Ok(Some(written.id))
         })
@@ -462,7 +490,10 @@ pub(super) fn routes(router: Router<Sandbox>) -> Router<Sandbox> {
         Kind::Frontend(FrontendKind::TargetHttpsProxy),
     ] {
         router = router.route(
-            &format!("/compute/v1/projects/{{project}}/aggregated/{}", kind.collection()),
+            &format!(
+                "/compute/v1/projects/{{project}}/aggregated/{}",
+                kind.collection()
+            ),
             get(
                 move |State(s): State<Sandbox>,
                       Path(project): Path<String>,
@@ -475,11 +506,31 @@ pub(super) fn routes(router: Router<Sandbox>) -> Router<Sandbox> {
         );
     }
     let sets: [(FrontendKind, &str, Change); 5] = [
-        (FrontendKind::TargetHttpProxy, "/compute/v1/projects/{project}/targetHttpProxies/{name}/setUrlMap", Change::SetUrlMap),
-        (FrontendKind::TargetHttpsProxy, "/compute/v1/projects/{project}/targetHttpsProxies/{name}/setUrlMap", Change::SetUrlMap),
-        (FrontendKind::TargetHttpsProxy, "/compute/v1/projects/{project}/targetHttpsProxies/{name}/setSslCertificates", Change::SetSslCertificates),
-        (FrontendKind::ForwardingRule, "/compute/v1/projects/{project}/global/forwardingRules/{name}/setTarget", Change::SetTarget),
-        (FrontendKind::ForwardingRule, "/compute/v1/projects/{project}/global/forwardingRules/{name}/setLabels", Change::SetLabels),
+        (
+            FrontendKind::TargetHttpProxy,
+            "/compute/v1/projects/{project}/targetHttpProxies/{name}/setUrlMap",
+            Change::SetUrlMap,
+        ),
+        (
+            FrontendKind::TargetHttpsProxy,
+            "/compute/v1/projects/{project}/targetHttpsProxies/{name}/setUrlMap",
+            Change::SetUrlMap,
+        ),
+        (
+            FrontendKind::TargetHttpsProxy,
+            "/compute/v1/projects/{project}/targetHttpsProxies/{name}/setSslCertificates",
+            Change::SetSslCertificates,
+        ),
+        (
+            FrontendKind::ForwardingRule,
+            "/compute/v1/projects/{project}/global/forwardingRules/{name}/setTarget",
+            Change::SetTarget,
+        ),
+        (
+            FrontendKind::ForwardingRule,
+            "/compute/v1/projects/{project}/global/forwardingRules/{name}/setLabels",
+            Change::SetLabels,
+        ),
     ];
     for (kind, path, change) in sets {
         router = router.route(
@@ -505,36 +556,42 @@ pub(super) fn routes(router: Router<Sandbox>) -> Router<Sandbox> {
             "/compute/v1/projects/{{project}}/global/{}/{{name}}",
             kind.collection()
         );
+        router =
+            router.route(
+                &item,
+                get(
+                    move |State(s): State<Sandbox>,
+                          Path((project, name)): One,
+                          headers: HeaderMap| async move {
+                        let ctx = Ctx::new(&s, &headers, project);
+                        reply(get_one(&s, kind, &ctx, &name).await)
+                    },
+                )
+                .patch(
+                    move |State(s): State<Sandbox>,
+                          Path((project, name)): One,
+                          headers: HeaderMap,
+                          uri: Uri,
+                          body: Bytes| async move {
+                        let ctx = Ctx::new(&s, &headers, project);
+                        reply(modify(&s, kind, Change::Patch, &ctx, &name, &uri, &body).await)
+                    },
+                )
+                .delete(
+                    move |State(s): State<Sandbox>,
+                          Path((project, name)): One,
+                          headers: HeaderMap,
+                          uri: Uri| async move {
+                        let ctx = Ctx::new(&s, &headers, project);
+                        reply(super::delete(&s, Kind::Frontend(kind), &ctx, &name, &uri).await)
+                    },
+                ),
+            );
         router = router.route(
-            &item,
-            get(
-                move |State(s): State<Sandbox>, Path((project, name)): One, headers: HeaderMap| async move {
-                    let ctx = Ctx::new(&s, &headers, project);
-                    reply(get_one(&s, kind, &ctx, &name).await)
-                },
-            )
-            .patch(
-                move |State(s): State<Sandbox>,
-                      Path((project, name)): One,
-                      headers: HeaderMap,
-                      uri: Uri,
-                      body: Bytes| async move {
-                    let ctx = Ctx::new(&s, &headers, project);
-                    reply(modify(&s, kind, Change::Patch, &ctx, &name, &uri, &body).await)
-                },
-            )
-            .delete(
-                move |State(s): State<Sandbox>,
-                      Path((project, name)): One,
-                      headers: HeaderMap,
-                      uri: Uri| async move {
-                    let ctx = Ctx::new(&s, &headers, project);
-                    reply(super::delete(&s, Kind::Frontend(kind), &ctx, &name, &uri).await)
-                },
+            &format!(
+                "/compute/v1/projects/{{project}}/global/{}",
+                kind.collection()
             ),
-        );
-        router = router.route(
-            &format!("/compute/v1/projects/{{project}}/global/{}", kind.collection()),
             get(
                 move |State(s): State<Sandbox>,
                       Path(project): Path<String>,
