@@ -318,6 +318,33 @@ fn the_aws_cli_drives_transit_gateways_and_what_it_changes_is_drift_meridian_rep
             ],
         );
     }
+    // Update: the CLI changes another team's gateway and reads it back.
+    let others = aws_cli(
+        &url,
+        "us-west-2",
+        &[
+            "ec2",
+            "describe-transit-gateways",
+            "--filters",
+            "Name=tag:Name,Values=other-0",
+        ],
+    );
+    let other = others["TransitGateways"][0]["TransitGatewayId"]
+        .as_str()
+        .expect("other-0")
+        .to_owned();
+    aws_cli(
+        &url,
+        "us-west-2",
+        &[
+            "ec2",
+            "modify-transit-gateway",
+            "--transit-gateway-id",
+            &other,
+            "--description",
+            "another team's",
+        ],
+    );
     // Paging: the CLI follows NextToken over pages of five.
     let describes = |world: &serde_json::Value| {
         world["calls"]["DescribeTransitGateways"]["ok"]
@@ -418,5 +445,44 @@ fn the_aws_cli_drives_transit_gateways_and_what_it_changes_is_drift_meridian_rep
         live,
         vec![("another team's", "available"); 5],
         "meridian deleted its stray gateway and nothing else"
+    );
+}
+
+#[test]
+fn boto3_creates_pages_modifies_and_deletes_gateways_peerings_and_routes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("sim");
+    let quotas = common::sim_run(
+        dir.path(),
+        &sim,
+        &["sim", "quotas", "--transit-gateways-per-region", "8"],
+    );
+    assert_eq!(quotas.code, 0, "{}", quotas.all());
+    let sandbox = common::aws::sandbox(&sim);
+    let out = tgw_check(&sandbox.url(), &["crud", "us-west-2", "eu-west-1"]);
+    assert!(out.contains("crud ok"), "{out}");
+    let world = common::world(&sim);
+    for operation in [
+        "CreateTransitGateway",
+        "ModifyTransitGateway",
+        "CreateTransitGatewayPeeringAttachment",
+        "AcceptTransitGatewayPeeringAttachment",
+        "CreateTransitGatewayRoute",
+        "ReplaceTransitGatewayRoute",
+        "DeleteTransitGatewayRoute",
+        "DeleteTransitGatewayPeeringAttachment",
+        "DeleteTransitGateway",
+    ] {
+        assert!(
+            world["calls"][operation]["ok"].as_u64().unwrap_or(0) >= 1,
+            "{operation}: {:#}",
+            world["calls"][operation]
+        );
+    }
+    assert_eq!(
+        world["routes"],
+        serde_json::json!({}),
+        "{:#}",
+        world["routes"]
     );
 }

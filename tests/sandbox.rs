@@ -173,6 +173,113 @@ fn the_aws_cli_and_meridian_see_the_same_accelerators() {
     assert!(ok, "{err}");
     assert!(out.contains("\"TrafficDialPercentage\": 100.0"), "{out}");
 
+    // Create, update, delete by the CLI: an accelerator under meridian's
+    // ownership that desired state does not declare is drift to meridian
+    // ("unexpected"), and the CLI reads meridian's clean-up.
+    let (ok, out, err) = aws_cli(
+        &sandbox,
+        &[
+            "globalaccelerator",
+            "create-accelerator",
+            "--name",
+            "cli-made",
+            "--idempotency-token",
+            "cli-made-1",
+            "--tags",
+            "Key=meridian.dev/managed-by,Value=meridian",
+            "Key=meridian.dev/owner,Value=aws-global",
+            "Key=meridian.dev/name,Value=cli-made",
+        ],
+    );
+    assert!(ok, "{err}");
+    let made: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let made_arn = made["Accelerator"]["AcceleratorArn"]
+        .as_str()
+        .expect("arn")
+        .to_owned();
+    let (ok, out, err) = aws_cli(
+        &sandbox,
+        &[
+            "globalaccelerator",
+            "update-accelerator",
+            "--accelerator-arn",
+            &made_arn,
+            "--ip-address-type",
+            "IPV4",
+            "--no-enabled",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("\"Enabled\": false"), "{out}");
+    let drift = common::sim_run(root, &sim, &["drift", "--format", "json"]);
+    assert_eq!(drift.code, 2, "{}", drift.all());
+    let report: serde_json::Value = serde_json::from_str(&drift.stdout).expect("json");
+    assert!(
+        report["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .any(|r| r["address"] == "GlobalAccelerator[cli-made]" && r["drift"] == "unexpected"),
+        "{report:#}"
+    );
+    let apply = common::sim_run(root, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let (ok, _, err) = aws_cli(
+        &sandbox,
+        &[
+            "globalaccelerator",
+            "describe-accelerator",
+            "--accelerator-arn",
+            &made_arn,
+        ],
+    );
+    assert!(!ok && err.contains("AcceleratorNotFoundException"), "{err}");
+
+    // The CLI deletes one of its own, disabled first, as the API requires.
+    let (ok, out, err) = aws_cli(
+        &sandbox,
+        &[
+            "globalaccelerator",
+            "create-accelerator",
+            "--name",
+            "cli-own",
+            "--no-enabled",
+        ],
+    );
+    assert!(ok, "{err}");
+    let own: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let own_arn = own["Accelerator"]["AcceleratorArn"]
+        .as_str()
+        .expect("arn")
+        .to_owned();
+    let mut deleted = false;
+    for _ in 0..100 {
+        // Deletable once DEPLOYED (the sandbox deploys in 50 ms here).
+        let (ok, _, err) = aws_cli(
+            &sandbox,
+            &[
+                "globalaccelerator",
+                "delete-accelerator",
+                "--accelerator-arn",
+                &own_arn,
+            ],
+        );
+        if ok {
+            deleted = true;
+            break;
+        }
+        assert!(err.contains("AcceleratorNotDisabledException"), "{err}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(deleted, "the CLI deleted its disabled accelerator");
+    let names: Vec<String> = common::world(&sim)["accelerators"]
+        .as_object()
+        .expect("accelerators")
+        .values()
+        .filter_map(|a| a["name"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with("cli-")), "{names:?}");
+
     // Outside the standard-accelerator API: a clear refusal.
     let (ok, _, err) = aws_cli(
         &sandbox,

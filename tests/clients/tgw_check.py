@@ -4,6 +4,9 @@ of meridian.
 Usage:
   tgw_check.py URL summary REGION...        print gateways, peerings and routes as JSON
   tgw_check.py URL delete-peering REQ ACC   delete the peering between two regions
+  tgw_check.py URL crud REGION PEER         create, page, modify and delete gateways, a
+                                            peering and routes of its own between two
+                                            regions (each with room for six gateways)
 """
 
 import json
@@ -12,6 +15,21 @@ import sys
 import boto3
 
 url, command = sys.argv[1], sys.argv[2]
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def wait_for(describe, state, attempts=200):
+    import time
+    for _ in range(attempts):
+        found = describe()
+        if found == state:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never became {state}: {found}")
 
 
 def ec2(region):
@@ -50,3 +68,48 @@ elif command == "delete-peering":
             break
     else:
         sys.exit("no such peering")
+elif command == "crud":
+    region, peer = sys.argv[3], sys.argv[4]
+    here, there = ec2(region), ec2(peer)
+    tag = [{"ResourceType": "transit-gateway", "Tags": [{"Key": "Name", "Value": "boto-crud"}]}]
+    made = [here.create_transit_gateway(Description=f"boto {n}", TagSpecifications=tag)["TransitGateway"]["TransitGatewayId"] for n in range(6)]
+    far = there.create_transit_gateway(Description="boto far", Options={"AmazonSideAsn": 64600})["TransitGateway"]["TransitGatewayId"]
+    # Paging: pages of five, following NextToken by hand.
+    seen, pages, token = [], 0, None
+    while True:
+        kwargs = {"MaxResults": 5, "Filters": [{"Name": "tag:Name", "Values": ["boto-crud"]}]}
+        if token:
+            kwargs["NextToken"] = token
+        page = here.describe_transit_gateways(**kwargs)
+        pages += 1
+        seen += [t["TransitGatewayId"] for t in page["TransitGateways"]]
+        token = page.get("NextToken")
+        if not token:
+            break
+    check(sorted(seen) == sorted(made) and pages == 2, (seen, pages))
+    # Update.
+    here.modify_transit_gateway(TransitGatewayId=made[0], Description="boto changed")
+    described = here.describe_transit_gateways(TransitGatewayIds=[made[0]])["TransitGateways"][0]
+    check(described["Description"] == "boto changed", described)
+    # A peering, accepted on the other side, and routes through it.
+    attachment = here.create_transit_gateway_peering_attachment(
+        TransitGatewayId=made[0], PeerTransitGatewayId=far, PeerAccountId="123456789012", PeerRegion=peer,
+    )["TransitGatewayPeeringAttachment"]["TransitGatewayAttachmentId"]
+    state = lambda client: client.describe_transit_gateway_peering_attachments(TransitGatewayAttachmentIds=[attachment])["TransitGatewayPeeringAttachments"][0]["State"]
+    check(state(there) == "pendingAcceptance", state(there))
+    there.accept_transit_gateway_peering_attachment(TransitGatewayAttachmentId=attachment)
+    wait_for(lambda: state(here), "available")
+    table = described["Options"]["AssociationDefaultRouteTableId"]
+    here.create_transit_gateway_route(TransitGatewayRouteTableId=table, DestinationCidrBlock="10.99.0.0/16", TransitGatewayAttachmentId=attachment)
+    here.replace_transit_gateway_route(TransitGatewayRouteTableId=table, DestinationCidrBlock="10.99.0.0/16", TransitGatewayAttachmentId=attachment)
+    routes = here.search_transit_gateway_routes(TransitGatewayRouteTableId=table, Filters=[{"Name": "type", "Values": ["static"]}])["Routes"]
+    check([(r["DestinationCidrBlock"], r["State"], r["TransitGatewayAttachments"][0]["TransitGatewayAttachmentId"]) for r in routes] == [("10.99.0.0/16", "active", attachment)], routes)
+    here.delete_transit_gateway_route(TransitGatewayRouteTableId=table, DestinationCidrBlock="10.99.0.0/16")
+    # Delete, in order.
+    here.delete_transit_gateway_peering_attachment(TransitGatewayAttachmentId=attachment)
+    for gateway in made:
+        here.delete_transit_gateway(TransitGatewayId=gateway)
+    there.delete_transit_gateway(TransitGatewayId=far)
+    left = [t for t in here.describe_transit_gateways()["TransitGateways"] if t["State"] not in ("deleted", "deleting")]
+    check(left == [], left)
+    print("crud ok")
