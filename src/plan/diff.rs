@@ -219,15 +219,18 @@ fn make_room_in_full_endpoint_groups(changes: &mut [Change], observed: &[(String
             *live.entry(group).or_default() += 1;
         }
     }
+    // Endpoint creations per group, counted in one pass over the changes.
+    let mut creations: BTreeMap<Address, usize> = BTreeMap::new();
+    for change in changes.iter() {
+        if change.action == Action::Create
+            && matches!(change.address, Address::Endpoint { .. })
+            && let Some(group) = change.address.parent()
+        {
+            *creations.entry(group).or_default() += 1;
+        }
+    }
     for (group, count) in live {
-        let adds = changes
-            .iter()
-            .filter(|c| {
-                c.action == Action::Create
-                    && c.address.parent().as_ref() == Some(&group)
-                    && matches!(c.address, Address::Endpoint { .. })
-            })
-            .count();
+        let adds = creations.get(&group).copied().unwrap_or(0);
         let overflow = (count + adds).saturating_sub(ENDPOINTS_PER_GROUP);
         if adds == 0 || overflow == 0 {
             continue;

@@ -173,21 +173,32 @@ pub fn step(
     let mut complete = true;
     // A full endpoint group cannot hold a new endpoint beside a draining
     // one: there, the old ones drain and go first (break before make).
-    let full_groups: BTreeSet<Address> = live
-        .keys()
-        .filter(|a| matches!(a, Address::EndpointGroup { .. }))
-        .filter(|group| {
-            let live_count = live
-                .keys()
-                .filter(|a| a.parent().as_ref() == Some(*group))
-                .count();
-            let adding = target
-                .keys()
-                .filter(|a| a.parent().as_ref() == Some(*group) && !live.contains_key(*a))
-                .count();
-            adding > 0 && live_count + adding > crate::plan::diff::ENDPOINTS_PER_GROUP
+    // Children counted in one pass each over `live` and `target`.
+    let mut live_children: BTreeMap<Address, usize> = BTreeMap::new();
+    for address in live.keys() {
+        if matches!(address, Address::Endpoint { .. })
+            && let Some(group) = address.parent()
+        {
+            *live_children.entry(group).or_default() += 1;
+        }
+    }
+    let mut adding: BTreeMap<Address, usize> = BTreeMap::new();
+    for address in target.keys() {
+        if matches!(address, Address::Endpoint { .. })
+            && !live.contains_key(address)
+            && let Some(group) = address.parent()
+        {
+            *adding.entry(group).or_default() += 1;
+        }
+    }
+    let full_groups: BTreeSet<Address> = adding
+        .into_iter()
+        .filter(|(group, adding)| {
+            live.contains_key(group)
+                && live_children.get(group).copied().unwrap_or(0) + adding
+                    > crate::plan::diff::ENDPOINTS_PER_GROUP
         })
-        .cloned()
+        .map(|(group, _)| group)
         .collect();
     // Make before break: while a new object of a listener or service is
     // still being raised, nothing in that listener or service is lowered.

@@ -18,6 +18,16 @@ use crate::policy::Violation;
 /// least one endpoint with a non-zero weight (that backend) is not unhealthy.
 pub fn serving_regions(live: &Live) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // Groups with a serving endpoint, found in one pass (not one scan of
+    // the world per group).
+    let groups_with_serving_endpoint: BTreeSet<Address> = live
+        .iter()
+        .filter(|(_, o)| {
+            matches!(&o.resource, Resource::Endpoint(e) if e.weight > 0)
+                && healthy(o.health.as_deref())
+        })
+        .filter_map(|(a, _)| a.parent())
+        .collect();
     for (address, observed) in live {
         let Some(subject) = subject_of(address) else {
             continue;
@@ -25,11 +35,7 @@ pub fn serving_regions(live: &Live) -> BTreeMap<String, BTreeSet<String>> {
         match (&observed.resource, address) {
             (Resource::EndpointGroup(group), _) => {
                 let entry = out.entry(subject).or_default();
-                let endpoint_serves = live.iter().any(|(a, o)| {
-                    a.parent().as_ref() == Some(address)
-                        && matches!(&o.resource, Resource::Endpoint(e) if e.weight > 0)
-                        && healthy(o.health.as_deref())
-                });
+                let endpoint_serves = groups_with_serving_endpoint.contains(address);
                 if group.traffic_dial > 0 && endpoint_serves {
                     entry.insert(group.region.clone());
                 }
