@@ -253,11 +253,29 @@ fn markdown(preview: &Preview) -> String {
             let _ = writeln!(out);
         }
     }
-    let moved: Vec<&Impact> = preview.traffic.iter().filter(|i| i.changed()).collect();
+    let mut moved: Vec<&Impact> = preview.traffic.iter().filter(|i| i.changed()).collect();
+    if moved.len() > render::LISTED {
+        // The largest moves first; the rest are counted.
+        moved.sort_by(|a, b| largest_move(b).total_cmp(&largest_move(a)));
+    }
+    let unlisted = moved.len().saturating_sub(render::LISTED);
+    moved.truncate(render::LISTED);
     if !moved.is_empty() {
         let _ = writeln!(
             out,
-            "**Traffic impact** (expected share of new traffic per region)\n\n| listener / service | region | now | after |\n|---|---|---:|---:|"
+            "**Traffic impact** (expected share of new traffic per region)\n"
+        );
+        if unlisted > 0 {
+            let _ = writeln!(
+                out,
+                "Traffic moves on {} listeners and services; the {} largest moves are listed (`--format json` has them all).\n",
+                moved.len() + unlisted,
+                moved.len()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "| listener / service | region | now | after |\n|---|---|---:|---:|"
         );
         for impact in &moved {
             for region in &impact.regions {
@@ -276,17 +294,34 @@ fn markdown(preview: &Preview) -> String {
             out,
             "How these shares were predicted (rules: `docs/traffic-model.md`):\n"
         );
+        // In a large preview, predictions that rest on the same rules and
+        // clients are said once.
+        let dedupe = moved.len() > 10;
+        let mut said = std::collections::BTreeSet::new();
+        let mut same = 0;
         for impact in &moved {
-            let _ = writeln!(out, "- {}", basis(impact));
+            let line = basis(impact);
+            let rules = line
+                .split_once(": ")
+                .map_or(line.as_str(), |(_, r)| r)
+                .to_owned();
+            if !dedupe || said.insert(rules) {
+                let _ = writeln!(out, "- {line}");
+            } else {
+                same += 1;
+            }
+        }
+        if same > 0 {
+            let _ = writeln!(
+                out,
+                "- {same} more rest on the same rules and clients as one above"
+            );
         }
         let _ = writeln!(out);
     }
     if let Some(schedule) = preview.plan.as_ref().and_then(|p| p.schedule.as_ref()) {
         let _ = writeln!(out, "**Rollout.** {}\n", render::schedule_heading(schedule));
-        for line in render::schedule_lines(schedule) {
-            let _ = writeln!(out, "1. {}", line.replace('|', "\\|"));
-        }
-        let _ = writeln!(out);
+        let _ = writeln!(out, "{}", render::schedule_table_markdown(schedule));
     }
     if let Some(plan) = &preview.plan
         && !plan.is_empty()
@@ -296,8 +331,16 @@ fn markdown(preview: &Preview) -> String {
             "<details><summary>Plan ({} change(s))</summary>\n",
             plan.changes.len()
         );
+        if plan.changes.len() > render::LISTED {
+            let _ = writeln!(
+                out,
+                "{}\nThe first {} changes:\n",
+                render::change_counts_markdown(&plan.changes),
+                render::LISTED
+            );
+        }
         let _ = writeln!(out, "```diff");
-        for change in &plan.changes {
+        for change in plan.changes.iter().take(render::LISTED) {
             let _ = writeln!(out, "{} {}", change.action.symbol(), change.address);
             for field in &change.fields {
                 if change.action == meridian_provider::Action::Update {
@@ -311,6 +354,13 @@ fn markdown(preview: &Preview) -> String {
                 }
             }
         }
+        if plan.changes.len() > render::LISTED {
+            let _ = writeln!(
+                out,
+                "# … and {} more (`--format json` has every change)",
+                plan.changes.len() - render::LISTED
+            );
+        }
         let _ = writeln!(out, "```\n\n</details>\n");
     }
     if !preview.files.is_empty() {
@@ -320,20 +370,33 @@ fn markdown(preview: &Preview) -> String {
             preview.files.len()
         );
         for file in &preview.files {
+            let (unified, cut) = head_lines(&file.unified, FILE_DIFF_LINES);
             let _ = writeln!(
                 out,
-                "`{}` ({})\n\n```diff\n{}```\n",
-                file.path, file.status, file.unified
+                "`{}` ({})\n\n```diff\n{unified}```\n",
+                file.path, file.status
             );
+            if cut > 0 {
+                let _ = writeln!(out, "… {cut} more diff lines (`git diff` shows them).\n");
+            }
         }
         let _ = writeln!(out, "</details>\n");
     }
     if !preview.traffic.is_empty() {
+        let shown = preview.traffic.len().min(render::LISTED);
         let _ = writeln!(
             out,
-            "<details><summary>Traffic shares, all listeners and services</summary>\n\n| listener / service | region | now | after |\n|---|---|---:|---:|"
+            "<details><summary>Traffic shares, {}</summary>\n\n| listener / service | region | now | after |\n|---|---|---:|---:|",
+            if shown < preview.traffic.len() {
+                format!(
+                    "the first {shown} of {} listeners and services",
+                    preview.traffic.len()
+                )
+            } else {
+                "all listeners and services".to_owned()
+            }
         );
-        for impact in &preview.traffic {
+        for impact in preview.traffic.iter().take(shown) {
             for region in &impact.regions {
                 let _ = writeln!(
                     out,
@@ -346,8 +409,13 @@ fn markdown(preview: &Preview) -> String {
             }
         }
         let _ = writeln!(out);
-        for impact in &preview.traffic {
+        // Every prediction's basis in a small preview; a few in a large one.
+        let explained = if shown <= 10 { shown } else { 3 };
+        for impact in preview.traffic.iter().take(explained) {
             let _ = writeln!(out, "- {}", basis(impact));
+        }
+        if shown > explained {
+            let _ = writeln!(out, "- (the other predictions: `--format json`)");
         }
         let _ = writeln!(out, "\n</details>\n");
     }
@@ -359,7 +427,32 @@ fn markdown(preview: &Preview) -> String {
         "<sub>meridian · `{}` · preview format {FORMAT_VERSION}</sub>",
         preview.path
     );
-    out
+    render::fit_comment(out)
+}
+
+/// Diff lines of one file shown in a Markdown preview.
+const FILE_DIFF_LINES: usize = 400;
+
+/// The first `limit` lines of `text`, and how many were left out.
+fn head_lines(text: &str, limit: usize) -> (String, usize) {
+    let total = text.lines().count();
+    if total <= limit {
+        return (text.to_owned(), 0);
+    }
+    let mut out: String = text.split_inclusive('\n').take(limit).collect();
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    (out, total - limit)
+}
+
+/// The largest change of share of one subject, in points.
+fn largest_move(impact: &Impact) -> f64 {
+    impact
+        .regions
+        .iter()
+        .map(|r| (r.after.unwrap_or(0.0) - r.before.unwrap_or(0.0)).abs())
+        .fold(0.0, f64::max)
 }
 
 fn text(preview: &Preview) -> String {

@@ -318,3 +318,108 @@ fn reading_a_revision_ignores_symlinks_and_other_files_and_never_touches_the_wor
         "the work tree is untouched"
     );
 }
+
+/// 50 accelerators × 2 listeners × 3 regions: 300 endpoint groups, each at
+/// `dial`, moved by a careful policy (25% steps, 5 min bakes).
+fn fleet_files(dial: u8) -> Vec<(&'static str, String)> {
+    let mut fleet = String::from(
+        "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: aws-main}\nspec:\n  type: aws\n---\napiVersion: meridian.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: careful}\nspec:\n  selector: {kind: GlobalAccelerator}\n  maxStepPercent: 25\n  bakeSeconds: 300\n",
+    );
+    for a in 0..50 {
+        fleet.push_str(&format!(
+            "---\napiVersion: meridian.dev/v1alpha1\nkind: GlobalAccelerator\nmetadata: {{name: svc-{a:02}}}\nspec:\n  provider: aws-main\n  listeners:\n"
+        ));
+        for (listener, port) in [("https", 443), ("grpc", 8443)] {
+            fleet.push_str(&format!(
+                "    - name: {listener}\n      protocol: TCP\n      portRanges: [{{from: {port}, to: {port}}}]\n      endpointGroups:\n"
+            ));
+            for region in ["us-east-1", "eu-west-1", "ap-southeast-1"] {
+                fleet.push_str(&format!(
+                    "        - region: {region}\n          trafficDial: {dial}\n          endpoints:\n            - id: arn:aws:elasticloadbalancing:{region}:111122223333:loadbalancer/net/s{a}-{listener}/0a1b2c3d\n              weight: 128\n"
+                ));
+            }
+        }
+    }
+    vec![("desired-state/fleet.yaml", fleet)]
+}
+
+#[test]
+fn a_dial_change_in_300_endpoint_groups_previews_within_one_github_comment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_path_buf();
+    let mut repo = Repo::new(&root, &fleet_files(100));
+    let sim = root.join("sim");
+    for args in [
+        &["sim", "quotas", "--accelerators", "60"][..],
+        &["sim", "faults", "--deploy-delay-ms", "0"][..],
+        &["sim", "limits", "--off"][..],
+    ] {
+        let run = sim_run(&root, &sim, args);
+        assert_eq!(run.code, 0, "{}", run.all());
+    }
+    let state = root.join("state");
+    let state = state.to_str().expect("utf-8");
+    let apply = sim_run(&repo.work, &sim, &["apply", "--yes", "--state-dir", state]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    let (path, halved) = fleet_files(50).remove(0);
+    repo.write(path, &halved);
+    let head = repo.commit("every dial to 50");
+    repo.push(false);
+    let s = Setup {
+        _dir: dir,
+        root: root.clone(),
+        repo,
+        sim,
+        base,
+    };
+
+    let markdown = diff(&s, &head, "markdown");
+    assert_eq!(markdown.code, 2, "{}", markdown.all());
+    let text = &markdown.stdout;
+    let length = text.chars().count();
+    assert!(length <= 65_536, "one GitHub comment: {length} characters");
+    let first_line = text.lines().next().expect("a headline");
+    assert!(
+        first_line.contains("0 to create, 300 to update, 0 to delete"),
+        "{first_line}"
+    );
+    // Counted by kind, region and field: 100 groups per region.
+    for region in ["ap-southeast-1", "eu-west-1", "us-east-1"] {
+        assert!(
+            text.contains(&format!(
+                "| 100 | update | endpointGroup | {region} | `trafficDial` |"
+            )),
+            "{region} counted:\n{text}"
+        );
+    }
+    // The schedule is a table: 100 → 75 → 50 in every group, a bake between.
+    assert!(
+        text.contains("| step | what moves | values | then |"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "| 1 | 300 endpoint groups `trafficDial` in ap-southeast-1, eu-west-1, us-east-1 | 100 → 75 (×300) | bake 5 min |"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("| 2 | 300 endpoint groups `trafficDial` in ap-southeast-1, eu-west-1, us-east-1 | 75 → 50 (×300) |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("… and 250 more"),
+        "the rest counted, not listed"
+    );
+
+    // JSON stays complete.
+    let json = diff(&s, &head, "json");
+    assert_eq!(json.code, 2, "{}", json.all());
+    let preview: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(
+        preview["plan"]["changes"].as_array().map(Vec::len),
+        Some(300),
+        "every change in JSON"
+    );
+}

@@ -109,7 +109,7 @@ fn summary_line_only(plan: &Plan) -> String {
 pub fn plan(plan: &Plan, format: Format, style: Style) -> String {
     match format {
         Format::Text => plan_text(plan, style),
-        Format::Markdown => plan_markdown(plan),
+        Format::Markdown => fit_comment(plan_markdown(plan)),
         Format::Json => {
             let mut text = serde_json::to_string_pretty(plan).unwrap_or_default();
             text.push('\n');
@@ -162,7 +162,26 @@ fn plan_text(plan: &Plan, style: Style) -> String {
         let _ = writeln!(out, "{} {note}", style.paint("36", "note:"));
     }
     let _ = writeln!(out);
-    for change in &plan.changes {
+    if plan.changes.len() > LISTED {
+        let _ = writeln!(
+            out,
+            "{} changes by kind, region and field (the first {LISTED} follow; `--format json` lists every change):",
+            plan.changes.len()
+        );
+        for (n, action, kind, region, fields) in change_counts(&plan.changes) {
+            let _ = writeln!(
+                out,
+                "  {n:>6} {action} {kind} in {region}{}",
+                if fields.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {fields}")
+                }
+            );
+        }
+        let _ = writeln!(out);
+    }
+    for change in plan.changes.iter().take(LISTED) {
         let _ = writeln!(
             out,
             "  {} {}  ({})",
@@ -177,6 +196,13 @@ fn plan_text(plan: &Plan, style: Style) -> String {
             out,
             "      {}",
             style.paint("2", &format!("# {}", change.reason))
+        );
+    }
+    if plan.changes.len() > LISTED {
+        let _ = writeln!(
+            out,
+            "  … and {} more (`--format json` lists every change)",
+            plan.changes.len() - LISTED
         );
     }
     if !plan.changes.is_empty() {
@@ -236,12 +262,304 @@ pub fn schedule_heading(schedule: &crate::plan::schedule::Schedule) -> String {
     )
 }
 
-/// One line per step of a schedule.
-pub fn schedule_lines(schedule: &crate::plan::schedule::Schedule) -> Vec<String> {
+/// Changes listed one by one in text and Markdown; beyond this many, the
+/// rest are counted by kind, region and field (`--format json` lists every
+/// change).
+pub const LISTED: usize = 50;
+
+/// The largest comment GitHub accepts, in characters.
+pub const MAX_COMMENT: usize = 65_536;
+
+/// The region an address serves or lives in, backends included.
+fn region_of(address: &meridian_provider::Address) -> Option<String> {
+    match address {
+        meridian_provider::Address::Backend { group, .. } => {
+            meridian_provider::regions::backend_group_region(group).ok()
+        }
+        other => other.region().map(str::to_owned),
+    }
+}
+
+/// Changes counted by action, kind, region and changed fields, largest
+/// first: `(count, "update", "endpointGroup", "us-east-1", "trafficDial")`.
+pub fn change_counts(
+    changes: &[Change],
+) -> Vec<(usize, &'static str, &'static str, String, String)> {
+    let mut counts: std::collections::BTreeMap<
+        (&'static str, &'static str, String, String),
+        usize,
+    > = std::collections::BTreeMap::new();
+    for change in changes {
+        let fields = if change.action == Action::Update {
+            change
+                .fields
+                .iter()
+                .map(|f| {
+                    f.path
+                        .split(['.', '['])
+                        .next()
+                        .unwrap_or(&f.path)
+                        .to_owned()
+                })
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            String::new()
+        };
+        let action = match change.action {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        };
+        *counts
+            .entry((
+                action,
+                change.address.kind_name(),
+                region_of(&change.address).unwrap_or_else(|| "global".to_owned()),
+                fields,
+            ))
+            .or_default() += 1;
+    }
+    let mut out: Vec<_> = counts
+        .into_iter()
+        .map(|((action, kind, region, fields), n)| (n, action, kind, region, fields))
+        .collect();
+    out.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| (a.1, a.2, &a.3).cmp(&(b.1, b.2, &b.3)))
+    });
+    out
+}
+
+/// The counts of [`change_counts`] as a Markdown table.
+pub fn change_counts_markdown(changes: &[Change]) -> String {
+    let mut out =
+        String::from("| changes | action | kind | region | fields |\n|---:|---|---|---|---|\n");
+    for (n, action, kind, region, fields) in change_counts(changes) {
+        let _ = writeln!(
+            out,
+            "| {n} | {action} | {kind} | {region} | {} |",
+            if fields.is_empty() {
+                "—".to_owned()
+            } else {
+                format!("`{fields}`")
+            }
+        );
+    }
+    out
+}
+
+/// One step of a schedule, summarised for a table: what moves, the values,
+/// what follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRow {
+    /// Step number.
+    pub step: usize,
+    /// The objects that move (listed when few, counted by kind and region
+    /// when many), creations and deletions.
+    pub what: String,
+    /// The lever values, `from → to`, with how many objects move so when
+    /// several do.
+    pub values: String,
+    /// The bake after the step, or `—`.
+    pub then: String,
+}
+
+/// A schedule's steps as table rows.
+pub fn schedule_rows(schedule: &crate::plan::schedule::Schedule) -> Vec<ScheduleRow> {
     schedule
         .steps
         .iter()
         .map(|step| {
+            let mut what = Vec::new();
+            if step.moves.len() <= 3 {
+                what.extend(
+                    step.moves
+                        .iter()
+                        .map(|m| format!("`{}` {}", m.address, m.lever.field())),
+                );
+            } else {
+                let mut by_kind: std::collections::BTreeMap<
+                    (&'static str, &'static str),
+                    std::collections::BTreeSet<String>,
+                > = std::collections::BTreeMap::new();
+                let mut counts: std::collections::BTreeMap<(&'static str, &'static str), usize> =
+                    std::collections::BTreeMap::new();
+                for m in &step.moves {
+                    let key = (m.address.kind_name(), m.lever.field());
+                    *counts.entry(key).or_default() += 1;
+                    if let Some(region) = region_of(&m.address) {
+                        by_kind.entry(key).or_default().insert(region);
+                    }
+                }
+                for (key, n) in counts {
+                    let regions: Vec<String> = by_kind
+                        .remove(&key)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect();
+                    what.push(format!(
+                        "{n} {} `{}`{}",
+                        plural(key.0, n),
+                        key.1,
+                        if regions.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" in {}", regions.join(", "))
+                        }
+                    ));
+                }
+            }
+            if !step.creates.is_empty() {
+                what.push(format!("create {} at 0", count_or_list(&step.creates)));
+            }
+            if !step.deletes.is_empty() {
+                what.push(format!("delete {} (drained)", count_or_list(&step.deletes)));
+            }
+            let mut values: std::collections::BTreeMap<String, usize> =
+                std::collections::BTreeMap::new();
+            for m in &step.moves {
+                *values
+                    .entry(format!("{} → {}", m.lever.show(m.from), m.lever.show(m.to)))
+                    .or_default() += 1;
+            }
+            let values = if step.moves.len() <= 3 {
+                step.moves
+                    .iter()
+                    .map(|m| format!("{} → {}", m.lever.show(m.from), m.lever.show(m.to)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                values
+                    .into_iter()
+                    .map(|(v, n)| format!("{v} (×{n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            ScheduleRow {
+                step: step.number,
+                what: if what.is_empty() {
+                    "—".to_owned()
+                } else {
+                    what.join("; ")
+                },
+                values: if values.is_empty() {
+                    "—".to_owned()
+                } else {
+                    values
+                },
+                then: if step.bake_seconds == 0 {
+                    "—".to_owned()
+                } else {
+                    format!("bake {}", duration_text(step.bake_seconds))
+                },
+            }
+        })
+        .collect()
+}
+
+fn plural(kind: &str, n: usize) -> String {
+    let noun = match kind {
+        "endpointGroup" => "endpoint group",
+        "endpoint" => "endpoint",
+        "backend" => "backend",
+        other => other,
+    };
+    if n == 1 {
+        noun.to_owned()
+    } else {
+        format!("{noun}s")
+    }
+}
+
+fn count_or_list(addresses: &[meridian_provider::Address]) -> String {
+    if addresses.len() <= 3 {
+        addresses
+            .iter()
+            .map(|a| format!("`{a}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        let kinds: std::collections::BTreeSet<&str> =
+            addresses.iter().map(|a| a.kind_name()).collect();
+        format!(
+            "{} objects ({})",
+            addresses.len(),
+            kinds.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    }
+}
+
+/// Markdown cut to fit one GitHub comment ([`MAX_COMMENT`] characters):
+/// cut at a line, open code blocks and `<details>` closed, and a note that
+/// says so. Markdown that fits is returned as it is.
+pub fn fit_comment(markdown: String) -> String {
+    if markdown.chars().count() <= MAX_COMMENT {
+        return markdown;
+    }
+    const NOTE: &str = "\n> [!NOTE]\n> This comment was cut to fit GitHub's limit of 65,536 characters; `--format json` has every change.\n";
+    let budget = MAX_COMMENT - NOTE.chars().count() - 64;
+    let mut out = String::new();
+    let mut used = 0;
+    for line in markdown.split_inclusive('\n') {
+        let n = line.chars().count();
+        if used + n > budget {
+            break;
+        }
+        out.push_str(line);
+        used += n;
+    }
+    if out.lines().filter(|l| l.starts_with("```")).count() % 2 == 1 {
+        out.push_str("```\n");
+    }
+    let open = out.matches("<details>").count();
+    let closed = out.matches("</details>").count();
+    for _ in closed..open {
+        out.push_str("\n</details>\n");
+    }
+    out.push_str(NOTE);
+    out
+}
+
+/// A schedule as a Markdown table: step, what moves, values, then.
+pub fn schedule_table_markdown(schedule: &crate::plan::schedule::Schedule) -> String {
+    let mut out = String::from("| step | what moves | values | then |\n|---:|---|---|---|\n");
+    for row in schedule_rows(schedule) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            row.step,
+            md_escape(&row.what),
+            md_escape(&row.values),
+            row.then
+        );
+    }
+    out
+}
+
+/// One line per step of a schedule (summarised like [`schedule_rows`]
+/// when a step moves more than a few objects).
+pub fn schedule_lines(schedule: &crate::plan::schedule::Schedule) -> Vec<String> {
+    schedule
+        .steps
+        .iter()
+        .zip(schedule_rows(schedule))
+        .map(|(step, row)| {
+            if step.moves.len() + step.creates.len() + step.deletes.len() > 3 {
+                let what = row.what.replace('`', "");
+                return if step.bake_seconds == 0 {
+                    format!("step {}: {what}: {}", step.number, row.values)
+                } else {
+                    format!(
+                        "step {}: {what}: {}; then bake {}",
+                        step.number,
+                        row.values,
+                        duration_text(step.bake_seconds)
+                    )
+                };
+            }
             let mut parts: Vec<String> = step
                 .moves
                 .iter()
@@ -336,14 +654,19 @@ fn plan_markdown(plan: &Plan) -> String {
     }
     if let Some(schedule) = &plan.schedule {
         let _ = writeln!(out, "{}\n", schedule_heading(schedule));
-        for line in schedule_lines(schedule) {
-            let _ = writeln!(out, "1. {}", md_escape(&line));
-        }
-        let _ = writeln!(out);
+        let _ = writeln!(out, "{}", schedule_table_markdown(schedule));
+    }
+    if plan.changes.len() > LISTED {
+        let _ = writeln!(
+            out,
+            "{} changes, counted by kind, region and field (the first {LISTED} are listed below; `--format json` has every change):\n",
+            plan.changes.len()
+        );
+        let _ = writeln!(out, "{}", change_counts_markdown(&plan.changes));
     }
     if !plan.changes.is_empty() {
         let _ = writeln!(out, "| | resource | changed fields |\n|---|---|---|");
-        for change in &plan.changes {
+        for change in plan.changes.iter().take(LISTED) {
             let fields: Vec<String> = match change.action {
                 Action::Update => change
                     .fields
@@ -368,11 +691,19 @@ fn plan_markdown(plan: &Plan) -> String {
                 md_escape(&fields.join("<br>"))
             );
         }
+        if plan.changes.len() > LISTED {
+            let _ = writeln!(out, "| | … {} more | |", plan.changes.len() - LISTED);
+        }
         let _ = writeln!(
             out,
-            "\n<details><summary>Details of every change</summary>\n\n```diff"
+            "\n<details><summary>Details of {}</summary>\n\n```diff",
+            if plan.changes.len() > LISTED {
+                format!("the first {LISTED} changes")
+            } else {
+                "every change".to_owned()
+            }
         );
-        for change in &plan.changes {
+        for change in plan.changes.iter().take(LISTED) {
             let _ = writeln!(
                 out,
                 "{} {}  # {}",

@@ -204,6 +204,13 @@ impl Address {
         }
     }
 
+    /// What kind of object this is, as its address spells it:
+    /// `GlobalAccelerator`, `listener`, `endpointGroup`, `endpoint`,
+    /// `HealthCheck`, `BackendService`, `backend`, `UrlMap`, ….
+    pub fn kind_name(&self) -> &'static str {
+        self.segments().last().map_or("object", |(kind, _)| kind)
+    }
+
     fn segments(&self) -> Vec<(&'static str, &str)> {
         match self {
             Address::Accelerator { accelerator } => vec![("GlobalAccelerator", accelerator)],
