@@ -32,12 +32,72 @@ pub struct ApplyArgs {
     pub rollout: RolloutArgs,
 }
 
+/// Progress of an apply on the console. Up to [`render::LISTED`] changes,
+/// a line per change; beyond that, a progress bar on a terminal and a line
+/// every [`PROGRESS_EVERY`] otherwise (a failed change always gets its own
+/// line), so that an apply of the whole fleet stays readable in a CI log.
 pub struct ConsoleProgress {
     pub terminal: bool,
+    large: std::sync::Mutex<Option<Large>>,
+}
+
+/// How often a large apply reports when stdout is not a terminal.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+struct Large {
+    bar: Option<indicatif::ProgressBar>,
+    started: std::time::Instant,
+    last_line: std::time::Instant,
+    failed: usize,
+}
+
+impl ConsoleProgress {
+    pub fn new(terminal: bool) -> Self {
+        Self {
+            terminal,
+            large: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn large(&self, total: usize) -> Option<std::sync::MutexGuard<'_, Option<Large>>> {
+        if total <= render::LISTED {
+            return None;
+        }
+        let mut guard = self
+            .large
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_none() {
+            let now = std::time::Instant::now();
+            let bar = self.terminal.then(|| {
+                let bar = indicatif::ProgressBar::new(total as u64);
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} changes · {per_sec} · about {eta} left",
+                ) {
+                    bar.set_style(style);
+                }
+                bar
+            });
+            println!(
+                "Applying {total} changes; progress every {} s.",
+                PROGRESS_EVERY.as_secs()
+            );
+            *guard = Some(Large {
+                bar,
+                started: now,
+                last_line: now,
+                failed: 0,
+            });
+        }
+        Some(guard)
+    }
 }
 
 impl Progress for ConsoleProgress {
     fn started(&self, change: &Change, index: usize, total: usize) {
+        if self.large(total).is_some() {
+            return;
+        }
         if self.terminal {
             println!(
                 "[{index}/{total}] {} {} ...",
@@ -49,6 +109,45 @@ impl Progress for ConsoleProgress {
 
     fn finished(&self, outcome: &Outcome, done: usize, total: usize) {
         let change = &outcome.change;
+        if let Some(mut guard) = self.large(total)
+            && let Some(large) = guard.as_mut()
+        {
+            if let Some(error) = &outcome.error {
+                large.failed += 1;
+                let line = format!(
+                    "[{done}/{total}] {} {}: FAILED: {error}",
+                    change.action.symbol(),
+                    change.address
+                );
+                match &large.bar {
+                    Some(bar) => bar.println(line),
+                    None => println!("{line}"),
+                }
+            }
+            match &large.bar {
+                Some(bar) => {
+                    bar.set_position(done as u64);
+                    if done == total {
+                        bar.finish_and_clear();
+                    }
+                }
+                None => {
+                    let now = std::time::Instant::now();
+                    if done == total || now.duration_since(large.last_line) >= PROGRESS_EVERY {
+                        large.last_line = now;
+                        let seconds = now.duration_since(large.started).as_secs_f64();
+                        println!(
+                            "[{done}/{total}] {:.0}% of the changes done in {seconds:.0} s ({:.0} per s), {} failed",
+                            done as f64 * 100.0 / total as f64,
+                            done as f64 / seconds.max(0.001),
+                            large.failed
+                        );
+                    }
+                }
+            }
+            let _ = std::io::stdout().flush();
+            return;
+        }
         match &outcome.error {
             None => println!(
                 "[{done}/{total}] {} {}: done in {} ms",
@@ -191,9 +290,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         return Ok(exit::ERROR);
     }
     let revision = state.digest.clone();
-    let progress = ConsoleProgress {
-        terminal: std::io::stdout().is_terminal(),
-    };
+    let progress = ConsoleProgress::new(std::io::stdout().is_terminal());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let stop = stop.clone();

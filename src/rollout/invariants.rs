@@ -149,14 +149,6 @@ fn acknowledged(state: &DesiredState, subject: &str) -> bool {
         .any(|d| d.name() == name && d.doc.spec.acknowledge_zero_traffic)
 }
 
-fn subject_rules(state: &DesiredState, subject: &str, desired: &DesiredResources) -> Rules {
-    desired
-        .keys()
-        .find(|a| subject_of(a).as_deref() == Some(subject))
-        .map(|a| rules_for(state, a))
-        .unwrap_or_else(Rules::defaults)
-}
-
 /// Every invariant violation of moving from `live` to `desired`:
 /// serving regions at every step, and no all-zero without acknowledgement.
 pub fn schedule_violations(
@@ -213,6 +205,14 @@ fn min_serving_violations(
 ) -> Vec<(String, Violation)> {
     let mut out = Vec::new();
     let now_serving = serving_regions(live);
+    // The subjects desired state keeps, found once (not one scan of the
+    // desired world per subject).
+    let mut desired_subjects: BTreeMap<String, &Address> = BTreeMap::new();
+    for address in desired.keys() {
+        if let Some(subject) = subject_of(address) {
+            desired_subjects.entry(subject).or_insert(address);
+        }
+    }
     let mut reported = BTreeSet::new();
     for (number, (_, after)) in schedule::simulate(state, desired, live).iter().enumerate() {
         for (subject, regions) in serving_regions(after) {
@@ -223,13 +223,10 @@ fn min_serving_violations(
             if current.is_empty() || acknowledged(state, &subject) || reported.contains(&subject) {
                 continue;
             }
-            if !desired
-                .keys()
-                .any(|a| subject_of(a).as_deref() == Some(subject.as_str()))
-            {
+            let Some(first) = desired_subjects.get(&subject) else {
                 continue;
-            }
-            let rules = subject_rules(state, &subject, desired);
+            };
+            let rules = rules_for(state, first);
             let min = rules.min_serving_regions as usize;
             if regions.len() < min && regions.len() < current.len() {
                 let (resource, location) = location(state, &subject);
