@@ -1309,27 +1309,8 @@ async fn list(sandbox: &Sandbox, kind: Kind, ctx: &Ctx, uri: &Uri) -> Answer {
     if let Kind::Frontend(f) = kind {
         return frontends::list(sandbox, f, ctx, uri).await;
     }
-    let query = Query::of(uri);
-    for unsupported in ["filter", "orderBy"] {
-        if let Some(value) = query.get(unsupported) {
-            return Err(GoogleError::invalid(format!(
-                "Invalid value for parameter '{unsupported}': '{value}'. The sandbox does not filter or sort lists."
-            )));
-        }
-    }
-    let max = match query.get("maxResults") {
-        None => None,
-        Some(text) => match text.parse::<usize>() {
-            Ok(0) => None,
-            Ok(n) if n <= MAX_RESULTS => Some(n),
-            _ => {
-                return Err(GoogleError::invalid(format!(
-                    "Invalid value for field 'maxResults': '{text}'. Must be less than or equal to {MAX_RESULTS}"
-                )));
-            }
-        },
-    };
-    let token = query.get("pageToken");
+    let (max, token) = frontends::page_params(uri)?;
+    let token = token.as_deref();
     let project = ctx.project.as_str();
     let cloud = &sandbox.cloud;
     let limit = Some(MAX_RESULTS);
