@@ -251,7 +251,7 @@ fn ok(run: &Run, what: &str) {
 
 /// The planning core on an observation of the fleet, in this process:
 /// expansion, diff, schedule and invariants, best of five.
-fn planning_core(root: &Path, sim: &Path) -> Duration {
+fn planning_core(root: &Path, sim: &Path, repeat: usize) -> Duration {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -268,7 +268,7 @@ fn planning_core(root: &Path, sim: &Path) -> Duration {
         let desired = meridian::desired::expand(&state);
         let observation = meridian::observe::observe(&providers, &desired).await;
         let mut best = Duration::MAX;
-        for _ in 0..5 {
+        for _ in 0..repeat {
             let started = Instant::now();
             let desired = meridian::desired::expand(&state);
             let mut plan = meridian::plan::make(&state, &desired, &observation, None);
@@ -287,7 +287,7 @@ struct Sweep {
     core: Duration,
 }
 
-fn run_fleet(accelerators: usize, modes: &[&'static str]) -> Sweep {
+fn run_fleet(accelerators: usize, modes: &[&'static str], core_repeat: usize) -> Sweep {
     let groups = accelerators * LISTENERS.len() * REGIONS.len();
     let objects = accelerators * (1 + LISTENERS.len() + groups / accelerators * (1 + ENDPOINTS));
     println!(
@@ -359,7 +359,7 @@ fn run_fleet(accelerators: usize, modes: &[&'static str]) -> Sweep {
         );
         if limits == "off" {
             noop_off = noop.wall;
-            core = planning_core(root, &sim);
+            core = planning_core(root, &sim, core_repeat);
             println!(
                 "  planning core (expand, diff, schedule, invariants; no I/O): {:.1} ms",
                 core.as_secs_f64() * 1000.0
@@ -542,12 +542,19 @@ fn main() {
         Some("default") => vec!["default"],
         Some(other) => panic!("--limits takes off, default or both, not {other}"),
     };
+    // The planning core runs best of five; `--core-repeat N` runs it more
+    // often, for a profiler.
+    let core_repeat = args
+        .iter()
+        .position(|a| a == "--core-repeat")
+        .and_then(|i| args.get(i + 1))
+        .map_or(5, |n| n.parse().expect("--core-repeat takes a number"));
     println!(
         "fleet benchmark: A × {} listeners × {} endpoint groups × {ENDPOINTS} endpoints; deploy delay 0; Global Accelerator bucket {GA_BURST} burst / {GA_PER_SECOND} per s under the default limits",
         LISTENERS.len(),
         REGIONS.len()
     );
-    let results: Vec<Sweep> = sweep.iter().map(|&a| run_fleet(a, &modes)).collect();
+    let results: Vec<Sweep> = sweep.iter().map(|&a| run_fleet(a, &modes, core_repeat)).collect();
     println!();
     for pair in results.windows(2).filter(|p| !p[0].noop_off.is_zero()) {
         let (a, b) = (&pair[0], &pair[1]);

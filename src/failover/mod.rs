@@ -450,9 +450,7 @@ fn subject_document<'a>(
 ) -> Option<(TrafficKind, String, &'a BTreeMap<String, String>)> {
     match key {
         SubjectKey::Listener { accelerator, .. } => state
-            .accelerators
-            .iter()
-            .find(|a| a.name() == accelerator)
+            .accelerator(accelerator)
             .map(|a| {
                 (
                     TrafficKind::GlobalAccelerator,
@@ -461,9 +459,7 @@ fn subject_document<'a>(
                 )
             }),
         SubjectKey::Service { name } => state
-            .backend_services
-            .iter()
-            .find(|b| b.name() == name)
+            .backend_service(name)
             .map(|b| {
                 (
                     TrafficKind::BackendService,

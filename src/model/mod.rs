@@ -134,9 +134,63 @@ pub struct DesiredState {
     /// reported). Cross-document references are not checked then: a
     /// reference to a broken document is not a second error.
     pub partial: bool,
+    /// Documents by name, built on first lookup ([`Self::accelerator`],
+    /// [`Self::backend_service`]): constant-time lookups for the planning
+    /// core, which asks once per object.
+    pub(crate) by_name: std::sync::OnceLock<NameIndex>,
+}
+
+/// Positions of documents by name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NameIndex {
+    accelerators: std::collections::HashMap<String, usize>,
+    backend_services: std::collections::HashMap<String, usize>,
+}
+
+/// The document named `name` in `docs`, through `index` when it still
+/// points at it (the lists are public and may have changed since the index
+/// was built), else by a scan.
+fn named<'a, T>(
+    docs: &'a [Located<T>],
+    index: &std::collections::HashMap<String, usize>,
+    name: &str,
+) -> Option<&'a Located<T>> {
+    match index.get(name).and_then(|&i| docs.get(i)) {
+        Some(doc) if doc.name() == name => Some(doc),
+        _ => docs.iter().find(|d| d.name() == name),
+    }
 }
 
 impl DesiredState {
+    fn index(&self) -> &NameIndex {
+        self.by_name.get_or_init(|| {
+            let positions = |names: Vec<&str>| {
+                let mut out = std::collections::HashMap::with_capacity(names.len());
+                for (i, name) in names.into_iter().enumerate() {
+                    // The first of duplicate names, as a scan would find.
+                    out.entry(name.to_owned()).or_insert(i);
+                }
+                out
+            };
+            NameIndex {
+                accelerators: positions(self.accelerators.iter().map(|d| d.name()).collect()),
+                backend_services: positions(
+                    self.backend_services.iter().map(|d| d.name()).collect(),
+                ),
+            }
+        })
+    }
+
+    /// The `GlobalAccelerator` document named `name`.
+    pub fn accelerator(&self, name: &str) -> Option<&Located<GlobalAcceleratorSpec>> {
+        named(&self.accelerators, &self.index().accelerators, name)
+    }
+
+    /// The `BackendService` document named `name`.
+    pub fn backend_service(&self, name: &str) -> Option<&Located<BackendServiceDocSpec>> {
+        named(&self.backend_services, &self.index().backend_services, name)
+    }
+
     /// The `Provider` document named `name`.
     pub fn provider(&self, name: &str) -> Option<&Located<ProviderSpec>> {
         self.providers.iter().find(|p| p.name() == name)

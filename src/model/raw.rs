@@ -675,7 +675,7 @@ pub struct TransitGatewayMeshSpec {
 }
 
 /// Kinds a traffic policy can select.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum TrafficKind {
     /// `GlobalAccelerator` documents.
     GlobalAccelerator,

@@ -17,10 +17,11 @@
 use meridian_provider::units::{self, PlannedUnit};
 use meridian_provider::{Address, Change, Observed, Resource};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::desired::{DesiredResource, DesiredResources};
 use crate::model::DesiredState;
+use crate::model::raw::TrafficKind;
 pub use crate::policy::rules::{Rules, document_of, rules_for, rules_for_document, subject_of};
 
 /// The kind of a lever.
@@ -147,6 +148,91 @@ pub struct Step {
     pub last: bool,
 }
 
+/// The listener or backend service an address belongs to, without
+/// allocating: (accelerator, Some(listener)) or (service, None).
+fn subject_key(address: &Address) -> Option<(&str, Option<&str>)> {
+    match address {
+        Address::Listener {
+            accelerator,
+            listener,
+        }
+        | Address::EndpointGroup {
+            accelerator,
+            listener,
+            ..
+        }
+        | Address::Endpoint {
+            accelerator,
+            listener,
+            ..
+        } => Some((accelerator, Some(listener))),
+        Address::BackendService { name } => Some((name, None)),
+        Address::Backend { service, .. } => Some((service, None)),
+        _ => None,
+    }
+}
+
+/// The part of `target` and `live` a schedule concerns: every object whose
+/// desired and live configuration differ, and every object of a listener or
+/// backend service in which one does (its serving regions, raises, drains
+/// and full groups depend on all of its objects). The rest moves no traffic
+/// and takes no step, so leaving it out changes no step and no violation,
+/// and the work of a schedule is bounded by the change, not by the fleet: a
+/// converged fleet of any size simulates nothing.
+pub fn moving_part(target: &DesiredResources, live: &Live) -> (DesiredResources, Live) {
+    let mut subjects: HashSet<(&str, Option<&str>)> = HashSet::new();
+    let mut others: HashSet<&Address> = HashSet::new();
+    let changed = target
+        .iter()
+        .filter(|(address, want)| live.get(*address).is_none_or(|o| o.resource != want.resource))
+        .map(|(address, _)| address)
+        .chain(live.keys().filter(|address| !target.contains_key(*address)));
+    for address in changed {
+        match subject_key(address) {
+            Some(key) => {
+                subjects.insert(key);
+            }
+            None => {
+                others.insert(address);
+            }
+        }
+    }
+    let keep = |address: &Address| {
+        subject_key(address).map_or_else(|| others.contains(address), |k| subjects.contains(&k))
+    };
+    let target = target
+        .iter()
+        .filter(|(a, _)| keep(a))
+        .map(|(a, d)| (a.clone(), d.clone()))
+        .collect();
+    let live = live
+        .iter()
+        .filter(|(a, _)| keep(a))
+        .map(|(a, o)| (a.clone(), o.clone()))
+        .collect();
+    (target, live)
+}
+
+/// The rules of each document, looked up once per document however many
+/// objects ask.
+#[derive(Default)]
+struct RuleMemo<'s> {
+    rules: HashMap<(TrafficKind, &'s str), Rules>,
+}
+
+impl<'s> RuleMemo<'s> {
+    fn get(&mut self, state: &DesiredState, address: &'s Address) -> Rules {
+        match document_of(address) {
+            Some((kind, name)) => self
+                .rules
+                .entry((kind, name))
+                .or_insert_with(|| rules_for_document(state, kind, name))
+                .clone(),
+            None => Rules::defaults(),
+        }
+    }
+}
+
 /// Whether the lever parent of `address` exists live: then `address`'s
 /// traffic must be raised progressively from 0.
 pub fn parent_live(address: &Address, live: &Live) -> bool {
@@ -171,6 +257,7 @@ pub fn step(
         ..Step::default()
     };
     let mut complete = true;
+    let mut memo = RuleMemo::default();
     // A full endpoint group cannot hold a new endpoint beside a draining
     // one: there, the old ones drain and go first (break before make).
     // Children counted in one pass each over `live` and `target`.
@@ -208,13 +295,15 @@ pub fn step(
             let Some((_, to)) = lever(&want.resource) else {
                 return false;
             };
-            let new = !origin.contains_key(&address.to_string());
-            let below = live
-                .get(*address)
-                .and_then(|o| lever(&o.resource))
-                .is_none_or(|(_, v)| v < to);
-            let room = address.parent().is_none_or(|g| !full_groups.contains(&g));
-            new && to > 0.0 && below && room && parent_live(address, live)
+            // Cheapest first: in a converged world no lever is below.
+            to > 0.0
+                && live
+                    .get(*address)
+                    .and_then(|o| lever(&o.resource))
+                    .is_none_or(|(_, v)| v < to)
+                && address.parent().is_none_or(|g| !full_groups.contains(&g))
+                && parent_live(address, live)
+                && !origin.contains_key(&address.to_string())
         })
         .filter_map(|(address, _)| subject_of(address))
         .collect();
@@ -222,7 +311,6 @@ pub fn step(
         let Some((kind, to)) = lever(&want.resource) else {
             continue;
         };
-        let rules = rules_for(state, address);
         match live.get(address) {
             Some(have) => {
                 let from = lever(&have.resource).map_or(to, |(_, v)| v);
@@ -254,7 +342,7 @@ pub fn step(
                     continue;
                 }
                 let start = origin.get(&address.to_string()).copied().unwrap_or(from);
-                let next = next_value(kind, from, to, rules.max_step, start);
+                let next = next_value(kind, from, to, memo.get(state, address).max_step, start);
                 if (next - to).abs() > 1e-9 {
                     complete = false;
                 }
@@ -317,9 +405,8 @@ pub fn step(
             keep_with_children(&mut out.desired, address, have, live, target, &provider);
             complete = false;
         } else if from > 0.0 {
-            let rules = rules_for(state, address);
             let start = origin.get(&address.to_string()).copied().unwrap_or(from);
-            let next = next_value(kind, from, 0.0, rules.max_step, start);
+            let next = next_value(kind, from, 0.0, memo.get(state, address).max_step, start);
             let provider = target
                 .get(&address.parent().unwrap_or_else(|| address.clone()))
                 .map(|p| p.provider.clone())
@@ -508,6 +595,8 @@ pub fn schedule(
     live: &Live,
     providers: &BTreeMap<Address, String>,
 ) -> Schedule {
+    let (target, live) = moving_part(target, live);
+    let (target, live) = (&target, &live);
     let mut before = live.clone();
     let mut steps = Vec::new();
     let mut expected = 0u64;

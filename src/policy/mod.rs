@@ -171,7 +171,7 @@ pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
                 accelerator,
                 listener,
             } => {
-                let Some(ga) = state.accelerators.iter().find(|a| a.name() == accelerator) else {
+                let Some(ga) = state.accelerator(accelerator) else {
                     continue;
                 };
                 let Some(li) = ga
@@ -193,7 +193,7 @@ pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
                 )
             }
             crate::traffic::SubjectKey::Service { name } => {
-                let Some(bs) = state.backend_services.iter().find(|b| b.name() == name) else {
+                let Some(bs) = state.backend_service(name) else {
                     continue;
                 };
                 (

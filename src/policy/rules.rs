@@ -4,6 +4,7 @@
 //! The one place where a policy is selected for an object; plan, rollout
 //! and whatif all ask here.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use meridian_provider::Address;
@@ -100,36 +101,31 @@ pub fn subject_of(address: &Address) -> Option<String> {
 /// name) that selects it, or the defaults.
 pub fn rules_for_document(state: &DesiredState, kind: TrafficKind, name: &str) -> Rules {
     let labels = match kind {
-        TrafficKind::GlobalAccelerator => state
-            .accelerators
-            .iter()
-            .find(|d| d.name() == name)
-            .map(|d| d.doc.metadata.labels.clone()),
-        TrafficKind::BackendService => state
-            .backend_services
-            .iter()
-            .find(|d| d.name() == name)
-            .map(|d| d.doc.metadata.labels.clone()),
+        TrafficKind::GlobalAccelerator => state.accelerator(name).map(|d| &d.doc.metadata.labels),
+        TrafficKind::BackendService => state.backend_service(name).map(|d| &d.doc.metadata.labels),
+    };
+    let none = BTreeMap::new();
+    let labels = labels.unwrap_or(&none);
+    // The first selecting policy by name (of equal names, the first read).
+    let chosen = state
+        .traffic_policies
+        .iter()
+        .filter(|p| p.doc.spec.selector.selects(kind, name, labels))
+        .min_by(|a, b| a.name().cmp(b.name()));
+    let Some(policy) = chosen else {
+        return Rules::defaults();
+    };
+    let spec = &policy.doc.spec;
+    Rules {
+        policy: Some(format!("TrafficPolicy/{}", policy.name())),
+        max_step: spec.max_step_percent.clamp(1, 100),
+        bake: Duration::from_secs(u64::from(spec.bake_seconds)),
+        min_serving_regions: spec.min_serving_regions.max(1),
+        gate: spec.health_gate.clone(),
+        on_gate_failure: spec.on_gate_failure,
+        deny_windows: spec.deny_windows.clone(),
+        flap_hold: Duration::from_secs(u64::from(spec.flap_hold_seconds)),
     }
-    .unwrap_or_default();
-    let mut policies: Vec<_> = state.traffic_policies.iter().collect();
-    policies.sort_by(|a, b| a.name().cmp(b.name()));
-    for policy in policies {
-        if policy.doc.spec.selector.selects(kind, name, &labels) {
-            let spec = &policy.doc.spec;
-            return Rules {
-                policy: Some(format!("TrafficPolicy/{}", policy.name())),
-                max_step: spec.max_step_percent.clamp(1, 100),
-                bake: Duration::from_secs(u64::from(spec.bake_seconds)),
-                min_serving_regions: spec.min_serving_regions.max(1),
-                gate: spec.health_gate.clone(),
-                on_gate_failure: spec.on_gate_failure,
-                deny_windows: spec.deny_windows.clone(),
-                flap_hold: Duration::from_secs(u64::from(spec.flap_hold_seconds)),
-            };
-        }
-    }
-    Rules::defaults()
 }
 
 /// The rules of the document an address belongs to.

@@ -55,33 +55,39 @@ pub fn serving_regions(live: &Live) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
-/// Regions with a non-zero lever per subject, health aside (what desired
-/// state asks for).
-fn regions_with_traffic(desired: &DesiredResources) -> BTreeMap<String, (usize, BTreeSet<String>)> {
-    let mut out: BTreeMap<String, (usize, BTreeSet<String>)> = BTreeMap::new();
+/// Per subject (listener or backend service): how many levers desired
+/// state gives it, and whether any of them is above 0 (health aside). Keys
+/// and values borrow from `desired`: one pass, no allocation per object.
+fn levers_with_traffic(desired: &DesiredResources) -> BTreeMap<(&str, Option<&str>), (usize, bool)> {
+    let mut out: BTreeMap<(&str, Option<&str>), (usize, bool)> = BTreeMap::new();
     for (address, want) in desired {
-        let Some(subject) = subject_of(address) else {
-            continue;
+        let (key, up) = match (&want.resource, address) {
+            (
+                Resource::EndpointGroup(g),
+                Address::EndpointGroup {
+                    accelerator,
+                    listener,
+                    ..
+                },
+            ) => ((accelerator.as_str(), Some(listener.as_str())), g.traffic_dial > 0),
+            (Resource::Backend(b), Address::Backend { service, .. }) => {
+                ((service.as_str(), None), b.capacity_scaler > 0.0)
+            }
+            _ => continue,
         };
-        match &want.resource {
-            Resource::EndpointGroup(g) => {
-                let entry = out.entry(subject).or_default();
-                entry.0 += 1;
-                if g.traffic_dial > 0 {
-                    entry.1.insert(g.region.clone());
-                }
-            }
-            Resource::Backend(b) => {
-                let entry = out.entry(subject).or_default();
-                entry.0 += 1;
-                if b.capacity_scaler > 0.0 {
-                    entry.1.insert(b.region.clone());
-                }
-            }
-            _ => {}
-        }
+        let entry = out.entry(key).or_default();
+        entry.0 += 1;
+        entry.1 |= up;
     }
     out
+}
+
+/// The text of a subject key, as [`subject_of`] writes it.
+fn subject_text((document, listener): (&str, Option<&str>)) -> String {
+    match listener {
+        Some(listener) => format!("GlobalAccelerator[{document}].listener[{listener}]"),
+        None => format!("BackendService[{document}]"),
+    }
 }
 
 /// The document location of a subject, `file:line:col`.
@@ -93,7 +99,7 @@ fn location(state: &DesiredState, subject: &str) -> (String, String) {
             .nth(1)
             .and_then(|l| l.split(']').next())
             .unwrap_or_default();
-        if let Some(doc) = state.accelerators.iter().find(|d| d.name() == name) {
+        if let Some(doc) = state.accelerator(name) {
             let index = doc
                 .doc
                 .spec
@@ -113,7 +119,7 @@ fn location(state: &DesiredState, subject: &str) -> (String, String) {
         .strip_prefix("BackendService[")
         .and_then(|r| r.strip_suffix(']'))
         .unwrap_or(subject);
-    match state.backend_services.iter().find(|d| d.name() == name) {
+    match state.backend_service(name) {
         Some(doc) => (
             format!("BackendService/{name}"),
             format!("{}:{}", doc.file, doc.at("spec.backends")),
@@ -130,13 +136,12 @@ fn acknowledged(state: &DesiredState, subject: &str) -> bool {
             .nth(1)
             .and_then(|l| l.split(']').next())
             .unwrap_or_default();
-        return state.accelerators.iter().any(|d| {
-            d.name() == name
-                && d.doc
-                    .spec
-                    .listeners
-                    .iter()
-                    .any(|l| l.name == listener && l.acknowledge_zero_traffic)
+        return state.accelerator(name).is_some_and(|d| {
+            d.doc
+                .spec
+                .listeners
+                .iter()
+                .any(|l| l.name == listener && l.acknowledge_zero_traffic)
         });
     }
     let name = subject
@@ -144,9 +149,8 @@ fn acknowledged(state: &DesiredState, subject: &str) -> bool {
         .and_then(|r| r.strip_suffix(']'))
         .unwrap_or(subject);
     state
-        .backend_services
-        .iter()
-        .any(|d| d.name() == name && d.doc.spec.acknowledge_zero_traffic)
+        .backend_service(name)
+        .is_some_and(|d| d.doc.spec.acknowledge_zero_traffic)
 }
 
 /// Every invariant violation of moving from `live` to `desired`:
@@ -158,8 +162,14 @@ pub fn schedule_violations(
 ) -> Vec<Violation> {
     let mut out = Vec::new();
     // No plan silently sets every lever of a listener or service to 0.
-    for (subject, (levers, with_traffic)) in regions_with_traffic(desired) {
-        if levers > 0 && with_traffic.is_empty() && !acknowledged(state, &subject) {
+    // In the order of the subjects' text, as reports list them.
+    let silent: BTreeSet<String> = levers_with_traffic(desired)
+        .into_iter()
+        .filter(|(_, (levers, with_traffic))| *levers > 0 && !with_traffic)
+        .map(|(key, _)| subject_text(key))
+        .collect();
+    for subject in silent {
+        if !acknowledged(state, &subject) {
             let (resource, location) = location(state, &subject);
             out.push(Violation {
                 policy: "invariant/no-silent-zero".to_owned(),
@@ -174,6 +184,10 @@ pub fn schedule_violations(
             });
         }
     }
+    // Only the listeners and services where something moves can lose a
+    // serving region.
+    let (desired, live) = schedule::moving_part(desired, live);
+    let (desired, live) = (&desired, &live);
     let with_health = min_serving_violations(state, desired, live);
     // The same schedule over a world where every endpoint is healthy: a
     // violation that only live health causes is transient.
@@ -261,6 +275,8 @@ pub fn moving_subjects(
 ) -> BTreeMap<String, Rules> {
     let mut out = BTreeMap::new();
     let origin = BTreeMap::new();
+    let (desired, live) = schedule::moving_part(desired, live);
+    let (desired, live) = (&desired, &live);
     let step = schedule::step(state, desired, live, &origin);
     let mut touched: Vec<&Address> = step.moves.iter().map(|m| &m.address).collect();
     touched.extend(step.deletes.iter());

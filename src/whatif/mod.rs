@@ -401,10 +401,7 @@ struct DocumentInfo<'a> {
 fn document_info<'a>(state: &'a DesiredState, key: &SubjectKey) -> Option<DocumentInfo<'a>> {
     match key {
         SubjectKey::Listener { accelerator, .. } => {
-            let ga = state
-                .accelerators
-                .iter()
-                .find(|a| a.name() == accelerator)?;
+            let ga = state.accelerator(accelerator)?;
             Some(DocumentInfo {
                 name: ga.name().to_owned(),
                 kind: TrafficKind::GlobalAccelerator,
@@ -412,7 +409,7 @@ fn document_info<'a>(state: &'a DesiredState, key: &SubjectKey) -> Option<Docume
             })
         }
         SubjectKey::Service { name } => {
-            let bs = state.backend_services.iter().find(|b| b.name() == name)?;
+            let bs = state.backend_service(name)?;
             Some(DocumentInfo {
                 name: bs.name().to_owned(),
                 kind: TrafficKind::BackendService,
