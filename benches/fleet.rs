@@ -17,54 +17,21 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../tests/common/fleet.rs"]
+mod fleet;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Run, sim_run, world};
+use fleet::{ENDPOINTS, LISTENERS, REGIONS, fleet_yaml};
 
-const LISTENERS: [(&str, u16); 2] = [("https", 443), ("grpc", 8443)];
-const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
-const ENDPOINTS: usize = 4;
 /// The Global Accelerator stand-in bucket (docs/simulator.md).
 const GA_BURST: f64 = 100.0;
 const GA_PER_SECOND: f64 = 20.0;
 /// Global Accelerator's largest page of `ListAccelerators`.
 const PAGE: usize = 100;
-
-fn endpoint_id(region: &str, name: &str) -> String {
-    format!("arn:aws:elasticloadbalancing:{region}:111122223333:loadbalancer/net/{name}/0a1b2c3d")
-}
-
-/// The fleet's desired state, with `dial(a, listener, region)` per group.
-fn fleet_yaml(accelerators: usize, dial: impl Fn(usize, &str, &str) -> u8) -> String {
-    let mut out = String::with_capacity(accelerators * 2_000);
-    out.push_str("apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: aws-main}\nspec:\n  type: aws\n");
-    for a in 0..accelerators {
-        out.push_str(&format!(
-            "---\napiVersion: meridian.dev/v1alpha1\nkind: GlobalAccelerator\nmetadata: {{name: svc-{a:05}}}\nspec:\n  provider: aws-main\n  listeners:\n"
-        ));
-        for (listener, port) in LISTENERS {
-            out.push_str(&format!(
-                "    - name: {listener}\n      protocol: TCP\n      portRanges: [{{from: {port}, to: {port}}}]\n      endpointGroups:\n"
-            ));
-            for region in REGIONS {
-                out.push_str(&format!(
-                    "        - region: {region}\n          trafficDial: {}\n          endpoints:\n",
-                    dial(a, listener, region)
-                ));
-                for e in 0..ENDPOINTS {
-                    out.push_str(&format!(
-                        "            - id: {}\n              weight: 128\n",
-                        endpoint_id(region, &format!("s{a}-{listener}-{e}"))
-                    ));
-                }
-            }
-        }
-    }
-    out
-}
 
 /// Read and write totals, and the calls throttled, from the simulator.
 fn counters(sim: &Path) -> (u64, u64, u64) {
@@ -554,7 +521,10 @@ fn main() {
         LISTENERS.len(),
         REGIONS.len()
     );
-    let results: Vec<Sweep> = sweep.iter().map(|&a| run_fleet(a, &modes, core_repeat)).collect();
+    let results: Vec<Sweep> = sweep
+        .iter()
+        .map(|&a| run_fleet(a, &modes, core_repeat))
+        .collect();
     println!();
     for pair in results.windows(2).filter(|p| !p[0].noop_off.is_zero()) {
         let (a, b) = (&pair[0], &pair[1]);

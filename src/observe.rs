@@ -140,8 +140,15 @@ pub fn live_of(observation: &Observation) -> (Live, BTreeMap<Address, String>) {
 /// How many members (endpoints, backends) each endpoint group and backend
 /// service holds in `live`, for units of work.
 pub fn member_counts(live: &Live) -> BTreeMap<Address, usize> {
+    member_counts_of(live.keys())
+}
+
+/// [`member_counts`] over any list of live addresses.
+pub fn member_counts_of<'a>(
+    addresses: impl IntoIterator<Item = &'a Address>,
+) -> BTreeMap<Address, usize> {
     let mut out = BTreeMap::new();
-    for address in live.keys() {
+    for address in addresses {
         if matches!(address, Address::Endpoint { .. } | Address::Backend { .. })
             && let Some(parent) = address.parent()
         {

@@ -150,5 +150,8 @@ fn the_rollout_checks_of_a_small_change_cost_the_same_in_a_fleet_ten_times_large
     // And a converged fleet of any size simulates nothing.
     let (idle, idle_changes) = rollout_checks_work(500, 0);
     assert_eq!(idle_changes, 0);
-    assert!(idle < small, "{idle} allocations for a converged fleet of 500");
+    assert!(
+        idle < small,
+        "{idle} allocations for a converged fleet of 500"
+    );
 }

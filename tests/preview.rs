@@ -422,4 +422,60 @@ fn a_dial_change_in_300_endpoint_groups_previews_within_one_github_comment() {
         Some(300),
         "every change in JSON"
     );
+
+    // `drift` of the same difference reads the same way: counted, the
+    // first 50 listed, the rest a flag away.
+    let drift = sim_run(&s.repo.work, &s.sim, &["drift"]);
+    assert_eq!(drift.code, 2, "{}", drift.all());
+    assert!(
+        drift
+            .stdout
+            .contains("Drift: 300 resource(s) differ from desired state."),
+        "{}",
+        drift.stdout
+    );
+    for region in ["ap-southeast-1", "eu-west-1", "us-east-1"] {
+        assert!(
+            drift.stdout.contains(&format!(
+                "   100 changed endpointGroup in {region}: trafficDial"
+            )),
+            "{region} counted:\n{}",
+            drift.stdout
+        );
+    }
+    let listed = drift
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  ~ "))
+        .count();
+    assert_eq!(listed, 50, "{}", drift.stdout);
+    assert!(
+        drift
+            .stdout
+            .contains("… and 250 more (`--format json` lists every one)")
+    );
+    let markdown = sim_run(&s.repo.work, &s.sim, &["drift", "--format", "markdown"]);
+    assert_eq!(markdown.code, 2, "{}", markdown.all());
+    assert!(markdown.stdout.chars().count() <= 65_536);
+    assert!(
+        markdown
+            .stdout
+            .contains("| 100 | changed | endpointGroup | us-east-1 | `trafficDial` |"),
+        "{}",
+        markdown.stdout
+    );
+    assert_eq!(
+        markdown
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("| `GlobalAccelerator["))
+            .count(),
+        50,
+        "{}",
+        markdown.stdout
+    );
+    assert!(markdown.stdout.contains("| … 250 more |"));
+    let json = sim_run(&s.repo.work, &s.sim, &["drift", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(report["resources"].as_array().map(Vec::len), Some(300));
 }

@@ -449,24 +449,20 @@ fn subject_document<'a>(
     key: &SubjectKey,
 ) -> Option<(TrafficKind, String, &'a BTreeMap<String, String>)> {
     match key {
-        SubjectKey::Listener { accelerator, .. } => state
-            .accelerator(accelerator)
-            .map(|a| {
-                (
-                    TrafficKind::GlobalAccelerator,
-                    a.name().to_owned(),
-                    &a.doc.metadata.labels,
-                )
-            }),
-        SubjectKey::Service { name } => state
-            .backend_service(name)
-            .map(|b| {
-                (
-                    TrafficKind::BackendService,
-                    b.name().to_owned(),
-                    &b.doc.metadata.labels,
-                )
-            }),
+        SubjectKey::Listener { accelerator, .. } => state.accelerator(accelerator).map(|a| {
+            (
+                TrafficKind::GlobalAccelerator,
+                a.name().to_owned(),
+                &a.doc.metadata.labels,
+            )
+        }),
+        SubjectKey::Service { name } => state.backend_service(name).map(|b| {
+            (
+                TrafficKind::BackendService,
+                b.name().to_owned(),
+                &b.doc.metadata.labels,
+            )
+        }),
     }
 }
 

@@ -135,11 +135,11 @@ pub fn hold(plan: &mut Plan, overrides: &[(String, LiveOverride)], now: SystemTi
 /// active break-glass override stay at their live values, objects it would
 /// add there wait, and objects it would remove there stay, until the
 /// override expires; then the change rolls out like any other.
-pub fn without_held(
-    desired: &DesiredResources,
+pub fn without_held<'d>(
+    desired: &'d DesiredResources,
     observation: &Observation,
     now: SystemTime,
-) -> DesiredResources {
+) -> std::borrow::Cow<'d, DesiredResources> {
     let active: Vec<&Address> = observation
         .overrides
         .iter()
@@ -147,7 +147,8 @@ pub fn without_held(
         .map(|(_, o)| &o.address)
         .collect();
     if active.is_empty() {
-        return desired.clone();
+        // Nothing held: desired state as it is, not a copy of it.
+        return std::borrow::Cow::Borrowed(desired);
     }
     let covered = |address: &Address| marker_object(address).is_some_and(|m| active.contains(&&m));
     let (live, providers) = live_of(observation);
@@ -183,7 +184,7 @@ pub fn without_held(
             );
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Reads `--until`: an RFC 3339 time, or a duration from now such as `90m`,

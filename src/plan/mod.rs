@@ -187,18 +187,27 @@ impl Plan {
 /// observed object, in address order. Status and health are left out: they
 /// move on their own and do not make a plan stale.
 pub fn fingerprint(observed: &[(String, Observed)]) -> String {
-    let mut entries: Vec<(String, String, String)> = observed
+    // The same bytes as a JSON object {resource, cloud_id, etag} (keys in
+    // that order), written directly rather than through a value tree.
+    #[derive(Serialize)]
+    struct Hashed<'a> {
+        resource: &'a meridian_provider::Resource,
+        cloud_id: &'a Option<String>,
+        etag: &'a Option<String>,
+    }
+    let mut entries: Vec<(&str, String, String)> = observed
         .iter()
         .map(|(provider, o)| {
-            let value = serde_json::json!({
-                "resource": o.resource,
-                "cloud_id": o.cloud_id,
-                "etag": o.etag,
-            });
-            (provider.clone(), o.address.to_string(), value.to_string())
+            let value = serde_json::to_string(&Hashed {
+                resource: &o.resource,
+                cloud_id: &o.cloud_id,
+                etag: &o.etag,
+            })
+            .unwrap_or_default();
+            (provider.as_str(), o.address.to_string(), value)
         })
         .collect();
-    entries.sort();
+    entries.sort_unstable();
     let mut hasher = Sha256::new();
     for (provider, address, value) in entries {
         hasher.update(provider.as_bytes());
@@ -266,8 +275,9 @@ pub fn make(
         &observation.overrides,
         std::time::SystemTime::now(),
     );
-    let (live, _) = crate::observe::live_of(observation);
-    plan.group_units(&crate::observe::member_counts(&live));
+    plan.group_units(&crate::observe::member_counts_of(
+        observation.resources.iter().map(|(_, o)| &o.address),
+    ));
     plan
 }
 

@@ -282,8 +282,8 @@ fn region_of(address: &meridian_provider::Address) -> Option<String> {
 
 /// Changes counted by action, kind, region and changed fields, largest
 /// first: `(count, "update", "endpointGroup", "us-east-1", "trafficDial")`.
-pub fn change_counts(
-    changes: &[Change],
+pub fn change_counts<'c>(
+    changes: impl IntoIterator<Item = &'c Change>,
 ) -> Vec<(usize, &'static str, &'static str, String, String)> {
     let mut counts: std::collections::BTreeMap<
         (&'static str, &'static str, String, String),
@@ -743,6 +743,16 @@ fn is_drift(plan: &Plan, change: &Change) -> bool {
             .any(|c| c.action == Action::Delete && c.address == change.address)
 }
 
+/// A plan action's word as drift: what the cloud lacks, differs in, or
+/// has too much.
+fn drift_word(action: &str) -> &'static str {
+    match action {
+        "create" => "missing",
+        "update" => "changed",
+        _ => "unexpected",
+    }
+}
+
 fn drift_kind(change: &Change) -> &'static str {
     match change.action {
         Action::Create => "missing",
@@ -807,8 +817,32 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
             } else if markdown {
                 let _ = writeln!(
                     out,
-                    "**meridian drift: {} resource(s) differ from desired state**\n\n| resource | drift | field | live | desired |\n|---|---|---|---|---|",
+                    "**meridian drift: {} resource(s) differ from desired state**\n",
                     drifted.len()
+                );
+                if drifted.len() > LISTED {
+                    let _ = writeln!(
+                        out,
+                        "Counted by drift, kind, region and field; the first {LISTED} are listed below (`--format json` has every one):\n\n| resources | drift | kind | region | fields |\n|---:|---|---|---|---|"
+                    );
+                    for (n, action, kind, region, fields) in change_counts(drifted.iter().copied())
+                    {
+                        let _ = writeln!(
+                            out,
+                            "| {n} | {} | {kind} | {region} | {} |",
+                            drift_word(action),
+                            if fields.is_empty() {
+                                "—".to_owned()
+                            } else {
+                                format!("`{fields}`")
+                            }
+                        );
+                    }
+                    let _ = writeln!(out);
+                }
+                let _ = writeln!(
+                    out,
+                    "| resource | drift | field | live | desired |\n|---|---|---|---|---|"
                 );
             } else {
                 let _ = writeln!(
@@ -816,8 +850,29 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
                     "Drift: {} resource(s) differ from desired state.\n",
                     drifted.len()
                 );
+                if drifted.len() > LISTED {
+                    let _ = writeln!(
+                        out,
+                        "Counted by drift, kind, region and field (the first {LISTED} follow; `--format json` lists every one):"
+                    );
+                    for (n, action, kind, region, fields) in change_counts(drifted.iter().copied())
+                    {
+                        let _ = writeln!(
+                            out,
+                            "  {n:>6} {} {kind} in {region}{}",
+                            drift_word(action),
+                            if fields.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {fields}")
+                            }
+                        );
+                    }
+                    let _ = writeln!(out);
+                }
             }
-            for change in drifted {
+            let more = drifted.len().saturating_sub(LISTED);
+            for change in drifted.into_iter().take(LISTED) {
                 match (markdown, change.action) {
                     (true, Action::Update) => {
                         for f in &change.fields {
@@ -877,6 +932,17 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
                     }
                 }
             }
+            if more > 0 {
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    if markdown {
+                        format!("| … {more} more | | | | |")
+                    } else {
+                        format!("  … and {more} more (`--format json` lists every one)")
+                    }
+                );
+            }
             out.push_str(&held_drift(plan, markdown, style));
             for gap in &plan.gaps {
                 let _ = writeln!(
@@ -893,7 +959,7 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
             for note in &plan.notes {
                 let _ = writeln!(out, "note: {note}");
             }
-            out
+            if markdown { fit_comment(out) } else { out }
         }
     }
 }

@@ -182,20 +182,56 @@ fn subject_key(address: &Address) -> Option<(&str, Option<&str>)> {
 pub fn moving_part(target: &DesiredResources, live: &Live) -> (DesiredResources, Live) {
     let mut subjects: HashSet<(&str, Option<&str>)> = HashSet::new();
     let mut others: HashSet<&Address> = HashSet::new();
-    let changed = target
-        .iter()
-        .filter(|(address, want)| live.get(*address).is_none_or(|o| o.resource != want.resource))
-        .map(|(address, _)| address)
-        .chain(live.keys().filter(|address| !target.contains_key(*address)));
-    for address in changed {
-        match subject_key(address) {
+    // Both maps are ordered by address: one merge over the two finds what
+    // differs, with no lookup per object.
+    let mut wants = target.iter().peekable();
+    let mut haves = live.iter().peekable();
+    loop {
+        let changed = match (wants.peek(), haves.peek()) {
+            (None, None) => break,
+            (Some((a, _)), None) => {
+                let a = *a;
+                wants.next();
+                a
+            }
+            (None, Some((a, _))) => {
+                let a = *a;
+                haves.next();
+                a
+            }
+            (Some((wa, want)), Some((ha, have))) => match wa.cmp(ha) {
+                std::cmp::Ordering::Less => {
+                    let a = *wa;
+                    wants.next();
+                    a
+                }
+                std::cmp::Ordering::Greater => {
+                    let a = *ha;
+                    haves.next();
+                    a
+                }
+                std::cmp::Ordering::Equal => {
+                    let (a, same) = (*wa, want.resource == have.resource);
+                    wants.next();
+                    haves.next();
+                    if same {
+                        continue;
+                    }
+                    a
+                }
+            },
+        };
+        match subject_key(changed) {
             Some(key) => {
                 subjects.insert(key);
             }
             None => {
-                others.insert(address);
+                others.insert(changed);
             }
         }
+    }
+    if subjects.is_empty() && others.is_empty() {
+        return (DesiredResources::new(), Live::new());
     }
     let keep = |address: &Address| {
         subject_key(address).map_or_else(|| others.contains(address), |k| subjects.contains(&k))

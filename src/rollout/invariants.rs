@@ -58,7 +58,9 @@ pub fn serving_regions(live: &Live) -> BTreeMap<String, BTreeSet<String>> {
 /// Per subject (listener or backend service): how many levers desired
 /// state gives it, and whether any of them is above 0 (health aside). Keys
 /// and values borrow from `desired`: one pass, no allocation per object.
-fn levers_with_traffic(desired: &DesiredResources) -> BTreeMap<(&str, Option<&str>), (usize, bool)> {
+fn levers_with_traffic(
+    desired: &DesiredResources,
+) -> BTreeMap<(&str, Option<&str>), (usize, bool)> {
     let mut out: BTreeMap<(&str, Option<&str>), (usize, bool)> = BTreeMap::new();
     for (address, want) in desired {
         let (key, up) = match (&want.resource, address) {
@@ -69,7 +71,10 @@ fn levers_with_traffic(desired: &DesiredResources) -> BTreeMap<(&str, Option<&st
                     listener,
                     ..
                 },
-            ) => ((accelerator.as_str(), Some(listener.as_str())), g.traffic_dial > 0),
+            ) => (
+                (accelerator.as_str(), Some(listener.as_str())),
+                g.traffic_dial > 0,
+            ),
             (Resource::Backend(b), Address::Backend { service, .. }) => {
                 ((service.as_str(), None), b.capacity_scaler > 0.0)
             }

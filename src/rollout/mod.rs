@@ -394,7 +394,7 @@ pub async fn tick(
             let target = if rolling_back {
                 rollback_target(observation, &rollout.baseline)
             } else {
-                without_held(desired, observation, now)
+                without_held(desired, observation, now).into_owned()
             };
             let step = schedule::step(state, &target, &live, &rollout.baseline);
             let plan =

@@ -91,6 +91,21 @@ impl ProviderError {
         !matches!(self.class, ErrorClass::Stalled | ErrorClass::Conflict)
     }
 
+    /// Whether the cloud refused the call for its rate: the client should
+    /// slow down ([`crate::ratelimit::RateLimiter::throttled`]).
+    pub fn is_throttle(&self) -> bool {
+        matches!(self.class, ErrorClass::Transient)
+            && matches!(
+                self.code.as_str(),
+                "ThrottlingException"
+                    | "Throttling"
+                    | "TooManyRequestsException"
+                    | "RequestLimitExceeded"
+                    | "rateLimitExceeded"
+                    | "userRateLimitExceeded"
+            )
+    }
+
     /// Whether the object changed since it was observed.
     pub fn is_conflict(&self) -> bool {
         matches!(self.class, ErrorClass::Conflict)

@@ -215,9 +215,12 @@ impl AwsProvider {
             // before the request is sent.
             let attempt = call();
             async move {
-                limiter.acquire().await;
+                let ticket = limiter.acquire().await;
                 let result = attempt.await.map_err(|e| {
                     let mut error = classify(operation, &e);
+                    if error.is_throttle() {
+                        limiter.throttled(ticket);
+                    }
                     error.message = format!("{what}: {}", error.message);
                     error
                 });

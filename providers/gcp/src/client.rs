@@ -179,10 +179,16 @@ impl GcpProvider {
     where
         Fut: std::future::Future<Output = Result<T, google_cloud_gax::error::Error>>,
     {
-        self.limiter.acquire().await;
+        let ticket = self.limiter.acquire().await;
         let result = call.await;
         self.count(operation, write, result.is_ok());
-        result.map_err(|e| classify(operation, what, self.project(), &e))
+        result.map_err(|e| {
+            let error = classify(operation, what, self.project(), &e);
+            if error.is_throttle() {
+                self.limiter.throttled(ticket);
+            }
+            error
+        })
     }
 
     /// A read, retried by meridian's policy.
