@@ -1,7 +1,10 @@
-//! The planning core's work grows with the fleet, not with its square:
-//! the allocations of desired expansion, diff, schedule and invariants are
+//! The planning core's work grows with the fleet, not with its square, and
+//! the rollout checks' work with the change, not with the fleet: the
+//! allocations of desired expansion, diff, schedule and invariants are
 //! counted (not timed) for fleets of 50 and 500 accelerators — converged,
-//! and with every dial moving — and must grow about tenfold.
+//! and with every dial moving — and must grow at most tenfold; those of the
+//! step schedule and the serving-region checks for three moving dials must
+//! not grow at all.
 
 use meridian::model::{self, SourceFile};
 use meridian::observe::Observation;

@@ -389,7 +389,7 @@ mod tests {
                 tokio::spawn(async move {
                     loop {
                         {
-                            let mut left = left.lock().unwrap();
+                            let mut left = left.lock().expect("lock");
                             if *left == 0 {
                                 return;
                             }
@@ -399,10 +399,10 @@ mod tests {
                             let ticket = limiter.acquire().await;
                             // A call takes 5 ms on the wire.
                             tokio::time::sleep(Duration::from_millis(5)).await;
-                            if cloud.lock().unwrap().admit() {
+                            if cloud.lock().expect("lock").admit() {
                                 break;
                             }
-                            *refused.lock().unwrap() += 1;
+                            *refused.lock().expect("lock") += 1;
                             limiter.throttled(ticket);
                         }
                     }
@@ -412,7 +412,7 @@ mod tests {
         for task in tasks {
             task.await.expect("task");
         }
-        let refused = *refused.lock().unwrap();
+        let refused = *refused.lock().expect("lock");
         (start.elapsed(), refused)
     }
 

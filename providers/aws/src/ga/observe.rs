@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use meridian_provider::{
     AcceleratorSpec, Address, LiveOverride, NAME_KEY, OVERRIDE_KEY, Observed, ProviderError,
     Resource, with_retries,
@@ -16,6 +18,9 @@ use meridian_provider::{listener_names, name_listeners};
 use super::{group_view, listener_spec};
 use crate::AwsProvider;
 use crate::client::{is_not_found, suffix, user_tags};
+
+/// Accelerators observed at once.
+const OBSERVE_CONCURRENCY: usize = 8;
 
 impl AwsProvider {
     /// Every managed object of the Global Accelerator family, with the
@@ -43,156 +48,179 @@ impl AwsProvider {
                 None => break,
             }
         }
-        for accelerator in accelerators {
-            let Some(arn) = accelerator.accelerator_arn().map(str::to_owned) else {
+        // Accelerators are read a few at a time (their calls still take the
+        // limiter's tokens), and their objects kept in list order, so the
+        // observation does not depend on which answer came first.
+        let mut reads = futures::stream::iter(accelerators)
+            .map(|accelerator| self.observe_accelerator(accelerator))
+            .buffered(OBSERVE_CONCURRENCY);
+        while let Some(read) = reads.next().await {
+            let Some((objects, marker)) = read? else {
                 continue;
             };
-            let Some(tags) = self.tags_of_accelerator(&arn).await? else {
-                // Deleted by someone between the list and this call: not ours to see.
-                continue;
-            };
-            if !self.owns(&tags) {
-                continue;
+            for observed in &objects {
+                if !matches!(observed.address, Address::Endpoint { .. })
+                    && let Some(id) = &observed.cloud_id
+                {
+                    self.remember_first(observed.address.to_string(), id.clone());
+                }
             }
-            let Some(name) = tags.get(NAME_KEY).cloned() else {
+            found.extend(objects);
+            overrides.extend(marker);
+        }
+        Ok(found)
+    }
+
+    /// One accelerator's objects, when meridian owns it: its tags, its
+    /// listeners and their endpoint groups; with its override marker.
+    async fn observe_accelerator(
+        &self,
+        accelerator: aws_sdk_globalaccelerator::types::Accelerator,
+    ) -> Result<Option<(Vec<Observed>, Option<LiveOverride>)>, ProviderError> {
+        let Some(arn) = accelerator.accelerator_arn().map(str::to_owned) else {
+            return Ok(None);
+        };
+        let Some(tags) = self.tags_of_accelerator(&arn).await? else {
+            // Deleted by someone between the list and this call: not ours to see.
+            return Ok(None);
+        };
+        if !self.owns(&tags) {
+            return Ok(None);
+        }
+        let Some(name) = tags.get(NAME_KEY).cloned() else {
+            return Ok(None);
+        };
+        let address = Address::Accelerator {
+            accelerator: name.clone(),
+        };
+        let marker = tags.get(OVERRIDE_KEY).map(|until| LiveOverride {
+            address: address.clone(),
+            until: until.clone(),
+        });
+        let mut found = Vec::new();
+        let names = listener_names(&tags);
+        found.push(Observed {
+            address,
+            resource: Resource::Accelerator(AcceleratorSpec {
+                name: accelerator.name().unwrap_or_default().to_owned(),
+                enabled: accelerator.enabled().unwrap_or(false),
+                ip_address_type: accelerator
+                    .ip_address_type()
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_else(|| "IPV4".to_owned()),
+                tags: user_tags(&tags),
+                listener_names: names.clone(),
+            }),
+            cloud_id: Some(arn.clone()),
+            etag: None,
+            status: accelerator.status().map(|s| s.as_str().to_owned()),
+            health: None,
+        });
+        let mut listeners = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .run(
+                    "ListListeners",
+                    false,
+                    &format!("list listeners of {name}"),
+                    || {
+                        self.ga
+                            .list_listeners()
+                            .accelerator_arn(&arn)
+                            .max_results(100)
+                            .set_next_token(token.clone())
+                            .send()
+                    },
+                )
+                .await?;
+            listeners.extend(page.listeners().iter().cloned());
+            match page.next_token() {
+                Some(next) => token = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        // In ARN order, so every reader of the tags names them alike.
+        listeners.sort_by(|a, b| a.listener_arn().cmp(&b.listener_arn()));
+        let specs: Vec<_> = listeners.iter().map(listener_spec).collect();
+        let named = name_listeners(&names, &specs);
+        for ((listener, spec), listener_name) in listeners.iter().zip(specs).zip(named) {
+            let Some(listener_arn) = listener.listener_arn().map(str::to_owned) else {
                 continue;
             };
-            let address = Address::Accelerator {
+            let listener_name =
+                listener_name.unwrap_or_else(|| format!("~{}", suffix(&listener_arn)));
+            let listener_address = Address::Listener {
                 accelerator: name.clone(),
+                listener: listener_name.clone(),
             };
-            self.remember_first(address.to_string(), arn.clone());
-            if let Some(until) = tags.get(OVERRIDE_KEY) {
-                overrides.push(LiveOverride {
-                    address: address.clone(),
-                    until: until.clone(),
-                });
-            }
-            let names = listener_names(&tags);
             found.push(Observed {
-                address,
-                resource: Resource::Accelerator(AcceleratorSpec {
-                    name: accelerator.name().unwrap_or_default().to_owned(),
-                    enabled: accelerator.enabled().unwrap_or(false),
-                    ip_address_type: accelerator
-                        .ip_address_type()
-                        .map(|t| t.as_str().to_owned())
-                        .unwrap_or_else(|| "IPV4".to_owned()),
-                    tags: user_tags(&tags),
-                    listener_names: names.clone(),
-                }),
-                cloud_id: Some(arn.clone()),
+                address: listener_address,
+                resource: Resource::Listener(spec),
+                cloud_id: Some(listener_arn.clone()),
                 etag: None,
-                status: accelerator.status().map(|s| s.as_str().to_owned()),
+                status: None,
                 health: None,
             });
-            let mut listeners = Vec::new();
             let mut token: Option<String> = None;
             loop {
                 let page = self
                     .run(
-                        "ListListeners",
+                        "ListEndpointGroups",
                         false,
-                        &format!("list listeners of {name}"),
+                        &format!("list endpoint groups of {name}/{listener_name}"),
                         || {
                             self.ga
-                                .list_listeners()
-                                .accelerator_arn(&arn)
+                                .list_endpoint_groups()
+                                .listener_arn(&listener_arn)
                                 .max_results(100)
                                 .set_next_token(token.clone())
                                 .send()
                         },
                     )
                     .await?;
-                listeners.extend(page.listeners().iter().cloned());
+                for group in page.endpoint_groups() {
+                    let Some(group_arn) = group.endpoint_group_arn().map(str::to_owned) else {
+                        continue;
+                    };
+                    let view = group_view(group);
+                    let region = view.spec.region.clone();
+                    let address = Address::EndpointGroup {
+                        accelerator: name.clone(),
+                        listener: listener_name.clone(),
+                        region: region.clone(),
+                    };
+                    found.push(Observed {
+                        address,
+                        resource: Resource::EndpointGroup(view.spec),
+                        cloud_id: Some(group_arn.clone()),
+                        etag: None,
+                        status: None,
+                        health: None,
+                    });
+                    for (id, (spec, health)) in view.endpoints {
+                        found.push(Observed {
+                            address: Address::Endpoint {
+                                accelerator: name.clone(),
+                                listener: listener_name.clone(),
+                                region: region.clone(),
+                                endpoint: id.clone(),
+                            },
+                            resource: Resource::Endpoint(spec),
+                            cloud_id: Some(id),
+                            etag: None,
+                            status: None,
+                            health,
+                        });
+                    }
+                }
                 match page.next_token() {
                     Some(next) => token = Some(next.to_owned()),
                     None => break,
                 }
             }
-            // In ARN order, so every reader of the tags names them alike.
-            listeners.sort_by(|a, b| a.listener_arn().cmp(&b.listener_arn()));
-            let specs: Vec<_> = listeners.iter().map(listener_spec).collect();
-            let named = name_listeners(&names, &specs);
-            for ((listener, spec), listener_name) in listeners.iter().zip(specs).zip(named) {
-                let Some(listener_arn) = listener.listener_arn().map(str::to_owned) else {
-                    continue;
-                };
-                let listener_name =
-                    listener_name.unwrap_or_else(|| format!("~{}", suffix(&listener_arn)));
-                let listener_address = Address::Listener {
-                    accelerator: name.clone(),
-                    listener: listener_name.clone(),
-                };
-                self.remember_first(listener_address.to_string(), listener_arn.clone());
-                found.push(Observed {
-                    address: listener_address,
-                    resource: Resource::Listener(spec),
-                    cloud_id: Some(listener_arn.clone()),
-                    etag: None,
-                    status: None,
-                    health: None,
-                });
-                let mut token: Option<String> = None;
-                loop {
-                    let page = self
-                        .run(
-                            "ListEndpointGroups",
-                            false,
-                            &format!("list endpoint groups of {name}/{listener_name}"),
-                            || {
-                                self.ga
-                                    .list_endpoint_groups()
-                                    .listener_arn(&listener_arn)
-                                    .max_results(100)
-                                    .set_next_token(token.clone())
-                                    .send()
-                            },
-                        )
-                        .await?;
-                    for group in page.endpoint_groups() {
-                        let Some(group_arn) = group.endpoint_group_arn().map(str::to_owned) else {
-                            continue;
-                        };
-                        let view = group_view(group);
-                        let region = view.spec.region.clone();
-                        let address = Address::EndpointGroup {
-                            accelerator: name.clone(),
-                            listener: listener_name.clone(),
-                            region: region.clone(),
-                        };
-                        self.remember_first(address.to_string(), group_arn.clone());
-                        found.push(Observed {
-                            address,
-                            resource: Resource::EndpointGroup(view.spec),
-                            cloud_id: Some(group_arn.clone()),
-                            etag: None,
-                            status: None,
-                            health: None,
-                        });
-                        for (id, (spec, health)) in view.endpoints {
-                            found.push(Observed {
-                                address: Address::Endpoint {
-                                    accelerator: name.clone(),
-                                    listener: listener_name.clone(),
-                                    region: region.clone(),
-                                    endpoint: id.clone(),
-                                },
-                                resource: Resource::Endpoint(spec),
-                                cloud_id: Some(id),
-                                etag: None,
-                                status: None,
-                                health,
-                            });
-                        }
-                    }
-                    match page.next_token() {
-                        Some(next) => token = Some(next.to_owned()),
-                        None => break,
-                    }
-                }
-            }
         }
-        Ok(found)
+        Ok(Some((found, marker)))
     }
 
     /// The tags of an accelerator; `None` when it no longer exists.
