@@ -142,10 +142,11 @@ impl Adaptive {
         let sending = if self.enabled {
             self.rate
         } else {
-            // The first throttle: the calls sent so far, over at least a
-            // second (a burst of 100 calls in 60 ms is not a rate of 1,600
-            // per second the cloud sustains).
-            let elapsed = now.duration_since(self.first_call).as_secs_f64().max(1.0);
+            // The first throttle: the rate sent so far. It may be far above
+            // what the cloud sustains (a burst), and then a few quick cuts
+            // bring it down; starting below the cloud's rate would cost
+            // the whole climb back.
+            let elapsed = now.duration_since(self.first_call).as_secs_f64().max(0.001);
             self.sent as f64 / elapsed
         };
         self.last_max = sending.max(MIN_RATE);
@@ -368,9 +369,19 @@ mod tests {
     /// and 20 per second, each throttled call retried after the limiter's
     /// pace (no backoff): how long they took, and how many were refused.
     async fn against_the_cloud(workers: usize, calls: usize) -> (Duration, usize) {
+        against_the_cloud_from(workers, calls, 100.0).await
+    }
+
+    /// [`against_the_cloud`] with the cloud's bucket holding `tokens` at
+    /// the start.
+    async fn against_the_cloud_from(
+        workers: usize,
+        calls: usize,
+        tokens: f64,
+    ) -> (Duration, usize) {
         let limiter = RateLimiter::unlimited();
         let cloud = Arc::new(Mutex::new(CloudBucket {
-            tokens: 100.0,
+            tokens,
             at: Instant::now(),
             burst: 100.0,
             per_second: 20.0,
@@ -433,6 +444,18 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_bucket_another_run_emptied_is_met_at_its_rate_at_once() {
+        // 400 calls at an empty bucket of 20 per second: 20 s at least.
+        let (took, refused) = against_the_cloud_from(8, 400, 0.0).await;
+        let ratio = took.as_secs_f64() / 20.0;
+        assert!(ratio >= 1.0, "faster than the cloud allows: {took:?}");
+        assert!(
+            ratio <= 1.15,
+            "{took:?} for a 20 s bound ({ratio:.2}×), {refused} refused"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn calls_refused_together_cut_the_pace_once() {
         let limiter = RateLimiter::unlimited();
         assert_eq!(limiter.pace(), None, "no pace before a throttle");
@@ -444,8 +467,8 @@ mod tests {
             }
             out
         };
-        // Fifty calls in half a second, counted over a second: the first
-        // estimate is 50 per second sent, and the pace 70% of it.
+        // Fifty calls in half a second: about 100 per second sent, and the
+        // pace 70% of it.
         for ticket in &tickets[40..] {
             limiter.throttled(*ticket);
         }
@@ -455,7 +478,7 @@ mod tests {
             "ten refusals of calls in flight together"
         );
         let pace = limiter.pace().expect("paced after a throttle");
-        assert!((30.0..=40.0).contains(&pace), "pace {pace}");
+        assert!((55.0..=85.0).contains(&pace), "pace {pace}");
         // A call sent after the cut and refused too cuts again.
         let later = limiter.acquire().await;
         limiter.throttled(later);

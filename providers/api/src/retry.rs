@@ -75,6 +75,9 @@ impl RetryStats {
     }
 }
 
+/// Doublings of the backoff after throttles: at most 4 × `base_delay`.
+const THROTTLE_BACKOFF_STEPS: u32 = 3;
+
 /// Runs `call` until it succeeds, fails with a stalled error, or the policy
 /// gives up. `what` names the operation and object for logs.
 pub async fn with_retries<T, F, Fut>(
@@ -103,7 +106,14 @@ where
                     return Err(error);
                 }
                 stats.retries.fetch_add(1, Ordering::Relaxed);
-                let delay = policy.backoff(transient_attempts);
+                // A throttled call is paced by the limiter before its next
+                // attempt (ratelimit.rs): its backoff stays short, since a
+                // long one only idles a token the bucket has already paid.
+                let delay = if error.is_throttle() {
+                    policy.backoff(transient_attempts.min(THROTTLE_BACKOFF_STEPS))
+                } else {
+                    policy.backoff(transient_attempts)
+                };
                 tracing::debug!(%what, code = %error.code, attempt = transient_attempts, ?delay, "transient error, retrying");
                 tokio::time::sleep(delay).await;
             }
