@@ -22,7 +22,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use crate::desired::{DesiredResource, DesiredResources};
 use crate::model::DesiredState;
 use crate::model::raw::TrafficKind;
-pub use crate::policy::rules::{Rules, document_of, rules_for, rules_for_document, subject_of};
+pub use crate::policy::rules::{
+    Rules, document_of, rules_for, rules_for_document, subject_key, subject_of, subject_text,
+};
 
 /// The kind of a lever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,30 +148,6 @@ pub struct Step {
     pub waiting_for_health: Vec<Address>,
     /// Whether this step reaches the target.
     pub last: bool,
-}
-
-/// The listener or backend service an address belongs to, without
-/// allocating: (accelerator, Some(listener)) or (service, None).
-fn subject_key(address: &Address) -> Option<(&str, Option<&str>)> {
-    match address {
-        Address::Listener {
-            accelerator,
-            listener,
-        }
-        | Address::EndpointGroup {
-            accelerator,
-            listener,
-            ..
-        }
-        | Address::Endpoint {
-            accelerator,
-            listener,
-            ..
-        } => Some((accelerator, Some(listener))),
-        Address::BackendService { name } => Some((name, None)),
-        Address::Backend { service, .. } => Some((service, None)),
-        _ => None,
-    }
 }
 
 /// The part of `target` and `live` a schedule concerns: every object whose

@@ -72,8 +72,9 @@ pub fn document_of(address: &Address) -> Option<(TrafficKind, &str)> {
     }
 }
 
-/// The listener or backend service whose traffic an address moves, as text.
-pub fn subject_of(address: &Address) -> Option<String> {
+/// The listener or backend service whose traffic an address moves, without
+/// allocating: `(accelerator, Some(listener))` or `(service, None)`.
+pub fn subject_key(address: &Address) -> Option<(&str, Option<&str>)> {
     match address {
         Address::Listener {
             accelerator,
@@ -88,13 +89,25 @@ pub fn subject_of(address: &Address) -> Option<String> {
             accelerator,
             listener,
             ..
-        } => Some(format!(
-            "GlobalAccelerator[{accelerator}].listener[{listener}]"
-        )),
-        Address::BackendService { name } => Some(format!("BackendService[{name}]")),
-        Address::Backend { service, .. } => Some(format!("BackendService[{service}]")),
+        } => Some((accelerator, Some(listener))),
+        Address::BackendService { name } => Some((name, None)),
+        Address::Backend { service, .. } => Some((service, None)),
         _ => None,
     }
+}
+
+/// A subject key as text: `GlobalAccelerator[a].listener[l]` or
+/// `BackendService[s]`.
+pub fn subject_text((document, listener): (&str, Option<&str>)) -> String {
+    match listener {
+        Some(listener) => format!("GlobalAccelerator[{document}].listener[{listener}]"),
+        None => format!("BackendService[{document}]"),
+    }
+}
+
+/// The listener or backend service whose traffic an address moves, as text.
+pub fn subject_of(address: &Address) -> Option<String> {
+    subject_key(address).map(subject_text)
 }
 
 /// The rules of the document `kind`/`name`: the first `TrafficPolicy` (by

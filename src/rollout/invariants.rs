@@ -10,7 +10,9 @@ use meridian_provider::{Address, Resource};
 use crate::desired::DesiredResources;
 use crate::model::DesiredState;
 use crate::model::raw::DenyWindow;
-use crate::plan::schedule::{self, Live, Rules, healthy, lever, rules_for, subject_of};
+use crate::plan::schedule::{
+    self, Live, Rules, healthy, lever, rules_for, subject_of, subject_text,
+};
 use crate::policy::Violation;
 
 /// Regions serving each listener / backend service in `live`: a region
@@ -85,14 +87,6 @@ fn levers_with_traffic(
         entry.1 |= up;
     }
     out
-}
-
-/// The text of a subject key, as [`subject_of`] writes it.
-fn subject_text((document, listener): (&str, Option<&str>)) -> String {
-    match listener {
-        Some(listener) => format!("GlobalAccelerator[{document}].listener[{listener}]"),
-        None => format!("BackendService[{document}]"),
-    }
 }
 
 /// The document location of a subject, `file:line:col`.
