@@ -4,7 +4,9 @@
 //!
 //! `cargo bench --bench fleet` runs A = 50 and 500; `-- --accelerators
 //! 50,500,5000` chooses the sweep and `-- --limits off|default|both` the
-//! modes. Each scenario runs twice: with the rate
+//! modes; `-- --core-repeat N` runs the in-process planning core N times
+//! instead of five (best of N), to give a profiler something to sample.
+//! Each scenario runs twice: with the rate
 //! limits lifted (`sim limits --off`: meridian's own cost) and under the
 //! documented limits (convergence against the bound they set). For each it
 //! prints reads and writes against the minimum the fleet needs, the time
