@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Run, sim_run, world};
+use common::{Run, sim_run};
 use fleet::{ENDPOINTS, LISTENERS, REGIONS, fleet_yaml};
 
 /// The Global Accelerator stand-in bucket (docs/simulator.md).
@@ -35,23 +35,14 @@ const GA_PER_SECOND: f64 = 20.0;
 /// Global Accelerator's largest page of `ListAccelerators`.
 const PAGE: usize = 100;
 
-/// Read and write totals, and the calls throttled, from the simulator.
+/// Read and write totals, and the calls throttled, from the simulator's
+/// store (read in place: `sim show` would print the whole fleet).
 fn counters(sim: &Path) -> (u64, u64, u64) {
-    let world = world(sim);
-    let throttled = world["calls"]
-        .as_object()
-        .map(|calls| {
-            calls
-                .values()
-                .map(|c| c["throttled"].as_u64().unwrap_or(0))
-                .sum()
-        })
-        .unwrap_or(0);
-    (
-        world["call_totals"]["read"].as_u64().unwrap_or(0),
-        world["call_totals"]["write"].as_u64().unwrap_or(0),
-        throttled,
-    )
+    let world = meridian_sim::store::SimStore::open(sim)
+        .and_then(|store| store.read())
+        .expect("the simulated world opens");
+    let throttled = world.calls.values().map(|c| c.throttled).sum();
+    (world.total_calls(false), world.total_calls(true), throttled)
 }
 
 /// One measured command: its run, wall time and peak RSS (KiB) if GNU
@@ -179,9 +170,17 @@ impl Row {
     }
 }
 
+/// Under the default limits, waits for the bucket to refill: the bound
+/// assumes a scenario starts with a full one.
+fn refill(limits: &str) {
+    if limits == "default" {
+        std::thread::sleep(Duration::from_secs_f64(GA_BURST / GA_PER_SECOND));
+    }
+}
+
 /// Runs `args`, which must exit with `code`, and records the row.
 #[allow(clippy::too_many_arguments)]
-fn scenario(
+fn measured(
     rows: &mut Vec<Row>,
     root: &Path,
     sim: &Path,
@@ -190,12 +189,8 @@ fn scenario(
     args: &[&str],
     code: i32,
     minimum: Minimum,
-) -> Measured {
-    if limits == "default" {
-        // The bound assumes a full bucket: let the last scenario's calls
-        // refill it first.
-        std::thread::sleep(Duration::from_secs_f64(GA_BURST / GA_PER_SECOND));
-    }
+) {
+    refill(limits);
     let (r0, w0, t0) = counters(sim);
     let measured = measure(root, sim, args);
     assert_eq!(
@@ -215,8 +210,6 @@ fn scenario(
         wall: measured.wall,
         rss_kib: measured.rss_kib,
     });
-    rows.last().expect("pushed").print();
-    measured
 }
 
 fn ok(run: &Run, what: &str) {
@@ -261,8 +254,355 @@ struct Sweep {
     core: Duration,
 }
 
+/// The scenarios, in the order the limits-off run takes them on one world
+/// (each starts from the world the one before left).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    ColdCreate,
+    NoopPlan,
+    SmallMerge,
+    RegionFailover,
+    Drift,
+    RestartMidApply,
+}
+
+const SCENARIOS: [Scenario; 6] = [
+    Scenario::ColdCreate,
+    Scenario::NoopPlan,
+    Scenario::SmallMerge,
+    Scenario::RegionFailover,
+    Scenario::Drift,
+    Scenario::RestartMidApply,
+];
+
+/// The fleet's size and what its scenarios need at least.
+#[derive(Debug, Clone, Copy)]
+struct Fleet {
+    accelerators: usize,
+    /// Endpoint groups in the fleet.
+    groups: usize,
+    /// Reads of one observation, with ownership.
+    observe: u64,
+    /// Writes of the cold create.
+    create_writes: u64,
+    /// Endpoint groups of one region (the failover's writes).
+    region_groups: u64,
+    /// Endpoint groups the 1% drift changes.
+    drifted: usize,
+}
+
+impl Fleet {
+    fn new(accelerators: usize) -> Self {
+        let groups = accelerators * LISTENERS.len() * REGIONS.len();
+        let (lists, tags) = observation_reads(accelerators);
+        Self {
+            accelerators,
+            groups,
+            observe: lists + tags,
+            create_writes: (accelerators * (1 + LISTENERS.len()) + groups) as u64,
+            region_groups: (accelerators * LISTENERS.len()) as u64,
+            drifted: groups.div_ceil(100),
+        }
+    }
+
+    /// An apply that updates `updates` existing objects: one observation,
+    /// and one describe per object before it is written (Global
+    /// Accelerator has no conditional write: the describe is how a write
+    /// finds that someone changed the object since it was observed).
+    fn update(&self, updates: u64) -> Minimum {
+        Minimum {
+            reads: self.observe + updates,
+            writes: updates,
+        }
+    }
+
+    fn write_desired(&self, root: &Path, dial: impl Fn(usize, &str, &str) -> u8) {
+        let fleet = root.join("desired-state").join("fleet.yaml");
+        std::fs::create_dir_all(fleet.parent().expect("a folder")).expect("mkdir");
+        std::fs::write(&fleet, fleet_yaml(self.accelerators, dial)).expect("write");
+    }
+}
+
+fn every_dial_at_100(_: usize, _: &str, _: &str) -> u8 {
+    100
+}
+
+/// A small merge: three endpoint groups' dials.
+fn small_merge(a: usize, listener: &str, region: &str) -> u8 {
+    if a < 3 && listener == "https" && region == "us-east-1" {
+        60
+    } else {
+        100
+    }
+}
+
+/// A one-region failover: us-east-1's dial to 0 everywhere.
+fn drained(_: usize, _: &str, region: &str) -> u8 {
+    if region == "us-east-1" { 0 } else { 100 }
+}
+
+/// A fresh simulated world in `root/sim` with the fleet's quota, immediate
+/// deploys and the `limits` mode.
+fn new_world(root: &Path, fleet: &Fleet, limits: &str) -> PathBuf {
+    let sim = root.join("sim");
+    let quota = (fleet.accelerators + 10).to_string();
+    ok(
+        &sim_run(root, &sim, &["sim", "quotas", "--accelerators", &quota]),
+        "quotas",
+    );
+    // Deploys take no time here: the bound is the rate limits'.
+    ok(
+        &sim_run(root, &sim, &["sim", "faults", "--deploy-delay-ms", "0"]),
+        "faults",
+    );
+    set_limits(root, &sim, limits);
+    sim
+}
+
+fn set_limits(root: &Path, sim: &Path, limits: &str) {
+    let flag = if limits == "off" {
+        "--off"
+    } else {
+        "--default"
+    };
+    ok(&sim_run(root, sim, &["sim", "limits", flag]), "limits");
+}
+
+/// Runs `scenario` on the world in `root/sim` as the scenario before it
+/// left it (or as [`prepare_alone`] made it), and returns its rows.
+fn run_scenario(fleet: &Fleet, scenario: Scenario, root: &Path, limits: &'static str) -> Vec<Row> {
+    let sim = root.join("sim");
+    let mut rows = Vec::new();
+    match scenario {
+        Scenario::ColdCreate => {
+            fleet.write_desired(root, every_dial_at_100);
+            let minimum = Minimum {
+                // An empty world: one ListAccelerators page shows it.
+                reads: 1,
+                writes: fleet.create_writes,
+            };
+            let args = ["apply", "--yes"];
+            measured(
+                &mut rows,
+                root,
+                &sim,
+                "cold create",
+                limits,
+                &args,
+                0,
+                minimum,
+            );
+        }
+        Scenario::NoopPlan => {
+            let minimum = fleet.update(0);
+            let args = ["plan", "--detailed-exitcode"];
+            measured(
+                &mut rows,
+                root,
+                &sim,
+                "no-op plan",
+                limits,
+                &args,
+                0,
+                minimum,
+            );
+        }
+        Scenario::SmallMerge => {
+            fleet.write_desired(root, small_merge);
+            let minimum = fleet.update(3);
+            let args = ["apply", "--yes"];
+            measured(
+                &mut rows,
+                root,
+                &sim,
+                "small merge",
+                limits,
+                &args,
+                0,
+                minimum,
+            );
+        }
+        Scenario::RegionFailover => {
+            fleet.write_desired(root, drained);
+            let minimum = fleet.update(fleet.region_groups);
+            let args = ["apply", "--yes"];
+            measured(
+                &mut rows,
+                root,
+                &sim,
+                "region failover",
+                limits,
+                &args,
+                0,
+                minimum,
+            );
+        }
+        Scenario::Drift => {
+            // 1% out-of-band drift, found by `drift` and repaired by `apply`.
+            for n in 0..fleet.drifted {
+                let a = format!("svc-{:05}", n % fleet.accelerators);
+                let (listener, _) = LISTENERS[(n / fleet.accelerators) % LISTENERS.len()];
+                let args = [
+                    "sim",
+                    "set-dial",
+                    &a,
+                    "eu-west-1",
+                    "40",
+                    "--listener",
+                    listener,
+                ];
+                ok(&sim_run(root, &sim, &args), "set-dial");
+            }
+            let minimum = fleet.update(0);
+            let args = ["drift"];
+            measured(
+                &mut rows,
+                root,
+                &sim,
+                "1% drift: drift",
+                limits,
+                &args,
+                2,
+                minimum,
+            );
+            let minimum = fleet.update(fleet.drifted as u64);
+            let args = ["apply", "--yes"];
+            measured(
+                &mut rows,
+                root,
+                &sim,
+                "1% drift: apply",
+                limits,
+                &args,
+                0,
+                minimum,
+            );
+        }
+        Scenario::RestartMidApply => {
+            // The drained region returns; the apply is killed (SIGKILL)
+            // once half of its writes have landed, and the next one
+            // finishes.
+            fleet.write_desired(root, every_dial_at_100);
+            refill(limits);
+            let store = meridian_sim::store::SimStore::open(&sim).expect("the world opens");
+            let (r0, w0, t0) = counters(&sim);
+            let started = Instant::now();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
+                .arg("--sim")
+                .arg(&sim)
+                .args(["apply", "--yes"])
+                .current_dir(root)
+                .env_remove("MERIDIAN_SIM")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("meridian runs");
+            let half = w0 + fleet.region_groups / 2;
+            loop {
+                let writes = store.read().expect("the world reads").total_calls(true);
+                if writes >= half || child.try_wait().expect("waits").is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let finish = measure(root, &sim, &["apply", "--yes"]);
+            ok(&finish.run, "the apply after the restart");
+            let (r1, w1, t1) = counters(&sim);
+            let row = Row {
+                scenario: "restart mid-apply",
+                limits,
+                reads: r1 - r0,
+                writes: w1 - w0,
+                throttled: t1 - t0,
+                minimum: Minimum {
+                    // Two observations, and a describe before each write.
+                    reads: 2 * fleet.observe + fleet.region_groups,
+                    writes: fleet.region_groups,
+                },
+                wall: started.elapsed(),
+                rss_kib: finish.rss_kib,
+            };
+            rows.push(row);
+            let replan = sim_run(root, &sim, &["plan", "--detailed-exitcode"]);
+            ok(&replan, "converged after the restart");
+        }
+    }
+    rows
+}
+
+/// Readies `root` for `scenario` on its own, from a copy of the converged
+/// fleet in `base` (limits lifted while it is made ready): the world the
+/// scenario before it would have left.
+fn prepare_alone(fleet: &Fleet, scenario: Scenario, base: &Path, root: &Path) {
+    let sim = root.join("sim");
+    if scenario == Scenario::ColdCreate {
+        new_world(root, fleet, "off");
+        return;
+    }
+    std::fs::create_dir_all(&sim).expect("mkdir");
+    for entry in std::fs::read_dir(base.join("sim")).expect("the base world") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), sim.join(entry.file_name())).expect("copy the world");
+    }
+    fleet.write_desired(root, every_dial_at_100);
+    if scenario == Scenario::RestartMidApply {
+        fleet.write_desired(root, drained);
+        ok(
+            &sim_run(root, &sim, &["apply", "--yes"]),
+            "drain before the restart",
+        );
+    }
+}
+
+/// Under the default limits every scenario runs in its own simulated
+/// account, side by side: the limits are per account, so each meets a
+/// full bucket of its own, and the run takes as long as its longest
+/// scenario instead of the sum of them (at A = 500 the bounds alone add up
+/// to more than a quarter of an hour). Each is made ready first, with the
+/// limits lifted, and all start together.
+fn side_by_side(fleet: &Fleet) -> Vec<Row> {
+    let base_dir = tempfile::tempdir().expect("tempdir");
+    let base = base_dir.path();
+    new_world(base, fleet, "off");
+    fleet.write_desired(base, every_dial_at_100);
+    ok(
+        &sim_run(base, &base.join("sim"), &["apply", "--yes"]),
+        "the converged fleet",
+    );
+    let roots: Vec<tempfile::TempDir> = SCENARIOS
+        .iter()
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ready = std::sync::Barrier::new(SCENARIOS.len());
+    let mut rows: Vec<Vec<Row>> = Vec::new();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = SCENARIOS
+            .iter()
+            .zip(&roots)
+            .map(|(&scenario, root)| {
+                let ready = &ready;
+                scope.spawn(move || {
+                    let root = root.path();
+                    prepare_alone(fleet, scenario, base, root);
+                    set_limits(root, &root.join("sim"), "default");
+                    ready.wait();
+                    run_scenario(fleet, scenario, root, "default")
+                })
+            })
+            .collect();
+        rows = handles
+            .into_iter()
+            .map(|h| h.join().expect("a scenario ran"))
+            .collect();
+    });
+    rows.into_iter().flatten().collect()
+}
+
 fn run_fleet(accelerators: usize, modes: &[&'static str], core_repeat: usize) -> Sweep {
-    let groups = accelerators * LISTENERS.len() * REGIONS.len();
+    let fleet = Fleet::new(accelerators);
+    let groups = fleet.groups;
     let objects = accelerators * (1 + LISTENERS.len() + groups / accelerators * (1 + ENDPOINTS));
     println!(
         "\nA = {accelerators}: {objects} objects ({} accelerators, {} listeners, {groups} endpoint groups, {} endpoints)",
@@ -271,203 +611,41 @@ fn run_fleet(accelerators: usize, modes: &[&'static str], core_repeat: usize) ->
         groups * ENDPOINTS
     );
     let (list_reads, tag_reads) = observation_reads(accelerators);
-    let observe_min = list_reads + tag_reads;
     println!(
-        "  minimum reads per observation: {list_reads} list calls (⌈A/100⌉ ListAccelerators + A ListListeners + A·L ListEndpointGroups) + {tag_reads} ListTagsForResource (ownership: ListAccelerators carries no tags) = {observe_min}"
+        "  minimum reads per observation: {list_reads} list calls (⌈A/100⌉ ListAccelerators + A ListListeners + A·L ListEndpointGroups) + {tag_reads} ListTagsForResource (ownership: ListAccelerators carries no tags) = {}; an apply adds one DescribeEndpointGroup per group it updates (compare before write)",
+        fleet.observe
     );
-    let create_writes = (accelerators * (1 + LISTENERS.len()) + groups) as u64;
-    let mut rows = Vec::new();
     let mut noop_off = Duration::ZERO;
     let mut core = Duration::ZERO;
     for &limits in modes {
+        if limits == "default" {
+            println!(
+                "  under the default limits: each scenario in its own simulated account, side by side"
+            );
+            for row in side_by_side(&fleet) {
+                row.print();
+            }
+            continue;
+        }
+        // Limits lifted: one world, the scenarios one after another, each
+        // from the world the one before left.
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
-        let sim = root.join("sim");
-        let folder = root.join("desired-state");
-        std::fs::create_dir_all(&folder).expect("mkdir");
-        let fleet = folder.join("fleet.yaml");
-        std::fs::write(&fleet, fleet_yaml(accelerators, |_, _, _| 100)).expect("write");
-        let quota = (accelerators + 10).to_string();
-        ok(
-            &sim_run(root, &sim, &["sim", "quotas", "--accelerators", &quota]),
-            "quotas",
-        );
-        // Deploys take no time here: the bound is the rate limits'.
-        ok(
-            &sim_run(root, &sim, &["sim", "faults", "--deploy-delay-ms", "0"]),
-            "faults",
-        );
-        let flag = if limits == "off" {
-            "--off"
-        } else {
-            "--default"
-        };
-        ok(&sim_run(root, &sim, &["sim", "limits", flag]), "limits");
-
-        scenario(
-            &mut rows,
-            root,
-            &sim,
-            "cold create",
-            limits,
-            &["apply", "--yes"],
-            0,
-            Minimum {
-                // An empty world: one ListAccelerators page shows it.
-                reads: 1,
-                writes: create_writes,
-            },
-        );
-        let noop = scenario(
-            &mut rows,
-            root,
-            &sim,
-            "no-op plan",
-            limits,
-            &["plan", "--detailed-exitcode"],
-            0,
-            Minimum {
-                reads: observe_min,
-                writes: 0,
-            },
-        );
-        if limits == "off" {
-            noop_off = noop.wall;
-            core = planning_core(root, &sim, core_repeat);
-            println!(
-                "  planning core (expand, diff, schedule, invariants; no I/O): {:.1} ms",
-                core.as_secs_f64() * 1000.0
-            );
-        }
-
-        // A small merge: three endpoint groups' dials.
-        let small = |a: usize, listener: &str, region: &str| {
-            if a < 3 && listener == "https" && region == "us-east-1" {
-                60
-            } else {
-                100
+        let sim = new_world(root, &fleet, limits);
+        for scenario in SCENARIOS {
+            let rows = run_scenario(&fleet, scenario, root, limits);
+            for row in &rows {
+                row.print();
             }
-        };
-        std::fs::write(&fleet, fleet_yaml(accelerators, small)).expect("write");
-        scenario(
-            &mut rows,
-            root,
-            &sim,
-            "small merge",
-            limits,
-            &["apply", "--yes"],
-            0,
-            Minimum {
-                reads: observe_min,
-                writes: 3,
-            },
-        );
-
-        // A one-region failover: us-east-1's dial to 0 everywhere.
-        let drained = |_: usize, _: &str, region: &str| if region == "us-east-1" { 0 } else { 100 };
-        std::fs::write(&fleet, fleet_yaml(accelerators, drained)).expect("write");
-        let region_groups = (accelerators * LISTENERS.len()) as u64;
-        let failover = scenario(
-            &mut rows,
-            root,
-            &sim,
-            "region failover",
-            limits,
-            &["apply", "--yes"],
-            0,
-            Minimum {
-                reads: observe_min,
-                writes: region_groups,
-            },
-        );
-
-        // 1% out-of-band drift, found by `drift` and repaired by `apply`.
-        let drifted = groups.div_ceil(100);
-        for n in 0..drifted {
-            let a = format!("svc-{:05}", n % accelerators);
-            let (listener, _) = LISTENERS[(n / accelerators) % LISTENERS.len()];
-            ok(
-                &sim_run(
-                    root,
-                    &sim,
-                    &[
-                        "sim",
-                        "set-dial",
-                        &a,
-                        "eu-west-1",
-                        "40",
-                        "--listener",
-                        listener,
-                    ],
-                ),
-                "set-dial",
-            );
+            if scenario == Scenario::NoopPlan {
+                noop_off = rows[0].wall;
+                core = planning_core(root, &sim, core_repeat);
+                println!(
+                    "  planning core (expand, diff, schedule, invariants; no I/O): {:.1} ms",
+                    core.as_secs_f64() * 1000.0
+                );
+            }
         }
-        scenario(
-            &mut rows,
-            root,
-            &sim,
-            "1% drift: drift",
-            limits,
-            &["drift"],
-            2,
-            Minimum {
-                reads: observe_min,
-                writes: 0,
-            },
-        );
-        scenario(
-            &mut rows,
-            root,
-            &sim,
-            "1% drift: apply",
-            limits,
-            &["apply", "--yes"],
-            0,
-            Minimum {
-                reads: observe_min,
-                writes: drifted as u64,
-            },
-        );
-
-        // A restart in the middle of an apply: the region comes back, the
-        // apply is killed half-way, the next one finishes.
-        std::fs::write(&fleet, fleet_yaml(accelerators, |_, _, _| 100)).expect("write");
-        let (r0, w0, t0) = counters(&sim);
-        let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-            .arg("--sim")
-            .arg(&sim)
-            .args(["apply", "--yes"])
-            .current_dir(root)
-            .env_remove("MERIDIAN_SIM")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("meridian runs");
-        std::thread::sleep(failover.wall / 2);
-        let _ = child.kill();
-        let _ = child.wait();
-        let finish = measure(root, &sim, &["apply", "--yes"]);
-        ok(&finish.run, "the apply after the restart");
-        let (r1, w1, t1) = counters(&sim);
-        let row = Row {
-            scenario: "restart mid-apply",
-            limits,
-            reads: r1 - r0,
-            writes: w1 - w0,
-            throttled: t1 - t0,
-            minimum: Minimum {
-                reads: 2 * observe_min,
-                writes: region_groups,
-            },
-            wall: started.elapsed(),
-            rss_kib: finish.rss_kib,
-        };
-        row.print();
-        rows.push(row);
-        let replan = sim_run(root, &sim, &["plan", "--detailed-exitcode"]);
-        ok(&replan, "converged after the restart");
     }
     Sweep {
         accelerators,

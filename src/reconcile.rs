@@ -28,13 +28,25 @@ pub enum Checks<'a> {
     Waiting,
 }
 
+/// What the caller of [`prepare`] will do with the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Show it (`plan`): observe without the health that costs extra calls.
+    Show,
+    /// Carry it out: observe with the health the rollout's gates need, so
+    /// that the rollout's first step runs on this observation instead of
+    /// taking a second one (one observation per reconcile).
+    Apply,
+}
+
 /// A planned reconcile, ready to run.
 pub struct Prepared {
     /// The providers of the desired state.
     pub providers: Providers,
     /// The desired resources.
     pub desired: DesiredResources,
-    /// What was observed.
+    /// What was observed; with [`Intent::Apply`], with the health the
+    /// rollout needs, ready to hand to [`crate::rollout::run`].
     pub observation: Observation,
     /// The plan, with its schedule and violations.
     pub plan: Plan,
@@ -67,10 +79,12 @@ pub async fn prepare(
     rollout_key: &str,
     revision: Option<String>,
     checks: Checks<'_>,
+    intent: Intent,
 ) -> Result<Prepared, PrepareError> {
     let providers = Providers::build(state, options).await?;
     let desired = desired::expand(state);
-    let observation = observe::observe(&providers, &desired).await;
+    let health = intent == Intent::Apply && rollout::needs_health(state);
+    let observation = observe::observe_with(&providers, &desired, health).await;
     let mut plan = plan::make(state, &desired, &observation, revision);
     let ledger = store.load().map_err(PrepareError::Ledger)?;
     let running = ledger.current.as_ref().is_some_and(|r| {

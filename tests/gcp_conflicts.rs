@@ -137,6 +137,7 @@ async fn a_backend_changed_after_observation_is_re_observed_and_re_planned_never
             max_conflicts: 3,
             contract: None,
         },
+        None,
     )
     .await
     .expect("run");

@@ -111,6 +111,50 @@ fn a_pushed_commit_is_applied_within_one_poll_interval() {
 }
 
 #[test]
+fn a_reconcile_that_applies_a_commit_reads_the_fleet_once() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let root = root.path();
+    let mut repo = repo(root);
+    let sim = sim(root);
+    let daemon = start(root, &repo, &sim, "1s");
+    let first = repo.git(&["rev-parse", "HEAD"]);
+    daemon.wait_for(WAIT, "the initial revision to be applied", |s| {
+        applied(s) == Some(first.as_str())
+    });
+    let calls = |operation: &str| {
+        common::world(&sim)["calls"][operation]["ok"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = (
+        calls("ListAccelerators"),
+        calls("DescribeEndpointGroup"),
+        calls("UpdateEndpointGroup"),
+    );
+
+    // accounts-eu has no traffic policy: its change is one ungated step.
+    let text = repo.read(GA);
+    let west = "- region: eu-west-1\n          trafficDial: 100";
+    assert_eq!(text.matches(west).count(), 1);
+    repo.write(
+        GA,
+        &text.replace(west, "- region: eu-west-1\n          trafficDial: 70"),
+    );
+    let second = repo.commit("accounts-eu: 70% in Ireland");
+    repo.push(false);
+    daemon.wait_for(WAIT, "the dial commit to be applied", |s| {
+        applied(s) == Some(second.as_str())
+    });
+    // Polls that find no new commit read nothing; the reconcile of the new
+    // commit observes once, plans, and its rollout's step runs on that
+    // same observation (one describe of the group it writes, no second
+    // observation).
+    assert_eq!(calls("ListAccelerators") - before.0, 1);
+    assert_eq!(calls("DescribeEndpointGroup") - before.1, 1);
+    assert_eq!(calls("UpdateEndpointGroup") - before.2, 1);
+}
+
+#[test]
 fn a_signed_webhook_triggers_an_immediate_fetch_and_forgeries_do_nothing() {
     let root = tempfile::tempdir().expect("tempdir");
     let root = root.path();

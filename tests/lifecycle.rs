@@ -165,6 +165,58 @@ fn out_of_band_dial_is_drift_and_apply_restores_it() {
 }
 
 #[test]
+fn an_apply_reads_the_fleet_once_and_once_more_only_for_its_gates() {
+    let (dir, sim) = setup();
+    let dir = dir.path();
+    fast(dir, &sim);
+    assert_eq!(sim_run(dir, &sim, &["apply", "--yes"]).code, 0);
+    let drift = |accelerator: &str, region: &str| {
+        let args = [
+            "sim",
+            "set-dial",
+            accelerator,
+            region,
+            "30",
+            "--listener",
+            "https",
+        ];
+        let set = sim_run(dir, &sim, &args);
+        assert_eq!(set.code, 0, "{}", set.all());
+    };
+    let apply = || {
+        let before = world(&sim);
+        let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+        assert_eq!(apply.code, 0, "{}", apply.all());
+        let after = world(&sim);
+        let delta = |operation: &str| ok_calls(&after, operation) - ok_calls(&before, operation);
+        // The one group written is described before it is written (the
+        // compare-before-write) and written once.
+        assert_eq!(delta("DescribeEndpointGroup"), 1, "{}", apply.all());
+        assert_eq!(delta("UpdateEndpointGroup"), 1, "{}", apply.all());
+        (
+            delta("ListAccelerators"),
+            delta("DescribeTransitGateways"),
+            delta("backendServices.list"),
+        )
+    };
+
+    // accounts-eu has no traffic policy, so no gate: the step runs on the
+    // observation it was planned from, and nothing is observed again.
+    drift("accounts-eu", "eu-west-1");
+    assert_eq!(apply(), (1, 17, 1), "one observation of every family");
+
+    // api's `careful` policy gates each step on health: after the step
+    // lands, the gates are checked on a second observation.
+    drift("api", "eu-central-1");
+    assert_eq!(apply(), (2, 34, 2), "a second observation for the gates");
+}
+
+/// Successful calls of `operation` in a `sim show --format json` world.
+fn ok_calls(world: &serde_json::Value, operation: &str) -> u64 {
+    world["calls"][operation]["ok"].as_u64().unwrap_or(0)
+}
+
+#[test]
 fn out_of_band_weight_and_deleted_group_are_repaired() {
     let (dir, sim) = setup();
     let dir = dir.path();

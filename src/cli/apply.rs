@@ -224,7 +224,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         }
     };
     let store = LedgerStore::new(&args.rollout.state_dir);
-    let (providers, mut plan, ledger) = match saved {
+    let (providers, mut plan, ledger, observed) = match saved {
         None => {
             let prepared = reconcile::prepare(
                 &state,
@@ -235,14 +235,21 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
                 Checks::Blocking {
                     deny_window_override: args.rollout.override_deny_window.as_deref(),
                 },
+                reconcile::Intent::Apply,
             )
             .await?;
-            (prepared.providers, prepared.plan, prepared.ledger)
+            (
+                prepared.providers,
+                prepared.plan,
+                prepared.ledger,
+                Some(prepared.observation),
+            )
         }
         Some(plan) => (
             Providers::build(&state, &options(cli)).await?,
             plan,
             store.load()?,
+            None,
         ),
     };
     if let Some(failed) = ledger.failed.get(&state.digest) {
@@ -285,10 +292,18 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         return Ok(exit::OK);
     }
     print!("{}", render::plan(&plan, Format::Text, style()));
-    if !args.yes && !plan.is_empty() && !confirm(&plan)? {
-        println!("Apply cancelled; nothing was changed.");
-        return Ok(exit::ERROR);
-    }
+    // Without a question the first step runs on the observation it was
+    // planned from (one observation per apply); after a human has taken
+    // their time to answer, the world is observed again before writing.
+    let observed = if args.yes || plan.is_empty() {
+        observed
+    } else {
+        if !confirm(&plan)? {
+            println!("Apply cancelled; nothing was changed.");
+            return Ok(exit::ERROR);
+        }
+        None
+    };
     let revision = state.digest.clone();
     let progress = ConsoleProgress::new(std::io::stdout().is_terminal());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -323,6 +338,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         &ConsoleRollout,
         &stop,
         &options,
+        observed,
     )
     .await?;
     if let rollout::RunEnd::Stale(reason) = &end

@@ -268,6 +268,7 @@ pub async fn plan_now(
         meridian::reconcile::Checks::Blocking {
             deny_window_override: args.override_deny_window.as_deref(),
         },
+        meridian::reconcile::Intent::Show,
     )
     .await?;
     Ok((prepared.providers, prepared.plan))

@@ -454,6 +454,7 @@ impl Loop {
             revision,
             Some(revision.to_owned()),
             crate::reconcile::Checks::Waiting,
+            crate::reconcile::Intent::Apply,
         )
         .await
         {
@@ -479,6 +480,7 @@ impl Loop {
         let crate::reconcile::Prepared {
             providers,
             desired,
+            observation,
             plan,
             ledger,
             ..
@@ -634,6 +636,9 @@ impl Loop {
                 max_conflicts: 3,
                 contract: None,
             },
+            // One observation per reconcile: the rollout's first step
+            // runs on the one this reconcile planned from.
+            Some(observation),
         )
         .await;
         record_calls(&self.shared, &providers);

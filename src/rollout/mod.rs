@@ -708,6 +708,13 @@ pub fn needs_health(state: &DesiredState) -> bool {
 
 /// Runs the rollout of `revision` step by step until it is done, fails,
 /// must wait (without `wait`), or `stop` is set.
+///
+/// `observed` is an observation the caller has just made (with the health
+/// [`needs_health`] asks for): the first step runs on it instead of
+/// observing again, so that a reconcile reads the fleet once. Every later
+/// step observes afresh, and every write still compares the object with
+/// what the plan saw before it writes (the providers' compare-before-write),
+/// so a change made in between is a conflict, never overwritten.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     state: &DesiredState,
@@ -719,6 +726,7 @@ pub async fn run(
     events: &dyn RolloutEvents,
     stop: &Arc<AtomicBool>,
     options: &RunOptions,
+    mut observed: Option<Observation>,
 ) -> anyhow::Result<(RunEnd, Vec<apply::Outcome>)> {
     let _lock = store.lock()?;
     let health = needs_health(state);
@@ -729,7 +737,10 @@ pub async fn run(
         if stop.load(Ordering::SeqCst) {
             return Ok((RunEnd::Interrupted, outcomes));
         }
-        let observation = observe::observe_with(providers, desired, health).await;
+        let observation = match observed.take() {
+            Some(observation) => observation,
+            None => observe::observe_with(providers, desired, health).await,
+        };
         if !observation.gaps.is_empty() {
             let gaps = observation
                 .gaps
