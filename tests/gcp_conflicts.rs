@@ -24,6 +24,17 @@ impl Progress for Quiet {
     fn finished(&self, _: &Outcome, _: usize, _: usize) {}
 }
 
+/// Keeps the changes the rollout starts, to see what each step planned.
+#[derive(Default)]
+struct Started(std::sync::Mutex<Vec<Change>>);
+
+impl Progress for Started {
+    fn started(&self, change: &Change, _: usize, _: usize) {
+        self.0.lock().expect("lock").push(change.clone());
+    }
+    fn finished(&self, _: &Outcome, _: usize, _: usize) {}
+}
+
 impl RolloutEvents for Quiet {
     fn step(&self, _: usize, _: bool, _: &Plan) {}
     fn waiting(&self, _: &str) {}
@@ -122,13 +133,14 @@ async fn a_backend_changed_after_observation_is_re_observed_and_re_planned_never
     // The daemon's rollout driver (no confirmed plan to hold to) observes
     // again and plans the step from what is live now: 0.8 → 0.5.
     let store = LedgerStore::new(&dir.join("state"));
+    let started = Started::default();
     let (end, outcomes) = rollout::run(
         &state,
         &desired,
         &state.digest,
         &providers,
         &store,
-        &Quiet,
+        &started,
         &Quiet,
         &stop,
         &RunOptions {
@@ -143,8 +155,11 @@ async fn a_backend_changed_after_observation_is_re_observed_and_re_planned_never
     .expect("run");
     assert_eq!(end, RunEnd::Done);
     assert_eq!(outcomes.len(), 1);
+    let started = started.0.lock().expect("lock");
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].address, outcomes[0].address);
     assert_eq!(
-        before_scaler(&outcomes[0].change),
+        before_scaler(&started[0]),
         Some(0.8),
         "the fresh step starts from what the other writer left"
     );

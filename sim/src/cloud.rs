@@ -309,6 +309,17 @@ pub struct BackendServiceView {
     pub health: Vec<String>,
 }
 
+/// The prefix of an accelerator's listeners' ARNs (as Global Accelerator
+/// makes them: the accelerator's ARN, `/listener/`, an id).
+fn listeners_of(accelerator_arn: &str) -> String {
+    format!("{accelerator_arn}/listener/")
+}
+
+/// The prefix of a listener's endpoint groups' ARNs.
+fn groups_of(listener_arn: &str) -> String {
+    format!("{listener_arn}/endpoint-group/")
+}
+
 /// The simulated cloud over a persisted world.
 #[derive(Debug, Clone)]
 pub struct SimCloud {
@@ -685,7 +696,11 @@ impl SimCloud {
                     "the accelerator must be disabled and deployed before it can be deleted",
                 ));
             }
-            if world.listeners.values().any(|l| l.accelerator_arn == arn) {
+            if world
+                .listeners
+                .with_prefix(&listeners_of(arn))
+                .any(|l| l.accelerator_arn == arn)
+            {
                 return Err(api(
                     "DeleteAccelerator",
                     "AssociatedListenerFoundException",
@@ -716,7 +731,7 @@ impl SimCloud {
             }
             let all: Vec<_> = world
                 .listeners
-                .values()
+                .with_prefix(&listeners_of(accelerator_arn))
                 .filter(|l| l.accelerator_arn == accelerator_arn)
                 .cloned()
                 .collect();
@@ -748,11 +763,15 @@ impl SimCloud {
                 ));
             }
         }
-        if let Some(other) = world.listeners.values().find(|l| {
-            l.accelerator_arn == accelerator_arn
-                && Some(l.arn.as_str()) != except
-                && ports_overlap(&l.spec, spec)
-        }) {
+        if let Some(other) = world
+            .listeners
+            .with_prefix(&listeners_of(accelerator_arn))
+            .find(|l| {
+                l.accelerator_arn == accelerator_arn
+                    && Some(l.arn.as_str()) != except
+                    && ports_overlap(&l.spec, spec)
+            })
+        {
             return Err(api(
                 operation,
                 "InvalidPortRangeException",
@@ -782,7 +801,7 @@ impl SimCloud {
             }
             let count = world
                 .listeners
-                .values()
+                .with_prefix(&listeners_of(accelerator_arn))
                 .filter(|l| l.accelerator_arn == accelerator_arn)
                 .count();
             if count >= world.settings.quotas.listeners_per_accelerator {
@@ -794,7 +813,7 @@ impl SimCloud {
             }
             Self::check_listener(world, "CreateListener", accelerator_arn, spec, None)?;
             let id = world.fresh_id();
-            let arn = format!("{accelerator_arn}/listener/{id:08x}");
+            let arn = format!("{}{id:08x}", listeners_of(accelerator_arn));
             world.listeners.insert(
                 arn.clone(),
                 Listener {
@@ -858,7 +877,7 @@ impl SimCloud {
             })?;
             if world
                 .endpoint_groups
-                .values()
+                .with_prefix(&groups_of(arn))
                 .any(|g| g.listener_arn == arn)
             {
                 return Err(api(
@@ -892,7 +911,7 @@ impl SimCloud {
             }
             let all: Vec<_> = world
                 .endpoint_groups
-                .values()
+                .with_prefix(&groups_of(listener_arn))
                 .filter(|g| g.listener_arn == listener_arn)
                 .map(|g| EndpointGroupView {
                     health: g
@@ -944,7 +963,7 @@ impl SimCloud {
                 })?;
             if world
                 .endpoint_groups
-                .values()
+                .with_prefix(&groups_of(listener_arn))
                 .any(|g| g.listener_arn == listener_arn && g.spec.region == spec.region)
             {
                 return Err(api(
@@ -971,7 +990,7 @@ impl SimCloud {
                 ));
             }
             let id = world.fresh_id();
-            let arn = format!("{listener_arn}/endpoint-group/{id:012x}");
+            let arn = format!("{}{id:012x}", groups_of(listener_arn));
             world.endpoint_groups.insert(
                 arn.clone(),
                 EndpointGroup {

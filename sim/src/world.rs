@@ -107,6 +107,22 @@ impl<V> FromIterator<(String, V)> for Table<V> {
 }
 
 impl<V> Table<V> {
+    /// The rows whose keys start with `prefix`, in key order, found without
+    /// a scan of the table: the children of an object whose ids extend
+    /// their parent's (a listener's ARN is its accelerator's ARN and
+    /// `/listener/…`, an endpoint group's its listener's and
+    /// `/endpoint-group/…`), so listing one accelerator's listeners costs
+    /// its listeners, not the fleet's.
+    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a V> + 'a {
+        self.rows
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(move |(key, _)| key.starts_with(prefix))
+            .map(|(_, row)| row)
+    }
+
     /// The row under `key`, to change.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
         let row = self.rows.get_mut(key)?;

@@ -11,17 +11,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use meridian_provider::units::{ApiWrite, PlannedUnit, UnitOfWork};
-use meridian_provider::{ApplyRequest, CallCounter, Change, ProviderError};
+use meridian_provider::{Action, Address, ApplyRequest, CallCounter, Change, ProviderError};
 use tokio::sync::Semaphore;
 
 use crate::plan::Plan;
 use crate::providers::Providers;
 
-/// The outcome of one change.
+/// The outcome of one change: which object, what was done, how it went.
+/// (Not the change itself: an apply of the whole fleet would hold every
+/// object's values a second time.)
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// The change.
-    pub change: Change,
+    /// The object changed.
+    pub address: Address,
+    /// What was done to it.
+    pub action: Action,
     /// How long it took.
     pub elapsed: Duration,
     /// The error, when it failed.
@@ -98,7 +102,10 @@ pub async fn execute(
             continue;
         }
         let mut tasks = tokio::task::JoinSet::new();
-        let mut in_flight: HashMap<tokio::task::Id, UnitOfWork> = HashMap::new();
+        // What each task writes, to name its changes in the outcomes; the
+        // unit itself moves into the task (one copy of a wave's changes).
+        let mut in_flight: HashMap<tokio::task::Id, (Address, Vec<(Address, Action)>)> =
+            HashMap::new();
         for planned in wave {
             if stop.load(Ordering::SeqCst) {
                 report.skipped += planned.changes.len();
@@ -117,10 +124,15 @@ pub async fn execute(
                 started += 1;
                 progress.started(change, started, total);
             }
+            let names: Vec<(Address, Action)> = unit
+                .changes
+                .iter()
+                .map(|c| (c.address.clone(), c.action))
+                .collect();
             let provider = providers.get(&planned.provider).cloned();
             let semaphore = semaphores.get(&planned.provider).cloned();
             let name = planned.provider.clone();
-            let request = unit.clone();
+            let object = unit.object.clone();
             let handle = tasks.spawn(async move {
                 let begun = Instant::now();
                 let _permit = match &semaphore {
@@ -134,20 +146,13 @@ pub async fn execute(
                             "UnknownProvider",
                             format!("no provider named `{name}`"),
                         ));
-                        request.changes.len()
+                        unit.changes.len()
                     ],
-                    Some(provider) => {
-                        provider
-                            .apply(ApplyRequest {
-                                unit: request.clone(),
-                            })
-                            .await
-                            .results
-                    }
+                    Some(provider) => provider.apply(ApplyRequest { unit }).await.results,
                 };
                 (results, begun.elapsed())
             });
-            in_flight.insert(handle.id(), unit);
+            in_flight.insert(handle.id(), (object, names));
         }
         while let Some(joined) = tasks.join_next_with_id().await {
             let (id, results, elapsed) = match joined {
@@ -156,7 +161,7 @@ pub async fn execute(
                     let id = error.id();
                     let object = in_flight
                         .get(&id)
-                        .map(|u| u.object.to_string())
+                        .map(|(object, _)| object.to_string())
                         .unwrap_or_default();
                     let why = ProviderError::stalled(
                         "apply",
@@ -165,14 +170,14 @@ pub async fn execute(
                             "the provider task writing {object} stopped unexpectedly ({error}); what landed stays, and the next run continues from live state"
                         ),
                     );
-                    let n = in_flight.get(&id).map_or(0, |u| u.changes.len());
+                    let n = in_flight.get(&id).map_or(0, |(_, names)| names.len());
                     (id, vec![Some(why); n], Duration::ZERO)
                 }
             };
-            let Some(unit) = in_flight.remove(&id) else {
+            let Some((_, names)) = in_flight.remove(&id) else {
                 continue;
             };
-            for (index, change) in unit.changes.into_iter().enumerate() {
+            for (index, (address, action)) in names.into_iter().enumerate() {
                 let error = results.get(index).cloned().unwrap_or_else(|| {
                     Some(ProviderError::stalled(
                         "apply",
@@ -184,7 +189,8 @@ pub async fn execute(
                     failed = true;
                 }
                 report.outcomes.push(Outcome {
-                    change,
+                    address,
+                    action,
                     elapsed,
                     error,
                 });

@@ -108,7 +108,7 @@ impl Progress for ConsoleProgress {
     }
 
     fn finished(&self, outcome: &Outcome, done: usize, total: usize) {
-        let change = &outcome.change;
+        let change = outcome;
         if let Some(mut guard) = self.large(total)
             && let Some(large) = guard.as_mut()
         {
@@ -224,7 +224,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         }
     };
     let store = LedgerStore::new(&args.rollout.state_dir);
-    let (providers, mut plan, ledger, observed) = match saved {
+    let (providers, mut plan, ledger, observed, resources) = match saved {
         None => {
             let prepared = reconcile::prepare(
                 &state,
@@ -243,6 +243,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
                 prepared.plan,
                 prepared.ledger,
                 Some(prepared.observation),
+                prepared.desired,
             )
         }
         Some(plan) => (
@@ -250,6 +251,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             plan,
             store.load()?,
             None,
+            desired::expand(&state),
         ),
     };
     if let Some(failed) = ledger.failed.get(&state.digest) {
@@ -321,13 +323,13 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     // The plan shown (or saved and reviewed) is the plan carried out: its
     // steps, its values, nothing else. A step that no longer fits the live
     // world stops the apply before anything of it is written.
+    let held = render::held_back_line(&plan);
     let options = rollout::RunOptions {
         wait: true,
         deny_window_override: args.rollout.override_deny_window.clone(),
         max_conflicts: 0,
-        contract: Some(plan.clone()),
+        contract: Some(plan),
     };
-    let resources = desired::expand(&state);
     let (end, outcomes) = rollout::run(
         &state,
         &resources,
@@ -386,7 +388,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             format!(" (writes made: {})", made.join(", "))
         }
     );
-    if let Some(held) = render::held_back_line(&plan) {
+    if let Some(held) = held {
         println!("{held}");
     }
     match end {

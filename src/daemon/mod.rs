@@ -12,7 +12,7 @@ pub mod metrics;
 pub mod status;
 pub mod webhook;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -178,10 +178,10 @@ impl Progress for LogProgress {
     fn finished(&self, outcome: &ChangeOutcome, done: usize, total: usize) {
         match &outcome.error {
             None => {
-                tracing::info!(address = %outcome.change.address, elapsed_ms = outcome.elapsed.as_millis() as u64, "[{done}/{total}] applied")
+                tracing::info!(address = %outcome.address, elapsed_ms = outcome.elapsed.as_millis() as u64, "[{done}/{total}] applied")
             }
             Some(error) => {
-                tracing::warn!(address = %outcome.change.address, %error, "[{done}/{total}] failed")
+                tracing::warn!(address = %outcome.address, %error, "[{done}/{total}] failed")
             }
         }
     }
@@ -650,10 +650,17 @@ impl Loop {
                 return Next::Retry(self.last_error_message());
             }
         };
+        // Resources by address: an apply of the whole fleet marks every
+        // resource, so a scan per outcome would be quadratic.
+        let index: HashMap<String, usize> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.address.clone(), i))
+            .collect();
         for outcome in &outcomes {
-            if let Some(resource) = resources
-                .iter_mut()
-                .find(|r| r.address == outcome.change.address.to_string())
+            if let Some(resource) = index
+                .get(&outcome.address.to_string())
+                .and_then(|&i| resources.get_mut(i))
             {
                 resource.state = if outcome.error.is_some() {
                     "failed"

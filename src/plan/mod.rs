@@ -165,15 +165,39 @@ impl Plan {
     /// The steps this plan is carried out in, each with its changes and
     /// units: the schedule's, when it has one that carries changes, or the
     /// whole plan as one step.
-    pub fn steps(&self) -> Vec<(Vec<Change>, Vec<PlannedUnit>)> {
+    pub fn steps(&self) -> Vec<(&[Change], &[PlannedUnit])> {
         match &self.schedule {
             Some(schedule) if schedule.steps.iter().any(|s| !s.changes.is_empty()) => schedule
                 .steps
                 .iter()
-                .map(|s| (s.changes.clone(), s.units.clone()))
+                .map(|s| (s.changes.as_slice(), s.units.as_slice()))
                 .collect(),
             _ if self.changes.is_empty() => Vec::new(),
-            _ => vec![(self.changes.clone(), self.units.clone())],
+            _ => vec![(self.changes.as_slice(), self.units.as_slice())],
+        }
+    }
+
+    /// The plan without its changes, units, writes and schedule: the frame
+    /// a step of it is carried out in (cloning the whole plan per step
+    /// would copy every object's values of every step).
+    pub fn header(&self) -> Plan {
+        Plan {
+            format_version: self.format_version,
+            meridian_version: self.meridian_version.clone(),
+            source: self.source.clone(),
+            observed_fingerprint: self.observed_fingerprint.clone(),
+            complete: self.complete,
+            errored: self.errored,
+            gaps: self.gaps.clone(),
+            violations: self.violations.clone(),
+            conflicts: self.conflicts.clone(),
+            notes: self.notes.clone(),
+            schedule: None,
+            summary: self.summary.clone(),
+            changes: Vec::new(),
+            units: Vec::new(),
+            writes: Vec::new(),
+            overridden: self.overridden.clone(),
         }
     }
 

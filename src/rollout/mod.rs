@@ -368,7 +368,7 @@ pub async fn tick(
             if !unhealthy.is_empty() {
                 return wait_for_health(rollout, &mut ledger.failed, revision, &unhealthy, now);
             }
-            let mut plan = contract.clone();
+            let mut plan = contract.header();
             // What an earlier run of this plan already landed (a plan
             // applied again, or resumed after an interruption or a failure)
             // is not written again: a create repeated would make a second
@@ -378,13 +378,12 @@ pub async fn tick(
                 .filter(|c| live.get(&c.address).map(|o| &o.resource) != c.after.as_ref())
                 .cloned()
                 .collect();
-            plan.schedule = None;
-            if pending.len() == changes.len() {
-                plan.changes = changes.clone();
-                plan.units = units.clone();
+            let whole = pending.len() == changes.len();
+            plan.changes = pending;
+            if whole {
+                plan.units = units.to_vec();
                 plan.count_writes();
             } else {
-                plan.changes = pending;
                 plan.group_units(&observe::member_counts(&live));
             }
             plan.summary = crate::plan::Summary::of(&plan.changes);
@@ -824,9 +823,9 @@ pub async fn run(
                     .failures()
                     .iter()
                     .filter_map(|f| {
-                        f.error.as_ref().map(|e| {
-                            format!("{} {}: {e}", f.change.action.symbol(), f.change.address)
-                        })
+                        f.error
+                            .as_ref()
+                            .map(|e| format!("{} {}: {e}", f.action.symbol(), f.address))
                     })
                     .collect();
                 let only_conflicts = !failures.is_empty()
@@ -834,7 +833,9 @@ pub async fn run(
                         .failures()
                         .iter()
                         .all(|f| f.error.as_ref().is_some_and(|e| e.is_conflict()));
-                outcomes.extend(report.outcomes.clone());
+                let landed = report.outcomes.iter().any(|o| o.error.is_none());
+                let skipped = report.skipped;
+                outcomes.extend(report.outcomes);
                 if only_conflicts && conflicts < options.max_conflicts {
                     // Observe again and compute the step again from live.
                     conflicts += 1;
@@ -846,7 +847,6 @@ pub async fn run(
                     // Nothing of the step landed: forget it and plan it
                     // again. If part of it landed, it stays recorded and is
                     // baked and gated like any step before the next.
-                    let landed = report.outcomes.iter().any(|o| o.error.is_none());
                     let mut ledger = store.load()?;
                     if let Some(current) = ledger.current.as_mut()
                         && current.steps.last().is_some_and(|s| s.number == step)
@@ -866,7 +866,7 @@ pub async fn run(
                     return Ok((RunEnd::ApplyFailed(failures), outcomes));
                 }
                 conflicts = 0;
-                if report.skipped > 0 {
+                if skipped > 0 {
                     return Ok((RunEnd::Interrupted, outcomes));
                 }
                 // The bake counts from when the step's writes landed.
