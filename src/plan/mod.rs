@@ -193,7 +193,7 @@ impl Plan {
             conflicts: self.conflicts.clone(),
             notes: self.notes.clone(),
             schedule: None,
-            summary: self.summary.clone(),
+            summary: self.summary,
             changes: Vec::new(),
             units: Vec::new(),
             writes: Vec::new(),
