@@ -168,17 +168,7 @@ fn plan_text(plan: &Plan, style: Style) -> String {
             "{} changes by kind, region and field (the first {LISTED} follow; `--format json` lists every change):",
             plan.changes.len()
         );
-        for (n, action, kind, region, fields) in change_counts(&plan.changes) {
-            let _ = writeln!(
-                out,
-                "  {n:>6} {action} {kind} in {region}{}",
-                if fields.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {fields}")
-                }
-            );
-        }
+        out.push_str(&count_rows(&plan.changes, false, |action| action));
         let _ = writeln!(out);
     }
     for change in plan.changes.iter().take(LISTED) {
@@ -337,16 +327,33 @@ pub fn change_counts<'c>(
 pub fn change_counts_markdown(changes: &[Change]) -> String {
     let mut out =
         String::from("| changes | action | kind | region | fields |\n|---:|---|---|---|---|\n");
+    out.push_str(&count_rows(changes, true, |action| action));
+    out
+}
+
+/// The rows of [`change_counts`], one line each: Markdown table rows, or
+/// indented text lines; `word` names the action (a plan's "update", a
+/// drift report's "changed").
+fn count_rows<'c>(
+    changes: impl IntoIterator<Item = &'c Change>,
+    markdown: bool,
+    word: impl Fn(&'static str) -> &'static str,
+) -> String {
+    let mut out = String::new();
     for (n, action, kind, region, fields) in change_counts(changes) {
-        let _ = writeln!(
-            out,
-            "| {n} | {action} | {kind} | {region} | {} |",
-            if fields.is_empty() {
+        let action = word(action);
+        let _ = if markdown {
+            let fields = if fields.is_empty() {
                 "—".to_owned()
             } else {
                 format!("`{fields}`")
-            }
-        );
+            };
+            writeln!(out, "| {n} | {action} | {kind} | {region} | {fields} |")
+        } else if fields.is_empty() {
+            writeln!(out, "  {n:>6} {action} {kind} in {region}")
+        } else {
+            writeln!(out, "  {n:>6} {action} {kind} in {region}: {fields}")
+        };
     }
     out
 }
@@ -825,19 +832,7 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
                         out,
                         "Counted by drift, kind, region and field; the first {LISTED} are listed below (`--format json` has every one):\n\n| resources | drift | kind | region | fields |\n|---:|---|---|---|---|"
                     );
-                    for (n, action, kind, region, fields) in change_counts(drifted.iter().copied())
-                    {
-                        let _ = writeln!(
-                            out,
-                            "| {n} | {} | {kind} | {region} | {} |",
-                            drift_word(action),
-                            if fields.is_empty() {
-                                "—".to_owned()
-                            } else {
-                                format!("`{fields}`")
-                            }
-                        );
-                    }
+                    out.push_str(&count_rows(drifted.iter().copied(), true, drift_word));
                     let _ = writeln!(out);
                 }
                 let _ = writeln!(
@@ -855,19 +850,7 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
                         out,
                         "Counted by drift, kind, region and field (the first {LISTED} follow; `--format json` lists every one):"
                     );
-                    for (n, action, kind, region, fields) in change_counts(drifted.iter().copied())
-                    {
-                        let _ = writeln!(
-                            out,
-                            "  {n:>6} {} {kind} in {region}{}",
-                            drift_word(action),
-                            if fields.is_empty() {
-                                String::new()
-                            } else {
-                                format!(": {fields}")
-                            }
-                        );
-                    }
+                    out.push_str(&count_rows(drifted.iter().copied(), false, drift_word));
                     let _ = writeln!(out);
                 }
             }

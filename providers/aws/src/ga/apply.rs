@@ -23,9 +23,12 @@ use aws_sdk_globalaccelerator::types::{
     ClientAffinity, EndpointIdentifier, IpAddressType, Protocol, Tag,
 };
 
-use super::{GroupArgs, GroupView, endpoint_configuration, group_view, listener_spec, port_ranges};
+use super::{
+    GroupArgs, GroupView, accelerator_spec, endpoint_configuration, group_view, listener_spec,
+    port_ranges,
+};
 use crate::AwsProvider;
-use crate::client::{is_not_found, tag, user_tags};
+use crate::client::{is_not_found, tag};
 
 /// The tags meridian manages on an accelerator besides ownership: user
 /// tags and listener names.
@@ -167,16 +170,7 @@ impl AwsProvider {
         let Some(tags) = self.tags_of_accelerator(arn).await? else {
             return Ok(None);
         };
-        Ok(Some(AcceleratorSpec {
-            name: accelerator.name().unwrap_or_default().to_owned(),
-            enabled: accelerator.enabled().unwrap_or(false),
-            ip_address_type: accelerator
-                .ip_address_type()
-                .map(|t| t.as_str().to_owned())
-                .unwrap_or_else(|| "IPV4".to_owned()),
-            tags: user_tags(&tags),
-            listener_names: meridian_provider::listener_names(&tags),
-        }))
+        Ok(Some(accelerator_spec(&accelerator, &tags)))
     }
 
     async fn write_accelerator(&self, change: &Change) -> Result<(), ProviderError> {

@@ -10,14 +10,33 @@ mod observe;
 use std::collections::BTreeMap;
 
 use aws_sdk_globalaccelerator::types::{
-    EndpointConfiguration, EndpointGroup, HealthCheckProtocol, Listener,
+    Accelerator, EndpointConfiguration, EndpointGroup, HealthCheckProtocol, Listener,
     PortOverride as GaPortOverride, PortRange as GaPortRange,
 };
 use meridian_provider::{
-    EndpointGroupSpec, EndpointSpec, GaHealthCheck, ListenerSpec, PortOverride, PortRange,
+    AcceleratorSpec, EndpointGroupSpec, EndpointSpec, GaHealthCheck, ListenerSpec, PortOverride,
+    PortRange,
 };
 
-use crate::client::port;
+use crate::client::{port, user_tags};
+
+/// Reads an SDK accelerator and its tags (from a list or a describe call):
+/// the user's tags and meridian's listener names live among the tags.
+pub(crate) fn accelerator_spec(
+    accelerator: &Accelerator,
+    tags: &BTreeMap<String, String>,
+) -> AcceleratorSpec {
+    AcceleratorSpec {
+        name: accelerator.name().unwrap_or_default().to_owned(),
+        enabled: accelerator.enabled().unwrap_or(false),
+        ip_address_type: accelerator
+            .ip_address_type()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_else(|| "IPV4".to_owned()),
+        tags: user_tags(tags),
+        listener_names: meridian_provider::listener_names(tags),
+    }
+}
 
 /// An endpoint group as meridian compares it: its settings, and its
 /// endpoints by id with their health.

@@ -9,15 +9,14 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use meridian_provider::{
-    AcceleratorSpec, Address, LiveOverride, NAME_KEY, OVERRIDE_KEY, Observed, ProviderError,
-    Resource, with_retries,
+    Address, LiveOverride, NAME_KEY, OVERRIDE_KEY, Observed, ProviderError, Resource, with_retries,
 };
 
 use meridian_provider::{listener_names, name_listeners};
 
-use super::{group_view, listener_spec};
+use super::{accelerator_spec, group_view, listener_spec};
 use crate::AwsProvider;
-use crate::client::{is_not_found, suffix, user_tags};
+use crate::client::{is_not_found, suffix};
 
 /// Accelerators observed at once.
 const OBSERVE_CONCURRENCY: usize = 8;
@@ -101,16 +100,7 @@ impl AwsProvider {
         let names = listener_names(&tags);
         found.push(Observed {
             address,
-            resource: Resource::Accelerator(AcceleratorSpec {
-                name: accelerator.name().unwrap_or_default().to_owned(),
-                enabled: accelerator.enabled().unwrap_or(false),
-                ip_address_type: accelerator
-                    .ip_address_type()
-                    .map(|t| t.as_str().to_owned())
-                    .unwrap_or_else(|| "IPV4".to_owned()),
-                tags: user_tags(&tags),
-                listener_names: names.clone(),
-            }),
+            resource: Resource::Accelerator(accelerator_spec(&accelerator, &tags)),
             cloud_id: Some(arn.clone()),
             etag: None,
             status: accelerator.status().map(|s| s.as_str().to_owned()),
