@@ -7,8 +7,10 @@
 //! modes; `-- --core-repeat N` runs the in-process planning core N times
 //! instead of five (best of N), to give a profiler something to sample.
 //! Each scenario runs twice: with the rate
-//! limits lifted (`sim limits --off`: meridian's own cost) and under the
-//! documented limits (convergence against the bound they set). For each it
+//! limits lifted (`sim limits --off`: meridian's own cost; one world, the
+//! scenarios one after another) and under the documented limits
+//! (convergence against the bound they set; each scenario in its own
+//! simulated account, side by side, since the limits are per account). For each it
 //! prints reads and writes against the minimum the fleet needs, the time
 //! against the lower bound set by the limits, the peak RSS of the command
 //! (GNU time, when installed), and for the no-op plan the planning core's
