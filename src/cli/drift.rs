@@ -13,6 +13,9 @@ pub async fn drift(cli: &Cli, dir: &Path, format: Format) -> Result<u8> {
         return Ok(exit::ERROR);
     };
     let (_, plan) = plan_now(cli, &state, None).await?;
+    // Differences meridian does not write (management observe or traffic)
+    // are drift all the same.
+    let plan = render::drift_view(&plan);
     print!("{}", render::drift(&plan, format, style()));
     if plan.errored {
         return Ok(exit::ERROR);

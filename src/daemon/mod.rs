@@ -488,6 +488,7 @@ impl Loop {
         let drift: Vec<Drift> = plan
             .changes
             .iter()
+            .chain(plan.unwritten.iter().map(|u| &u.change))
             .map(|c| Drift {
                 address: c.address.to_string(),
                 drift: match c.action {

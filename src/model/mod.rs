@@ -105,6 +105,61 @@ impl<S> Located<S> {
     }
 }
 
+/// The annotation that says how much of a document's objects meridian
+/// writes ([`Management`]).
+pub const MANAGEMENT_KEY: &str = "meridian.dev/management";
+
+/// How much of a document's objects meridian writes
+/// (`metadata.annotations["meridian.dev/management"]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Management {
+    /// Everything the document declares (the default).
+    #[default]
+    Full,
+    /// Nothing: differences are reported as drift and never written, and
+    /// no object is created or deleted.
+    Observe,
+    /// Only the traffic levers (endpoint groups' dials, endpoints'
+    /// weights, backends' capacity scalers); every other field stays as
+    /// whoever owns it left it, and no object is created or deleted.
+    Traffic,
+}
+
+impl Management {
+    /// The modes, as written in the annotation.
+    pub const ALLOWED: &'static str = "full (meridian writes everything the document declares; the default), observe (differences are reported as drift, nothing is written) or traffic (only traffic dials, endpoint weights and capacity scalers are written)";
+
+    /// Reads an annotation value.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "full" => Some(Self::Full),
+            "observe" => Some(Self::Observe),
+            "traffic" => Some(Self::Traffic),
+            _ => None,
+        }
+    }
+
+    /// The mode a document's metadata asks for; `full` when it names none
+    /// (validation refuses a value it cannot read).
+    pub fn of(metadata: &raw::Metadata) -> Self {
+        metadata
+            .annotations
+            .get(MANAGEMENT_KEY)
+            .and_then(|v| Self::parse(v))
+            .unwrap_or_default()
+    }
+
+    /// The annotation value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Observe => "observe",
+            Self::Traffic => "traffic",
+        }
+    }
+}
+
 /// The validated desired state.
 #[derive(Debug, Clone, Default)]
 pub struct DesiredState {

@@ -28,7 +28,9 @@ pub struct Metadata {
     /// Labels; `meridian.dev/data-classification` selects residency policies.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// Free-form annotations, ignored by meridian.
+    /// Free-form annotations. Those under `meridian.dev/` are meridian's:
+    /// `meridian.dev/management` (`full`, `observe` or `traffic`) says how
+    /// much of the document's objects meridian writes.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
 }

@@ -198,9 +198,65 @@ impl Validator<'_> {
         }
     }
 
+    /// `meridian.dev/` annotations: only those meridian reads, with values
+    /// it can read, on kinds they apply to.
+    fn annotations<S>(&mut self, kind: &str, doc: &Located<S>) {
+        for (key, value) in &doc.doc.metadata.annotations {
+            if !key.starts_with("meridian.dev/") {
+                continue;
+            }
+            let path = format!("metadata.annotations.{key}");
+            if key != super::MANAGEMENT_KEY {
+                self.push(
+                    doc,
+                    &path,
+                    format!(
+                        "unknown annotation `{key}`: meridian reads `{}` (annotations under meridian.dev/ are meridian's; use another prefix for your own)",
+                        super::MANAGEMENT_KEY
+                    ),
+                );
+                continue;
+            }
+            let Some(mode) = super::Management::parse(value) else {
+                self.push(
+                    doc,
+                    &path,
+                    format!(
+                        "`{value}` is not a management mode: use {}",
+                        super::Management::ALLOWED
+                    ),
+                );
+                continue;
+            };
+            let applies = match mode {
+                super::Management::Full => true,
+                super::Management::Observe => matches!(
+                    kind,
+                    "GlobalAccelerator" | "BackendService" | "HealthCheck" | "UrlMap"
+                ),
+                super::Management::Traffic => {
+                    matches!(kind, "GlobalAccelerator" | "BackendService")
+                }
+            };
+            if !applies {
+                let kinds = if mode == super::Management::Traffic {
+                    "GlobalAccelerator and BackendService documents (the kinds with traffic levers)"
+                } else {
+                    "GlobalAccelerator, BackendService, HealthCheck and UrlMap documents"
+                };
+                self.push(
+                    doc,
+                    &path,
+                    format!("`{}` applies to {kinds}, not to a {kind}", mode.as_str()),
+                );
+            }
+        }
+    }
+
     fn duplicates<S>(&mut self, kind: &str, docs: &[Located<S>]) {
         let mut seen: HashMap<&str, &Located<S>> = HashMap::new();
         for doc in docs {
+            self.annotations(kind, doc);
             if !valid_name(doc.name()) {
                 self.push(doc, "metadata.name", format!("`{}` is not a valid name: use 1-63 lowercase letters, digits and `-`, starting with a letter and not ending with `-`", doc.name()));
             }

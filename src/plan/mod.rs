@@ -8,6 +8,7 @@
 pub mod diff;
 pub mod file;
 pub mod held;
+pub mod managed;
 pub mod render;
 pub mod schedule;
 
@@ -115,6 +116,12 @@ pub struct Plan {
     /// counted in `summary`, shown so nobody mistakes them for done.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overridden: Vec<held::Overridden>,
+    /// Differences meridian reports but does not write: objects of
+    /// documents whose `meridian.dev/management` is `observe`, and what a
+    /// `traffic` document's objects differ by besides their levers. Not
+    /// applied, not counted in `summary`; drift all the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unwritten: Vec<managed::Unwritten>,
 }
 
 impl Plan {
@@ -198,6 +205,7 @@ impl Plan {
             units: Vec::new(),
             writes: Vec::new(),
             overridden: self.overridden.clone(),
+            unwritten: self.unwritten.clone(),
         }
     }
 
@@ -257,9 +265,16 @@ pub fn make(
         .map(|g| (g.provider.clone(), g.family))
         .collect();
     let changes = diff::diff(desired, &observation.resources, &gaps);
+    let (changes, unwritten) = managed::partition(state, changes);
     let mut conflicts = duplicates(&observation.resources);
     conflicts.extend(observation.unsupported.iter().cloned());
     let mut notes = Vec::new();
+    if !unwritten.is_empty() {
+        notes.push(format!(
+            "{} difference(s) are reported, not written: their documents' `meridian.dev/management` is observe or traffic (`meridian drift` lists them)",
+            unwritten.len()
+        ));
+    }
     for provider in state.providers.iter().filter(|p| {
         p.doc.spec.owner.is_none()
             && changes
@@ -292,6 +307,7 @@ pub fn make(
         units: Vec::new(),
         writes: Vec::new(),
         overridden: Vec::new(),
+        unwritten,
     };
     // Last, so every other part of the plan sees what diff computed.
     held::hold(

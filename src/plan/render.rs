@@ -768,6 +768,30 @@ fn drift_kind(change: &Change) -> &'static str {
     }
 }
 
+/// The plan as drift sees it: its changes and the differences it does not
+/// write (`plan.unwritten`: objects meridian only observes, or whose fields
+/// besides their traffic levers it leaves to their owner), one entry per
+/// object. A plan without such differences is itself.
+pub fn drift_view(plan: &Plan) -> std::borrow::Cow<'_, Plan> {
+    if plan.unwritten.is_empty() {
+        return std::borrow::Cow::Borrowed(plan);
+    }
+    let mut view = plan.clone();
+    for unwritten in &plan.unwritten {
+        let change = &unwritten.change;
+        match view
+            .changes
+            .iter_mut()
+            .find(|c| c.address == change.address && c.action == change.action)
+        {
+            Some(same) => same.fields.extend(change.fields.iter().cloned()),
+            None => view.changes.push(change.clone()),
+        }
+    }
+    view.changes.sort_by(|a, b| a.address.cmp(&b.address));
+    std::borrow::Cow::Owned(view)
+}
+
 /// Renders a drift report: the plan's changes seen as differences of the
 /// live world from desired state.
 pub fn drift(plan: &Plan, format: Format, style: Style) -> String {

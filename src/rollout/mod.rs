@@ -33,6 +33,7 @@ use crate::model::raw::GateFailure;
 use crate::observe::{self, Observation, live_of};
 use crate::plan::Plan;
 use crate::plan::held::without_held;
+use crate::plan::managed;
 use crate::plan::schedule::{self, Live, Move, Rules, lever, rules_for, subject_of, with_lever};
 use crate::providers::Providers;
 pub use ledger::{
@@ -175,7 +176,7 @@ pub async fn tick(
             ),
         };
     }
-    let (live, _) = live_of(observation);
+    let (live, live_providers) = live_of(observation);
     let fresh = !matches!(&ledger.current, Some(r) if r.revision == revision && r.status != RolloutStatus::Complete);
     if fresh {
         let mut baseline = levers_of(&live);
@@ -393,7 +394,13 @@ pub async fn tick(
             let target = if rolling_back {
                 rollback_target(observation, &rollout.baseline)
             } else {
-                without_held(desired, observation, now).into_owned()
+                managed::writable(
+                    state,
+                    without_held(desired, observation, now),
+                    &live,
+                    &live_providers,
+                )
+                .into_owned()
             };
             let step = schedule::step(state, &target, &live, &rollout.baseline);
             let plan =
@@ -914,7 +921,12 @@ pub fn annotate_invariants(
     observation: &Observation,
 ) {
     let (live, providers) = live_of(observation);
-    let held = without_held(desired, observation, SystemTime::now());
+    let held = managed::writable(
+        state,
+        without_held(desired, observation, SystemTime::now()),
+        &live,
+        &providers,
+    );
     let desired = &held;
     let schedule = schedule::schedule(state, desired, &live, &providers);
     if schedule.steps.iter().any(|s| !s.moves.is_empty()) {
@@ -938,7 +950,12 @@ pub fn annotate(
     deny_window_override: Option<&str>,
 ) {
     let (live, providers) = live_of(observation);
-    let held = without_held(desired, observation, now);
+    let held = managed::writable(
+        state,
+        without_held(desired, observation, now),
+        &live,
+        &providers,
+    );
     let desired = &held;
     let schedule = schedule::schedule(state, desired, &live, &providers);
     if schedule.steps.iter().any(|s| !s.moves.is_empty()) {
