@@ -35,6 +35,10 @@ pub struct DesiredResource {
     pub resource: Resource,
     /// The document it comes from, `Kind/name`, for messages.
     pub source: String,
+    /// The live object its document pins it to
+    /// (`meridian.dev/external-id`), for the objects that carry an
+    /// ownership marker: it is adopted, never created.
+    pub external_id: Option<String>,
 }
 
 /// Every desired resource, by address.
@@ -80,6 +84,7 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
                 provider: provider.to_owned(),
                 resource,
                 source: source.to_owned(),
+                external_id: None,
             },
         );
     };
@@ -94,7 +99,7 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
             &spec.provider,
             &source,
             Resource::Accelerator(AcceleratorSpec {
-                name: name.clone(),
+                name: spec.accelerator_name.clone().unwrap_or_else(|| name.clone()),
                 enabled: spec.enabled,
                 ip_address_type: match spec.ip_address_type {
                     IpAddressType::Ipv4 => "IPV4",
@@ -421,7 +426,51 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
         }
     }
     name_listeners(&mut out);
+    pin_external_ids(state, &mut out);
     out
+}
+
+/// The cloud identity a document's `meridian.dev/external-id` pins, on the
+/// object of it that carries an ownership marker.
+fn pin_external_ids(state: &DesiredState, out: &mut DesiredResources) {
+    let mut pins: Vec<(Address, String)> = Vec::new();
+    let id_of = |kind: &str, metadata: &crate::model::raw::Metadata| {
+        metadata
+            .annotations
+            .get(crate::model::EXTERNAL_ID_KEY)
+            .and_then(|v| crate::model::external_ids(kind, &metadata.name, v).ok())
+            .and_then(|ids| ids.into_iter().next())
+    };
+    for ga in &state.accelerators {
+        if let Some(id) = id_of("GlobalAccelerator", &ga.doc.metadata) {
+            pins.push((
+                Address::Accelerator {
+                    accelerator: ga.name().to_owned(),
+                },
+                id,
+            ));
+        }
+    }
+    for hc in &state.health_checks {
+        if let Some(id) = id_of("HealthCheck", &hc.doc.metadata) {
+            pins.push((Address::HealthCheck { name: hc.name().to_owned() }, id));
+        }
+    }
+    for bs in &state.backend_services {
+        if let Some(id) = id_of("BackendService", &bs.doc.metadata) {
+            pins.push((Address::BackendService { name: bs.name().to_owned() }, id));
+        }
+    }
+    for map in &state.url_maps {
+        if let Some(id) = id_of("UrlMap", &map.doc.metadata) {
+            pins.push((Address::UrlMap { name: map.name().to_owned() }, id));
+        }
+    }
+    for (address, id) in pins {
+        if let Some(want) = out.get_mut(&address) {
+            want.external_id = Some(id);
+        }
+    }
 }
 
 /// Writes each accelerator's listener names (name → protocol and ports)

@@ -28,6 +28,7 @@ pub mod daemon;
 pub mod desired;
 pub mod exit;
 pub mod failover;
+pub mod import;
 pub mod model;
 pub mod observe;
 pub mod plan;

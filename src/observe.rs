@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use meridian_provider::{Address, Family, ObserveRequest, Observed, ProviderError};
+use meridian_provider::{Address, Claim, Family, ObserveRequest, Observed, ProviderError, Unclaimed};
 use serde::{Deserialize, Serialize};
 
 use crate::desired::{self, DesiredResources};
@@ -37,6 +37,9 @@ pub struct Observation {
     pub unsupported: Vec<String>,
     /// Break-glass override markers on live objects, with their provider's name.
     pub overrides: Vec<(String, meridian_provider::LiveOverride)>,
+    /// Claims (`meridian.dev/external-id`) that named nothing meridian may
+    /// adopt, with their provider's name: the plan creates nothing there.
+    pub unclaimed: Vec<(String, Unclaimed)>,
 }
 
 /// Observes every provider concurrently, without the health that costs
@@ -53,6 +56,15 @@ pub async fn observe_with(
     health: bool,
 ) -> Observation {
     let regions = desired::regions_by_provider(desired);
+    let mut claims: BTreeMap<&str, Vec<Claim>> = BTreeMap::new();
+    for (address, want) in desired {
+        if let Some(id) = &want.external_id {
+            claims.entry(want.provider.as_str()).or_default().push(Claim {
+                address: address.clone(),
+                external_id: id.clone(),
+            });
+        }
+    }
     let mut tasks = tokio::task::JoinSet::new();
     // Which provider each task observes, to name it when the task dies.
     let mut task_of = BTreeMap::new();
@@ -62,6 +74,7 @@ pub async fn observe_with(
         let request = ObserveRequest {
             regions: regions.get(name).cloned().unwrap_or_default(),
             health,
+            claims: claims.get(name.as_str()).cloned().unwrap_or_default(),
         };
         let task_name = name.clone();
         let handle = tasks.spawn(async move { (task_name, provider.observe(request).await) });
@@ -109,6 +122,9 @@ pub async fn observe_with(
         observation
             .overrides
             .extend(response.overrides.into_iter().map(|o| (name.clone(), o)));
+        observation
+            .unclaimed
+            .extend(response.unclaimed.into_iter().map(|u| (name.clone(), u)));
         observation
             .gaps
             .extend(response.gaps.into_iter().map(|g| Gap {

@@ -203,10 +203,7 @@ fn headline(preview: &Preview) -> String {
     parts.push(if plan.is_empty() {
         "no changes to the live world".to_owned()
     } else {
-        format!(
-            "{} to create, {} to update, {} to delete",
-            s.create, s.update, s.delete
-        )
+        s.counts()
     });
     parts.push(if moved == 0 {
         "no traffic moves".to_owned()

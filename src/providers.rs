@@ -181,7 +181,8 @@ impl Providers {
             .collect()
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+    /// The provider named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
         self.by_name.get(name)
     }
 

@@ -38,6 +38,9 @@ fn observed(case: &Path) -> Observation {
                     etag: None,
                     status: None,
                     health: Some("healthy".to_owned()),
+                    owned: true,
+                    adopted: false,
+                    ip_addresses: Vec::new(),
                 },
             ));
         }

@@ -68,6 +68,9 @@ fn observation(accelerators: usize) -> Observation {
                         etag: None,
                         status: Some("DEPLOYED".to_owned()),
                         health: Some("healthy".to_owned()),
+                        owned: true,
+                        adopted: false,
+                        ip_addresses: Vec::new(),
                     },
                 )
             })

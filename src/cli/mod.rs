@@ -4,6 +4,7 @@
 //! output to stdout (logs go to stderr) and returns an exit code from
 //! [`meridian::exit`]. No reconcile logic lives here.
 
+pub mod adopt;
 pub mod apply;
 pub mod diff;
 pub mod drift;
@@ -117,6 +118,13 @@ pub enum Command {
     /// until a time.
     #[command(subcommand)]
     Override(overrides::OverrideCommand),
+    /// Write desired-state documents for live objects meridian does not
+    /// own (pinned by `meridian.dev/external-id`): `plan` then adopts them.
+    Import(adopt::ImportArgs),
+    /// Stop managing an object without touching its configuration: remove
+    /// meridian's ownership marker. Removing its document afterwards
+    /// deletes nothing.
+    Release(adopt::ReleaseArgs),
     /// Print the JSON Schema of desired-state documents (for editors).
     Schema,
     /// Simulate a region outage from desired state: each region's share of
@@ -382,6 +390,8 @@ pub async fn run(cli: &Cli) -> Result<u8> {
         Command::Override(command) => overrides::override_command(cli, command).await,
         Command::Whatif(args) => whatif::whatif(cli, args).await,
         Command::Failover(args) => failover::failover(args),
+        Command::Import(args) => adopt::import(cli, args).await,
+        Command::Release(args) => adopt::release(cli, args).await,
         Command::Schema => {
             println!(
                 "{}",

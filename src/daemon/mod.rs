@@ -495,9 +495,10 @@ impl Loop {
                     Action::Create => "missing",
                     Action::Update => "changed",
                     Action::Delete => "unexpected",
+                    Action::Adopt => "not yet managed",
                 }
                 .to_owned(),
-                fields: if c.action == Action::Update {
+                fields: if matches!(c.action, Action::Update | Action::Adopt) {
                     c.fields
                         .iter()
                         .map(|f| {

@@ -109,6 +109,80 @@ impl<S> Located<S> {
 /// writes ([`Management`]).
 pub const MANAGEMENT_KEY: &str = "meridian.dev/management";
 
+pub use meridian_provider::EXTERNAL_ID_KEY;
+
+/// The annotation acknowledging the static IP addresses an accelerator
+/// loses when a plan replaces it (on the `GlobalAccelerator` that replaces
+/// it) or deletes an adopted one (on its `Provider`).
+pub const ALLOW_REPLACE_KEY: &str = "meridian.dev/allow-replace";
+
+/// The cloud identities a document's `meridian.dev/external-id` names, or
+/// what is wrong with it: an accelerator's ARN; a GCP object's selfLink
+/// (or name), which must end in the document's name (GCP names never
+/// change).
+pub fn external_ids(kind: &str, name: &str, value: &str) -> Result<Vec<String>, String> {
+    let ids: Vec<String> = value
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if ids.is_empty() {
+        return Err("is empty: give the live object's cloud identity".to_owned());
+    }
+    match kind {
+        "GlobalAccelerator" => match ids.as_slice() {
+            [arn] if arn.starts_with("arn:aws:globalaccelerator::")
+                && arn.contains(":accelerator/")
+                && !arn.contains("/listener/") =>
+            {
+                Ok(ids)
+            }
+            _ => Err(format!("`{value}` is not an accelerator ARN: give one `arn:aws:globalaccelerator::ACCOUNT:accelerator/ID`")),
+        },
+        "HealthCheck" | "BackendService" | "UrlMap" => {
+            let collection = match kind {
+                "HealthCheck" => "healthChecks",
+                "BackendService" => "backendServices",
+                _ => "urlMaps",
+            };
+            let [id] = ids.as_slice() else {
+                return Err(format!("names {} objects: give one selfLink", ids.len()));
+            };
+            let last = id.rsplit('/').next().unwrap_or(id);
+            let shaped = !id.contains('/') || id.contains(&format!("/global/{collection}/"));
+            if !shaped {
+                return Err(format!("`{id}` is not a global {collection} selfLink: give `https://compute.googleapis.com/compute/v1/projects/PROJECT/global/{collection}/NAME` or the name"));
+            }
+            if last != name {
+                return Err(format!("`{id}` names `{last}`, but this document is `{name}`: GCP names never change, so metadata.name must be the live object's name"));
+            }
+            Ok(ids)
+        }
+        "TransitGatewayMesh" => Err("Transit Gateway meshes cannot be pinned to live gateways in this release (adoption covers GlobalAccelerator, HealthCheck, BackendService and UrlMap documents): meridian would create new gateways beside the pinned ones".to_owned()),
+        other => Err(format!("`meridian.dev/external-id` names live objects of GlobalAccelerator, HealthCheck, BackendService, UrlMap and TransitGatewayMesh documents, not of a {other}")),
+    }
+}
+
+/// The IP addresses a `meridian.dev/allow-replace` value acknowledges.
+pub fn acknowledged_addresses(value: &str) -> Result<std::collections::BTreeSet<String>, String> {
+    let mut out = std::collections::BTreeSet::new();
+    for item in value.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
+        match item.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                out.insert(ip.to_string());
+            }
+            Err(_) => {
+                return Err(format!("`{item}` is not an IP address: list the addresses the plan names as lost (comma-separated)"));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("is empty: list the IP addresses the plan names as lost".to_owned());
+    }
+    Ok(out)
+}
+
 /// How much of a document's objects meridian writes
 /// (`metadata.annotations["meridian.dev/management"]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

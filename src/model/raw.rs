@@ -322,6 +322,10 @@ pub struct ListenerDoc {
 pub struct GlobalAcceleratorSpec {
     /// Name of a `Provider` document of type `aws` or `sim`.
     pub provider: String,
+    /// The accelerator's `Name` in AWS, 1-64 characters (default:
+    /// `metadata.name`). For an adopted accelerator whose name is not a
+    /// valid document name.
+    pub accelerator_name: Option<String>,
     /// Whether the accelerator accepts traffic (default true).
     #[serde(default = "default_true")]
     pub enabled: bool,

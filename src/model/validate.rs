@@ -206,50 +206,67 @@ impl Validator<'_> {
                 continue;
             }
             let path = format!("metadata.annotations.{key}");
-            if key != super::MANAGEMENT_KEY {
-                self.push(
-                    doc,
-                    &path,
-                    format!(
-                        "unknown annotation `{key}`: meridian reads `{}` (annotations under meridian.dev/ are meridian's; use another prefix for your own)",
-                        super::MANAGEMENT_KEY
-                    ),
-                );
-                continue;
-            }
-            let Some(mode) = super::Management::parse(value) else {
-                self.push(
-                    doc,
-                    &path,
-                    format!(
-                        "`{value}` is not a management mode: use {}",
-                        super::Management::ALLOWED
-                    ),
-                );
-                continue;
-            };
-            let applies = match mode {
-                super::Management::Full => true,
-                super::Management::Observe => matches!(
-                    kind,
-                    "GlobalAccelerator" | "BackendService" | "HealthCheck" | "UrlMap"
-                ),
-                super::Management::Traffic => {
-                    matches!(kind, "GlobalAccelerator" | "BackendService")
+            match key.as_str() {
+                super::MANAGEMENT_KEY => self.management(kind, doc, &path, value),
+                super::EXTERNAL_ID_KEY => {
+                    if let Err(message) = super::external_ids(kind, doc.name(), value) {
+                        self.push(doc, &path, message);
+                    }
                 }
-            };
-            if !applies {
-                let kinds = if mode == super::Management::Traffic {
-                    "GlobalAccelerator and BackendService documents (the kinds with traffic levers)"
-                } else {
-                    "GlobalAccelerator, BackendService, HealthCheck and UrlMap documents"
-                };
-                self.push(
+                super::ALLOW_REPLACE_KEY => {
+                    if !matches!(kind, "GlobalAccelerator" | "Provider") {
+                        self.push(doc, &path, format!("`{key}` acknowledges the IP addresses an accelerator loses: it goes on the GlobalAccelerator that replaces it, or on the Provider of one being deleted, not on a {kind}"));
+                    } else if let Err(message) = super::acknowledged_addresses(value) {
+                        self.push(doc, &path, message);
+                    }
+                }
+                _ => self.push(
                     doc,
                     &path,
-                    format!("`{}` applies to {kinds}, not to a {kind}", mode.as_str()),
-                );
+                    format!(
+                        "unknown annotation `{key}`: meridian reads `{}`, `{}` and `{}` (annotations under meridian.dev/ are meridian's; use another prefix for your own)",
+                        super::MANAGEMENT_KEY,
+                        super::EXTERNAL_ID_KEY,
+                        super::ALLOW_REPLACE_KEY
+                    ),
+                ),
             }
+        }
+    }
+
+    fn management<S>(&mut self, kind: &str, doc: &Located<S>, path: &str, value: &str) {
+        let Some(mode) = super::Management::parse(value) else {
+            self.push(
+                doc,
+                path,
+                format!(
+                    "`{value}` is not a management mode: use {}",
+                    super::Management::ALLOWED
+                ),
+            );
+            return;
+        };
+        let applies = match mode {
+            super::Management::Full => true,
+            super::Management::Observe => matches!(
+                kind,
+                "GlobalAccelerator" | "BackendService" | "HealthCheck" | "UrlMap"
+            ),
+            super::Management::Traffic => {
+                matches!(kind, "GlobalAccelerator" | "BackendService")
+            }
+        };
+        if !applies {
+            let kinds = if mode == super::Management::Traffic {
+                "GlobalAccelerator and BackendService documents (the kinds with traffic levers)"
+            } else {
+                "GlobalAccelerator, BackendService, HealthCheck and UrlMap documents"
+            };
+            self.push(
+                doc,
+                path,
+                format!("`{}` applies to {kinds}, not to a {kind}", mode.as_str()),
+            );
         }
     }
 
@@ -412,6 +429,15 @@ impl Validator<'_> {
         for ga in &self.state.accelerators {
             let spec = &ga.doc.spec;
             self.provider_ref(ga, &spec.provider, &[ProviderType::Aws]);
+            if let Some(name) = &spec.accelerator_name
+                && (name.trim().is_empty() || name.chars().count() > 64)
+            {
+                self.push(
+                    ga,
+                    "spec.acceleratorName",
+                    format!("`{name}` is not an accelerator name: use 1-64 characters (or leave it out to use metadata.name)"),
+                );
+            }
             for key in spec.tags.keys() {
                 if key.starts_with("meridian.dev/") {
                     self.push(

@@ -69,7 +69,7 @@ fn walk(path: &str, before: &Value, after: &Value, out: &mut Vec<FieldChange>) {
 
 fn wave(address: &Address, action: Action) -> u32 {
     match action {
-        Action::Create | Action::Update => address.depth(),
+        Action::Create | Action::Update | Action::Adopt => address.depth(),
         Action::Delete => DELETE_WAVE + (3 - address.depth()),
     }
 }
@@ -113,6 +113,29 @@ pub fn diff(
                 fields: field_changes(None, Some(&want.resource)),
                 reason: format!("declared in {} but absent from the cloud", want.source),
             }),
+            Some((_, have)) if !have.owned => {
+                let fields = field_changes(Some(&have.resource), Some(&want.resource));
+                changes.push(Change {
+                    provider: want.provider.clone(),
+                    address: address.clone(),
+                    action: Action::Adopt,
+                    wave: wave(address, Action::Adopt),
+                    before: Some(have.resource.clone()),
+                    after: Some(want.resource.clone()),
+                    cloud_id: have.cloud_id.clone(),
+                    etag: have.etag.clone(),
+                    reason: if fields.is_empty() {
+                        format!("{} names this live object, which meridian does not own yet: adopt it as it is", want.source)
+                    } else {
+                        format!(
+                            "{} names this live object, which meridian does not own yet: adopt it, then write {}",
+                            want.source,
+                            describe_fields(&fields)
+                        )
+                    },
+                    fields,
+                })
+            }
             Some((_, have)) if have.resource != want.resource => {
                 let fields = field_changes(Some(&have.resource), Some(&want.resource));
                 changes.push(Change {
@@ -408,6 +431,9 @@ mod tests {
                 etag: None,
                 status: None,
                 health: None,
+                owned: true,
+                adopted: false,
+                ip_addresses: Vec::new(),
             },
         )
     }

@@ -180,6 +180,7 @@ pub fn without_held<'d>(
                     provider: providers.get(address).cloned().unwrap_or_default(),
                     resource: observed.resource.clone(),
                     source: format!("{address} (held by a break-glass override)"),
+                    external_id: None,
                 },
             );
         }
@@ -479,6 +480,9 @@ mod tests {
                     etag: None,
                     status: None,
                     health: None,
+                    owned: true,
+                    adopted: false,
+                    ip_addresses: Vec::new(),
                 },
             )
         };

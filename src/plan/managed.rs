@@ -197,6 +197,7 @@ pub fn writable<'d>(
                     provider: providers.get(address).cloned().unwrap_or_default(),
                     resource: observed.resource.clone(),
                     source: format!("{address} (left alone: management {})", management.as_str()),
+                    external_id: None,
                 },
             );
         }

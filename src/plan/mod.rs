@@ -7,6 +7,7 @@
 
 pub mod diff;
 pub mod file;
+pub mod guard;
 pub mod held;
 pub mod managed;
 pub mod render;
@@ -38,6 +39,9 @@ pub struct Summary {
     pub update: usize,
     /// Objects to delete.
     pub delete: usize,
+    /// Live objects to adopt.
+    #[serde(default)]
+    pub adopt: usize,
 }
 
 impl Summary {
@@ -49,6 +53,7 @@ impl Summary {
                 Action::Create => summary.create += 1,
                 Action::Update => summary.update += 1,
                 Action::Delete => summary.delete += 1,
+                Action::Adopt => summary.adopt += 1,
             }
         }
         summary
@@ -56,7 +61,21 @@ impl Summary {
 
     /// Total number of changes.
     pub fn total(&self) -> usize {
-        self.create + self.update + self.delete
+        self.create + self.update + self.delete + self.adopt
+    }
+
+    /// `N to create, N to update, N to delete`, led by `N to adopt` when
+    /// the plan adopts anything.
+    pub fn counts(&self) -> String {
+        let adopt = if self.adopt > 0 {
+            format!("{} to adopt, ", self.adopt)
+        } else {
+            String::new()
+        };
+        format!(
+            "{adopt}{} to create, {} to update, {} to delete",
+            self.create, self.update, self.delete
+        )
     }
 }
 
@@ -264,10 +283,23 @@ pub fn make(
         .iter()
         .map(|g| (g.provider.clone(), g.family))
         .collect();
-    let changes = diff::diff(desired, &observation.resources, &gaps);
-    let (changes, unwritten) = managed::partition(state, changes);
+    let mut changes = diff::diff(desired, &observation.resources, &gaps);
     let mut conflicts = duplicates(&observation.resources);
     conflicts.extend(observation.unsupported.iter().cloned());
+    // A document pinned to a live object that cannot be adopted creates
+    // nothing in its place: that would lose what the pin names.
+    for (provider, unclaimed) in &observation.unclaimed {
+        let root = unclaimed.address.clone();
+        changes.retain(|c| {
+            !(c.provider == *provider
+                && (c.address == root || c.address.ancestors().contains(&root)))
+        });
+        conflicts.push(format!(
+            "{provider}: {} is pinned by meridian.dev/external-id to `{}`, which cannot be adopted: {}; nothing is created in its place",
+            unclaimed.address, unclaimed.external_id, unclaimed.reason
+        ));
+    }
+    let (changes, unwritten) = managed::partition(state, changes);
     let mut notes = Vec::new();
     if !unwritten.is_empty() {
         notes.push(format!(
@@ -298,7 +330,11 @@ pub fn make(
         complete: observation.gaps.is_empty(),
         errored: !observation.gaps.is_empty() || !conflicts.is_empty(),
         gaps: observation.gaps.clone(),
-        violations: policy::residency_violations(state),
+        violations: {
+            let mut violations = policy::residency_violations(state);
+            violations.extend(guard::check(state, &changes, &observation.resources));
+            violations
+        },
         conflicts,
         notes,
         schedule: None,

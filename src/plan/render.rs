@@ -42,6 +42,7 @@ impl Style {
             Action::Create => self.paint("32", text),
             Action::Update => self.paint("33", text),
             Action::Delete => self.paint("31", text),
+            Action::Adopt => self.paint("36", text),
         }
     }
 }
@@ -59,7 +60,7 @@ fn field_line(field: &FieldChange, action: Action) -> String {
     match action {
         Action::Create => format!("{}: {}", field.path, show_value(field.after.as_ref())),
         Action::Delete => format!("{}: {}", field.path, show_value(field.before.as_ref())),
-        Action::Update => format!(
+        Action::Update | Action::Adopt => format!(
             "{}: {} → {}",
             field.path,
             show_value(field.before.as_ref()),
@@ -98,10 +99,7 @@ fn summary_line_only(plan: &Plan) -> String {
     } else if plan.is_empty() {
         "No changes. The live world matches the desired state.".to_owned()
     } else {
-        format!(
-            "Plan: {} to create, {} to update, {} to delete.",
-            s.create, s.update, s.delete
-        )
+        format!("Plan: {}.", s.counts())
     }
 }
 
@@ -298,11 +296,7 @@ pub fn change_counts<'c>(
         } else {
             String::new()
         };
-        let action = match change.action {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Delete => "delete",
-        };
+        let action = change.action.word();
         *counts
             .entry((
                 action,
@@ -605,19 +599,14 @@ fn plan_markdown(plan: &Plan) -> String {
     let s = plan.summary;
     let headline = if plan.is_blocked() {
         format!(
-            "**meridian plan: blocked by policy** ({} violation(s)); {} to create, {} to update, {} to delete",
+            "**meridian plan: blocked by policy** ({} violation(s)); {}",
             plan.violations.len(),
-            s.create,
-            s.update,
-            s.delete
+            s.counts()
         )
     } else if plan.is_empty() {
         "**meridian plan: no changes**".to_owned()
     } else {
-        format!(
-            "**meridian plan:** {} to create, {} to update, {} to delete",
-            s.create, s.update, s.delete
-        )
+        format!("**meridian plan:** {}", s.counts())
     };
     let _ = writeln!(out, "{headline}{}\n", held_headline_suffix(plan));
     if !plan.writes.is_empty() {
@@ -675,7 +664,10 @@ fn plan_markdown(plan: &Plan) -> String {
         let _ = writeln!(out, "| | resource | changed fields |\n|---|---|---|");
         for change in plan.changes.iter().take(LISTED) {
             let fields: Vec<String> = match change.action {
-                Action::Update => change
+                Action::Adopt if change.fields.is_empty() => {
+                    vec!["(taken over as it is)".to_owned()]
+                }
+                Action::Update | Action::Adopt => change
                     .fields
                     .iter()
                     .map(|f| {
@@ -722,7 +714,7 @@ fn plan_markdown(plan: &Plan) -> String {
                 let sign = match change.action {
                     Action::Create => "+",
                     Action::Delete => "-",
-                    Action::Update => "!",
+                    Action::Update | Action::Adopt => "!",
                 };
                 let _ = writeln!(out, "{sign}     {}", field_line(field, change.action));
             }
@@ -756,6 +748,7 @@ fn drift_word(action: &str) -> &'static str {
     match action {
         "create" => "missing",
         "update" => "changed",
+        "adopt" => "not yet managed",
         _ => "unexpected",
     }
 }
@@ -765,6 +758,7 @@ fn drift_kind(change: &Change) -> &'static str {
         Action::Create => "missing",
         Action::Update => "changed",
         Action::Delete => "unexpected",
+        Action::Adopt => "not yet managed",
     }
 }
 
@@ -881,7 +875,7 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
             let more = drifted.len().saturating_sub(LISTED);
             for change in drifted.into_iter().take(LISTED) {
                 match (markdown, change.action) {
-                    (true, Action::Update) => {
+                    (true, Action::Update | Action::Adopt) => {
                         for f in &change.fields {
                             let _ = writeln!(
                                 out,
@@ -901,13 +895,18 @@ pub fn drift(plan: &Plan, format: Format, style: Style) -> String {
                             drift_kind(change)
                         );
                     }
-                    (false, Action::Update) => {
+                    (false, action @ (Action::Update | Action::Adopt)) => {
                         let _ = writeln!(
                             out,
-                            "  {} {}  ({})",
-                            style.paint("33", "~"),
+                            "  {} {}  ({}){}",
+                            style.paint("33", action.symbol()),
                             change.address,
-                            change.provider
+                            change.provider,
+                            if action == Action::Adopt {
+                                "\n      exists in the cloud without meridian's ownership marker (apply adopts it)"
+                            } else {
+                                ""
+                            }
                         );
                         for f in &change.fields {
                             let _ = writeln!(
@@ -984,8 +983,8 @@ fn held_summary_line(plan: &Plan) -> String {
         )
     } else {
         format!(
-            "Plan: {} to create, {} to update, {} to delete; {held} more held by break-glass overrides.",
-            s.create, s.update, s.delete
+            "Plan: {}; {held} more held by break-glass overrides.",
+            s.counts()
         )
     }
 }
@@ -1170,7 +1169,7 @@ fn held_drift(plan: &Plan, markdown: bool, style: Style) -> String {
                     change.provider
                 );
                 match action {
-                    Action::Update => {
+                    Action::Update | Action::Adopt => {
                         for f in &change.fields {
                             let _ = writeln!(
                                 out,

@@ -431,6 +431,7 @@ pub fn step(
                     provider,
                     resource: with_lever(&have.resource, next),
                     source: format!("{address} (draining before removal)"),
+                    external_id: None,
                 },
             );
             // Children of a draining group stay too, untouched.
@@ -445,6 +446,7 @@ pub fn step(
                                 .unwrap_or_default(),
                             resource: live_child.resource.clone(),
                             source: format!("{child} (draining before removal)"),
+                            external_id: None,
                         },
                     );
                 }
@@ -480,6 +482,7 @@ fn keep_with_children(
             provider: provider.to_owned(),
             resource: have.resource.clone(),
             source: format!("{address} (kept until the new capacity serves)"),
+            external_id: None,
         },
     );
     for (child, live_child) in live {
@@ -490,6 +493,7 @@ fn keep_with_children(
                     provider: provider.to_owned(),
                     resource: live_child.resource.clone(),
                     source: format!("{child} (kept until the new capacity serves)"),
+                    external_id: None,
                 },
             );
         }
@@ -516,6 +520,9 @@ pub fn advance_live(live: &Live, step: &Step) -> Live {
             etag: None,
             status: None,
             health: None,
+            owned: true,
+            adopted: false,
+            ip_addresses: Vec::new(),
         });
         observed.resource = want.resource.clone();
         observed.health = health;

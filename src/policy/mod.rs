@@ -264,7 +264,7 @@ pub fn residency_violations(state: &DesiredState) -> Vec<Violation> {
 pub fn moves_traffic(change: &meridian_provider::Change) -> bool {
     use meridian_provider::{Action, Address};
     match change.action {
-        Action::Update => change.fields.iter().any(|f| {
+        Action::Update | Action::Adopt => change.fields.iter().any(|f| {
             matches!(
                 f.path.as_str(),
                 "trafficDial" | "weight" | "capacityScaler" | "enabled"

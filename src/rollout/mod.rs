@@ -84,6 +84,7 @@ fn rollback_target(
                     provider: provider.clone(),
                     resource,
                     source: format!("{} (rollback)", observed.address),
+                    external_id: None,
                 },
             )
         })

@@ -162,6 +162,17 @@ impl Address {
         }
     }
 
+    /// Every object this one lives inside, nearest first.
+    pub fn ancestors(&self) -> Vec<Address> {
+        let mut out = Vec::new();
+        let mut current = self.parent();
+        while let Some(parent) = current {
+            current = parent.parent();
+            out.push(parent);
+        }
+        out
+    }
+
     /// The address of the object this one lives inside, if any.
     pub fn parent(&self) -> Option<Address> {
         match self {

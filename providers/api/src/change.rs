@@ -19,6 +19,12 @@ pub enum Action {
     Update,
     /// Delete an object meridian owns.
     Delete,
+    /// Take over a live object meridian does not own yet (named by a
+    /// document's `meridian.dev/external-id`): write only its ownership
+    /// marker, then whatever fields differ, as an update would. Never a
+    /// create, a delete or a replacement: its cloud id and, for an
+    /// accelerator, its IP addresses stay.
+    Adopt,
 }
 
 impl Action {
@@ -28,6 +34,17 @@ impl Action {
             Action::Create => "+",
             Action::Update => "~",
             Action::Delete => "-",
+            Action::Adopt => "@",
+        }
+    }
+
+    /// The word used in text plans and messages.
+    pub fn word(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Adopt => "adopt",
         }
     }
 }

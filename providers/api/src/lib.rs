@@ -23,8 +23,9 @@ pub use address::{Address, AddressParseError, Family};
 pub use change::{Action, Change, FieldChange};
 pub use error::{ErrorClass, ProviderError};
 pub use provider::{
-    ApplyRequest, ApplyResponse, CallCounter, LiveOverride, ObservationGap, ObserveRequest,
-    ObserveResponse, Observed, Provider,
+    ApplyRequest, ApplyResponse, CallCounter, Claim, DiscoverRequest, DiscoverResponse,
+    LiveOverride, ObservationGap, ObserveRequest, ObserveResponse, Observed, Provider,
+    Unclaimed,
 };
 pub use resource::*;
 pub use retry::{RetryPolicy, RetryStats, with_retries};
@@ -46,6 +47,15 @@ pub const MESH_KEY: &str = "meridian.dev/mesh";
 /// Prefix of the accelerator tags that map listener ids to meridian's
 /// listener names (Global Accelerator listeners have neither names nor tags).
 pub const LISTENER_KEY_PREFIX: &str = "meridian.dev/listener:";
+
+/// The annotation pinning a document to the live object it describes: an
+/// accelerator's ARN, a GCP object's selfLink (or name). An object it
+/// names that meridian does not own yet is adopted, never recreated.
+pub const EXTERNAL_ID_KEY: &str = "meridian.dev/external-id";
+/// The tag key (or description marker key) meridian writes when it adopts
+/// an object, with the time of adoption: deleting an adopted object needs
+/// the same acknowledgement as replacing an accelerator.
+pub const ADOPTED_KEY: &str = "meridian.dev/adopted";
 
 /// The tag key (on a Global Accelerator) or description marker key (on a
 /// GCP backend service, as `[meridian.dev/override-until=<time>]`) of a

@@ -26,6 +26,93 @@ pub struct Observed {
     pub status: Option<String>,
     /// Health of an endpoint or backend: `healthy`, `unhealthy`, `initial`, `unknown`.
     pub health: Option<String>,
+    /// Whether meridian owns it (carries this provider's ownership marker).
+    /// `false` only for an object a [`Claim`] named, or found by
+    /// [`Provider::discover`], whose marker is not written yet: the plan
+    /// adopts it.
+    #[serde(default = "owned_default", skip_serializing_if = "is_owned")]
+    pub owned: bool,
+    /// Whether meridian took it over from another owner
+    /// ([`crate::ADOPTED_KEY`]): deleting it needs an acknowledgement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
+    /// The static IP addresses of an accelerator (lost if it is deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_addresses: Vec<String>,
+}
+
+fn owned_default() -> bool {
+    true
+}
+
+fn is_owned(owned: &bool) -> bool {
+    *owned
+}
+
+impl Observed {
+    /// An owned object with no status or health yet: what most observations
+    /// start from.
+    pub fn new(address: Address, resource: Resource, cloud_id: Option<String>) -> Self {
+        Self {
+            address,
+            resource,
+            cloud_id,
+            etag: None,
+            status: None,
+            health: None,
+            owned: true,
+            adopted: false,
+            ip_addresses: Vec::new(),
+        }
+    }
+}
+
+/// A live object desired state names by its cloud identity
+/// ([`crate::EXTERNAL_ID_KEY`]): observed under `address` even while
+/// meridian does not own it, so the plan can adopt it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The address desired state gives it.
+    pub address: Address,
+    /// Its cloud identity: ARN, selfLink or name, gateway or attachment id.
+    pub external_id: String,
+}
+
+/// A claim that named no object meridian may adopt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unclaimed {
+    /// The address desired state gives it.
+    pub address: Address,
+    /// The identity it names.
+    pub external_id: String,
+    /// Why it cannot be adopted: not found, or another owner's.
+    pub reason: String,
+}
+
+/// What to list for `meridian import`: live objects meridian does not own.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoverRequest {
+    /// Only this family.
+    pub family: Option<Family>,
+    /// Only objects with this cloud name.
+    pub name: Option<String>,
+    /// Only the object with this cloud identity.
+    pub id: Option<String>,
+    /// Only objects carrying this tag (GCP objects have no tags).
+    pub tag: Option<(String, String)>,
+    /// Regions to look for Transit Gateways in (besides every enabled one).
+    pub regions: Vec<String>,
+}
+
+/// Live objects meridian does not own, with suggested addresses: each
+/// marker-bearing object (accelerator, health check, backend service, URL
+/// map, gateway, peering) with its `cloud_id`, and its children under it.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoverResponse {
+    /// The objects, parents before their children.
+    pub objects: Vec<Observed>,
+    /// What could not be expressed, per object.
+    pub notes: Vec<String>,
 }
 
 /// What to observe.
@@ -39,6 +126,9 @@ pub struct ObserveRequest {
     /// backend's health only through one `getHealth` call per backend).
     /// Health that comes with the list calls is always reported.
     pub health: bool,
+    /// Objects desired state names by cloud identity: observed even when
+    /// meridian does not own them yet.
+    pub claims: Vec<Claim>,
 }
 
 /// A family whose observation failed.
@@ -75,6 +165,8 @@ pub struct ObserveResponse {
     /// Break-glass override markers on managed objects of the complete
     /// families.
     pub overrides: Vec<LiveOverride>,
+    /// Claims that named no object meridian may adopt.
+    pub unclaimed: Vec<Unclaimed>,
 }
 
 impl ObserveResponse {
@@ -146,6 +238,28 @@ pub trait Provider: Send + Sync {
 
     /// API calls made so far by this provider instance.
     fn calls(&self) -> Vec<CallCounter>;
+
+    /// Lists live objects meridian does not own, for `meridian import`.
+    async fn discover(&self, request: DiscoverRequest) -> Result<DiscoverResponse, ProviderError> {
+        let _ = request;
+        Err(ProviderError::stalled(
+            "Discover",
+            "ImportNotSupported",
+            format!("provider `{}` cannot list objects to import", self.name()),
+        ))
+    }
+
+    /// Stops managing an object without touching its configuration: removes
+    /// its ownership marker (and those of the objects it holds that carry
+    /// one), so that it is neither observed nor ever deleted by meridian
+    /// again. Returns the cloud ids released.
+    async fn release(&self, address: &Address) -> Result<Vec<String>, ProviderError> {
+        Err(ProviderError::stalled(
+            "Release",
+            "ReleaseNotSupported",
+            format!("provider `{}` cannot release {address}", self.name()),
+        ))
+    }
 
     /// Writes (`Some(until)`, an RFC 3339 time) or removes (`None`) the
     /// break-glass override marker ([`crate::OVERRIDE_KEY`]) on a managed

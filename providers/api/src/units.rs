@@ -119,7 +119,9 @@ pub fn group(changes: &[Change], live_members: &BTreeMap<Address, usize>) -> Vec
     for change in changes.iter().filter(|c| !is_member(&c.address)) {
         let key = (change.provider.as_str(), change.address.clone());
         match change.action {
-            Action::Create | Action::Update if change.wave == change.address.depth() => {
+            Action::Create | Action::Update | Action::Adopt
+                if change.wave == change.address.depth() =>
+            {
                 parent_write.entry(key).or_insert(change.wave);
             }
             Action::Delete => {
@@ -135,7 +137,7 @@ pub fn group(changes: &[Change], live_members: &BTreeMap<Address, usize>) -> Vec
         let wave = if is_member(&change.address) {
             let natural = change.wave == change.address.depth();
             match change.action {
-                Action::Create | Action::Update if natural => {
+                Action::Create | Action::Update | Action::Adopt if natural => {
                     parent_write.get(&key).copied().unwrap_or(change.wave)
                 }
                 Action::Delete => parent_delete.get(&key).copied().unwrap_or(change.wave),
@@ -184,7 +186,7 @@ pub fn group(changes: &[Change], live_members: &BTreeMap<Address, usize>) -> Vec
                 match change.action {
                     Action::Create => *count += 1,
                     Action::Delete => *count = count.saturating_sub(1),
-                    Action::Update => {}
+                    Action::Update | Action::Adopt => {}
                 }
             }
             if deleted {
@@ -306,7 +308,7 @@ pub fn planned_writes(unit: &UnitOfWork) -> Vec<ApiWrite> {
     match (&unit.object, own.map(|c| c.action)) {
         (Address::Accelerator { .. }, Some(Action::Create)) => add("CreateAccelerator", 1),
         (Address::Accelerator { .. }, Some(Action::Delete)) => add("DeleteAccelerator", 1),
-        (Address::Accelerator { .. }, Some(Action::Update)) => {
+        (Address::Accelerator { .. }, Some(action @ (Action::Update | Action::Adopt))) => {
             let change = own.map(|c| &c.fields[..]).unwrap_or_default();
             let settings = change
                 .iter()
@@ -320,7 +322,11 @@ pub fn planned_writes(unit: &UnitOfWork) -> Vec<ApiWrite> {
                     && f.after.is_none()
             });
             add("UpdateAccelerator", u32::from(settings));
-            add("TagResource", u32::from(tagged));
+            // Adoption writes the ownership tags, with any tag changes.
+            add(
+                "TagResource",
+                u32::from(tagged || action == Action::Adopt),
+            );
             add("UntagResource", u32::from(untagged));
         }
         (Address::Listener { .. }, Some(Action::Create)) => add("CreateListener", 1),
@@ -346,7 +352,7 @@ pub fn planned_writes(unit: &UnitOfWork) -> Vec<ApiWrite> {
         (Address::HealthCheck { .. }, Some(action)) => add(
             match action {
                 Action::Create => "healthChecks.insert",
-                Action::Update => "healthChecks.update",
+                Action::Update | Action::Adopt => "healthChecks.update",
                 Action::Delete => "healthChecks.delete",
             },
             1,
@@ -354,7 +360,7 @@ pub fn planned_writes(unit: &UnitOfWork) -> Vec<ApiWrite> {
         (Address::UrlMap { .. }, Some(action)) => add(
             match action {
                 Action::Create => "urlMaps.insert",
-                Action::Update => "urlMaps.patch",
+                Action::Update | Action::Adopt => "urlMaps.patch",
                 Action::Delete => "urlMaps.delete",
             },
             1,
@@ -368,11 +374,16 @@ pub fn planned_writes(unit: &UnitOfWork) -> Vec<ApiWrite> {
             },
             1,
         ),
+        (Address::TransitGateway { .. }, Some(Action::Adopt)) => {
+            add("CreateTags", 1);
+            let fields = own.map(|c| c.fields.len()).unwrap_or(0);
+            add("ModifyTransitGateway", u32::from(fields > 0));
+        }
         (Address::TransitGateway { .. }, Some(action)) => add(
             match action {
                 Action::Create => "CreateTransitGateway",
-                Action::Update => "ModifyTransitGateway",
                 Action::Delete => "DeleteTransitGateway",
+                Action::Update | Action::Adopt => "ModifyTransitGateway",
             },
             1,
         ),
@@ -383,13 +394,18 @@ pub fn planned_writes(unit: &UnitOfWork) -> Vec<ApiWrite> {
         (Address::Peering { .. }, Some(Action::Update)) => {
             add("AcceptTransitGatewayPeeringAttachment", 1)
         }
+        (Address::Peering { .. }, Some(Action::Adopt)) => {
+            add("CreateTags", 1);
+            let accepts = own.is_some_and(|c| !c.fields.is_empty());
+            add("AcceptTransitGatewayPeeringAttachment", u32::from(accepts));
+        }
         (Address::Peering { .. }, Some(Action::Delete)) => {
             add("DeleteTransitGatewayPeeringAttachment", 1)
         }
         (Address::Route { .. }, Some(action)) => add(
             match action {
                 Action::Create => "CreateTransitGatewayRoute",
-                Action::Update => "ReplaceTransitGatewayRoute",
+                Action::Update | Action::Adopt => "ReplaceTransitGatewayRoute",
                 Action::Delete => "DeleteTransitGatewayRoute",
             },
             1,

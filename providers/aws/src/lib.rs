@@ -37,8 +37,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_globalaccelerator as ga_sdk;
 use meridian_provider::ratelimit::{Rate, RateLimiter};
 use meridian_provider::{
-    Address, ApplyRequest, ApplyResponse, CallCounter, Family, MANAGED_BY_KEY, MANAGED_BY_VALUE,
-    OVERRIDE_KEY, OWNER_KEY, ObservationGap, ObserveRequest, ObserveResponse, Provider,
+    Address, ApplyRequest, ApplyResponse, CallCounter, DiscoverRequest, DiscoverResponse, Family,
+    MANAGED_BY_KEY, MANAGED_BY_VALUE, OVERRIDE_KEY, OWNER_KEY, ObservationGap, ObserveRequest, ObserveResponse, Provider,
     ProviderError, RetryPolicy, RetryStats, is_loopback_endpoint,
 };
 
@@ -213,10 +213,22 @@ impl Provider for AwsProvider {
         let mut response = ObserveResponse::default();
         {
             let mut overrides = Vec::new();
-            match self.observe_global_accelerator(&mut overrides).await {
+            let claims = request
+                .claims
+                .iter()
+                .filter(|c| matches!(c.address, Address::Accelerator { .. }))
+                .map(|c| (c.external_id.clone(), c))
+                .collect();
+            let scope = ga::observe::Scope::Managed(claims);
+            let mut unclaimed = Vec::new();
+            match self
+                .observe_accelerators(&mut overrides, &scope, &mut unclaimed)
+                .await
+            {
                 Ok(found) => {
                     response.resources.extend(found);
                     response.overrides.extend(overrides);
+                    response.unclaimed.extend(unclaimed);
                 }
                 Err(error) => response.gaps.push(ObservationGap {
                     family: Family::GlobalAccelerator,
@@ -264,6 +276,29 @@ impl Provider for AwsProvider {
             .lock()
             .map(|c| c.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    async fn discover(&self, request: DiscoverRequest) -> Result<DiscoverResponse, ProviderError> {
+        let mut response = DiscoverResponse::default();
+        if request.family.is_none_or(|f| f == Family::GlobalAccelerator) {
+            let scope = ga::observe::Scope::Unowned(&request);
+            response.objects.extend(
+                self.observe_accelerators(&mut Vec::new(), &scope, &mut Vec::new())
+                    .await?,
+            );
+        }
+        Ok(response)
+    }
+
+    async fn release(&self, address: &Address) -> Result<Vec<String>, ProviderError> {
+        match address {
+            Address::Accelerator { .. } => self.release_accelerator(address).await,
+            other => Err(ProviderError::stalled(
+                "Release",
+                "UnsupportedKind",
+                format!("{other} carries no ownership marker of its own in provider `{}`: release its GlobalAccelerator", self.config.name),
+            )),
+        }
     }
 
     /// `TagResource` / `UntagResource` of [`OVERRIDE_KEY`] on the accelerator:

@@ -99,18 +99,24 @@ impl GcpProvider {
                 };
                 let operation = match action {
                     Action::Create => "healthChecks.insert",
-                    Action::Update => "healthChecks.update",
+                    Action::Update | Action::Adopt => "healthChecks.update",
                     Action::Delete => "healthChecks.delete",
                 };
                 self.converge(what, |round| async move {
                     let live = self.get_health_check(name).await?;
-                    if let Some(live) = &live
-                        && !self.owns(&live.description)
-                    {
-                        return Err(self.not_ours(operation, what));
-                    }
+                    let adopting = match &live {
+                        Some(live) => self.adopting(action, &live.description, operation, what)?,
+                        None if action == Action::Adopt => {
+                            return Err(Self::adopt_gone(operation, what));
+                        }
+                        None => false,
+                    };
                     let spec_live = live.as_ref().map(|l| health_check_spec(project, l));
-                    if let Some(done) =
+                    if adopting {
+                        if spec_live.as_ref() != planned && spec_live.as_ref() != want {
+                            return Err(Self::changed(operation, what, spec_live.as_ref(), planned));
+                        }
+                    } else if let Some(done) =
                         Self::compare(operation, what, spec_live.as_ref(), want, planned)?
                     {
                         return Ok(done);
@@ -150,6 +156,10 @@ impl GcpProvider {
                             full.ssl_health_check = body.ssl_health_check;
                             full.grpc_health_check = body.grpc_health_check;
                             full.tcp_health_check = body.tcp_health_check;
+                            if adopting {
+                                full.description =
+                                    Some(self.adopted_description(full.description.as_deref()));
+                            }
                             self.write_op(
                                 operation,
                                 what,
@@ -193,18 +203,24 @@ impl GcpProvider {
                 };
                 let operation = match action {
                     Action::Create => "urlMaps.insert",
-                    Action::Update => "urlMaps.patch",
+                    Action::Update | Action::Adopt => "urlMaps.patch",
                     Action::Delete => "urlMaps.delete",
                 };
                 self.converge(what, |round| async move {
                     let live = self.get_url_map(name).await?;
-                    if let Some(live) = &live
-                        && !self.owns(&live.description)
-                    {
-                        return Err(self.not_ours(operation, what));
-                    }
+                    let adopting = match &live {
+                        Some(live) => self.adopting(action, &live.description, operation, what)?,
+                        None if action == Action::Adopt => {
+                            return Err(Self::adopt_gone(operation, what));
+                        }
+                        None => false,
+                    };
                     let spec_live = live.as_ref().map(|l| url_map_spec(project, l));
-                    if let Some(done) =
+                    if adopting {
+                        if spec_live.as_ref() != planned && spec_live.as_ref() != want {
+                            return Err(Self::changed(operation, what, spec_live.as_ref(), planned));
+                        }
+                    } else if let Some(done) =
                         Self::compare(operation, what, spec_live.as_ref(), want, planned)?
                     {
                         return Ok(done);
@@ -226,8 +242,12 @@ impl GcpProvider {
                             .await
                         }
                         (Some(live), Some(spec)) => {
-                            let body =
+                            let mut body =
                                 url_map_body(name, spec).set_or_clear_fingerprint(live.fingerprint);
+                            if adopting {
+                                body.description =
+                                    Some(self.adopted_description(live.description.as_deref()));
+                            }
                             self.write_op(
                                 operation,
                                 what,
@@ -320,11 +340,15 @@ impl GcpProvider {
             let id_parts = &id_parts;
             async move {
                 let live = self.get_backend_service(name).await?;
-                if let Some(live) = &live
-                    && !self.owns(&live.description)
-                {
-                    return Err(self.not_ours(operation, what));
-                }
+                // A unit of backend changes alone on a service meridian does
+                // not own exists only for a claimed service whose document
+                // hands meridian its traffic levers (`management: traffic`).
+                let adopting = match (&live, own) {
+                    (Some(live), Some(own)) => {
+                        self.adopting(own.action, &live.description, operation, what)?
+                    }
+                    _ => false,
+                };
                 let request_id = self.request_id_of(id_parts, round);
                 let live_backend = |live: &model::BackendService, group: &str| -> Option<BackendSpec> {
                     live.backends
@@ -409,7 +433,7 @@ impl GcpProvider {
                                 format!("{what}: backend service `{name}` no longer exists in project `{project}`; nothing was written"),
                             ));
                         };
-                        let mut pending = false;
+                        let mut pending = adopting;
                         let want_service = own.and_then(|c| service_of(c.after.as_ref()));
                         if let Some(change) = own {
                             let spec_live = backend_service_spec(project, &live);
@@ -472,6 +496,10 @@ impl GcpProvider {
                                 full.health_checks = body.health_checks;
                             }
                             full.backends = backends;
+                            if adopting {
+                                full.description =
+                                    Some(self.adopted_description(live.description.as_deref()));
+                            }
                             return self
                                 .write_op(
                                     "backendServices.update",
@@ -498,6 +526,13 @@ impl GcpProvider {
                         }
                         .set_backends(backends)
                         .set_or_clear_fingerprint(live.fingerprint.clone());
+                        let body = if adopting {
+                            body.set_description(
+                                self.adopted_description(live.description.as_deref()),
+                            )
+                        } else {
+                            body
+                        };
                         self.write_op(
                             "backendServices.patch",
                             what,

@@ -32,6 +32,7 @@ use async_trait::async_trait;
 use google_cloud_compute_v1::client::{BackendServices, GlobalOperations, HealthChecks, UrlMaps};
 use google_cloud_compute_v1::model;
 use google_cloud_gax::retry_policy::NeverRetry;
+mod adopt;
 mod apply;
 pub mod client;
 mod codec;
@@ -40,8 +41,8 @@ mod observe;
 use crate::client::Round;
 use meridian_provider::ratelimit::{Rate, RateLimiter};
 use meridian_provider::{
-    Address, ApplyRequest, ApplyResponse, CallCounter, Family, ObservationGap, ObserveRequest,
-    ObserveResponse, Provider, ProviderError, RetryPolicy, RetryStats, gcp_ownership_marker,
+    Address, ApplyRequest, ApplyResponse, CallCounter, DiscoverRequest, DiscoverResponse, Family,
+    ObservationGap, ObserveRequest, ObserveResponse, Provider, ProviderError, RetryPolicy, RetryStats, gcp_ownership_marker,
     overrides,
 };
 
@@ -173,21 +174,75 @@ impl Provider for GcpProvider {
 
     async fn observe(&self, request: ObserveRequest) -> ObserveResponse {
         let mut overrides = Vec::new();
-        match self.observe_all(request.health, &mut overrides).await {
+        let mut unclaimed = Vec::new();
+        let claims = request
+            .claims
+            .iter()
+            .filter_map(|claim| {
+                let (kind, name) = match &claim.address {
+                    Address::HealthCheck { name } => ("HealthCheck", name),
+                    Address::BackendService { name } => ("BackendService", name),
+                    Address::UrlMap { name } => ("UrlMap", name),
+                    _ => return None,
+                };
+                Some(((kind.to_owned(), name.clone()), claim))
+            })
+            .collect();
+        match self
+            .observe_all(
+                request.health,
+                &mut overrides,
+                observe::Scope::Managed { claims },
+                &mut unclaimed,
+            )
+            .await
+        {
             Ok(resources) => ObserveResponse {
                 resources,
                 gaps: Vec::new(),
                 overrides,
+                unclaimed,
             },
             Err(error) => ObserveResponse {
-                resources: Vec::new(),
                 gaps: vec![ObservationGap {
                     family: Family::GcpLoadBalancing,
                     error,
                 }],
-                overrides: Vec::new(),
+                ..ObserveResponse::default()
             },
         }
+    }
+
+    async fn discover(&self, request: DiscoverRequest) -> Result<DiscoverResponse, ProviderError> {
+        if request
+            .family
+            .is_some_and(|f| f != Family::GcpLoadBalancing)
+        {
+            return Ok(DiscoverResponse::default());
+        }
+        if let Some((key, _)) = &request.tag {
+            return Err(ProviderError::stalled(
+                "Discover",
+                "InvalidFilter",
+                format!("GCP health checks, backend services and URL maps carry no labels, so --tag {key}=… selects nothing in provider `{}`; use --name or --id", self.config.name),
+            ));
+        }
+        let objects = self
+            .observe_all(
+                false,
+                &mut Vec::new(),
+                observe::Scope::Unowned(&request),
+                &mut Vec::new(),
+            )
+            .await?;
+        Ok(DiscoverResponse {
+            objects,
+            notes: Vec::new(),
+        })
+    }
+
+    async fn release(&self, address: &Address) -> Result<Vec<String>, ProviderError> {
+        self.release_object(address).await
     }
 
     async fn apply(&self, request: ApplyRequest) -> ApplyResponse {

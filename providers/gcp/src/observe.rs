@@ -2,10 +2,35 @@
 //! when asked, their health) and URL maps, by paged list calls.
 
 use google_cloud_compute_v1::model;
-use meridian_provider::{Address, LiveOverride, Observed, ProviderError, Resource, overrides};
+use std::collections::BTreeMap;
+
+use meridian_provider::{
+    ADOPTED_KEY, Address, Claim, DiscoverRequest, LiveOverride, MANAGED_BY_KEY, MANAGED_BY_VALUE,
+    OWNER_KEY, Observed, ProviderError, Resource, Unclaimed, overrides,
+};
 
 use crate::codec::{backend_service_spec, backend_spec, base64, health_check_spec, url_map_spec};
 use crate::{COMPUTE_BASE, GcpProvider, PAGE_SIZE};
+
+/// Which objects an observation takes.
+pub(crate) enum Scope<'a> {
+    /// Those meridian owns, and the unowned ones claimed by desired state,
+    /// by (kind, name).
+    Managed {
+        claims: BTreeMap<(String, String), &'a Claim>,
+    },
+    /// Those nobody's meridian owns, for `meridian import`.
+    Unowned(&'a DiscoverRequest),
+}
+
+/// The Compute collection of a document kind.
+pub(crate) fn collection_of(kind: &str) -> &'static str {
+    match kind {
+        "HealthCheck" => "healthChecks",
+        "BackendService" => "backendServices",
+        _ => "urlMaps",
+    }
+}
 
 impl GcpProvider {
     // ----- observation -------------------------------------------------------
@@ -124,51 +149,111 @@ impl GcpProvider {
         .to_owned())
     }
 
+    /// Whether an object with this description is observed, and as what:
+    /// `Some(true)` owned, `Some(false)` claimed or discovered but not
+    /// owned yet, `None` left out (with the reason, when a claim named it).
+    fn take(
+        &self,
+        scope: &Scope<'_>,
+        kind: &str,
+        name: &str,
+        description: &Option<String>,
+        unclaimed: &mut Vec<Unclaimed>,
+    ) -> Option<bool> {
+        let owned = self.owns(description);
+        match scope {
+            Scope::Managed { claims } => {
+                if owned {
+                    return Some(true);
+                }
+                let claimed = claims.get(&(kind.to_owned(), name.to_owned()))?;
+                if description
+                    .as_deref()
+                    .is_some_and(|d| d.contains(&format!("[{MANAGED_BY_KEY}={MANAGED_BY_VALUE} ")))
+                {
+                    unclaimed.push(Unclaimed {
+                        address: claimed.address.clone(),
+                        external_id: claimed.external_id.clone(),
+                        reason: format!("{kind} `{name}` is managed by another meridian owner (its description carries another `{OWNER_KEY}`); release it there first"),
+                    });
+                    return None;
+                }
+                Some(false)
+            }
+            Scope::Unowned(request) => {
+                if owned
+                    || description
+                        .as_deref()
+                        .is_some_and(|d| d.contains(&format!("[{MANAGED_BY_KEY}=")))
+                {
+                    return None;
+                }
+                let wanted = request.name.as_deref().is_none_or(|n| n == name)
+                    && request.id.as_deref().is_none_or(|id| {
+                        id == name || id.ends_with(&format!("/{}/{name}", collection_of(kind)))
+                    });
+                wanted.then_some(false)
+            }
+        }
+    }
+
     pub(crate) async fn observe_all(
         &self,
         with_health: bool,
         overrides: &mut Vec<LiveOverride>,
+        scope: Scope<'_>,
+        unclaimed: &mut Vec<Unclaimed>,
     ) -> Result<Vec<Observed>, ProviderError> {
         let project = self.project();
         let mut found = Vec::new();
+        let adopted = |description: &Option<String>| {
+            description
+                .as_deref()
+                .is_some_and(|d| d.contains(&format!("[{ADOPTED_KEY}=")))
+        };
         for check in self.list_health_checks().await? {
-            if !self.owns(&check.description) {
-                continue;
-            }
             let name = check.name.clone().unwrap_or_default();
-            found.push(Observed {
-                address: Address::HealthCheck { name: name.clone() },
-                resource: Resource::HealthCheck(health_check_spec(project, &check)),
-                cloud_id: Some(format!("projects/{project}/global/healthChecks/{name}")),
-                etag: None,
-                status: None,
-                health: None,
-            });
+            let Some(owned) = self.take(&scope, "HealthCheck", &name, &check.description, unclaimed)
+            else {
+                continue;
+            };
+            let mut observed = Observed::new(
+                Address::HealthCheck { name: name.clone() },
+                Resource::HealthCheck(health_check_spec(project, &check)),
+                Some(format!("projects/{project}/global/healthChecks/{name}")),
+            );
+            observed.owned = owned;
+            observed.adopted = adopted(&check.description);
+            found.push(observed);
         }
         for service in self.list_backend_services().await? {
-            if !self.owns(&service.description) {
-                continue;
-            }
             let name = service.name.clone().unwrap_or_default();
+            let Some(owned) =
+                self.take(&scope, "BackendService", &name, &service.description, unclaimed)
+            else {
+                continue;
+            };
             let fingerprint = service.fingerprint.as_ref().map(|f| base64(f));
-            if let Some(until) = service
-                .description
-                .as_deref()
-                .and_then(overrides::gcp_override_until)
+            if owned
+                && let Some(until) = service
+                    .description
+                    .as_deref()
+                    .and_then(overrides::gcp_override_until)
             {
                 overrides.push(LiveOverride {
                     address: Address::BackendService { name: name.clone() },
                     until,
                 });
             }
-            found.push(Observed {
-                address: Address::BackendService { name: name.clone() },
-                resource: Resource::BackendService(backend_service_spec(project, &service)),
-                cloud_id: Some(format!("projects/{project}/global/backendServices/{name}")),
-                etag: fingerprint.clone(),
-                status: None,
-                health: None,
-            });
+            let mut observed = Observed::new(
+                Address::BackendService { name: name.clone() },
+                Resource::BackendService(backend_service_spec(project, &service)),
+                Some(format!("projects/{project}/global/backendServices/{name}")),
+            );
+            observed.etag = fingerprint.clone();
+            observed.owned = owned;
+            observed.adopted = adopted(&service.description);
+            found.push(observed);
             for backend in &service.backends {
                 let spec = backend_spec(backend);
                 let health = if with_health {
@@ -176,32 +261,47 @@ impl GcpProvider {
                 } else {
                     None
                 };
-                found.push(Observed {
-                    address: Address::Backend {
+                let mut observed = Observed::new(
+                    Address::Backend {
                         service: name.clone(),
                         group: spec.group.clone(),
                     },
-                    cloud_id: Some(spec.group.clone()),
-                    resource: Resource::Backend(spec),
-                    etag: fingerprint.clone(),
-                    status: None,
-                    health,
-                });
+                    Resource::Backend(spec.clone()),
+                    Some(spec.group.clone()),
+                );
+                observed.etag = fingerprint.clone();
+                observed.health = health;
+                found.push(observed);
             }
         }
         for map in self.list_url_maps().await? {
-            if !self.owns(&map.description) {
-                continue;
-            }
             let name = map.name.clone().unwrap_or_default();
-            found.push(Observed {
-                address: Address::UrlMap { name: name.clone() },
-                resource: Resource::UrlMap(url_map_spec(project, &map)),
-                cloud_id: Some(format!("projects/{project}/global/urlMaps/{name}")),
-                etag: map.fingerprint.as_ref().map(|f| base64(f)),
-                status: None,
-                health: None,
-            });
+            let Some(owned) = self.take(&scope, "UrlMap", &name, &map.description, unclaimed)
+            else {
+                continue;
+            };
+            let mut observed = Observed::new(
+                Address::UrlMap { name: name.clone() },
+                Resource::UrlMap(url_map_spec(project, &map)),
+                Some(format!("projects/{project}/global/urlMaps/{name}")),
+            );
+            observed.etag = map.fingerprint.as_ref().map(|f| base64(f));
+            observed.owned = owned;
+            observed.adopted = adopted(&map.description);
+            found.push(observed);
+        }
+        if let Scope::Managed { claims } = &scope {
+            for ((kind, name), claim) in claims.iter() {
+                let seen = found.iter().any(|o| o.address == claim.address)
+                    || unclaimed.iter().any(|u| u.address == claim.address);
+                if !seen {
+                    unclaimed.push(Unclaimed {
+                        address: claim.address.clone(),
+                        external_id: claim.external_id.clone(),
+                        reason: format!("no {kind} `{name}` exists in project `{project}`"),
+                    });
+                }
+            }
         }
         Ok(found)
     }

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use meridian_provider::units::{ENDPOINTS_PER_CALL, EndpointGroupWork, UnitOfWork};
 use meridian_provider::{
     AcceleratorSpec, Action, Address, ApplyResponse, Change, EndpointGroupSpec, EndpointSpec,
-    LISTENER_KEY_PREFIX, ListenerSpec, MANAGED_BY_KEY, MANAGED_BY_VALUE, NAME_KEY, OWNER_KEY,
-    ProviderError, Resource,
+    ADOPTED_KEY, LISTENER_KEY_PREFIX, ListenerSpec, MANAGED_BY_KEY, MANAGED_BY_VALUE, NAME_KEY,
+    OWNER_KEY, ProviderError, Resource,
 };
 
 use aws_sdk_globalaccelerator::types::{
@@ -140,6 +140,56 @@ impl AwsProvider {
         }
     }
 
+    /// Removes meridian's tags from an accelerator it owns (ownership, its
+    /// name, the adoption mark, listener names, a break-glass override);
+    /// every other tag and setting stays.
+    pub(crate) async fn release_accelerator(
+        &self,
+        address: &Address,
+    ) -> Result<Vec<String>, ProviderError> {
+        let key = address.to_string();
+        let arn = match self.id_of_key(&key) {
+            Ok(arn) => arn,
+            Err(_) => {
+                self.observe_global_accelerator(&mut Vec::new()).await?;
+                self.id_of_key(&key).map_err(|_| {
+                    ProviderError::stalled(
+                        "UntagResource",
+                        "AcceleratorNotFoundException",
+                        format!(
+                            "{address} is not an accelerator of provider `{}` (owner `{}`): nothing to release",
+                            self.config.name, self.config.owner
+                        ),
+                    )
+                })?
+            }
+        };
+        let what = format!("release of {address}");
+        let tags = self.tags_of_accelerator(&arn).await?.unwrap_or_default();
+        if !self.owns(&tags) {
+            return Err(ProviderError::stalled(
+                "UntagResource",
+                "NotManaged",
+                format!("{what}: {arn} does not carry owner `{}`'s tags", self.config.owner),
+            ));
+        }
+        let keys: Vec<String> = tags
+            .keys()
+            .filter(|k| k.starts_with("meridian.dev/"))
+            .cloned()
+            .collect();
+        self.run("UntagResource", true, &what, || {
+            self.ga
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(keys.clone()))
+                .send()
+        })
+        .await?;
+        self.forget(&key);
+        Ok(vec![arn])
+    }
+
     /// The live id of a changed object: the plan's, or the one learnt by
     /// observation or creation in this run.
     fn live_id(&self, change: &Change, operation: &str) -> Result<String, ProviderError> {
@@ -154,6 +204,18 @@ impl AwsProvider {
         arn: &str,
         what: &str,
     ) -> Result<Option<AcceleratorSpec>, ProviderError> {
+        Ok(self
+            .describe_accelerator_tagged(arn, what)
+            .await?
+            .map(|(spec, _)| spec))
+    }
+
+    /// The live accelerator with every tag (ownership included).
+    async fn describe_accelerator_tagged(
+        &self,
+        arn: &str,
+        what: &str,
+    ) -> Result<Option<(AcceleratorSpec, BTreeMap<String, String>)>, ProviderError> {
         let described = self
             .run("DescribeAccelerator", false, what, || {
                 self.ga.describe_accelerator().accelerator_arn(arn).send()
@@ -170,7 +232,7 @@ impl AwsProvider {
         let Some(tags) = self.tags_of_accelerator(arn).await? else {
             return Ok(None);
         };
-        Ok(Some(accelerator_spec(&accelerator, &tags)))
+        Ok(Some((accelerator_spec(&accelerator, &tags), tags)))
     }
 
     async fn write_accelerator(&self, change: &Change) -> Result<(), ProviderError> {
@@ -217,12 +279,36 @@ impl AwsProvider {
                 self.remember(change.address.to_string(), arn);
                 Ok(())
             }
-            Action::Update => {
+            Action::Update | Action::Adopt => {
                 let spec = want.ok_or_else(|| without_value(what))?;
                 let arn = self.live_id(change, "UpdateAccelerator")?;
-                let live = self.describe_accelerator(&arn, what).await?;
                 let planned = accelerator_of(change.before.as_ref());
-                if compare(
+                let (live, live_tags) = match self.describe_accelerator_tagged(&arn, what).await? {
+                    Some((live, tags)) => (Some(live), tags),
+                    None if change.action == Action::Adopt => {
+                        return Err(ProviderError::conflict(
+                            "TagResource",
+                            "AcceleratorNotFoundException",
+                            format!("{what}: {arn} no longer exists; adopting never creates (re-run `meridian import`, or remove `meridian.dev/external-id` to create a new accelerator)"),
+                        ));
+                    }
+                    None => (None, BTreeMap::new()),
+                };
+                // Adopting writes the ownership tags; an adoption that
+                // already landed (a retry) is an ordinary update.
+                let adopting = change.action == Action::Adopt && !self.owns(&live_tags);
+                if adopting && live_tags.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE) {
+                    return Err(ProviderError::stalled(
+                        "TagResource",
+                        "OwnedElsewhere",
+                        format!("{what}: {arn} is managed by another meridian owner (`{}`); release it there first", live_tags.get(OWNER_KEY).map(String::as_str).unwrap_or("?")),
+                    ));
+                }
+                if adopting {
+                    if live.as_ref() != planned && live.as_ref() != Some(spec) {
+                        return Err(changed("TagResource", what, live.as_ref(), planned));
+                    }
+                } else if compare(
                     "UpdateAccelerator",
                     what,
                     live.as_ref(),
@@ -232,6 +318,32 @@ impl AwsProvider {
                     return Ok(());
                 }
                 let live = live.unwrap_or_else(|| spec.clone());
+                let (have, wanted) = (managed_tags(&live), managed_tags(spec));
+                let mut set: Vec<Tag> = wanted
+                    .iter()
+                    .filter(|(k, v)| have.get(*k) != Some(*v))
+                    .map(|(k, v)| tag(k, v))
+                    .collect::<Result<_, _>>()?;
+                if adopting {
+                    set.extend([
+                        tag(MANAGED_BY_KEY, MANAGED_BY_VALUE)?,
+                        tag(OWNER_KEY, &self.config.owner)?,
+                        tag(NAME_KEY, accelerator)?,
+                        tag(ADOPTED_KEY, "true")?,
+                    ]);
+                }
+                if !set.is_empty() {
+                    self.run("TagResource", true, what, || {
+                        self.ga
+                            .tag_resource()
+                            .resource_arn(&arn)
+                            .set_tags(Some(set.clone()))
+                            .send()
+                    })
+                    .await?;
+                }
+                // Settings after the tags: an adopted accelerator carries
+                // meridian's ownership before anything else of it changes.
                 if (live.enabled, &live.name, &live.ip_address_type)
                     != (spec.enabled, &spec.name, &spec.ip_address_type)
                 {
@@ -242,22 +354,6 @@ impl AwsProvider {
                             .name(&spec.name)
                             .ip_address_type(IpAddressType::from(spec.ip_address_type.as_str()))
                             .enabled(spec.enabled)
-                            .send()
-                    })
-                    .await?;
-                }
-                let (have, wanted) = (managed_tags(&live), managed_tags(spec));
-                let set: Vec<Tag> = wanted
-                    .iter()
-                    .filter(|(k, v)| have.get(*k) != Some(*v))
-                    .map(|(k, v)| tag(k, v))
-                    .collect::<Result<_, _>>()?;
-                if !set.is_empty() {
-                    self.run("TagResource", true, what, || {
-                        self.ga
-                            .tag_resource()
-                            .resource_arn(&arn)
-                            .set_tags(Some(set.clone()))
                             .send()
                     })
                     .await?;
@@ -368,7 +464,7 @@ impl AwsProvider {
                 self.remember(change.address.to_string(), arn);
                 Ok(())
             }
-            Action::Update => {
+            Action::Update | Action::Adopt => {
                 let spec = want.ok_or_else(|| without_value(what))?;
                 let arn = self.live_id(change, "UpdateListener")?;
                 let live = self.describe_listener(&arn, what).await?;
@@ -663,7 +759,7 @@ impl AwsProvider {
                 };
                 let operation = match change.action {
                     Action::Create => "AddEndpoints",
-                    Action::Update => "UpdateEndpointGroup",
+                    Action::Update | Action::Adopt => "UpdateEndpointGroup",
                     Action::Delete => "RemoveEndpoints",
                 };
                 compare(

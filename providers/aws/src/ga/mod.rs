@@ -5,7 +5,7 @@
 //! objects the same way.
 
 mod apply;
-mod observe;
+pub(crate) mod observe;
 
 use std::collections::BTreeMap;
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use meridian_provider::{
-    Address, LiveOverride, NAME_KEY, OVERRIDE_KEY, Observed, ProviderError, Resource, with_retries,
+    ADOPTED_KEY, Address, Claim, DiscoverRequest, LiveOverride, MANAGED_BY_KEY, MANAGED_BY_VALUE,
+    NAME_KEY, OVERRIDE_KEY, OWNER_KEY, Observed, ProviderError, Resource, Unclaimed, with_retries,
 };
 
 use meridian_provider::{listener_names, name_listeners};
@@ -17,6 +18,24 @@ use meridian_provider::{listener_names, name_listeners};
 use super::{accelerator_spec, group_view, listener_spec};
 use crate::AwsProvider;
 use crate::client::{is_not_found, suffix};
+
+/// Which accelerators an observation takes.
+pub(crate) enum Scope<'a> {
+    /// Those meridian owns, and those desired state claims, by ARN.
+    Managed(BTreeMap<String, &'a Claim>),
+    /// Those no meridian owns, for `meridian import`.
+    Unowned(&'a DiscoverRequest),
+}
+
+/// What an accelerator's read found.
+enum Taken {
+    /// Its objects, and its override marker.
+    Yes(Vec<Observed>, Option<LiveOverride>),
+    /// Not in scope.
+    No,
+    /// Claimed, but not meridian's to adopt.
+    Refused(Unclaimed),
+}
 
 /// Accelerators observed at once.
 const OBSERVE_CONCURRENCY: usize = 8;
@@ -27,6 +46,17 @@ impl AwsProvider {
     pub(crate) async fn observe_global_accelerator(
         &self,
         overrides: &mut Vec<LiveOverride>,
+    ) -> Result<Vec<Observed>, ProviderError> {
+        self.observe_accelerators(overrides, &Scope::Managed(BTreeMap::new()), &mut Vec::new())
+            .await
+    }
+
+    /// The accelerators `scope` takes, with their objects.
+    pub(crate) async fn observe_accelerators(
+        &self,
+        overrides: &mut Vec<LiveOverride>,
+        scope: &Scope<'_>,
+        unclaimed: &mut Vec<Unclaimed>,
     ) -> Result<Vec<Observed>, ProviderError> {
         let mut found = Vec::new();
         let mut accelerators = Vec::new();
@@ -51,11 +81,16 @@ impl AwsProvider {
         // limiter's tokens), and their objects kept in list order, so the
         // observation does not depend on which answer came first.
         let mut reads = futures::stream::iter(accelerators)
-            .map(|accelerator| self.observe_accelerator(accelerator))
+            .map(|accelerator| self.observe_accelerator(accelerator, scope))
             .buffered(OBSERVE_CONCURRENCY);
         while let Some(read) = reads.next().await {
-            let Some((objects, marker)) = read? else {
-                continue;
+            let (objects, marker) = match read? {
+                Taken::Yes(objects, marker) => (objects, marker),
+                Taken::No => continue,
+                Taken::Refused(refusal) => {
+                    unclaimed.push(refusal);
+                    continue;
+                }
             };
             for observed in &objects {
                 if !matches!(observed.address, Address::Endpoint { .. })
@@ -67,45 +102,111 @@ impl AwsProvider {
             found.extend(objects);
             overrides.extend(marker);
         }
+        if let Scope::Managed(claims) = scope {
+            for (arn, claim) in claims {
+                let seen = found.iter().any(|o| o.cloud_id.as_deref() == Some(arn.as_str()))
+                    || unclaimed.iter().any(|u| &u.external_id == arn);
+                if !seen {
+                    unclaimed.push(Unclaimed {
+                        address: claim.address.clone(),
+                        external_id: arn.clone(),
+                        reason: "no such accelerator exists in this account".to_owned(),
+                    });
+                }
+            }
+        }
         Ok(found)
     }
 
-    /// One accelerator's objects, when meridian owns it: its tags, its
+    /// One accelerator's objects, when `scope` takes it: its tags, its
     /// listeners and their endpoint groups; with its override marker.
     async fn observe_accelerator(
         &self,
         accelerator: aws_sdk_globalaccelerator::types::Accelerator,
-    ) -> Result<Option<(Vec<Observed>, Option<LiveOverride>)>, ProviderError> {
+        scope: &Scope<'_>,
+    ) -> Result<Taken, ProviderError> {
         let Some(arn) = accelerator.accelerator_arn().map(str::to_owned) else {
-            return Ok(None);
+            return Ok(Taken::No);
         };
+        if let Scope::Unowned(request) = scope {
+            let name_ok = request
+                .name
+                .as_deref()
+                .is_none_or(|n| accelerator.name() == Some(n));
+            let id_ok = request.id.as_deref().is_none_or(|id| id == arn);
+            if !name_ok || !id_ok {
+                return Ok(Taken::No);
+            }
+        }
         let Some(tags) = self.tags_of_accelerator(&arn).await? else {
             // Deleted by someone between the list and this call: not ours to see.
-            return Ok(None);
+            return Ok(Taken::No);
         };
-        if !self.owns(&tags) {
-            return Ok(None);
-        }
-        let Some(name) = tags.get(NAME_KEY).cloned() else {
-            return Ok(None);
+        let owned = self.owns(&tags);
+        let name = match scope {
+            // A claim names it whether or not meridian owns it yet: the
+            // document pinned to its ARN decides its address.
+            Scope::Managed(claims) => match (claims.get(&arn), owned) {
+                (Some(claim), _) => {
+                    if !owned && tags.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE) {
+                        return Ok(Taken::Refused(Unclaimed {
+                            address: claim.address.clone(),
+                            external_id: arn,
+                            reason: format!(
+                                "managed by another meridian owner (`{}`); release it there first",
+                                tags.get(OWNER_KEY).map(String::as_str).unwrap_or("?")
+                            ),
+                        }));
+                    }
+                    match &claim.address {
+                        Address::Accelerator { accelerator } => accelerator.clone(),
+                        _ => return Ok(Taken::No),
+                    }
+                }
+                (None, true) => match tags.get(NAME_KEY) {
+                    Some(name) => name.clone(),
+                    None => return Ok(Taken::No),
+                },
+                (None, false) => return Ok(Taken::No),
+            },
+            Scope::Unowned(request) => {
+                if tags.contains_key(MANAGED_BY_KEY) {
+                    return Ok(Taken::No);
+                }
+                if let Some((key, value)) = &request.tag
+                    && tags.get(key) != Some(value)
+                {
+                    return Ok(Taken::No);
+                }
+                accelerator.name().unwrap_or_default().to_owned()
+            }
         };
         let address = Address::Accelerator {
             accelerator: name.clone(),
         };
-        let marker = tags.get(OVERRIDE_KEY).map(|until| LiveOverride {
-            address: address.clone(),
-            until: until.clone(),
-        });
+        let marker = tags
+            .get(OVERRIDE_KEY)
+            .filter(|_| owned)
+            .map(|until| LiveOverride {
+                address: address.clone(),
+                until: until.clone(),
+            });
         let mut found = Vec::new();
         let names = listener_names(&tags);
-        found.push(Observed {
+        let mut observed = Observed::new(
             address,
-            resource: Resource::Accelerator(accelerator_spec(&accelerator, &tags)),
-            cloud_id: Some(arn.clone()),
-            etag: None,
-            status: accelerator.status().map(|s| s.as_str().to_owned()),
-            health: None,
-        });
+            Resource::Accelerator(accelerator_spec(&accelerator, &tags)),
+            Some(arn.clone()),
+        );
+        observed.status = accelerator.status().map(|s| s.as_str().to_owned());
+        observed.owned = owned;
+        observed.adopted = tags.contains_key(ADOPTED_KEY);
+        observed.ip_addresses = accelerator
+            .ip_sets()
+            .iter()
+            .flat_map(|set| set.ip_addresses().iter().cloned())
+            .collect();
+        found.push(observed);
         let mut listeners = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -151,6 +252,9 @@ impl AwsProvider {
                 etag: None,
                 status: None,
                 health: None,
+                owned: true,
+                adopted: false,
+                ip_addresses: Vec::new(),
             });
             let mut token: Option<String> = None;
             loop {
@@ -187,6 +291,9 @@ impl AwsProvider {
                         etag: None,
                         status: None,
                         health: None,
+                        owned: true,
+                        adopted: false,
+                        ip_addresses: Vec::new(),
                     });
                     for (id, (spec, health)) in view.endpoints {
                         found.push(Observed {
@@ -201,6 +308,9 @@ impl AwsProvider {
                             etag: None,
                             status: None,
                             health,
+                            owned: true,
+                            adopted: false,
+                            ip_addresses: Vec::new(),
                         });
                     }
                 }
@@ -210,7 +320,7 @@ impl AwsProvider {
                 }
             }
         }
-        Ok(Some((found, marker)))
+        Ok(Taken::Yes(found, marker))
     }
 
     /// The tags of an accelerator; `None` when it no longer exists.

@@ -161,6 +161,9 @@ impl AwsProvider {
                         etag: None,
                         status: Some(state),
                         health: None,
+                        owned: true,
+                        adopted: false,
+                        ip_addresses: Vec::new(),
                     });
                     gateways.push((
                         mesh.clone(),
@@ -241,6 +244,9 @@ impl AwsProvider {
                         etag: None,
                         status: Some(state),
                         health: None,
+                        owned: true,
+                        adopted: false,
+                        ip_addresses: Vec::new(),
                     });
                 }
                 match page.next_token() {
@@ -308,6 +314,9 @@ impl AwsProvider {
                     etag: None,
                     status: route.state().map(|s| s.as_str().to_owned()),
                     health: None,
+                    owned: true,
+                    adopted: false,
+                    ip_addresses: Vec::new(),
                 });
             }
         }
