@@ -99,7 +99,10 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
             &spec.provider,
             &source,
             Resource::Accelerator(AcceleratorSpec {
-                name: spec.accelerator_name.clone().unwrap_or_else(|| name.clone()),
+                name: spec
+                    .accelerator_name
+                    .clone()
+                    .unwrap_or_else(|| name.clone()),
                 enabled: spec.enabled,
                 ip_address_type: match spec.ip_address_type {
                     IpAddressType::Ipv4 => "IPV4",
@@ -453,17 +456,32 @@ fn pin_external_ids(state: &DesiredState, out: &mut DesiredResources) {
     }
     for hc in &state.health_checks {
         if let Some(id) = id_of("HealthCheck", &hc.doc.metadata) {
-            pins.push((Address::HealthCheck { name: hc.name().to_owned() }, id));
+            pins.push((
+                Address::HealthCheck {
+                    name: hc.name().to_owned(),
+                },
+                id,
+            ));
         }
     }
     for bs in &state.backend_services {
         if let Some(id) = id_of("BackendService", &bs.doc.metadata) {
-            pins.push((Address::BackendService { name: bs.name().to_owned() }, id));
+            pins.push((
+                Address::BackendService {
+                    name: bs.name().to_owned(),
+                },
+                id,
+            ));
         }
     }
     for map in &state.url_maps {
         if let Some(id) = id_of("UrlMap", &map.doc.metadata) {
-            pins.push((Address::UrlMap { name: map.name().to_owned() }, id));
+            pins.push((
+                Address::UrlMap {
+                    name: map.name().to_owned(),
+                },
+                id,
+            ));
         }
     }
     for (address, id) in pins {

@@ -52,11 +52,7 @@ pub fn document_name(live: &str, prefix: &str) -> String {
 fn unique(name: String, taken: &mut BTreeMap<String, usize>) -> String {
     let n = taken.entry(name.clone()).or_default();
     *n += 1;
-    if *n == 1 {
-        name
-    } else {
-        format!("{name}-{n}")
-    }
+    if *n == 1 { name } else { format!("{name}-{n}") }
 }
 
 /// The documents for what a provider discovered, with what could not be
@@ -338,7 +334,12 @@ pub fn documents(provider: &str, objects: &[Observed]) -> (Vec<ImportedDocument>
                         ),
                     );
                 }
-                out.push(document("UrlMap", name, &format!("{COMPUTE}{external}"), body));
+                out.push(document(
+                    "UrlMap",
+                    name,
+                    &format!("{COMPUTE}{external}"),
+                    body,
+                ));
             }
             _ => {}
         }
@@ -347,7 +348,12 @@ pub fn documents(provider: &str, objects: &[Observed]) -> (Vec<ImportedDocument>
     (out, notes)
 }
 
-fn document(kind: &str, name: &str, external_id: &str, spec: Map<String, Value>) -> ImportedDocument {
+fn document(
+    kind: &str,
+    name: &str,
+    external_id: &str,
+    spec: Map<String, Value>,
+) -> ImportedDocument {
     let value = json!({
         "apiVersion": "meridian.dev/v1alpha1",
         "kind": kind,
@@ -406,7 +412,9 @@ fn write_yaml(value: &Value, indent: usize, out: &mut String) {
                     }
                     Value::Object(_) => out.push_str(&format!("{pad}{key}: {{}}\n")),
                     Value::Array(_) => out.push_str(&format!("{pad}{key}: []\n")),
-                    scalar_value => out.push_str(&format!("{pad}{key}: {}\n", scalar(scalar_value))),
+                    scalar_value => {
+                        out.push_str(&format!("{pad}{key}: {}\n", scalar(scalar_value)))
+                    }
                 }
             }
         }
@@ -417,7 +425,9 @@ fn write_yaml(value: &Value, indent: usize, out: &mut String) {
                         let mut nested = String::new();
                         write_yaml(item, indent + 2, &mut nested);
                         // The first line of the entry follows the dash.
-                        let body = nested.strip_prefix(&" ".repeat(indent + 2)).unwrap_or(&nested);
+                        let body = nested
+                            .strip_prefix(&" ".repeat(indent + 2))
+                            .unwrap_or(&nested);
                         out.push_str(&format!("{pad}- {body}"));
                     }
                     Value::Array(_) => {
@@ -439,7 +449,10 @@ mod tests {
 
     #[test]
     fn live_names_become_valid_document_names() {
-        assert_eq!(document_name("Checkout API (prod)", "ga"), "checkout-api-prod");
+        assert_eq!(
+            document_name("Checkout API (prod)", "ga"),
+            "checkout-api-prod"
+        );
         assert_eq!(document_name("42-edge", "ga"), "ga-42-edge");
         assert_eq!(document_name("web", "ga"), "web");
     }

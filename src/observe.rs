@@ -6,7 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use meridian_provider::{Address, Claim, Family, ObserveRequest, Observed, ProviderError, Unclaimed};
+use meridian_provider::{
+    Address, Claim, Family, ObserveRequest, Observed, ProviderError, Unclaimed,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::desired::{self, DesiredResources};
@@ -59,10 +61,13 @@ pub async fn observe_with(
     let mut claims: BTreeMap<&str, Vec<Claim>> = BTreeMap::new();
     for (address, want) in desired {
         if let Some(id) = &want.external_id {
-            claims.entry(want.provider.as_str()).or_default().push(Claim {
-                address: address.clone(),
-                external_id: id.clone(),
-            });
+            claims
+                .entry(want.provider.as_str())
+                .or_default()
+                .push(Claim {
+                    address: address.clone(),
+                    external_id: id.clone(),
+                });
         }
     }
     let mut tasks = tokio::task::JoinSet::new();

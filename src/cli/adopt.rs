@@ -98,13 +98,16 @@ pub async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8> {
             _ => state.url_maps.iter().any(|d| d.name() == name),
         };
         if clash {
-            notes.push(format!("{} is already declared in {}: rename one of them before adding this file", doc.id, args.dir.display()));
+            notes.push(format!(
+                "{} is already declared in {}: rename one of them before adding this file",
+                doc.id,
+                args.dir.display()
+            ));
         }
     }
     match &args.out {
         Some(out) => {
-            std::fs::create_dir_all(out)
-                .with_context(|| format!("creating {}", out.display()))?;
+            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
             for doc in &documents {
                 let path = out.join(&doc.file);
                 std::fs::write(&path, &doc.text)
@@ -144,28 +147,51 @@ pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
         return Ok(exit::ERROR);
     };
     let Some((kind, name)) = args.target.split_once('/') else {
-        eprintln!("error: `{}` is not KIND/NAME (e.g. GlobalAccelerator/api)", args.target);
+        eprintln!(
+            "error: `{}` is not KIND/NAME (e.g. GlobalAccelerator/api)",
+            args.target
+        );
         return Ok(exit::ERROR);
     };
     let (address, provider) = match kind {
         "GlobalAccelerator" => (
-            Address::Accelerator { accelerator: name.to_owned() },
+            Address::Accelerator {
+                accelerator: name.to_owned(),
+            },
             state.accelerator(name).map(|d| d.doc.spec.provider.clone()),
         ),
         "BackendService" => (
-            Address::BackendService { name: name.to_owned() },
-            state.backend_service(name).map(|d| d.doc.spec.provider.clone()),
+            Address::BackendService {
+                name: name.to_owned(),
+            },
+            state
+                .backend_service(name)
+                .map(|d| d.doc.spec.provider.clone()),
         ),
         "HealthCheck" => (
-            Address::HealthCheck { name: name.to_owned() },
-            state.health_checks.iter().find(|d| d.name() == name).map(|d| d.doc.spec.provider.clone()),
+            Address::HealthCheck {
+                name: name.to_owned(),
+            },
+            state
+                .health_checks
+                .iter()
+                .find(|d| d.name() == name)
+                .map(|d| d.doc.spec.provider.clone()),
         ),
         "UrlMap" => (
-            Address::UrlMap { name: name.to_owned() },
-            state.url_maps.iter().find(|d| d.name() == name).map(|d| d.doc.spec.provider.clone()),
+            Address::UrlMap {
+                name: name.to_owned(),
+            },
+            state
+                .url_maps
+                .iter()
+                .find(|d| d.name() == name)
+                .map(|d| d.doc.spec.provider.clone()),
         ),
         other => {
-            eprintln!("error: `{other}` objects cannot be released: use GlobalAccelerator, BackendService, HealthCheck or UrlMap");
+            eprintln!(
+                "error: `{other}` objects cannot be released: use GlobalAccelerator, BackendService, HealthCheck or UrlMap"
+            );
             return Ok(exit::ERROR);
         }
     };

@@ -167,13 +167,19 @@ pub fn external_ids(kind: &str, name: &str, value: &str) -> Result<Vec<String>, 
 /// The IP addresses a `meridian.dev/allow-replace` value acknowledges.
 pub fn acknowledged_addresses(value: &str) -> Result<std::collections::BTreeSet<String>, String> {
     let mut out = std::collections::BTreeSet::new();
-    for item in value.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
+    for item in value
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         match item.parse::<std::net::IpAddr>() {
             Ok(ip) => {
                 out.insert(ip.to_string());
             }
             Err(_) => {
-                return Err(format!("`{item}` is not an IP address: list the addresses the plan names as lost (comma-separated)"));
+                return Err(format!(
+                    "`{item}` is not an IP address: list the addresses the plan names as lost (comma-separated)"
+                ));
             }
         }
     }

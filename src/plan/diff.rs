@@ -447,6 +447,7 @@ mod tests {
                 provider: "aws".into(),
                 resource: group(0),
                 source: "GlobalAccelerator/api".into(),
+                external_id: None,
             },
         );
         let changes = diff(&desired, &[observed(group(100))], &BTreeSet::new());
@@ -472,6 +473,7 @@ mod tests {
                 provider: "aws".into(),
                 resource: group(50),
                 source: "x".into(),
+                external_id: None,
             },
         );
         let gaps = BTreeSet::from([("aws".to_owned(), Family::GlobalAccelerator)]);

@@ -83,7 +83,10 @@ pub fn check(
         if let Some(doc) = provider_doc {
             read(&doc.doc.metadata.annotations);
         }
-        let missing: Vec<&String> = lost.iter().filter(|ip| !acknowledged.contains(*ip)).collect();
+        let missing: Vec<&String> = lost
+            .iter()
+            .filter(|ip| !acknowledged.contains(*ip))
+            .collect();
         if missing.is_empty() {
             continue;
         }

@@ -189,7 +189,7 @@ pub fn moving_part(target: &DesiredResources, live: &Live) -> (DesiredResources,
                     a
                 }
                 std::cmp::Ordering::Equal => {
-                    let (a, same) = (*wa, want.resource == have.resource);
+                    let (a, same) = (*wa, want.resource == have.resource && have.owned);
                     wants.next();
                     haves.next();
                     if same {

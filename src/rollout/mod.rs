@@ -377,7 +377,12 @@ pub async fn tick(
             // object. The rest is written as the plan shows it.
             let pending: Vec<meridian_provider::Change> = changes
                 .iter()
-                .filter(|c| live.get(&c.address).map(|o| &o.resource) != c.after.as_ref())
+                .filter(|c| {
+                    // Done when the live object is what the change writes,
+                    // and, for an adoption, carries meridian's marker.
+                    live.get(&c.address)
+                        .is_none_or(|o| &Some(&o.resource) != &c.after.as_ref() || !o.owned)
+                })
                 .cloned()
                 .collect();
             let whole = pending.len() == changes.len();

@@ -24,8 +24,7 @@ pub use change::{Action, Change, FieldChange};
 pub use error::{ErrorClass, ProviderError};
 pub use provider::{
     ApplyRequest, ApplyResponse, CallCounter, Claim, DiscoverRequest, DiscoverResponse,
-    LiveOverride, ObservationGap, ObserveRequest, ObserveResponse, Observed, Provider,
-    Unclaimed,
+    LiveOverride, ObservationGap, ObserveRequest, ObserveResponse, Observed, Provider, Unclaimed,
 };
 pub use resource::*;
 pub use retry::{RetryPolicy, RetryStats, with_retries};

@@ -323,10 +323,7 @@ pub fn planned_writes(unit: &UnitOfWork) -> Vec<ApiWrite> {
             });
             add("UpdateAccelerator", u32::from(settings));
             // Adoption writes the ownership tags, with any tag changes.
-            add(
-                "TagResource",
-                u32::from(tagged || action == Action::Adopt),
-            );
+            add("TagResource", u32::from(tagged || action == Action::Adopt));
             add("UntagResource", u32::from(untagged));
         }
         (Address::Listener { .. }, Some(Action::Create)) => add("CreateListener", 1),

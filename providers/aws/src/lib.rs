@@ -38,8 +38,8 @@ use aws_sdk_globalaccelerator as ga_sdk;
 use meridian_provider::ratelimit::{Rate, RateLimiter};
 use meridian_provider::{
     Address, ApplyRequest, ApplyResponse, CallCounter, DiscoverRequest, DiscoverResponse, Family,
-    MANAGED_BY_KEY, MANAGED_BY_VALUE, OVERRIDE_KEY, OWNER_KEY, ObservationGap, ObserveRequest, ObserveResponse, Provider,
-    ProviderError, RetryPolicy, RetryStats, is_loopback_endpoint,
+    MANAGED_BY_KEY, MANAGED_BY_VALUE, OVERRIDE_KEY, OWNER_KEY, ObservationGap, ObserveRequest,
+    ObserveResponse, Provider, ProviderError, RetryPolicy, RetryStats, is_loopback_endpoint,
 };
 
 pub use client::classify;
@@ -280,7 +280,10 @@ impl Provider for AwsProvider {
 
     async fn discover(&self, request: DiscoverRequest) -> Result<DiscoverResponse, ProviderError> {
         let mut response = DiscoverResponse::default();
-        if request.family.is_none_or(|f| f == Family::GlobalAccelerator) {
+        if request
+            .family
+            .is_none_or(|f| f == Family::GlobalAccelerator)
+        {
             let scope = ga::observe::Scope::Unowned(&request);
             response.objects.extend(
                 self.observe_accelerators(&mut Vec::new(), &scope, &mut Vec::new())
@@ -296,7 +299,10 @@ impl Provider for AwsProvider {
             other => Err(ProviderError::stalled(
                 "Release",
                 "UnsupportedKind",
-                format!("{other} carries no ownership marker of its own in provider `{}`: release its GlobalAccelerator", self.config.name),
+                format!(
+                    "{other} carries no ownership marker of its own in provider `{}`: release its GlobalAccelerator",
+                    self.config.name
+                ),
             )),
         }
     }

@@ -72,14 +72,18 @@ impl GcpProvider {
                             .update()
                             .set_project(project)
                             .set_health_check(name)
-                            .set_request_id(self.request_id_of(&[what.to_owned(), description], round))
+                            .set_request_id(
+                                self.request_id_of(&[what.to_owned(), description], round),
+                            )
                             .set_body(body)
                             .send(),
                     )
                     .await
                 })
                 .await?;
-                Ok(vec![format!("projects/{project}/global/healthChecks/{name}")])
+                Ok(vec![format!(
+                    "projects/{project}/global/healthChecks/{name}"
+                )])
             }
             Address::BackendService { name } => {
                 self.converge(what, |round| async move {
@@ -102,14 +106,18 @@ impl GcpProvider {
                             .patch()
                             .set_project(project)
                             .set_backend_service(name.as_str())
-                            .set_request_id(self.request_id_of(&[what.to_owned(), description], round))
+                            .set_request_id(
+                                self.request_id_of(&[what.to_owned(), description], round),
+                            )
                             .set_body(body)
                             .send(),
                     )
                     .await
                 })
                 .await?;
-                Ok(vec![format!("projects/{project}/global/backendServices/{name}")])
+                Ok(vec![format!(
+                    "projects/{project}/global/backendServices/{name}"
+                )])
             }
             Address::UrlMap { name } => {
                 self.converge(what, |round| async move {
@@ -132,7 +140,9 @@ impl GcpProvider {
                             .patch()
                             .set_project(project)
                             .set_url_map(name.as_str())
-                            .set_request_id(self.request_id_of(&[what.to_owned(), description], round))
+                            .set_request_id(
+                                self.request_id_of(&[what.to_owned(), description], round),
+                            )
                             .set_body(body)
                             .send(),
                     )
@@ -144,7 +154,9 @@ impl GcpProvider {
             other => Err(ProviderError::stalled(
                 "Release",
                 "UnsupportedKind",
-                format!("{other} carries no ownership marker of its own: release its BackendService, HealthCheck or UrlMap"),
+                format!(
+                    "{other} carries no ownership marker of its own: release its BackendService, HealthCheck or UrlMap"
+                ),
             )),
         }
     }
@@ -155,7 +167,9 @@ impl GcpProvider {
         ProviderError::conflict(
             operation,
             "notFound",
-            format!("{what}: the object to adopt no longer exists; nothing was created (re-run `meridian import`, or remove `meridian.dev/external-id` to create a new one)"),
+            format!(
+                "{what}: the object to adopt no longer exists; nothing was created (re-run `meridian import`, or remove `meridian.dev/external-id` to create a new one)"
+            ),
         )
     }
 

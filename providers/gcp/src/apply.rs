@@ -114,7 +114,12 @@ impl GcpProvider {
                     let spec_live = live.as_ref().map(|l| health_check_spec(project, l));
                     if adopting {
                         if spec_live.as_ref() != planned && spec_live.as_ref() != want {
-                            return Err(Self::changed(operation, what, spec_live.as_ref(), planned));
+                            return Err(Self::changed(
+                                operation,
+                                what,
+                                spec_live.as_ref(),
+                                planned,
+                            ));
                         }
                     } else if let Some(done) =
                         Self::compare(operation, what, spec_live.as_ref(), want, planned)?
@@ -218,7 +223,12 @@ impl GcpProvider {
                     let spec_live = live.as_ref().map(|l| url_map_spec(project, l));
                     if adopting {
                         if spec_live.as_ref() != planned && spec_live.as_ref() != want {
-                            return Err(Self::changed(operation, what, spec_live.as_ref(), planned));
+                            return Err(Self::changed(
+                                operation,
+                                what,
+                                spec_live.as_ref(),
+                                planned,
+                            ));
                         }
                     } else if let Some(done) =
                         Self::compare(operation, what, spec_live.as_ref(), want, planned)?

@@ -42,8 +42,8 @@ use crate::client::Round;
 use meridian_provider::ratelimit::{Rate, RateLimiter};
 use meridian_provider::{
     Address, ApplyRequest, ApplyResponse, CallCounter, DiscoverRequest, DiscoverResponse, Family,
-    ObservationGap, ObserveRequest, ObserveResponse, Provider, ProviderError, RetryPolicy, RetryStats, gcp_ownership_marker,
-    overrides,
+    ObservationGap, ObserveRequest, ObserveResponse, Provider, ProviderError, RetryPolicy,
+    RetryStats, gcp_ownership_marker, overrides,
 };
 
 /// The Compute Engine API's base URL, used in resource references.
@@ -224,7 +224,10 @@ impl Provider for GcpProvider {
             return Err(ProviderError::stalled(
                 "Discover",
                 "InvalidFilter",
-                format!("GCP health checks, backend services and URL maps carry no labels, so --tag {key}=… selects nothing in provider `{}`; use --name or --id", self.config.name),
+                format!(
+                    "GCP health checks, backend services and URL maps carry no labels, so --tag {key}=… selects nothing in provider `{}`; use --name or --id",
+                    self.config.name
+                ),
             ));
         }
         let objects = self

@@ -213,7 +213,8 @@ impl GcpProvider {
         };
         for check in self.list_health_checks().await? {
             let name = check.name.clone().unwrap_or_default();
-            let Some(owned) = self.take(&scope, "HealthCheck", &name, &check.description, unclaimed)
+            let Some(owned) =
+                self.take(&scope, "HealthCheck", &name, &check.description, unclaimed)
             else {
                 continue;
             };
@@ -228,9 +229,13 @@ impl GcpProvider {
         }
         for service in self.list_backend_services().await? {
             let name = service.name.clone().unwrap_or_default();
-            let Some(owned) =
-                self.take(&scope, "BackendService", &name, &service.description, unclaimed)
-            else {
+            let Some(owned) = self.take(
+                &scope,
+                "BackendService",
+                &name,
+                &service.description,
+                unclaimed,
+            ) else {
                 continue;
             };
             let fingerprint = service.fingerprint.as_ref().map(|f| base64(f));

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use meridian_provider::units::{ENDPOINTS_PER_CALL, EndpointGroupWork, UnitOfWork};
 use meridian_provider::{
-    AcceleratorSpec, Action, Address, ApplyResponse, Change, EndpointGroupSpec, EndpointSpec,
-    ADOPTED_KEY, LISTENER_KEY_PREFIX, ListenerSpec, MANAGED_BY_KEY, MANAGED_BY_VALUE, NAME_KEY,
+    ADOPTED_KEY, AcceleratorSpec, Action, Address, ApplyResponse, Change, EndpointGroupSpec,
+    EndpointSpec, LISTENER_KEY_PREFIX, ListenerSpec, MANAGED_BY_KEY, MANAGED_BY_VALUE, NAME_KEY,
     OWNER_KEY, ProviderError, Resource,
 };
 
@@ -170,7 +170,10 @@ impl AwsProvider {
             return Err(ProviderError::stalled(
                 "UntagResource",
                 "NotManaged",
-                format!("{what}: {arn} does not carry owner `{}`'s tags", self.config.owner),
+                format!(
+                    "{what}: {arn} does not carry owner `{}`'s tags",
+                    self.config.owner
+                ),
             ));
         }
         let keys: Vec<String> = tags
@@ -289,7 +292,9 @@ impl AwsProvider {
                         return Err(ProviderError::conflict(
                             "TagResource",
                             "AcceleratorNotFoundException",
-                            format!("{what}: {arn} no longer exists; adopting never creates (re-run `meridian import`, or remove `meridian.dev/external-id` to create a new accelerator)"),
+                            format!(
+                                "{what}: {arn} no longer exists; adopting never creates (re-run `meridian import`, or remove `meridian.dev/external-id` to create a new accelerator)"
+                            ),
                         ));
                     }
                     None => (None, BTreeMap::new()),
@@ -297,11 +302,16 @@ impl AwsProvider {
                 // Adopting writes the ownership tags; an adoption that
                 // already landed (a retry) is an ordinary update.
                 let adopting = change.action == Action::Adopt && !self.owns(&live_tags);
-                if adopting && live_tags.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE) {
+                if adopting
+                    && live_tags.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+                {
                     return Err(ProviderError::stalled(
                         "TagResource",
                         "OwnedElsewhere",
-                        format!("{what}: {arn} is managed by another meridian owner (`{}`); release it there first", live_tags.get(OWNER_KEY).map(String::as_str).unwrap_or("?")),
+                        format!(
+                            "{what}: {arn} is managed by another meridian owner (`{}`); release it there first",
+                            live_tags.get(OWNER_KEY).map(String::as_str).unwrap_or("?")
+                        ),
                     ));
                 }
                 if adopting {

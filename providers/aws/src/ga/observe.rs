@@ -104,7 +104,9 @@ impl AwsProvider {
         }
         if let Scope::Managed(claims) = scope {
             for (arn, claim) in claims {
-                let seen = found.iter().any(|o| o.cloud_id.as_deref() == Some(arn.as_str()))
+                let seen = found
+                    .iter()
+                    .any(|o| o.cloud_id.as_deref() == Some(arn.as_str()))
                     || unclaimed.iter().any(|u| &u.external_id == arn);
                 if !seen {
                     unclaimed.push(Unclaimed {
@@ -148,7 +150,9 @@ impl AwsProvider {
             // document pinned to its ARN decides its address.
             Scope::Managed(claims) => match (claims.get(&arn), owned) {
                 (Some(claim), _) => {
-                    if !owned && tags.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE) {
+                    if !owned
+                        && tags.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+                    {
                         return Ok(Taken::Refused(Unclaimed {
                             address: claim.address.clone(),
                             external_id: arn,

@@ -1,0 +1,326 @@
+//! Adoption of an estate meridian did not build: accelerators made with
+//! boto3 and a backend service with its health check made with Google's
+//! Python client, against the sandbox. `import` writes their documents,
+//! `plan` adopts them only, `apply` writes nothing but ownership, and every
+//! cloud id and accelerator IP address survives; then a dial moves through
+//! the usual path, `release` lets go without deleting, and a replacement
+//! is blocked until its lost addresses are acknowledged.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::aws::{clients, python, sandbox};
+use common::{call_totals, sim_run, world};
+
+const PROVIDERS: &str = "apiVersion: meridian.dev/v1alpha1
+kind: Provider
+metadata:
+  name: aws-global
+spec:
+  type: aws
+---
+apiVersion: meridian.dev/v1alpha1
+kind: Provider
+metadata:
+  name: gcp-prod
+spec:
+  type: gcp
+  project: acme-prod-314159
+";
+
+/// The accelerator's ARN, IP addresses, listener and group ARNs, and the
+/// backend service's id, from the simulated world.
+fn identities(sim: &Path) -> serde_json::Value {
+    let world = world(sim);
+    let accelerators: Vec<serde_json::Value> = world["accelerators"]
+        .as_object()
+        .expect("accelerators")
+        .values()
+        .map(|a| serde_json::json!({"arn": a["arn"], "ips": a["ip_addresses"], "name": a["name"]}))
+        .collect();
+    let mut listeners: Vec<&String> = world["listeners"]
+        .as_object()
+        .expect("listeners")
+        .keys()
+        .collect();
+    listeners.sort();
+    let mut groups: Vec<&String> = world["endpoint_groups"]
+        .as_object()
+        .expect("groups")
+        .keys()
+        .collect();
+    groups.sort();
+    let services: Vec<serde_json::Value> = world["backend_services"]
+        .as_object()
+        .expect("services")
+        .values()
+        .map(|s| serde_json::json!({"name": s["name"], "id": s["id"]}))
+        .collect();
+    serde_json::json!({"accelerators": accelerators, "listeners": listeners, "groups": groups, "services": services})
+}
+
+fn plan_json(dir: &Path, sim: &Path) -> serde_json::Value {
+    let plan = sim_run(dir, sim, &["plan", "--format", "json"]);
+    assert!(plan.code == 0 || plan.code == 2, "{}", plan.all());
+    serde_json::from_str(&plan.stdout).expect("plan json")
+}
+
+#[test]
+fn an_estate_built_by_other_clients_is_imported_adopted_and_released_without_losing_an_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let folder = dir.join("desired-state");
+    std::fs::create_dir_all(&folder).expect("folder");
+    std::fs::write(folder.join("providers.yaml"), PROVIDERS).expect("providers");
+    let sim = dir.join("sim");
+    let faults = sim_run(dir, &sim, &["sim", "faults", "--deploy-delay-ms", "20"]);
+    assert_eq!(faults.code, 0, "{}", faults.all());
+
+    // The estate, made by the official clients.
+    let made = {
+        let server = sandbox(&sim);
+        let out = Command::new(python())
+            .arg(clients().join("estate.py"))
+            .args([server.url().as_str(), "acme-prod-314159"])
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let made: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ids");
+        made
+    };
+    let before = identities(&sim);
+    assert_eq!(before["accelerators"][0]["ips"], made["ips"], "{before}");
+
+    // Import: one file per object, pinned to its cloud identity.
+    let imported = folder.join("imported");
+    for provider in ["aws-global", "gcp-prod"] {
+        let run = sim_run(
+            dir,
+            &sim,
+            &[
+                "import",
+                "desired-state",
+                "--provider",
+                provider,
+                "--out",
+                imported.to_str().expect("utf-8"),
+            ],
+        );
+        assert_eq!(run.code, 0, "{}", run.all());
+    }
+    let mut files: Vec<String> = std::fs::read_dir(&imported)
+        .expect("imported")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "backendservice-shop.yaml",
+            "globalaccelerator-checkout-api.yaml",
+            "healthcheck-shop-hc.yaml"
+        ]
+    );
+    let accelerator_doc =
+        std::fs::read_to_string(imported.join("globalaccelerator-checkout-api.yaml")).expect("doc");
+    let arn = made["accelerator"].as_str().expect("arn");
+    assert!(
+        accelerator_doc.contains(&format!("meridian.dev/external-id: \"{arn}\""))
+            && accelerator_doc.contains("acceleratorName: Checkout-API")
+            && accelerator_doc.contains("trafficDial: 40")
+            && accelerator_doc.contains("weight: 200")
+            && !accelerator_doc.contains("weight: 128")
+            && !accelerator_doc.contains("intervalSeconds: 30"),
+        "minimal, with what was set and nothing else:\n{accelerator_doc}"
+    );
+    // Deterministic: a second import writes the same bytes.
+    let again = sim_run(
+        dir,
+        &sim,
+        &["import", "desired-state", "--provider", "aws-global"],
+    );
+    assert!(again.stdout.contains(&accelerator_doc), "{}", again.all());
+    let validate = common::meridian(dir, &["validate"]);
+    assert_eq!(validate.code, 0, "{}", validate.all());
+
+    // Plan: adopt actions only.
+    let plan = plan_json(dir, &sim);
+    let actions: Vec<(String, String)> = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["action"].as_str().unwrap_or("").to_owned(),
+                c["address"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(),
+        ["adopt", "adopt", "adopt"],
+        "{actions:?}"
+    );
+    assert_eq!(plan["summary"]["adopt"], 3);
+    let text = sim_run(dir, &sim, &["plan"]);
+    assert!(
+        text.stdout.contains("@ GlobalAccelerator[checkout-api]")
+            && text.stdout.contains("3 to adopt"),
+        "{}",
+        text.all()
+    );
+
+    let history_before = world(&sim)["history"].as_array().map_or(0, Vec::len);
+    let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let after = sim_run(dir, &sim, &["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        after.code,
+        0,
+        "empty after adoption: {}\n{}",
+        after.all(),
+        apply.all()
+    );
+    assert_eq!(
+        identities(&sim),
+        before,
+        "every id and IP address unchanged"
+    );
+    let mut adoption: Vec<String> = world(&sim)["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["operation"].as_str().unwrap_or("").to_owned())
+        .skip(history_before)
+        .collect();
+    adoption.sort();
+    assert_eq!(
+        adoption,
+        [
+            "TagResource",
+            "backendServices.patch",
+            "healthChecks.update"
+        ],
+        "adoption writes the ownership markers and nothing else"
+    );
+
+    // A dial edited in the imported document moves through the usual path.
+    let doc = imported.join("globalaccelerator-checkout-api.yaml");
+    std::fs::write(
+        &doc,
+        accelerator_doc.replace("trafficDial: 40", "trafficDial: 60"),
+    )
+    .expect("edit");
+    let plan = plan_json(dir, &sim);
+    let changes = plan["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "{plan}");
+    assert_eq!(changes[0]["action"], "update");
+    assert_eq!(changes[0]["fields"][0]["path"], "trafficDial");
+    let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let eu = made["groups"]["eu-west-1"].as_str().expect("group");
+    assert_eq!(
+        world(&sim)["endpoint_groups"][eu]["spec"]["trafficDial"],
+        60
+    );
+
+    // A replacement (the document renamed, its pin removed) is blocked,
+    // naming the addresses; the acknowledgement lets it through.
+    let renamed = std::fs::read_to_string(&doc)
+        .expect("doc")
+        .replace("name: checkout-api", "name: checkout-v2")
+        .replace(
+            &format!("    meridian.dev/external-id: \"{arn}\"\n"),
+            "    example.com/note: renamed\n",
+        );
+    std::fs::write(&doc, &renamed).expect("rename");
+    let blocked = sim_run(dir, &sim, &["plan"]);
+    assert_eq!(blocked.code, 3, "{}", blocked.all());
+    let ips: Vec<String> = made["ips"]
+        .as_array()
+        .expect("ips")
+        .iter()
+        .map(|v| v.as_str().unwrap_or("").to_owned())
+        .collect();
+    for ip in &ips {
+        assert!(
+            blocked.all().contains(ip.as_str()),
+            "names {ip}: {}",
+            blocked.all()
+        );
+    }
+    let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 3, "{}", apply.all());
+    assert_eq!(
+        identities(&sim),
+        {
+            let mut expected = before.clone();
+            expected["accelerators"][0]["name"] = serde_json::json!("Checkout-API");
+            expected
+        },
+        "nothing replaced while blocked"
+    );
+    std::fs::write(
+        &doc,
+        renamed.replace(
+            "    example.com/note: renamed\n",
+            &format!(
+                "    example.com/note: renamed\n    meridian.dev/allow-replace: \"{}\"\n",
+                ips.join(", ")
+            ),
+        ),
+    )
+    .expect("acknowledge");
+    let acknowledged = sim_run(dir, &sim, &["plan", "--detailed-exitcode"]);
+    assert_eq!(acknowledged.code, 2, "allowed now: {}", acknowledged.all());
+    // Put the pinned document back instead of replacing.
+    std::fs::write(
+        &doc,
+        std::fs::read_to_string(&doc)
+            .expect("doc")
+            .replace("name: checkout-v2", "name: checkout-api"),
+    )
+    .expect("restore");
+    let restore = accelerator_doc.replace("trafficDial: 40", "trafficDial: 60");
+    std::fs::write(&doc, &restore).expect("restore");
+    let back = sim_run(dir, &sim, &["plan", "--detailed-exitcode"]);
+    assert_eq!(back.code, 0, "{}", back.all());
+
+    // Release, then remove the documents: nothing is deleted.
+    for target in [
+        "GlobalAccelerator/checkout-api",
+        "BackendService/shop",
+        "HealthCheck/shop-hc",
+    ] {
+        let run = sim_run(dir, &sim, &["release", target]);
+        assert_eq!(run.code, 0, "{}", run.all());
+    }
+    std::fs::remove_dir_all(&imported).expect("remove documents");
+    let (_, writes) = call_totals(&sim);
+    let plan = sim_run(dir, &sim, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "nothing to delete: {}", plan.all());
+    let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert_eq!(call_totals(&sim).1, writes, "no write after release");
+    let mut released = before.clone();
+    released["accelerators"][0]["name"] = serde_json::json!("Checkout-API");
+    assert_eq!(identities(&sim), released, "everything still runs");
+    // The tags it had before adoption are all that is left.
+    let imported_again = sim_run(
+        dir,
+        &sim,
+        &["import", "desired-state", "--provider", "aws-global"],
+    );
+    assert!(
+        imported_again.stdout.contains("trafficDial: 60"),
+        "importable again: {}",
+        imported_again.all()
+    );
+}
