@@ -381,7 +381,7 @@ pub async fn tick(
                     // Done when the live object is what the change writes,
                     // and, for an adoption, carries meridian's marker.
                     live.get(&c.address)
-                        .is_none_or(|o| &Some(&o.resource) != &c.after.as_ref() || !o.owned)
+                        .is_none_or(|o| Some(&o.resource) != c.after.as_ref() || !o.owned)
                 })
                 .cloned()
                 .collect();
