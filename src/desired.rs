@@ -438,6 +438,7 @@ pub fn expand(state: &DesiredState) -> DesiredResources {
 fn pin_external_ids(state: &DesiredState, out: &mut DesiredResources) {
     let mut pins: Vec<(Address, String)> = Vec::new();
     let id_of = |kind: &str, metadata: &crate::model::raw::Metadata| {
+        // One identity per document, but for meshes (below).
         metadata
             .annotations
             .get(crate::model::EXTERNAL_ID_KEY)
@@ -482,6 +483,29 @@ fn pin_external_ids(state: &DesiredState, out: &mut DesiredResources) {
                 },
                 id,
             ));
+        }
+    }
+    for mesh in &state.meshes {
+        let Some(value) = mesh
+            .doc
+            .metadata
+            .annotations
+            .get(crate::model::EXTERNAL_ID_KEY)
+        else {
+            continue;
+        };
+        for pin in
+            crate::model::external_ids("TransitGatewayMesh", mesh.name(), value).unwrap_or_default()
+        {
+            if let Some((region, id)) = pin.split_once('=') {
+                pins.push((
+                    Address::TransitGateway {
+                        mesh: mesh.name().to_owned(),
+                        region: region.to_owned(),
+                    },
+                    id.to_owned(),
+                ));
+            }
         }
     }
     for (address, id) in pins {

@@ -344,7 +344,154 @@ pub fn documents(provider: &str, objects: &[Observed]) -> (Vec<ImportedDocument>
             _ => {}
         }
     }
+    let (meshes, mesh_notes) = meshes(provider, objects, &mut taken);
+    out.extend(meshes);
+    notes.extend(mesh_notes);
     out.sort_by(|a, b| a.file.cmp(&b.file));
+    (out, notes)
+}
+
+/// `TransitGatewayMesh` documents: gateways joined by peerings form one
+/// mesh; each gateway's CIDRs are the destinations the other gateways route
+/// to it through their peering.
+fn meshes(
+    provider: &str,
+    objects: &[Observed],
+    taken: &mut BTreeMap<String, usize>,
+) -> (Vec<ImportedDocument>, Vec<String>) {
+    use std::collections::BTreeSet;
+    let mut notes = Vec::new();
+    // Gateways by id: region, ASN, description.
+    let gateways: BTreeMap<&str, (&str, u32, &str)> = objects
+        .iter()
+        .filter_map(|o| match (&o.resource, &o.cloud_id) {
+            (Resource::TransitGateway(g), Some(id)) => Some((
+                id.as_str(),
+                (g.region.as_str(), g.amazon_side_asn, g.description.as_str()),
+            )),
+            _ => None,
+        })
+        .collect();
+    // Gateways joined by a peering share a root.
+    let mut group: BTreeMap<&str, &str> = gateways.keys().map(|id| (*id, *id)).collect();
+    fn root<'a>(group: &BTreeMap<&'a str, &'a str>, mut id: &'a str) -> &'a str {
+        while let Some(parent) = group.get(id).filter(|p| **p != id) {
+            id = parent;
+        }
+        id
+    }
+    // (requester gateway, requester region, accepter region).
+    let mut peerings: Vec<(&str, &str, &str)> = Vec::new();
+    for o in objects {
+        if let (Resource::Peering(p), Some(ends)) = (&o.resource, &o.etag)
+            && let Some((a, b)) = ends.split_once('|')
+            && let (Some((a, _)), Some((b, _))) =
+                (gateways.get_key_value(a), gateways.get_key_value(b))
+        {
+            let (ra, rb) = (root(&group, a), root(&group, b));
+            if ra != rb {
+                let (low, high) = if ra < rb { (ra, rb) } else { (rb, ra) };
+                group.insert(high, low);
+            }
+            peerings.push((a, p.requester_region.as_str(), p.accepter_region.as_str()));
+        }
+    }
+    let mut components: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for id in gateways.keys() {
+        components.entry(root(&group, id)).or_default().push(id);
+    }
+    let mut out = Vec::new();
+    for members in components.values() {
+        let mut members = members.clone();
+        members.sort_by_key(|id| gateways[id].0);
+        let name = unique(document_name(members[0], "tgw"), taken);
+        let regions: BTreeSet<&str> = members.iter().map(|id| gateways[id].0).collect();
+        // A route in X to C through the peering with R says C is R's.
+        let mut cidrs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut live_routes: BTreeSet<(String, String, String)> = BTreeSet::new();
+        for o in objects {
+            if let (Address::Route { mesh, .. }, Resource::Route(r)) = (&o.address, &o.resource)
+                && members.contains(&mesh.as_str())
+            {
+                if regions.contains(r.via_peer_region.as_str()) {
+                    cidrs
+                        .entry(r.via_peer_region.clone())
+                        .or_default()
+                        .insert(r.destination_cidr.clone());
+                    live_routes.insert((
+                        r.region.clone(),
+                        r.destination_cidr.clone(),
+                        r.via_peer_region.clone(),
+                    ));
+                } else {
+                    notes.push(format!("TransitGatewayMesh/{name}: the static route to {} in {} goes through {}, not a peering of the mesh; meridian leaves it alone", r.destination_cidr, r.region, r.via_peer_region));
+                }
+            }
+        }
+        let pairs: Vec<(&str, &str)> = peerings
+            .iter()
+            .filter(|(a, _, _)| members.contains(a))
+            .map(|(_, req, acc)| (*req, *acc))
+            .collect();
+        let mut implied: BTreeSet<(String, String, String)> = BTreeSet::new();
+        for (req, acc) in &pairs {
+            for (here, there) in [(req, acc), (acc, req)] {
+                for cidr in cidrs.get(*there).into_iter().flatten() {
+                    implied.insert((here.to_string(), cidr.clone(), there.to_string()));
+                }
+            }
+        }
+        for missing in implied.difference(&live_routes) {
+            notes.push(format!("TransitGatewayMesh/{name}: {} has no route to {} via {}, which the mesh implies (meridian would add it)", missing.0, missing.1, missing.2));
+        }
+        let mut gateway_docs = Vec::new();
+        for id in &members {
+            let (region, asn, description) = gateways[id];
+            let mut g = Map::new();
+            g.insert("region".into(), json!(region));
+            if asn != 64512 {
+                g.insert("amazonSideAsn".into(), json!(asn));
+            }
+            if let Some(list) = cidrs.get(region) {
+                g.insert("cidrs".into(), json!(list));
+            }
+            if description != format!("meridian mesh {name} in {region}") {
+                g.insert("description".into(), json!(description));
+            }
+            gateway_docs.push(Value::Object(g));
+        }
+        let mut body = Map::new();
+        body.insert("provider".into(), json!(provider));
+        body.insert("gateways".into(), Value::Array(gateway_docs));
+        // Peerings are listed unless they are the full mesh the document
+        // would imply (every pair, the gateway listed first requesting).
+        let order: Vec<&str> = members.iter().map(|id| gateways[id].0).collect();
+        let mut full = Vec::new();
+        for (i, a) in order.iter().enumerate() {
+            for b in &order[i + 1..] {
+                full.push((*a, *b));
+            }
+        }
+        let mut sorted_pairs = pairs.clone();
+        sorted_pairs.sort();
+        full.sort();
+        if sorted_pairs != full {
+            body.insert(
+                "peerings".into(),
+                Value::Array(
+                    sorted_pairs
+                        .iter()
+                        .map(|(req, acc)| json!({"requester": req, "accepter": acc}))
+                        .collect(),
+                ),
+            );
+        }
+        let pins: Vec<String> = members
+            .iter()
+            .map(|id| format!("{}={id}", gateways[id].0))
+            .collect();
+        out.push(document("TransitGatewayMesh", &name, &pins.join(","), body));
+    }
     (out, notes)
 }
 

@@ -324,3 +324,122 @@ fn an_estate_built_by_other_clients_is_imported_adopted_and_released_without_los
         imported_again.all()
     );
 }
+
+fn tgw(moto: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(clients().join("tgw_check.py"))
+        .arg(moto)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[test]
+fn a_transit_gateway_pair_made_in_moto_is_imported_adopted_and_released_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let sim = dir.join("sim");
+    let moto = common::aws::moto();
+    let moto_url = moto.url();
+    let sandbox = sandbox(&sim);
+    let folder = dir.join("desired-state");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    std::fs::write(
+        folder.join("providers.yaml"),
+        format!(
+            "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {{name: aws-global}}\nspec:\n  type: aws\n  endpoints: {{globalaccelerator: \"{}\", ec2: \"{moto_url}\"}}\n",
+            sandbox.url()
+        ),
+    )
+    .expect("write");
+    let made = tgw(&moto_url, &["estate", "us-east-1", "eu-west-1"]);
+    let regions = ["summary", "us-east-1", "eu-west-1"];
+    let before = tgw(&moto_url, &regions);
+    assert_eq!(
+        before["routes"].as_array().map(Vec::len),
+        Some(2),
+        "{before}"
+    );
+
+    let imported = folder.join("imported");
+    let run = common::aws::aws(
+        dir,
+        &[
+            "import",
+            "desired-state",
+            "--provider",
+            "aws-global",
+            "--kind",
+            "TransitGatewayMesh",
+            "--out",
+            imported.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let east = made["gateways"]["us-east-1"].as_str().expect("east");
+    let west = made["gateways"]["eu-west-1"].as_str().expect("west");
+    // Named after the gateway of the first region.
+    let mesh = west.to_owned();
+    let file = imported.join(format!("transitgatewaymesh-{mesh}.yaml"));
+    let doc = std::fs::read_to_string(&file).unwrap_or_else(|_| panic!("{}", run.all()));
+    assert!(
+        doc.contains(&format!("meridian.dev/external-id: \"eu-west-1={west},us-east-1={east}\""))
+            && doc.contains("amazonSideAsn: 64520")
+            && doc.contains("  - region: eu-west-1\n    amazonSideAsn: 64521\n    cidrs:\n    - \"10.20.0.0/16\"\n    description: \"core hub west\"\n")
+            && doc.contains("    cidrs:\n    - \"10.10.0.0/16\"\n    description: \"core hub east\"\n")
+            && doc.contains("  peerings:\n  - requester: us-east-1\n    accepter: eu-west-1\n"),
+        "{doc}"
+    );
+    assert_eq!(common::meridian(dir, &["validate"]).code, 0);
+
+    let plan = common::aws::aws(dir, &["plan", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("json");
+    let actions: Vec<&str> = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        actions,
+        ["adopt", "adopt", "adopt"],
+        "two gateways and the peering: {plan:#}"
+    );
+    let apply = common::aws::aws(dir, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let again = common::aws::aws(dir, &["plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "empty after adoption: {}", again.all());
+    let after = tgw(&moto_url, &regions);
+    let owners: Vec<&serde_json::Value> = after["gateways"]
+        .as_array()
+        .expect("gateways")
+        .iter()
+        .map(|g| &g["owner"])
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            &serde_json::json!("aws-global"),
+            &serde_json::json!("aws-global")
+        ],
+        "{after}"
+    );
+    let mut unowned = after.clone();
+    for g in unowned["gateways"].as_array_mut().expect("gateways") {
+        g["owner"] = serde_json::Value::Null;
+    }
+    assert_eq!(unowned, before, "same gateways, peering and routes");
+
+    let release = common::aws::aws(dir, &["release", &format!("TransitGatewayMesh/{mesh}")]);
+    assert_eq!(release.code, 0, "{}", release.all());
+    std::fs::remove_dir_all(&imported).expect("remove");
+    let plan = common::aws::aws(dir, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "nothing to delete: {}", plan.all());
+    assert_eq!(tgw(&moto_url, &regions), before, "untouched, unowned again");
+}

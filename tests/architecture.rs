@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("clock", 0),
     ("model", 1),
     ("desired", 2),
+    ("import", 2),
     ("source", 2),
     ("traffic", 2),
     ("providers", 3),

@@ -19,8 +19,9 @@ pub struct ImportArgs {
     /// The `Provider` document whose account or project is listed.
     #[arg(long)]
     pub provider: String,
-    /// Only this kind: GlobalAccelerator, HealthCheck, BackendService or UrlMap.
-    #[arg(long, value_parser = ["GlobalAccelerator", "HealthCheck", "BackendService", "UrlMap"])]
+    /// Only this kind: GlobalAccelerator, HealthCheck, BackendService,
+    /// UrlMap or TransitGatewayMesh.
+    #[arg(long, value_parser = ["GlobalAccelerator", "HealthCheck", "BackendService", "UrlMap", "TransitGatewayMesh"])]
     pub kind: Option<String>,
     /// Only objects with this cloud name.
     #[arg(long, conflicts_with_all = ["id", "tag"])]
@@ -28,7 +29,7 @@ pub struct ImportArgs {
     /// Only the object with this cloud identity (ARN, selfLink or name).
     #[arg(long, conflicts_with = "tag")]
     pub id: Option<String>,
-    /// Only accelerators with this tag, `KEY=VALUE`.
+    /// Only accelerators and transit gateways with this tag, `KEY=VALUE`.
     #[arg(long, value_parser = parse_tag)]
     pub tag: Option<(String, String)>,
     /// Write one file per object here (default: print every document).
@@ -64,6 +65,7 @@ pub async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8> {
     };
     let family = args.kind.as_deref().map(|k| match k {
         "GlobalAccelerator" => Family::GlobalAccelerator,
+        "TransitGatewayMesh" => Family::TransitGateway,
         _ => Family::GcpLoadBalancing,
     });
     let discovered = match provider
@@ -95,6 +97,7 @@ pub async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8> {
             "GlobalAccelerator" => state.accelerator(name).is_some(),
             "BackendService" => state.backend_service(name).is_some(),
             "HealthCheck" => state.health_checks.iter().any(|d| d.name() == name),
+            "TransitGatewayMesh" => state.meshes.iter().any(|d| d.name() == name),
             _ => state.url_maps.iter().any(|d| d.name() == name),
         };
         if clash {
@@ -135,7 +138,8 @@ pub async fn import(cli: &Cli, args: &ImportArgs) -> Result<u8> {
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
     /// The object: `GlobalAccelerator/NAME`, `BackendService/NAME`,
-    /// `HealthCheck/NAME` or `UrlMap/NAME`.
+    /// `HealthCheck/NAME`, `UrlMap/NAME` or `TransitGatewayMesh/NAME` (its
+    /// gateways and peerings).
     pub target: String,
     /// Desired-state directory holding its document.
     #[arg(default_value = "desired-state")]
@@ -153,7 +157,19 @@ pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
         );
         return Ok(exit::ERROR);
     };
+    let resources = meridian::desired::expand(&state);
     let (address, provider) = match kind {
+        "TransitGatewayMesh" => (
+            Address::TransitGateway {
+                mesh: name.to_owned(),
+                region: String::new(),
+            },
+            state
+                .meshes
+                .iter()
+                .find(|d| d.name() == name)
+                .map(|d| d.doc.spec.provider.clone()),
+        ),
         "GlobalAccelerator" => (
             Address::Accelerator {
                 accelerator: name.to_owned(),
@@ -208,19 +224,42 @@ pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
         eprintln!("error: provider `{provider}` could not be set up");
         return Ok(exit::ERROR);
     };
-    match instance.release(&address).await {
-        Ok(ids) => {
-            println!(
-                "Released {} (provider `{provider}`): {}. Its configuration is unchanged; meridian no longer observes, changes or deletes it.\nNow remove its document from {} (kept, it would be adopted again when pinned by meridian.dev/external-id, or created anew when not).",
-                args.target,
-                ids.join(", "),
-                args.dir.display()
-            );
-            Ok(exit::OK)
-        }
-        Err(error) => {
-            eprintln!("error: {error}");
-            Ok(exit::ERROR)
+    // A mesh is released object by object: its gateways and peerings
+    // carry tags each (routes carry none).
+    let targets: Vec<Address> = match &address {
+        Address::TransitGateway { mesh, .. } => resources
+            .keys()
+            .filter(|a| match a {
+                Address::TransitGateway { mesh: m, .. } | Address::Peering { mesh: m, .. } => {
+                    m == mesh
+                }
+                _ => false,
+            })
+            .cloned()
+            .collect(),
+        other => vec![other.clone()],
+    };
+    let mut released = Vec::new();
+    for target in &targets {
+        match instance.release(target).await {
+            Ok(ids) => released.extend(ids),
+            Err(error) => {
+                eprintln!("error: {target}: {error}");
+                if !released.is_empty() {
+                    eprintln!(
+                        "released so far: {}; run release again to finish",
+                        released.join(", ")
+                    );
+                }
+                return Ok(exit::ERROR);
+            }
         }
     }
+    println!(
+        "Released {} (provider `{provider}`): {}. Its configuration is unchanged; meridian no longer observes, changes or deletes it.\nNow remove its document from {} (kept, it would be adopted again when pinned by meridian.dev/external-id, or created anew when not).",
+        args.target,
+        released.join(", "),
+        args.dir.display()
+    );
+    Ok(exit::OK)
 }

@@ -119,7 +119,7 @@ pub const ALLOW_REPLACE_KEY: &str = "meridian.dev/allow-replace";
 /// The cloud identities a document's `meridian.dev/external-id` names, or
 /// what is wrong with it: an accelerator's ARN; a GCP object's selfLink
 /// (or name), which must end in the document's name (GCP names never
-/// change).
+/// change); a mesh's gateways as `REGION=tgw-…`, comma-separated.
 pub fn external_ids(kind: &str, name: &str, value: &str) -> Result<Vec<String>, String> {
     let ids: Vec<String> = value
         .split([',', ' ', '\n'])
@@ -132,13 +132,16 @@ pub fn external_ids(kind: &str, name: &str, value: &str) -> Result<Vec<String>, 
     }
     match kind {
         "GlobalAccelerator" => match ids.as_slice() {
-            [arn] if arn.starts_with("arn:aws:globalaccelerator::")
-                && arn.contains(":accelerator/")
-                && !arn.contains("/listener/") =>
+            [arn]
+                if arn.starts_with("arn:aws:globalaccelerator::")
+                    && arn.contains(":accelerator/")
+                    && !arn.contains("/listener/") =>
             {
                 Ok(ids)
             }
-            _ => Err(format!("`{value}` is not an accelerator ARN: give one `arn:aws:globalaccelerator::ACCOUNT:accelerator/ID`")),
+            _ => Err(format!(
+                "`{value}` is not an accelerator ARN: give one `arn:aws:globalaccelerator::ACCOUNT:accelerator/ID`"
+            )),
         },
         "HealthCheck" | "BackendService" | "UrlMap" => {
             let collection = match kind {
@@ -152,15 +155,45 @@ pub fn external_ids(kind: &str, name: &str, value: &str) -> Result<Vec<String>, 
             let last = id.rsplit('/').next().unwrap_or(id);
             let shaped = !id.contains('/') || id.contains(&format!("/global/{collection}/"));
             if !shaped {
-                return Err(format!("`{id}` is not a global {collection} selfLink: give `https://compute.googleapis.com/compute/v1/projects/PROJECT/global/{collection}/NAME` or the name"));
+                return Err(format!(
+                    "`{id}` is not a global {collection} selfLink: give `https://compute.googleapis.com/compute/v1/projects/PROJECT/global/{collection}/NAME` or the name"
+                ));
             }
             if last != name {
-                return Err(format!("`{id}` names `{last}`, but this document is `{name}`: GCP names never change, so metadata.name must be the live object's name"));
+                return Err(format!(
+                    "`{id}` names `{last}`, but this document is `{name}`: GCP names never change, so metadata.name must be the live object's name"
+                ));
             }
             Ok(ids)
         }
-        "TransitGatewayMesh" => Err("Transit Gateway meshes cannot be pinned to live gateways in this release (adoption covers GlobalAccelerator, HealthCheck, BackendService and UrlMap documents): meridian would create new gateways beside the pinned ones".to_owned()),
-        other => Err(format!("`meridian.dev/external-id` names live objects of GlobalAccelerator, HealthCheck, BackendService, UrlMap and TransitGatewayMesh documents, not of a {other}")),
+        "TransitGatewayMesh" => {
+            let mut regions = std::collections::BTreeSet::new();
+            for id in &ids {
+                let Some((region, gateway)) = id.split_once('=') else {
+                    return Err(format!(
+                        "`{id}` does not say its region: write `REGION=tgw-…` for each gateway, e.g. `us-east-1=tgw-0123456789abcdef0`"
+                    ));
+                };
+                let hex = gateway.strip_prefix("tgw-").unwrap_or("");
+                if hex.is_empty()
+                    || hex.starts_with("attach-")
+                    || !hex.chars().all(|c| c.is_ascii_hexdigit())
+                {
+                    return Err(format!(
+                        "`{gateway}` is not a transit gateway id (`tgw-` and hex digits); peerings between pinned gateways are adopted with them"
+                    ));
+                }
+                if !regions.insert(region.to_owned()) {
+                    return Err(format!(
+                        "pins two gateways in {region}: a mesh has one gateway per region"
+                    ));
+                }
+            }
+            Ok(ids)
+        }
+        other => Err(format!(
+            "`meridian.dev/external-id` names live objects of GlobalAccelerator, HealthCheck, BackendService, UrlMap and TransitGatewayMesh documents, not of a {other}"
+        )),
     }
 }
 

@@ -1044,6 +1044,20 @@ impl Validator<'_> {
         for mesh in &self.state.meshes {
             let spec = &mesh.doc.spec;
             self.provider_ref(mesh, &spec.provider, &[ProviderType::Aws]);
+            if let Some(value) = mesh.doc.metadata.annotations.get(super::EXTERNAL_ID_KEY)
+                && let Ok(pins) = super::external_ids("TransitGatewayMesh", mesh.name(), value)
+            {
+                for pin in pins {
+                    let region = pin.split_once('=').map_or("", |(r, _)| r);
+                    if !spec.gateways.iter().any(|g| g.region == region) {
+                        self.push(
+                            mesh,
+                            &format!("metadata.annotations.{}", super::EXTERNAL_ID_KEY),
+                            format!("pins a gateway in {region}, which the mesh does not declare: add it to spec.gateways or drop the pin"),
+                        );
+                    }
+                }
+            }
             if spec.gateways.is_empty() {
                 self.push(mesh, "spec.gateways", "a mesh needs at least one gateway");
             }

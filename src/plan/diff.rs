@@ -155,7 +155,9 @@ pub fn diff(
         }
     }
     for (address, (provider, have)) in &live {
-        if desired.contains_key(*address) {
+        // Never delete what meridian does not own: an unowned object is
+        // observed only because a document claims it or its mesh.
+        if desired.contains_key(*address) || !have.owned {
             continue;
         }
         // Make-before-break: stop traffic before removing what carries it.

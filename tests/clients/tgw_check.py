@@ -4,6 +4,9 @@ of meridian.
 Usage:
   tgw_check.py URL summary REGION...        print gateways, peerings and routes as JSON
   tgw_check.py URL delete-peering REQ ACC   delete the peering between two regions
+  tgw_check.py URL estate A B               a gateway pair peered A -> B with a static route
+                                            each way, as a team without meridian made it;
+                                            prints the ids as JSON
   tgw_check.py URL crud REGION PEER         create, page, modify and delete gateways, a
                                             peering and routes of its own between two
                                             regions (each with room for six gateways)
@@ -68,6 +71,24 @@ elif command == "delete-peering":
             break
     else:
         sys.exit("no such peering")
+elif command == "estate":
+    a, b = sys.argv[3], sys.argv[4]
+    here, there = ec2(a), ec2(b)
+    east = here.create_transit_gateway(Description="core hub east", Options={"AmazonSideAsn": 64520},
+                                       TagSpecifications=[{"ResourceType": "transit-gateway", "Tags": [{"Key": "Name", "Value": "core-east"}]}])["TransitGateway"]
+    west = there.create_transit_gateway(Description="core hub west", Options={"AmazonSideAsn": 64521})["TransitGateway"]
+    attachment = here.create_transit_gateway_peering_attachment(
+        TransitGatewayId=east["TransitGatewayId"], PeerTransitGatewayId=west["TransitGatewayId"],
+        PeerAccountId="123456789012", PeerRegion=b,
+    )["TransitGatewayPeeringAttachment"]["TransitGatewayAttachmentId"]
+    state = lambda client: client.describe_transit_gateway_peering_attachments(TransitGatewayAttachmentIds=[attachment])["TransitGatewayPeeringAttachments"][0]["State"]
+    wait_for(lambda: state(there), "pendingAcceptance")
+    there.accept_transit_gateway_peering_attachment(TransitGatewayAttachmentId=attachment)
+    wait_for(lambda: state(here), "available")
+    for client, gateway, cidr in [(here, east, "10.20.0.0/16"), (there, west, "10.10.0.0/16")]:
+        table = client.describe_transit_gateways(TransitGatewayIds=[gateway["TransitGatewayId"]])["TransitGateways"][0]["Options"]["AssociationDefaultRouteTableId"]
+        client.create_transit_gateway_route(TransitGatewayRouteTableId=table, DestinationCidrBlock=cidr, TransitGatewayAttachmentId=attachment)
+    print(json.dumps({"gateways": {a: east["TransitGatewayId"], b: west["TransitGatewayId"]}, "peering": attachment}))
 elif command == "crud":
     region, peer = sys.argv[3], sys.argv[4]
     here, there = ec2(region), ec2(peer)

@@ -237,8 +237,25 @@ impl Provider for AwsProvider {
             }
         }
         if !request.regions.is_empty() {
-            match self.observe_transit_gateway(&request.regions).await {
-                Ok(found) => response.resources.extend(found),
+            let claims = request
+                .claims
+                .iter()
+                .filter(|c| matches!(c.address, Address::TransitGateway { .. }))
+                .map(|c| (c.external_id.clone(), c))
+                .collect();
+            let mut unclaimed = Vec::new();
+            match self
+                .observe_gateways(
+                    &request.regions,
+                    &tgw::TgwScope::Managed(claims),
+                    &mut unclaimed,
+                )
+                .await
+            {
+                Ok(found) => {
+                    response.resources.extend(found);
+                    response.unclaimed.extend(unclaimed);
+                }
                 Err(error) => response.gaps.push(ObservationGap {
                     family: Family::TransitGateway,
                     error,
@@ -290,12 +307,22 @@ impl Provider for AwsProvider {
                     .await?,
             );
         }
+        if request.family.is_none_or(|f| f == Family::TransitGateway) {
+            let scope = tgw::TgwScope::Unowned(&request);
+            response.objects.extend(
+                self.observe_gateways(&request.regions, &scope, &mut Vec::new())
+                    .await?,
+            );
+        }
         Ok(response)
     }
 
     async fn release(&self, address: &Address) -> Result<Vec<String>, ProviderError> {
         match address {
             Address::Accelerator { .. } => self.release_accelerator(address).await,
+            Address::TransitGateway { .. } | Address::Peering { .. } => {
+                self.release_tgw_object(address).await
+            }
             other => Err(ProviderError::stalled(
                 "Release",
                 "UnsupportedKind",

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use aws_sdk_ec2 as ec2;
 use aws_sdk_ec2::types::{ResourceType, TransitGatewayRequestOptions};
-use meridian_provider::{Action, Address, Change, MESH_KEY, ProviderError, Resource, with_retries};
+use meridian_provider::{
+    ADOPTED_KEY, Action, Address, Change, MANAGED_BY_KEY, MANAGED_BY_VALUE, MESH_KEY, OWNER_KEY,
+    ProviderError, Resource, with_retries,
+};
 
 use super::{GONE, tags_of};
 use crate::AwsProvider;
@@ -34,6 +37,64 @@ impl AwsProvider {
             other => other,
         };
         match (&change.address, change.action, change.after.as_ref()) {
+            (
+                Address::TransitGateway { mesh, region },
+                Action::Adopt,
+                Some(Resource::TransitGateway(spec)),
+            ) => {
+                let id = live_id()?;
+                let Some(live) = self.gateway_now(region, &id, what).await? else {
+                    return Err(ProviderError::conflict(
+                        "CreateTags",
+                        "InvalidTransitGatewayID.NotFound",
+                        format!(
+                            "{what}: {id} no longer exists; adopting never creates (remove it from `meridian.dev/external-id` to create a new gateway)"
+                        ),
+                    ));
+                };
+                if let Some(Resource::TransitGateway(before)) = &change.before
+                    && before.amazon_side_asn != spec.amazon_side_asn
+                {
+                    return Err(ProviderError::stalled(
+                        "ModifyTransitGateway",
+                        "InvalidParameterValue",
+                        format!(
+                            "{}: amazonSideAsn cannot be changed on an existing transit gateway ({} -> {}); declare the live ASN to adopt it",
+                            change.address, before.amazon_side_asn, spec.amazon_side_asn
+                        ),
+                    ));
+                }
+                self.tag_adopted(region, &id, mesh, what).await?;
+                if live != spec.description {
+                    let client = self.ec2(region);
+                    self.run("ModifyTransitGateway", true, what, || {
+                        client
+                            .modify_transit_gateway()
+                            .transit_gateway_id(&id)
+                            .description(&spec.description)
+                            .send()
+                    })
+                    .await?;
+                }
+            }
+            (
+                Address::Peering {
+                    mesh,
+                    requester,
+                    accepter,
+                },
+                Action::Adopt,
+                Some(Resource::Peering(spec)),
+            ) => {
+                let id = live_id()?;
+                self.tag_adopted(requester, &id, mesh, what).await?;
+                if spec.accepted
+                    && matches!(&change.before, Some(Resource::Peering(before)) if !before.accepted)
+                {
+                    self.accept_peering(accepter, &id, what).await?;
+                    self.wait_peering_available(accepter, &id, what).await?;
+                }
+            }
             (
                 Address::TransitGateway { mesh, region },
                 Action::Create,
@@ -361,6 +422,87 @@ impl AwsProvider {
             }
         }
         Ok(())
+    }
+
+    /// Writes meridian's ownership tags (and the adoption mark) onto a
+    /// gateway or peering attachment it did not create; its `Name` and every
+    /// other tag stay.
+    async fn tag_adopted(
+        &self,
+        region: &str,
+        id: &str,
+        mesh: &str,
+        what: &str,
+    ) -> Result<(), ProviderError> {
+        let tags: Vec<ec2::types::Tag> = [
+            (MANAGED_BY_KEY, MANAGED_BY_VALUE),
+            (OWNER_KEY, self.config.owner.as_str()),
+            (MESH_KEY, mesh),
+            (ADOPTED_KEY, "true"),
+        ]
+        .iter()
+        .map(|(k, v)| ec2::types::Tag::builder().key(*k).value(*v).build())
+        .collect();
+        let client = self.ec2(region);
+        self.run("CreateTags", true, what, || {
+            client
+                .create_tags()
+                .resources(id)
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes meridian's tags from a gateway or peering attachment it
+    /// manages, changing nothing else.
+    pub(crate) async fn release_tgw_object(
+        &self,
+        address: &Address,
+    ) -> Result<Vec<String>, ProviderError> {
+        let region = match address {
+            Address::TransitGateway { region, .. } => region.clone(),
+            Address::Peering { requester, .. } => requester.clone(),
+            other => {
+                return Err(ProviderError::stalled(
+                    "DeleteTags",
+                    "UnsupportedKind",
+                    format!("{other} carries no tags"),
+                ));
+            }
+        };
+        let key = address.to_string();
+        let id = match self.id_of_key(&key) {
+            Ok(id) => id,
+            Err(_) => {
+                self.observe_transit_gateway(std::slice::from_ref(&region))
+                    .await?;
+                self.id_of_key(&key).map_err(|_| {
+                    ProviderError::stalled(
+                        "DeleteTags",
+                        "NotFound",
+                        format!("{address} is not managed by provider `{}` (owner `{}`): nothing to release", self.config.name, self.config.owner),
+                    )
+                })?
+            }
+        };
+        let what = format!("release of {address}");
+        let client = self.ec2(&region);
+        let keys: Vec<ec2::types::Tag> = [MANAGED_BY_KEY, OWNER_KEY, MESH_KEY, ADOPTED_KEY]
+            .iter()
+            .map(|k| ec2::types::Tag::builder().key(*k).build())
+            .collect();
+        self.run("DeleteTags", true, &what, || {
+            client
+                .delete_tags()
+                .resources(&id)
+                .set_tags(Some(keys.clone()))
+                .send()
+        })
+        .await?;
+        self.forget(&key);
+        Ok(vec![id])
     }
 
     /// A gateway's live description, just before a write to it; `None`

@@ -10,8 +10,9 @@ mod apply;
 use aws_sdk_ec2 as ec2;
 use aws_sdk_ec2::types::{ResourceType, Tag as Ec2Tag, TagSpecification};
 use meridian_provider::{
-    Address, MANAGED_BY_KEY, MANAGED_BY_VALUE, MESH_KEY, OWNER_KEY, Observed, PeeringSpec,
-    ProviderError, Resource, RouteSpec, TransitGatewaySpec, with_retries,
+    ADOPTED_KEY, Address, Claim, DiscoverRequest, MANAGED_BY_KEY, MANAGED_BY_VALUE, MESH_KEY,
+    OWNER_KEY, Observed, PeeringSpec, ProviderError, Resource, RouteSpec, TransitGatewaySpec,
+    Unclaimed, with_retries,
 };
 
 use crate::AwsProvider;
@@ -43,6 +44,14 @@ pub(crate) fn spec(
                 .collect(),
         ))
         .build()
+}
+
+/// Which gateways an observation takes.
+pub(crate) enum TgwScope<'a> {
+    /// Those meridian owns, and those desired state claims, by gateway id.
+    Managed(BTreeMap<String, &'a Claim>),
+    /// Those no meridian owns, for `meridian import`.
+    Unowned(&'a DiscoverRequest),
 }
 
 pub(crate) const GONE: [&str; 5] = ["deleted", "deleting", "failed", "failing", "rejected"];
@@ -84,6 +93,17 @@ impl AwsProvider {
         &self,
         hinted: &[String],
     ) -> Result<Vec<Observed>, ProviderError> {
+        self.observe_gateways(hinted, &TgwScope::Managed(BTreeMap::new()), &mut Vec::new())
+            .await
+    }
+
+    /// The gateways `scope` takes, with their peerings and static routes.
+    pub(crate) async fn observe_gateways(
+        &self,
+        hinted: &[String],
+        scope: &TgwScope<'_>,
+        unclaimed: &mut Vec<Unclaimed>,
+    ) -> Result<Vec<Observed>, ProviderError> {
         // Every enabled region, not only the mesh's current ones: a region
         // dropped from a mesh must be observed for its gateway to be deleted.
         let mut regions: BTreeSet<String> = hinted.iter().cloned().collect();
@@ -103,6 +123,8 @@ impl AwsProvider {
         let regions = regions.as_slice();
         let mut found = Vec::new();
         let mut gateways = Vec::new();
+        // Observed gateways by id: their mesh, and whether meridian owns them.
+        let mut gateway_mesh: BTreeMap<String, (String, bool)> = BTreeMap::new();
         for region in regions {
             let client = self.ec2(region);
             let mut token: Option<String> = None;
@@ -127,13 +149,71 @@ impl AwsProvider {
                         .state()
                         .map(|s| s.as_str().to_owned())
                         .unwrap_or_default();
-                    if !self.owns(&tags) || GONE.contains(&state.as_str()) {
-                        continue;
-                    }
-                    let (Some(id), Some(mesh)) = (tgw.transit_gateway_id(), tags.get(MESH_KEY))
-                    else {
+                    let Some(id) = tgw.transit_gateway_id() else {
                         continue;
                     };
+                    if GONE.contains(&state.as_str()) {
+                        continue;
+                    }
+                    let owned = self.owns(&tags);
+                    let mesh = match scope {
+                        TgwScope::Managed(claims) => match (claims.get(id), owned) {
+                            (Some(claim), _) => {
+                                let Address::TransitGateway {
+                                    mesh,
+                                    region: pinned,
+                                } = &claim.address
+                                else {
+                                    continue;
+                                };
+                                let refusal = if pinned != region {
+                                    Some(format!("the gateway is in {region}, not {pinned}"))
+                                } else if !owned
+                                    && tags.get(MANAGED_BY_KEY).map(String::as_str)
+                                        == Some(MANAGED_BY_VALUE)
+                                {
+                                    Some(format!(
+                                        "managed by another meridian owner (`{}`); release it there first",
+                                        tags.get(OWNER_KEY).map(String::as_str).unwrap_or("?")
+                                    ))
+                                } else {
+                                    None
+                                };
+                                if let Some(reason) = refusal {
+                                    unclaimed.push(Unclaimed {
+                                        address: claim.address.clone(),
+                                        external_id: id.to_owned(),
+                                        reason,
+                                    });
+                                    continue;
+                                }
+                                mesh.clone()
+                            }
+                            (None, true) => match tags.get(MESH_KEY) {
+                                Some(mesh) => mesh.clone(),
+                                None => continue,
+                            },
+                            (None, false) => continue,
+                        },
+                        TgwScope::Unowned(request) => {
+                            if tags.contains_key(MANAGED_BY_KEY)
+                                || request.id.as_deref().is_some_and(|want| want != id)
+                                || request.name.as_deref().is_some_and(|want| {
+                                    tags.get("Name").map(String::as_str) != Some(want)
+                                })
+                                || request
+                                    .tag
+                                    .as_ref()
+                                    .is_some_and(|(k, v)| tags.get(k) != Some(v))
+                            {
+                                continue;
+                            }
+                            // Grouped into meshes by the importer; the
+                            // gateway's id stands in for its mesh here.
+                            id.to_owned()
+                        }
+                    };
+                    let adopted = tags.contains_key(ADOPTED_KEY);
                     let address = Address::TransitGateway {
                         mesh: mesh.clone(),
                         region: region.clone(),
@@ -161,8 +241,8 @@ impl AwsProvider {
                         etag: None,
                         status: Some(state),
                         health: None,
-                        owned: true,
-                        adopted: false,
+                        owned,
+                        adopted,
                         ip_addresses: Vec::new(),
                     });
                     gateways.push((
@@ -171,7 +251,11 @@ impl AwsProvider {
                         options
                             .and_then(|o| o.association_default_route_table_id())
                             .map(str::to_owned),
+                        // Routes through anything but this mesh's peerings
+                        // are not meridian's on a gateway it did not create.
+                        !owned || adopted,
                     ));
+                    gateway_mesh.insert(id.to_owned(), (mesh.clone(), owned));
                 }
                 match page.next_token() {
                     Some(next) => token = Some(next.to_owned()),
@@ -208,19 +292,45 @@ impl AwsProvider {
                     let Some(id) = attachment.transit_gateway_attachment_id() else {
                         continue;
                     };
-                    if !self.owns(&tags)
-                        || GONE.contains(&state.as_str())
-                        || !seen.insert(id.to_owned())
-                    {
+                    if GONE.contains(&state.as_str()) || seen.contains(id) {
                         continue;
                     }
-                    let (Some(mesh), Some(requester), Some(accepter)) = (
-                        tags.get(MESH_KEY),
+                    let owned = self.owns(&tags);
+                    let ends = (
+                        attachment
+                            .requester_tgw_info()
+                            .and_then(|i| i.transit_gateway_id())
+                            .and_then(|g| gateway_mesh.get(g)),
+                        attachment
+                            .accepter_tgw_info()
+                            .and_then(|i| i.transit_gateway_id())
+                            .and_then(|g| gateway_mesh.get(g)),
+                    );
+                    // A peering meridian does not own is taken when both
+                    // its gateways are in one mesh and one of them is not
+                    // meridian's yet (claimed, or found for import).
+                    let mesh = match (owned, ends) {
+                        (true, _) => tags.get(MESH_KEY).cloned(),
+                        (false, (Some((a, a_owned)), Some((b, b_owned))))
+                            if !tags.contains_key(MANAGED_BY_KEY)
+                                && (!a_owned || !b_owned)
+                                && (a == b || matches!(scope, TgwScope::Unowned(_))) =>
+                        {
+                            Some(a.clone())
+                        }
+                        _ => None,
+                    };
+                    let Some(mesh) = mesh else {
+                        continue;
+                    };
+                    seen.insert(id.to_owned());
+                    let (Some(requester), Some(accepter)) = (
                         attachment.requester_tgw_info().and_then(|i| i.region()),
                         attachment.accepter_tgw_info().and_then(|i| i.region()),
                     ) else {
                         continue;
                     };
+                    let mesh = &mesh;
                     let address = Address::Peering {
                         mesh: mesh.clone(),
                         requester: requester.to_owned(),
@@ -231,7 +341,7 @@ impl AwsProvider {
                         id.to_owned(),
                         (mesh.clone(), requester.to_owned(), accepter.to_owned()),
                     );
-                    found.push(Observed {
+                    let mut observed = Observed {
                         address,
                         resource: Resource::Peering(PeeringSpec {
                             requester_region: requester.to_owned(),
@@ -244,10 +354,25 @@ impl AwsProvider {
                         etag: None,
                         status: Some(state),
                         health: None,
-                        owned: true,
-                        adopted: false,
+                        owned,
+                        adopted: tags.contains_key(ADOPTED_KEY),
                         ip_addresses: Vec::new(),
-                    });
+                    };
+                    if let TgwScope::Unowned(_) = scope {
+                        // Both gateways' ids, for the importer's meshes.
+                        observed.etag = Some(format!(
+                            "{}|{}",
+                            attachment
+                                .requester_tgw_info()
+                                .and_then(|i| i.transit_gateway_id())
+                                .unwrap_or_default(),
+                            attachment
+                                .accepter_tgw_info()
+                                .and_then(|i| i.transit_gateway_id())
+                                .unwrap_or_default()
+                        ));
+                    }
+                    found.push(observed);
                 }
                 match page.next_token() {
                     Some(next) => token = Some(next.to_owned()),
@@ -255,7 +380,7 @@ impl AwsProvider {
                 }
             }
         }
-        for (mesh, region, route_table) in gateways {
+        for (mesh, region, route_table, peerings_only) in gateways {
             let Some(route_table) = route_table else {
                 continue;
             };
@@ -296,6 +421,7 @@ impl AwsProvider {
                 let peer = match peerings.get(attachment) {
                     Some((_, requester, accepter)) if *requester == region => accepter.clone(),
                     Some((_, requester, _)) => requester.clone(),
+                    None if peerings_only => continue,
                     None => format!("(attachment {attachment})"),
                 };
                 let peer = &peer;
@@ -318,6 +444,21 @@ impl AwsProvider {
                     adopted: false,
                     ip_addresses: Vec::new(),
                 });
+            }
+        }
+        if let TgwScope::Managed(claims) = scope {
+            for (id, claim) in claims {
+                let seen = found
+                    .iter()
+                    .any(|o| o.cloud_id.as_deref() == Some(id.as_str()))
+                    || unclaimed.iter().any(|u| &u.external_id == id);
+                if !seen {
+                    unclaimed.push(Unclaimed {
+                        address: claim.address.clone(),
+                        external_id: id.clone(),
+                        reason: "no such transit gateway exists (in any enabled region)".to_owned(),
+                    });
+                }
             }
         }
         Ok(found)
