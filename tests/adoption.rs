@@ -293,6 +293,20 @@ fn an_estate_built_by_other_clients_is_imported_adopted_and_released_without_los
     let back = sim_run(dir, &sim, &["plan", "--detailed-exitcode"]);
     assert_eq!(back.code, 0, "{}", back.all());
 
+    // Deleting an adopted accelerator needs the same acknowledgement, on
+    // its Provider.
+    std::fs::remove_file(&doc).expect("remove the document");
+    let blocked = sim_run(dir, &sim, &["plan"]);
+    assert_eq!(blocked.code, 3, "{}", blocked.all());
+    assert!(
+        ips.iter().all(|ip| blocked.all().contains(ip.as_str()))
+            && blocked.all().contains("which meridian adopted")
+            && blocked.all().contains("Provider/aws-global"),
+        "{}",
+        blocked.all()
+    );
+    std::fs::write(&doc, &restore).expect("restore");
+
     // Release, then remove the documents: nothing is deleted.
     for target in [
         "GlobalAccelerator/checkout-api",
@@ -442,4 +456,103 @@ fn a_transit_gateway_pair_made_in_moto_is_imported_adopted_and_released_in_place
     let plan = common::aws::aws(dir, &["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "nothing to delete: {}", plan.all());
     assert_eq!(tgw(&moto_url, &regions), before, "untouched, unowned again");
+}
+
+#[test]
+fn adoption_annotations_are_validated_with_positions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = common::copy_example(dir.path());
+    // (file, the line the annotation follows, the annotation, the message)
+    let cases = [
+        (
+            "global-accelerator.yaml",
+            "  name: accounts-eu\n",
+            "  annotations: {meridian.dev/external-id: \"arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/x\"}\n",
+            "is not an accelerator ARN",
+        ),
+        (
+            "gcp-load-balancing.yaml",
+            "  name: app-health-check\n",
+            "  annotations: {meridian.dev/external-id: \"https://compute.googleapis.com/compute/v1/projects/p/global/healthChecks/other\"}\n",
+            "names `other`, but this document is `app-health-check`",
+        ),
+        (
+            "gcp-load-balancing.yaml",
+            "  name: app-health-check\n",
+            "  annotations: {meridian.dev/external-id: \"projects/p/global/backendServices/app-health-check\"}\n",
+            "is not a global healthChecks selfLink",
+        ),
+        (
+            "transit-gateway.yaml",
+            "  name: core\n",
+            "  annotations: {meridian.dev/external-id: \"tgw-0123abc\"}\n",
+            "does not say its region",
+        ),
+        (
+            "transit-gateway.yaml",
+            "  name: core\n",
+            "  annotations: {meridian.dev/external-id: \"sa-east-1=tgw-0123abc\"}\n",
+            "pins a gateway in sa-east-1, which the mesh does not declare",
+        ),
+        (
+            "global-accelerator.yaml",
+            "  name: accounts-eu\n",
+            "  annotations: {meridian.dev/allow-replace: \"203.0.113.1, not-an-ip\"}\n",
+            "`not-an-ip` is not an IP address",
+        ),
+        (
+            "gcp-load-balancing.yaml",
+            "  name: app-health-check\n",
+            "  annotations: {meridian.dev/allow-replace: \"203.0.113.1\"}\n",
+            "it goes on the GlobalAccelerator that replaces it",
+        ),
+    ];
+    for (file, after, annotation, message) in cases {
+        let path = folder.join(file);
+        let original = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(
+            original.matches(after).count(),
+            1,
+            "`{after}` once in {file}"
+        );
+        std::fs::write(
+            &path,
+            original.replace(after, &format!("{after}{annotation}")),
+        )
+        .expect("write");
+        let run = common::meridian(dir.path(), &["validate"]);
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(
+            run.stderr.contains(&format!("{file}:"))
+                && run.stderr.contains("metadata.annotations.meridian.dev/")
+                && run.stderr.contains(message),
+            "{message}: {}",
+            run.all()
+        );
+        std::fs::write(&path, original).expect("restore");
+    }
+    // acceleratorName: 1-64 characters.
+    let path = folder.join("global-accelerator.yaml");
+    let original = std::fs::read_to_string(&path).expect("read");
+    let provider_line = original
+        .lines()
+        .find(|l| l.trim_start().starts_with("provider:"))
+        .expect("provider line")
+        .to_owned();
+    std::fs::write(
+        &path,
+        original.replacen(
+            &provider_line,
+            &format!("{provider_line}\n  acceleratorName: \"{}\"", "x".repeat(65)),
+            1,
+        ),
+    )
+    .expect("write");
+    let run = common::meridian(dir.path(), &["validate"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("spec.acceleratorName") && run.stderr.contains("1-64 characters"),
+        "{}",
+        run.all()
+    );
 }

@@ -197,7 +197,9 @@ pub fn external_ids(kind: &str, name: &str, value: &str) -> Result<Vec<String>, 
     }
 }
 
-/// The IP addresses a `meridian.dev/allow-replace` value acknowledges.
+/// What a `meridian.dev/allow-replace` value acknowledges: IP addresses
+/// (an accelerator's), or the cloud ids of adopted objects of other kinds
+/// (a GCP object's path, a gateway or peering attachment id).
 pub fn acknowledged_addresses(value: &str) -> Result<std::collections::BTreeSet<String>, String> {
     let mut out = std::collections::BTreeSet::new();
     for item in value
@@ -209,9 +211,12 @@ pub fn acknowledged_addresses(value: &str) -> Result<std::collections::BTreeSet<
             Ok(ip) => {
                 out.insert(ip.to_string());
             }
+            Err(_) if item.contains("/global/") || item.starts_with("tgw-") => {
+                out.insert(item.to_owned());
+            }
             Err(_) => {
                 return Err(format!(
-                    "`{item}` is not an IP address: list the addresses the plan names as lost (comma-separated)"
+                    "`{item}` is not an IP address (or the cloud id of an adopted object): list what the plan names as lost (comma-separated)"
                 ));
             }
         }

@@ -215,7 +215,7 @@ impl Validator<'_> {
                 }
                 super::ALLOW_REPLACE_KEY => {
                     if !matches!(kind, "GlobalAccelerator" | "Provider") {
-                        self.push(doc, &path, format!("`{key}` acknowledges the IP addresses an accelerator loses: it goes on the GlobalAccelerator that replaces it, or on the Provider of one being deleted, not on a {kind}"));
+                        self.push(doc, &path, format!("`{key}` acknowledges what a replacement or the deletion of an adopted object loses: it goes on the GlobalAccelerator that replaces it, or on the Provider of what is deleted, not on a {kind}"));
                     } else if let Err(message) = super::acknowledged_addresses(value) {
                         self.push(doc, &path, message);
                     }

@@ -64,12 +64,11 @@ pub fn check(
         // the provider's.
         let mut acknowledged: BTreeSet<String> = BTreeSet::new();
         let mut read = |annotations: &BTreeMap<String, String>| {
-            if let Some(value) = annotations.get(ALLOW_REPLACE_KEY) {
-                if let Ok(ips) = acknowledged_addresses(value) {
-                    acknowledged.extend(ips);
-                } else {
-                    acknowledged.extend(value.split([',', ' ']).map(|s| s.trim().to_owned()));
-                }
+            if let Some(Ok(items)) = annotations
+                .get(ALLOW_REPLACE_KEY)
+                .map(|v| acknowledged_addresses(v))
+            {
+                acknowledged.extend(items);
             }
         };
         for replacement in &replacements {
