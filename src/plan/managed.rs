@@ -109,8 +109,21 @@ pub fn partition(state: &DesiredState, changes: Vec<Change>) -> (Vec<Change>, Ve
     }
     let mut kept = Vec::with_capacity(changes.len());
     let mut unwritten = Vec::new();
-    for change in changes {
+    for mut change in changes {
         let management = management_of(state, &change.address);
+        if management != Management::Full && change.action == Action::Adopt {
+            // An object meridian only observes (or only moves the traffic
+            // of) is never adopted: its marker is not written. What differs
+            // besides meridian's own listener names is reported as any
+            // other difference.
+            change
+                .fields
+                .retain(|f| !f.path.starts_with("listenerNames"));
+            if change.fields.is_empty() {
+                continue;
+            }
+            change.action = Action::Update;
+        }
         match management {
             Management::Full => kept.push(change),
             Management::Observe => unwritten.push(Unwritten { management, change }),

@@ -39,9 +39,13 @@ pub struct Summary {
     pub update: usize,
     /// Objects to delete.
     pub delete: usize,
-    /// Live objects to adopt.
-    #[serde(default)]
+    /// Live objects to adopt (written only when there are any).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub adopt: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary {
