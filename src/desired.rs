@@ -494,10 +494,12 @@ fn pin_external_ids(state: &DesiredState, out: &mut DesiredResources) {
         else {
             continue;
         };
+        let mut gateways: BTreeMap<String, String> = BTreeMap::new();
         for pin in
             crate::model::external_ids("TransitGatewayMesh", mesh.name(), value).unwrap_or_default()
         {
             if let Some((region, id)) = pin.split_once('=') {
+                gateways.insert(region.to_owned(), id.to_owned());
                 pins.push((
                     Address::TransitGateway {
                         mesh: mesh.name().to_owned(),
@@ -507,6 +509,23 @@ fn pin_external_ids(state: &DesiredState, out: &mut DesiredResources) {
                 ));
             }
         }
+        // A peering between two pinned gateways is pinned by them: the
+        // peering of those two gateways (providers find it from them).
+        let peerings: Vec<(Address, String)> = out
+            .keys()
+            .filter_map(|address| match address {
+                Address::Peering {
+                    mesh: m,
+                    requester,
+                    accepter,
+                } if m == mesh.name() => Some((
+                    address.clone(),
+                    format!("{}>{}", gateways.get(requester)?, gateways.get(accepter)?),
+                )),
+                _ => None,
+            })
+            .collect();
+        pins.extend(peerings);
     }
     for (address, id) in pins {
         if let Some(want) = out.get_mut(&address) {

@@ -67,6 +67,12 @@ pub async fn observe_with(
                 .push(Claim {
                     address: address.clone(),
                     external_id: id.clone(),
+                    listener_names: match &want.resource {
+                        meridian_provider::Resource::Accelerator(spec) => {
+                            spec.listener_names.clone()
+                        }
+                        _ => BTreeMap::new(),
+                    },
                 });
         }
     }

@@ -340,7 +340,10 @@ fn markdown(preview: &Preview) -> String {
         for change in plan.changes.iter().take(render::LISTED) {
             let _ = writeln!(out, "{} {}", change.action.symbol(), change.address);
             for field in &change.fields {
-                if change.action == meridian_provider::Action::Update {
+                if matches!(
+                    change.action,
+                    meridian_provider::Action::Update | meridian_provider::Action::Adopt
+                ) {
                     let _ = writeln!(
                         out,
                         "!     {}: {} → {}",

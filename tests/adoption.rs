@@ -203,33 +203,38 @@ fn an_estate_built_by_other_clients_is_imported_adopted_and_released_without_los
     adoption.sort();
     assert_eq!(
         adoption,
-        [
-            "TagResource",
-            "backendServices.patch",
-            "healthChecks.update"
-        ],
+        ["TagResource", "backendServices.patch", "healthChecks.patch"],
         "adoption writes the ownership markers and nothing else"
     );
 
-    // A dial edited in the imported document moves through the usual path.
-    let doc = imported.join("globalaccelerator-checkout-api.yaml");
+    // A dial edited in the imported document moves through the usual
+    // progressive path: the team's policy of 25-point steps applies to it.
     std::fs::write(
-        &doc,
-        accelerator_doc.replace("trafficDial: 40", "trafficDial: 60"),
+        folder.join("policy.yaml"),
+        "apiVersion: meridian.dev/v1alpha1\nkind: TrafficPolicy\nmetadata:\n  name: steps\nspec:\n  selector: {kind: GlobalAccelerator, names: [checkout-api]}\n  maxStepPercent: 25\n  bakeSeconds: 0\n",
     )
-    .expect("edit");
+    .expect("policy");
+    let doc = imported.join("globalaccelerator-checkout-api.yaml");
+    let dialled = accelerator_doc.replace("trafficDial: 40", "trafficDial: 100");
+    std::fs::write(&doc, &dialled).expect("edit");
     let plan = plan_json(dir, &sim);
-    let changes = plan["changes"].as_array().expect("changes");
-    assert_eq!(changes.len(), 1, "{plan}");
-    assert_eq!(changes[0]["action"], "update");
-    assert_eq!(changes[0]["fields"][0]["path"], "trafficDial");
+    let dials: Vec<serde_json::Value> = plan["schedule"]["steps"]
+        .as_array()
+        .expect("a step schedule")
+        .iter()
+        .map(|s| s["changes"][0]["after"]["trafficDial"].clone())
+        .collect();
+    assert_eq!(dials, [65, 90, 100], "{plan}");
     let apply = sim_run(dir, &sim, &["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{}", apply.all());
+    assert!(apply.stdout.contains("Step 3"), "{}", apply.all());
     let eu = made["groups"]["eu-west-1"].as_str().expect("group");
     assert_eq!(
         world(&sim)["endpoint_groups"][eu]["spec"]["trafficDial"],
-        60
+        100
     );
+
+    std::fs::remove_file(folder.join("policy.yaml")).expect("policy done");
 
     // A replacement (the document renamed, its pin removed) is blocked,
     // naming the addresses; the acknowledgement lets it through.
@@ -288,7 +293,7 @@ fn an_estate_built_by_other_clients_is_imported_adopted_and_released_without_los
             .replace("name: checkout-v2", "name: checkout-api"),
     )
     .expect("restore");
-    let restore = accelerator_doc.replace("trafficDial: 40", "trafficDial: 60");
+    let restore = dialled.clone();
     std::fs::write(&doc, &restore).expect("restore");
     let back = sim_run(dir, &sim, &["plan", "--detailed-exitcode"]);
     assert_eq!(back.code, 0, "{}", back.all());
@@ -333,8 +338,11 @@ fn an_estate_built_by_other_clients_is_imported_adopted_and_released_without_los
         &["import", "desired-state", "--provider", "aws-global"],
     );
     assert!(
-        imported_again.stdout.contains("trafficDial: 60"),
-        "importable again: {}",
+        imported_again
+            .stdout
+            .contains("acceleratorName: Checkout-API")
+            && !imported_again.stdout.contains("trafficDial"),
+        "importable again, at dial 100: {}",
         imported_again.all()
     );
 }
@@ -554,5 +562,219 @@ fn adoption_annotations_are_validated_with_positions() {
         run.stderr.contains("spec.acceleratorName") && run.stderr.contains("1-64 characters"),
         "{}",
         run.all()
+    );
+}
+
+#[test]
+fn an_imported_object_left_to_its_owner_is_never_adopted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let folder = dir.join("desired-state");
+    std::fs::create_dir_all(&folder).expect("folder");
+    std::fs::write(folder.join("providers.yaml"), PROVIDERS).expect("providers");
+    let sim = dir.join("sim");
+    {
+        let server = sandbox(&sim);
+        let out = Command::new(python())
+            .arg(clients().join("estate.py"))
+            .args([server.url().as_str(), "acme-prod-314159"])
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let imported = folder.join("imported");
+    let run = sim_run(
+        dir,
+        &sim,
+        &[
+            "import",
+            "desired-state",
+            "--provider",
+            "aws-global",
+            "--out",
+            imported.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let doc = imported.join("globalaccelerator-checkout-api.yaml");
+    let text = std::fs::read_to_string(&doc).expect("doc");
+    let pinned = "  annotations:\n";
+    let observe = text.replace(
+        pinned,
+        "  annotations:\n    meridian.dev/management: observe\n",
+    );
+    std::fs::write(&doc, &observe).expect("observe");
+
+    // Nothing differs: no change, no drift, and no marker written.
+    let plan = sim_run(dir, &sim, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let drift = sim_run(dir, &sim, &["drift"]);
+    assert_eq!(drift.code, 0, "{}", drift.all());
+    // Another writer moves a dial: drift, and apply writes nothing.
+    let set = sim_run(
+        dir,
+        &sim,
+        &["sim", "set-dial", "Checkout-API", "eu-west-1", "10"],
+    );
+    assert_eq!(set.code, 0, "{}", set.all());
+    let drift = sim_run(dir, &sim, &["drift"]);
+    assert_eq!(drift.code, 2, "{}", drift.all());
+    assert!(
+        drift.stdout.contains("trafficDial: live 10, desired 40"),
+        "{}",
+        drift.all()
+    );
+    let (_, writes) = call_totals(&sim);
+    let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert_eq!(
+        call_totals(&sim).1,
+        writes,
+        "observe: nothing written, not even the marker"
+    );
+
+    // Traffic: the dial is written, the marker is not, and a field another
+    // writer changed stays as that writer left it.
+    let eu_group = world(&sim)["endpoint_groups"]
+        .as_object()
+        .expect("groups")
+        .iter()
+        .find(|(_, g)| g["spec"]["region"] == "eu-west-1")
+        .map(|(arn, _)| arn.clone())
+        .expect("eu group");
+    {
+        let server = sandbox(&sim);
+        let (status, answer) = common::aws::ga_call(
+            &server,
+            "UpdateEndpointGroup",
+            serde_json::json!({"EndpointGroupArn": eu_group, "HealthCheckPath": "/other-owner"}),
+        );
+        assert_eq!(status, 200, "{answer}");
+    }
+    std::fs::write(
+        &doc,
+        observe.replace("management: observe", "management: traffic"),
+    )
+    .expect("traffic");
+    let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert!(
+        apply.stdout.contains("UpdateEndpointGroup") && !apply.stdout.contains("TagResource"),
+        "{}",
+        apply.all()
+    );
+    let world = world(&sim);
+    let group = world["endpoint_groups"]
+        .as_object()
+        .expect("groups")
+        .values()
+        .find(|g| g["spec"]["region"] == "eu-west-1")
+        .expect("group");
+    assert_eq!(group["spec"]["trafficDial"], 40);
+    assert_eq!(
+        group["spec"]["healthCheck"]["path"], "/other-owner",
+        "{group}"
+    );
+    let reimport = sim_run(
+        dir,
+        &sim,
+        &["import", "desired-state", "--provider", "aws-global"],
+    );
+    assert!(
+        reimport.stdout.contains("acceleratorName: Checkout-API"),
+        "still nobody's but its owner's, so importable: {}",
+        reimport.all()
+    );
+}
+
+#[test]
+fn a_replacement_applies_only_once_its_lost_addresses_are_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let folder = dir.join("desired-state");
+    std::fs::create_dir_all(&folder).expect("folder");
+    std::fs::write(folder.join("providers.yaml"), PROVIDERS).expect("providers");
+    let sim = dir.join("sim");
+    let faults = sim_run(dir, &sim, &["sim", "faults", "--deploy-delay-ms", "20"]);
+    assert_eq!(faults.code, 0, "{}", faults.all());
+    let doc = |name: &str, annotations: &str| {
+        format!(
+            "apiVersion: meridian.dev/v1alpha1\nkind: GlobalAccelerator\nmetadata:\n  name: {name}\n{annotations}spec:\n  provider: aws-global\n  listeners:\n    - name: https\n      protocol: TCP\n      portRanges: [{{from: 443, to: 443}}]\n      endpointGroups:\n        - region: us-east-1\n          endpoints: [{{id: \"arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/edge/1\"}}]\n"
+        )
+    };
+    let file = folder.join("edge.yaml");
+    std::fs::write(&file, doc("edge", "")).expect("doc");
+    let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let ips: Vec<String> = world(&sim)["accelerators"]
+        .as_object()
+        .expect("accelerators")
+        .values()
+        .flat_map(|a| a["ip_addresses"].as_array().cloned().unwrap_or_default())
+        .map(|ip| ip.as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(ips.len(), 2, "{ips:?}");
+
+    // Renamed: the old accelerator would be deleted and a new one made.
+    std::fs::write(&file, doc("edge-v2", "")).expect("rename");
+    let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 3, "{}", apply.all());
+    assert!(
+        ips.iter().all(|ip| apply.all().contains(ip.as_str()))
+            && apply
+                .all()
+                .contains("replaces GlobalAccelerator[edge] with GlobalAccelerator/edge-v2"),
+        "{}",
+        apply.all()
+    );
+    assert_eq!(
+        world(&sim)["accelerators"].as_object().map(|a| a.len()),
+        Some(1)
+    );
+
+    // Acknowledging only one address is not enough.
+    let ack = |list: &str| format!("  annotations:\n    meridian.dev/allow-replace: \"{list}\"\n");
+    std::fs::write(&file, doc("edge-v2", &ack(&ips[0]))).expect("half");
+    assert_eq!(sim_run(dir, &sim, &["plan"]).code, 3);
+    std::fs::write(&file, doc("edge-v2", &ack(&ips.join(", ")))).expect("ack");
+    let apply = sim_run(dir, &sim, &["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let world = world(&sim);
+    let names: Vec<&str> = world["accelerators"]
+        .as_object()
+        .expect("accelerators")
+        .values()
+        .map(|a| a["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["edge-v2"], "replaced");
+
+    // Letting go of an unpinned document needs --force: kept, it would
+    // create a new accelerator once released.
+    let release = sim_run(dir, &sim, &["release", "GlobalAccelerator/edge-v2"]);
+    assert_eq!(release.code, 1, "{}", release.all());
+    assert!(
+        release.stderr.contains("is not pinned"),
+        "{}",
+        release.all()
+    );
+    let release = sim_run(
+        dir,
+        &sim,
+        &["release", "GlobalAccelerator/edge-v2", "--force"],
+    );
+    assert_eq!(release.code, 0, "{}", release.all());
+    std::fs::remove_file(&file).expect("remove");
+    let plan = sim_run(dir, &sim, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "nothing to delete: {}", plan.all());
+    assert_eq!(
+        common::world(&sim)["accelerators"]
+            .as_object()
+            .map(|a| a.len()),
+        Some(1),
+        "still running"
     );
 }

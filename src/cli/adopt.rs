@@ -144,6 +144,11 @@ pub struct ReleaseArgs {
     /// Desired-state directory holding its document.
     #[arg(default_value = "desired-state")]
     pub dir: PathBuf,
+    /// Release a document that is not pinned by `meridian.dev/external-id`:
+    /// until its removal lands, any apply or `meridian run` would create a
+    /// new object in its place.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
@@ -211,6 +216,16 @@ pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
             return Ok(exit::ERROR);
         }
     };
+    let pinned = resources
+        .iter()
+        .any(|(a, d)| d.external_id.is_some() && (a == &address || matches!((a, &address), (Address::TransitGateway { mesh: m, .. }, Address::TransitGateway { mesh: n, .. }) if m == n)));
+    if provider.is_some() && !pinned && !args.force {
+        eprintln!(
+            "error: {} is not pinned by meridian.dev/external-id: once released, its document (until removed) would have apply and `meridian run` create a new object beside it. Pin it first (`meridian import --id …` prints the pin), remove the document in the same change, or pass --force",
+            args.target
+        );
+        return Ok(exit::ERROR);
+    }
     let Some(provider) = provider else {
         eprintln!(
             "error: {} is not declared in {}: release names the document of the object to let go",

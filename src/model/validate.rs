@@ -302,6 +302,7 @@ impl Validator<'_> {
         self.duplicates("TrafficPolicy", &s.traffic_policies);
         self.duplicates("DataResidencyPolicy", &s.residency_policies);
         self.duplicates("ClientPopulation", &s.client_populations);
+        self.unique_pins();
     }
 
     /// Checks that `name` names a provider of an allowed type.
@@ -332,6 +333,73 @@ impl Validator<'_> {
                 self.push(doc, "spec.provider", message);
             }
             Some(_) => {}
+        }
+    }
+
+    /// One live object, one document: a pin (`meridian.dev/external-id`)
+    /// named twice would have one document take the object and the other
+    /// create a new one.
+    fn unique_pins(&mut self) {
+        let s = self.state;
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let mut check = |this: &mut Self,
+                         kind: &str,
+                         metadata: &super::raw::Metadata,
+                         at: Diagnostic| {
+            let Some(value) = metadata.annotations.get(super::EXTERNAL_ID_KEY) else {
+                return;
+            };
+            for pin in super::external_ids(kind, &metadata.name, value).unwrap_or_default() {
+                let id = pin
+                    .split_once('=')
+                    .map_or(pin.as_str(), |(_, id)| id)
+                    .to_owned();
+                let here = format!("{kind}/{}", metadata.name);
+                if let Some(first) = seen.get(&id) {
+                    this.out.push(Diagnostic {
+                        message: format!("`{id}` is already pinned by {first}: one live object, one document (the other would create a new one)"),
+                        ..at.clone()
+                    });
+                } else {
+                    seen.insert(id, here);
+                }
+            }
+        };
+        let path = format!("metadata.annotations.{}", super::EXTERNAL_ID_KEY);
+        for d in &s.accelerators {
+            check(
+                self,
+                "GlobalAccelerator",
+                &d.doc.metadata,
+                d.diagnostic(&path, ""),
+            );
+        }
+        for d in &s.health_checks {
+            check(
+                self,
+                "HealthCheck",
+                &d.doc.metadata,
+                d.diagnostic(&path, ""),
+            );
+        }
+        for d in &s.backend_services {
+            check(
+                self,
+                "BackendService",
+                &d.doc.metadata,
+                d.diagnostic(&path, ""),
+            );
+        }
+        for d in &s.url_maps {
+            check(self, "UrlMap", &d.doc.metadata, d.diagnostic(&path, ""));
+        }
+        for d in &s.meshes {
+            check(
+                self,
+                "TransitGatewayMesh",
+                &d.doc.metadata,
+                d.diagnostic(&path, ""),
+            );
         }
     }
 

@@ -113,7 +113,10 @@ pub fn diff(
                 fields: field_changes(None, Some(&want.resource)),
                 reason: format!("declared in {} but absent from the cloud", want.source),
             }),
-            Some((_, have)) if !have.owned => {
+            // Adopted only when its document pins it: desired state as
+            // the rollout may move it (`managed::writable`) unpins what
+            // meridian only observes or moves the traffic of.
+            Some((_, have)) if !have.owned && want.external_id.is_some() => {
                 let fields = field_changes(Some(&have.resource), Some(&want.resource));
                 changes.push(Change {
                     provider: want.provider.clone(),

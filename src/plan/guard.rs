@@ -38,14 +38,14 @@ pub fn check(
             continue;
         };
         let accelerator = matches!(change.address, Address::Accelerator { .. });
-        // Accelerators created in the same provider by this plan: the
-        // delete may be half of a replacement.
+        // Accelerators this plan creates, in any provider (two Provider
+        // documents may name one account): the delete may be half of a
+        // replacement.
         let replacements: Vec<&Change> = changes
             .iter()
             .filter(|c| {
                 accelerator
                     && c.action == Action::Create
-                    && c.provider == change.provider
                     && matches!(c.address, Address::Accelerator { .. })
             })
             .collect();
@@ -53,13 +53,23 @@ pub fn check(
             continue;
         }
         let lost: Vec<String> = if accelerator {
-            have.ip_addresses.clone()
+            have.ip_addresses
+                .iter()
+                .map(|ip| {
+                    ip.parse::<std::net::IpAddr>()
+                        .map_or_else(|_| ip.clone(), |ip| ip.to_string())
+                })
+                .collect()
         } else {
             have.cloud_id.clone().into_iter().collect()
         };
-        if lost.is_empty() {
-            continue;
-        }
+        // Addresses the cloud did not report cannot be acknowledged: the
+        // plan stays blocked until they are observed.
+        let lost = if lost.is_empty() {
+            vec!["(addresses not reported by the cloud; re-run plan)".to_owned()]
+        } else {
+            lost
+        };
         // Acknowledgements: on the replacing accelerators' documents and on
         // the provider's.
         let mut acknowledged: BTreeSet<String> = BTreeSet::new();

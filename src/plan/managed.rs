@@ -190,6 +190,8 @@ pub fn writable<'d>(
             }
             Some(observed) => {
                 if let Some(want) = out.get_mut(&address) {
+                    // Never adopted: its marker is not meridian's to write.
+                    want.external_id = None;
                     want.resource = match management {
                         Management::Traffic => with_lever_of(&observed.resource, &want.resource),
                         _ => observed.resource.clone(),

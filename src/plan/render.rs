@@ -278,7 +278,7 @@ pub fn change_counts<'c>(
         usize,
     > = std::collections::BTreeMap::new();
     for change in changes {
-        let fields = if change.action == Action::Update {
+        let fields = if matches!(change.action, Action::Update | Action::Adopt) {
             change
                 .fields
                 .iter()

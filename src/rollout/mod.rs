@@ -380,8 +380,11 @@ pub async fn tick(
                 .filter(|c| {
                     // Done when the live object is what the change writes,
                     // and, for an adoption, carries meridian's marker.
-                    live.get(&c.address)
-                        .is_none_or(|o| Some(&o.resource) != c.after.as_ref() || !o.owned)
+                    match live.get(&c.address) {
+                        Some(o) => Some(&o.resource) != c.after.as_ref() || !o.owned,
+                        // Gone: done for a delete, pending for the rest.
+                        None => c.after.is_some(),
+                    }
                 })
                 .cloned()
                 .collect();
@@ -1065,4 +1068,5 @@ pub fn ledger_text(ledger: &Ledger) -> String {
 /// anti-flap) rather than from a data-residency policy.
 pub fn is_rollout_violation(violation: &crate::policy::Violation) -> bool {
     !violation.policy.starts_with("DataResidencyPolicy/")
+        && violation.policy != crate::plan::guard::GUARD
 }

@@ -76,6 +76,12 @@ pub struct Claim {
     pub address: Address,
     /// Its cloud identity: ARN, selfLink or name, gateway or attachment id.
     pub external_id: String,
+    /// For an accelerator: the listener names desired state gives it
+    /// (name → protocol and ports, as [`crate::listener_tag_value`] writes
+    /// them), so that its listeners are observed under those names before
+    /// meridian has tagged them (and for ever, when it never does: an
+    /// accelerator whose document only observes it, or moves its traffic).
+    pub listener_names: std::collections::BTreeMap<String, String>,
 }
 
 /// A claim that named no object meridian may adopt.

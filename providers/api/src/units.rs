@@ -346,6 +346,11 @@ pub fn planned_writes(unit: &UnitOfWork) -> Vec<ApiWrite> {
                 add("RemoveEndpoints", calls(removes));
             }
         },
+        (Address::HealthCheck { .. }, Some(Action::Adopt))
+            if own.is_some_and(|c| c.fields.is_empty()) =>
+        {
+            add("healthChecks.patch", 1)
+        }
         (Address::HealthCheck { .. }, Some(action)) => add(
             match action {
                 Action::Create => "healthChecks.insert",

@@ -183,8 +183,22 @@ impl GcpProvider {
         operation: &str,
         what: &str,
     ) -> Result<bool, ProviderError> {
+        let elsewhere = description.as_deref().is_some_and(|d| {
+            d.contains(&format!(
+                "[{}={} ",
+                meridian_provider::MANAGED_BY_KEY,
+                meridian_provider::MANAGED_BY_VALUE
+            ))
+        });
         match (self.owns(description), action) {
             (true, _) => Ok(false),
+            (false, meridian_provider::Action::Adopt) if elsewhere => Err(ProviderError::stalled(
+                operation,
+                "ownedElsewhere",
+                format!(
+                    "{what}: managed by another meridian owner (its description carries another marker); release it there first"
+                ),
+            )),
             (false, meridian_provider::Action::Adopt) => Ok(true),
             (false, _) => Err(self.not_ours(operation, what)),
         }

@@ -143,6 +143,27 @@ impl GcpProvider {
                             )
                             .await
                         }
+                        (Some(live), Some(_)) if adopting && change.fields.is_empty() => {
+                            // Adoption alone: the marker, by a patch of the
+                            // description; every other field stays as it is.
+                            let body = model::HealthCheck::new()
+                                .set_name(name.as_str())
+                                .set_description(
+                                    self.adopted_description(live.description.as_deref()),
+                                );
+                            self.write_op(
+                                "healthChecks.patch",
+                                what,
+                                self.health_checks
+                                    .patch()
+                                    .set_project(project)
+                                    .set_health_check(name)
+                                    .set_request_id(request_id)
+                                    .set_body(body)
+                                    .send(),
+                            )
+                            .await
+                        }
                         (Some(live), Some(spec)) => {
                             // Health checks carry no fingerprint: replace the
                             // object (PUT) with the value just read, changed
@@ -252,8 +273,14 @@ impl GcpProvider {
                             .await
                         }
                         (Some(live), Some(spec)) => {
-                            let mut body =
-                                url_map_body(name, spec).set_or_clear_fingerprint(live.fingerprint);
+                            let mut body = if adopting && change.fields.is_empty() {
+                                // Adoption alone: the description, nothing else.
+                                model::UrlMap::new()
+                                    .set_name(name.as_str())
+                                    .set_or_clear_fingerprint(live.fingerprint)
+                            } else {
+                                url_map_body(name, spec).set_or_clear_fingerprint(live.fingerprint)
+                            };
                             if adopting {
                                 body.description =
                                     Some(self.adopted_description(live.description.as_deref()));

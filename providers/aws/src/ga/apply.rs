@@ -301,8 +301,10 @@ impl AwsProvider {
                 };
                 // Adopting writes the ownership tags; an adoption that
                 // already landed (a retry) is an ordinary update.
-                let adopting = change.action == Action::Adopt && !self.owns(&live_tags);
+                let adopting = change.action == Action::Adopt
+                    && (!self.owns(&live_tags) || live_tags.get(NAME_KEY) != Some(accelerator));
                 if adopting
+                    && !self.owns(&live_tags)
                     && live_tags.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
                 {
                     return Err(ProviderError::stalled(

@@ -144,7 +144,7 @@ impl AwsProvider {
             // Deleted by someone between the list and this call: not ours to see.
             return Ok(Taken::No);
         };
-        let owned = self.owns(&tags);
+        let mut owned = self.owns(&tags);
         let name = match scope {
             // A claim names it whether or not meridian owns it yet: the
             // document pinned to its ARN decides its address.
@@ -163,7 +163,15 @@ impl AwsProvider {
                         }));
                     }
                     match &claim.address {
-                        Address::Accelerator { accelerator } => accelerator.clone(),
+                        Address::Accelerator { accelerator } => {
+                            // Owned under another name (its document was
+                            // renamed while pinned): adopted again, which
+                            // rewrites the name tag.
+                            if owned && tags.get(NAME_KEY) != Some(accelerator) {
+                                owned = false;
+                            }
+                            accelerator.clone()
+                        }
                         _ => return Ok(Taken::No),
                     }
                 }
@@ -196,7 +204,15 @@ impl AwsProvider {
                 until: until.clone(),
             });
         let mut found = Vec::new();
-        let names = listener_names(&tags);
+        // A claimed accelerator meridian has not tagged yet takes its
+        // listeners' names from the claim.
+        let names = match scope {
+            Scope::Managed(claims) if !owned => claims
+                .get(&arn)
+                .map(|c| c.listener_names.clone())
+                .unwrap_or_default(),
+            _ => listener_names(&tags),
+        };
         let mut observed = Observed::new(
             address,
             Resource::Accelerator(accelerator_spec(&accelerator, &tags)),

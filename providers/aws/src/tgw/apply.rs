@@ -444,6 +444,33 @@ impl AwsProvider {
         .map(|(k, v)| ec2::types::Tag::builder().key(*k).value(*v).build())
         .collect();
         let client = self.ec2(region);
+        // Read before writing: another meridian owner's object is refused.
+        let filter = ec2::types::Filter::builder()
+            .name("resource-id")
+            .values(id)
+            .build();
+        let live = self
+            .run("DescribeTags", false, what, || {
+                client.describe_tags().filters(filter.clone()).send()
+            })
+            .await?;
+        let live: std::collections::BTreeMap<&str, &str> = live
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?, t.value().unwrap_or_default())))
+            .collect();
+        if live.get(MANAGED_BY_KEY) == Some(&MANAGED_BY_VALUE)
+            && live.get(OWNER_KEY) != Some(&self.config.owner.as_str())
+        {
+            return Err(ProviderError::stalled(
+                "CreateTags",
+                "OwnedElsewhere",
+                format!(
+                    "{what}: {id} is managed by another meridian owner (`{}`); release it there first",
+                    live.get(OWNER_KEY).copied().unwrap_or("?")
+                ),
+            ));
+        }
         self.run("CreateTags", true, what, || {
             client
                 .create_tags()

@@ -155,7 +155,7 @@ impl AwsProvider {
                     if GONE.contains(&state.as_str()) {
                         continue;
                     }
-                    let owned = self.owns(&tags);
+                    let mut owned = self.owns(&tags);
                     let mesh = match scope {
                         TgwScope::Managed(claims) => match (claims.get(id), owned) {
                             (Some(claim), _) => {
@@ -186,6 +186,11 @@ impl AwsProvider {
                                         reason,
                                     });
                                     continue;
+                                }
+                                // Owned in another mesh (renamed while
+                                // pinned): adopted again, which retags it.
+                                if owned && tags.get(MESH_KEY) != Some(mesh) {
+                                    owned = false;
                                 }
                                 mesh.clone()
                             }
@@ -295,7 +300,7 @@ impl AwsProvider {
                     if GONE.contains(&state.as_str()) || seen.contains(id) {
                         continue;
                     }
-                    let owned = self.owns(&tags);
+                    let mut owned = self.owns(&tags);
                     let ends = (
                         attachment
                             .requester_tgw_info()
@@ -310,6 +315,14 @@ impl AwsProvider {
                     // its gateways are in one mesh and one of them is not
                     // meridian's yet (claimed, or found for import).
                     let mesh = match (owned, ends) {
+                        // Both gateways moved to another mesh (renamed while
+                        // pinned): the peering follows them, adopted again.
+                        (true, (Some((a, false)), Some((b, _))))
+                            if a == b && tags.get(MESH_KEY) != Some(a) =>
+                        {
+                            owned = false;
+                            Some(a.clone())
+                        }
                         (true, _) => tags.get(MESH_KEY).cloned(),
                         (false, (Some((a, a_owned)), Some((b, b_owned))))
                             if !tags.contains_key(MANAGED_BY_KEY)
