@@ -11,6 +11,15 @@ if ! command -v git >/dev/null; then
   echo "the tests need git (apt-get install git)" >&2
   exit 1
 fi
+# The HA tests run a real etcd on loopback (Debian's etcd-server).
+if ! command -v etcd >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq etcd-server >/dev/null
+  else
+    echo "the tests need etcd (apt-get install etcd-server)" >&2
+    exit 1
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

@@ -42,8 +42,19 @@ pub struct ProviderOptions {
     pub retry: RetryPolicy,
 }
 
+/// A check that this process may still write: the leader's fence when
+/// several replicas run (see `daemon::election`). Every unit of work asks
+/// it first; a refusal writes nothing.
+#[async_trait::async_trait]
+pub trait Fence: Send + Sync {
+    /// `Err` with the reason when writing must stop.
+    async fn check(&self) -> Result<(), String>;
+}
+
 /// The providers of a desired state, by name.
 pub struct Providers {
+    /// The write fence, when writes are fenced.
+    pub fence: Option<Arc<dyn Fence>>,
     pub(crate) by_name: BTreeMap<String, Arc<dyn Provider>>,
     pub(crate) concurrency: BTreeMap<String, usize>,
     /// Retry counters shared by every provider.
@@ -66,6 +77,7 @@ impl Providers {
             .collect();
         let concurrency = by_name.keys().map(|n| (n.clone(), 1)).collect();
         Self {
+            fence: None,
             by_name,
             concurrency,
             stats: RetryStats::default(),
@@ -166,6 +178,7 @@ impl Providers {
             by_name.insert(name, provider);
         }
         Ok(Self {
+            fence: None,
             by_name,
             concurrency,
             stats,

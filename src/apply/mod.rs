@@ -130,6 +130,7 @@ pub async fn execute(
                 .map(|c| (c.address.clone(), c.action))
                 .collect();
             let provider = providers.get(&planned.provider).cloned();
+            let fence = providers.fence.clone();
             let semaphore = semaphores.get(&planned.provider).cloned();
             let name = planned.provider.clone();
             let object = unit.object.clone();
@@ -139,6 +140,13 @@ pub async fn execute(
                     Some(s) => s.clone().acquire_owned().await.ok(),
                     None => None,
                 };
+                // Fenced: a replica that lost its leadership writes nothing.
+                if let Some(fence) = &fence
+                    && let Err(why) = fence.check().await
+                {
+                    let error = ProviderError::stalled("Fence", "LeadershipLost", why);
+                    return (vec![Some(error); unit.changes.len()], begun.elapsed());
+                }
                 let results = match provider {
                     None => vec![
                         Some(ProviderError::stalled(

@@ -42,6 +42,24 @@ pub struct RunArgs {
     pub allow_empty: bool,
     #[command(flatten)]
     pub git: GitArgs,
+    /// Run as one of several replicas: only the leader elected in etcd
+    /// plans and writes, under a fenced term; the rollout ledger lives in
+    /// etcd under the prefix. `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]`.
+    #[arg(long, value_name = "URL", value_parser = meridian::daemon::election::EtcdTarget::parse)]
+    pub election: Option<meridian::daemon::election::EtcdTarget>,
+    /// This replica's name in the election (default: host name and process id).
+    #[arg(long, requires = "election")]
+    pub identity: Option<String>,
+    /// How long a leader's lease lasts without renewal.
+    #[arg(long, default_value = "15s", value_parser = meridian::clock::parse_duration, requires = "election")]
+    pub lease_duration: std::time::Duration,
+    /// How long a leader keeps acting without renewing its lease; below
+    /// --lease-duration.
+    #[arg(long, default_value = "10s", value_parser = meridian::clock::parse_duration, requires = "election")]
+    pub renew_deadline: std::time::Duration,
+    /// How often a leader renews and a follower tries to take over.
+    #[arg(long, default_value = "2s", value_parser = meridian::clock::parse_duration, requires = "election")]
+    pub retry_period: std::time::Duration,
 }
 
 pub async fn daemon(cli: &Cli, args: &RunArgs) -> Result<u8> {
@@ -65,6 +83,33 @@ pub async fn daemon(cli: &Cli, args: &RunArgs) -> Result<u8> {
         }
         (None, None) => None,
     };
+    if args.election.is_some()
+        && !(args.retry_period < args.renew_deadline && args.renew_deadline < args.lease_duration)
+    {
+        eprintln!(
+            "error: the election timings must satisfy --retry-period < --renew-deadline < --lease-duration (got {:?} < {:?} < {:?})",
+            args.retry_period, args.renew_deadline, args.lease_duration
+        );
+        return Ok(exit::ERROR);
+    }
+    let election = args.election.clone().map(|target| {
+        let identity = args.identity.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "meridian".to_owned());
+            format!("{host}-{}", std::process::id())
+        });
+        meridian::daemon::election::Election::new(
+            target,
+            identity,
+            meridian::daemon::election::Timings {
+                lease: args.lease_duration,
+                renew_deadline: args.renew_deadline,
+                retry: args.retry_period,
+            },
+        )
+    });
     let config = meridian::daemon::DaemonConfig {
         repo: args.repo.clone(),
         branch: args.branch.clone(),
@@ -77,6 +122,7 @@ pub async fn daemon(cli: &Cli, args: &RunArgs) -> Result<u8> {
         allow_empty: args.allow_empty,
         auth: args.git.auth(),
         engine: options(cli),
+        election,
     };
     meridian::daemon::run(config).await?;
     Ok(exit::OK)

@@ -30,6 +30,7 @@ struct Inner {
     revision_failed: u64,
     retry_attempts: u64,
     next_attempt: f64,
+    election: Option<(String, String, i64)>,
 }
 
 /// The daemon's metrics.
@@ -137,6 +138,17 @@ impl Metrics {
             m.retry_attempts = retrying.map_or(0, |r| u64::from(r.attempts));
             m.next_attempt = retrying.map_or(0.0, |r| r.next_attempt_unix);
         });
+    }
+
+    /// Records this replica's role, the leader's identity and its term.
+    pub fn election(&self, standing: &super::election::Standing) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.election = Some((
+                standing.role.as_str().to_owned(),
+                standing.leader.clone().unwrap_or_default(),
+                standing.term.unwrap_or(0),
+            ));
+        }
     }
 
     /// The exposition text.
@@ -266,6 +278,19 @@ impl Metrics {
                 out,
                 "meridian_webhook_requests_total{{result=\"{}\"}} {n}",
                 escape(result)
+            );
+        }
+        if let Some((role, leader, term)) = &m.election {
+            let _ = writeln!(
+                out,
+                "# HELP meridian_leader Whether this replica is the leader (1) or not (0), with its role and the leader's identity.\n# TYPE meridian_leader gauge\nmeridian_leader{{role=\"{}\",leader=\"{}\"}} {}",
+                escape(role),
+                escape(leader),
+                u8::from(role == "leader")
+            );
+            let _ = writeln!(
+                out,
+                "# HELP meridian_leader_term The current leader's term (its election key's revision in etcd; 0 when unknown).\n# TYPE meridian_leader_term gauge\nmeridian_leader_term {term}"
             );
         }
         out

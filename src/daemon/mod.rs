@@ -8,6 +8,7 @@
 //! caller. On SIGTERM/SIGINT the change in flight finishes, status is
 //! persisted, and the process exits 0; the next start continues from live state.
 
+pub mod election;
 pub mod metrics;
 pub mod status;
 pub mod webhook;
@@ -62,6 +63,8 @@ pub struct DaemonConfig {
     pub auth: GitAuth,
     /// Engine settings (simulator, retries).
     pub engine: ProviderOptions,
+    /// The leader election, when several replicas run (`--election`).
+    pub election: Option<Arc<election::Election>>,
 }
 
 /// Errors that stop the daemon from starting.
@@ -149,6 +152,20 @@ struct Loop {
     shared: Arc<Shared>,
     source: Arc<Mutex<RepoSource>>,
     last_good: Option<(Snapshot, DesiredState)>,
+}
+
+impl Loop {
+    /// The rollout ledger: in etcd under the leader's term with
+    /// `--election`, the state directory's file otherwise.
+    fn store(&self) -> crate::rollout::LedgerStore {
+        match &self.config.election {
+            Some(election) => crate::rollout::LedgerStore::shared(
+                &self.config.state_dir,
+                Arc::new(election::EtcdLedger(election.clone())),
+            ),
+            None => crate::rollout::LedgerStore::new(&self.config.state_dir),
+        }
+    }
 }
 
 struct LogProgress;
@@ -305,7 +322,8 @@ impl Loop {
         // revision rolled back after a failed gate rolls out again.
         let retried = previous.last_attempted.as_ref().is_some_and(|a| {
             a.revision.revision == head && matches!(a.outcome, Outcome::RolledBack)
-        }) && crate::rollout::LedgerStore::new(&self.config.state_dir)
+        }) && self
+            .store()
             .load()
             .is_ok_and(|l| !l.failed.contains_key(&head));
         if retried {
@@ -326,7 +344,7 @@ impl Loop {
                     )
             });
         let known_bad = !retried && previous.failed_revisions.iter().any(|r| r == &head);
-        if trigger != "drift" && trigger != "startup" && settled {
+        if trigger != "drift" && trigger != "startup" && trigger != "takeover" && settled {
             tracing::debug!(%head, "no new revision");
             return Next::Quiet;
         }
@@ -446,7 +464,7 @@ impl Loop {
         trigger: &str,
         started: Instant,
     ) -> Next {
-        let store = crate::rollout::LedgerStore::new(&self.config.state_dir);
+        let store = self.store();
         let prepared = match crate::reconcile::prepare(
             state,
             &self.config.engine,
@@ -478,13 +496,18 @@ impl Loop {
         // gates govern (and roll back), so a region failing mid-rollout
         // does not freeze it half-way.
         let crate::reconcile::Prepared {
-            providers,
+            mut providers,
             desired,
             observation,
             plan,
             ledger,
             ..
         } = prepared;
+        // Every unit of work first checks, in etcd, that this replica
+        // still leads.
+        providers.fence = self.config.election.as_ref().map(|e| {
+            Arc::new(election::ElectionFence(e.clone())) as Arc<dyn crate::providers::Fence>
+        });
         let drift: Vec<Drift> = plan
             .changes
             .iter()
@@ -956,7 +979,41 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let mut trigger = "startup";
     let mut failures = 0u32;
     let mut next_drift = tokio::time::Instant::now() + config.drift_interval;
+    let campaign = config.election.clone().map(|election| {
+        let stop = shared.stop.clone();
+        tokio::spawn(election.campaign(stop))
+    });
     while !shared.stop.load(Ordering::SeqCst) {
+        if let Some(election) = &config.election {
+            let standing = election.standing();
+            shared.metrics.election(&standing);
+            shared.update_status(|s| s.election = Some(standing.clone()));
+            if standing.role != election::Role::Leader {
+                // A follower keeps its Git mirror warm and serves reads;
+                // it takes over at its next election round.
+                let branch = config.branch.clone();
+                let source = reconciler.source.clone();
+                let fetched = tokio::task::spawn_blocking(move || {
+                    let source = source.lock().ok()?;
+                    source.fetch(&branch).ok().map(|h| h.to_string())
+                })
+                .await;
+                if let Ok(Some(head)) = fetched {
+                    shared.update_status(|s| {
+                        if s.head.as_ref().is_none_or(|h| h.revision != head) {
+                            s.head = Some(now_at(&head));
+                        }
+                    });
+                }
+                shared.ready.store(true, Ordering::SeqCst);
+                tokio::select! {
+                    _ = tokio::time::sleep(election.timings().retry) => {}
+                    _ = shared.trigger.notified() => {}
+                }
+                trigger = "takeover";
+                continue;
+            }
+        }
         let mut wake: Option<std::time::SystemTime> = None;
         let mut retry_reason = None;
         match reconciler.reconcile(trigger).await {
@@ -1028,6 +1085,14 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         .unwrap_or_else(|e| e.into_inner().clone());
     if let Err(error) = status.save(&config.state_dir) {
         tracing::error!(%error, "cannot persist status");
+    }
+    if let Some(election) = &config.election {
+        // Graceful handover: the loop stops between steps, never inside a
+        // write batch; the lease is revoked so a follower takes over now.
+        election.resign().await;
+        if let Some(campaign) = campaign {
+            campaign.abort();
+        }
     }
     shared.shutdown.notify_waiters();
     let _ = server.await;

@@ -172,6 +172,10 @@ pub struct Status {
     /// reconcile that is not one.
     #[serde(default)]
     pub retrying: Option<Retrying>,
+    /// This replica's part in the leader election (`--election`): its
+    /// role, the leader and the term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub election: Option<super::election::Standing>,
 }
 
 impl Status {
@@ -192,6 +196,7 @@ impl Status {
             reconciles: 0,
             rollout_waiting: None,
             retrying: None,
+            election: None,
         }
     }
 
@@ -231,6 +236,21 @@ impl Status {
             "repository {} branch {} path {}",
             self.repository, self.branch, self.path
         );
+        if let Some(e) = &self.election {
+            let _ = writeln!(
+                out,
+                "election: this replica ({}) is {}; leader {} in term {}{}",
+                e.identity,
+                e.role.as_str(),
+                e.leader.as_deref().unwrap_or("(none)"),
+                e.term
+                    .map_or_else(|| "(none)".to_owned(), |t| t.to_string()),
+                e.stepped_down
+                    .as_ref()
+                    .map(|w| format!("; last stepped down: {w}"))
+                    .unwrap_or_default()
+            );
+        }
         let show = |r: &Option<RevisionAt>| {
             r.as_ref().map_or("(none)".to_owned(), |r| {
                 format!("{} at {}", &r.revision[..r.revision.len().min(12)], r.at)

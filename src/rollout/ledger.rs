@@ -130,10 +130,31 @@ pub struct Ledger {
     pub moves: BTreeMap<String, LastMove>,
 }
 
-/// The ledger file in a state directory.
-#[derive(Debug, Clone)]
+/// Where a ledger is kept when it is not a local file: etcd, shared by
+/// the replicas of `meridian run --election`.
+pub trait LedgerBackend: Send + Sync {
+    /// The stored ledger, if any.
+    fn load(&self) -> anyhow::Result<Option<Vec<u8>>>;
+    /// Stores the ledger (refused when this process may no longer write).
+    fn save(&self, bytes: Vec<u8>) -> anyhow::Result<()>;
+    /// Where it is, for messages.
+    fn describe(&self) -> String;
+}
+
+/// The ledger file in a state directory, or a shared backend.
+#[derive(Clone)]
 pub struct LedgerStore {
     path: PathBuf,
+    shared: Option<std::sync::Arc<dyn LedgerBackend>>,
+}
+
+impl std::fmt::Debug for LedgerStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.shared {
+            Some(shared) => write!(f, "LedgerStore({})", shared.describe()),
+            None => write!(f, "LedgerStore({})", self.path.display()),
+        }
+    }
 }
 
 impl LedgerStore {
@@ -141,6 +162,16 @@ impl LedgerStore {
     pub fn new(state_dir: &Path) -> Self {
         Self {
             path: state_dir.join("rollout.json"),
+            shared: None,
+        }
+    }
+
+    /// The ledger kept in `backend` (the election's etcd): the election is
+    /// its lock.
+    pub fn shared(state_dir: &Path, backend: std::sync::Arc<dyn LedgerBackend>) -> Self {
+        Self {
+            path: state_dir.join("rollout.json"),
+            shared: Some(backend),
         }
     }
 
@@ -148,7 +179,11 @@ impl LedgerStore {
     /// returned file is held: one rollout at a time per ledger, so a command
     /// line `apply` and a daemon sharing a state directory never step the
     /// same rollout twice.
-    pub fn lock(&self) -> anyhow::Result<std::fs::File> {
+    pub fn lock(&self) -> anyhow::Result<Option<std::fs::File>> {
+        if self.shared.is_some() {
+            // One leader at a time: the election is the lock.
+            return Ok(None);
+        }
         let path = self.path.with_file_name("rollout.lock");
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
@@ -161,7 +196,7 @@ impl LedgerStore {
             .open(&path)
             .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
         match file.try_lock() {
-            Ok(()) => Ok(file),
+            Ok(()) => Ok(Some(file)),
             Err(std::fs::TryLockError::WouldBlock) => Err(anyhow::anyhow!(
                 "another meridian is rolling out from {} right now (an `apply` or `meridian run`); wait for it, or use another --state-dir only if it manages other objects",
                 path.parent()
@@ -175,6 +210,17 @@ impl LedgerStore {
 
     /// Reads the ledger; an absent file is an empty ledger.
     pub fn load(&self) -> anyhow::Result<Ledger> {
+        if let Some(shared) = &self.shared {
+            return match shared.load()? {
+                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{} is not a meridian rollout ledger ({e})",
+                        shared.describe()
+                    )
+                }),
+                None => Ok(Ledger::default()),
+            };
+        }
         match std::fs::read_to_string(&self.path) {
             Ok(text) => serde_json::from_str(&text).map_err(|e| {
                 anyhow::anyhow!(
@@ -189,6 +235,9 @@ impl LedgerStore {
 
     /// Writes the ledger atomically.
     pub fn save(&self, ledger: &Ledger) -> anyhow::Result<()> {
+        if let Some(shared) = &self.shared {
+            return shared.save(serde_json::to_vec(ledger)?);
+        }
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;

@@ -37,7 +37,8 @@ use crate::plan::managed;
 use crate::plan::schedule::{self, Live, Move, Rules, lever, rules_for, subject_of, with_lever};
 use crate::providers::Providers;
 pub use ledger::{
-    FailedRevision, GateState, LastMove, Ledger, LedgerStore, Rollout, RolloutStatus, StepRecord,
+    FailedRevision, GateState, LastMove, Ledger, LedgerBackend, LedgerStore, Rollout,
+    RolloutStatus, StepRecord,
 };
 
 /// Milliseconds since the epoch.

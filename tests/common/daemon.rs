@@ -27,6 +27,11 @@ pub struct Response {
 impl Daemon {
     /// Starts `meridian --sim SIM run ARGS` with `WEBHOOK_SECRET` in its environment.
     pub fn start(sim: &Path, args: &[&str], secret: Option<&str>) -> Self {
+        Self::start_logged(sim, args, secret, &sim.with_extension("daemon.log"))
+    }
+
+    /// As [`Self::start`], logging to `log` (several daemons on one world).
+    pub fn start_logged(sim: &Path, args: &[&str], secret: Option<&str>, log: &Path) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_meridian"));
         command
             .arg("--sim")
@@ -42,7 +47,7 @@ impl Daemon {
                 .env("WEBHOOK_SECRET", secret)
                 .args(["--webhook-secret-env", "WEBHOOK_SECRET"]);
         }
-        let log = sim.with_extension("daemon.log");
+        let log = log.to_path_buf();
         command
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"));
@@ -158,6 +163,20 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends `signal` (e.g. `STOP`, `CONT`, `KILL`).
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -{signal}");
     }
 
     /// Sends SIGTERM and waits for the exit code.
