@@ -540,3 +540,41 @@ fn while_etcd_is_down_nothing_is_written_and_the_replicas_converge_after() {
     );
     assert_eq!(call_totals(&sim).1, writes + 1, "the change, once");
 }
+
+#[test]
+fn a_deploy_job_applies_as_the_leader_and_keeps_its_ledger_in_etcd() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let etcd = Etcd::start(root);
+    let (repo, sim) = setup(root);
+    let state = root.join("job-state");
+    let folder = repo.work.join("desired-state");
+    let apply = sim_run(
+        root,
+        &sim,
+        &[
+            "apply",
+            folder.to_str().expect("utf-8"),
+            "--yes",
+            "--state-dir",
+            state.to_str().expect("utf-8"),
+            "--election",
+            &etcd.url,
+        ],
+    );
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert!(
+        !state.join("rollout.json").exists(),
+        "the ledger is in etcd, not in the job's state directory"
+    );
+    let writes = call_totals(&sim).1;
+    // A replica on the same etcd takes over at once (the job resigned)
+    // and finds nothing to do.
+    let replica = replica(root, &repo, &sim, &etcd, "after-the-job");
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    replica.wait_for(Duration::from_secs(30), "the replica settles", |s| {
+        s["last_applied"]["revision"] == head.as_str()
+            || s["last_attempted"]["outcome"] == "no_changes"
+    });
+    assert_eq!(call_totals(&sim).1, writes, "nothing applied twice");
+}

@@ -2,6 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -30,6 +31,12 @@ pub struct ApplyArgs {
     pub yes: bool,
     #[command(flatten)]
     pub rollout: RolloutArgs,
+    /// Apply as the leader of the `meridian run --election` replicas on
+    /// this etcd (`etcd://HOST:PORT[/PREFIX]`): wait to be elected, keep the
+    /// rollout ledger in etcd, fence every write, resign at the end. A
+    /// deploy workflow shares the daemon's ledger this way.
+    #[arg(long, value_name = "URL", value_parser = meridian::daemon::election::EtcdTarget::parse)]
+    pub election: Option<meridian::daemon::election::EtcdTarget>,
 }
 
 /// Progress of an apply on the console. Up to [`render::LISTED`] changes,
@@ -183,6 +190,50 @@ pub fn confirm(plan: &Plan) -> Result<bool> {
 }
 
 pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
+    use meridian::daemon::election::{Election, Timings};
+    let Some(target) = args.election.clone() else {
+        return apply_as(cli, args, None).await;
+    };
+    let identity = format!("apply-{}", std::process::id());
+    let timings = Timings::default();
+    let election = Election::new(target, identity, timings);
+    let waited = std::time::Instant::now();
+    while !election.is_leader() {
+        election.round().await;
+        if election.is_leader() {
+            break;
+        }
+        if waited.elapsed() > timings.lease * 2 {
+            let standing = election.standing();
+            eprintln!(
+                "error: not elected within {:?}: {}; nothing was applied",
+                timings.lease * 2,
+                match (standing.role, standing.leader) {
+                    (meridian::daemon::election::Role::Unreachable, _) =>
+                        "etcd cannot be reached".to_owned(),
+                    (_, Some(leader)) =>
+                        format!("`{leader}` leads (a `meridian run` replica or another apply)"),
+                    _ => "another replica leads".to_owned(),
+                }
+            );
+            return Ok(exit::ERROR);
+        }
+        tokio::time::sleep(timings.retry).await;
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renewing = tokio::spawn(election.clone().campaign(stop.clone()));
+    let result = apply_as(cli, args, Some(election.clone())).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    renewing.abort();
+    election.resign().await;
+    result
+}
+
+async fn apply_as(
+    cli: &Cli,
+    args: &ApplyArgs,
+    election: Option<Arc<meridian::daemon::election::Election>>,
+) -> Result<u8> {
     // A saved plan carries the desired state it was made from: that, not
     // the folder as it is now, is what runs.
     let (state, saved) = match &args.plan {
@@ -223,8 +274,14 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             (state, Some(file.plan))
         }
     };
-    let store = LedgerStore::new(&args.rollout.state_dir);
-    let (providers, mut plan, ledger, observed, resources) = match saved {
+    let store = match &election {
+        Some(election) => LedgerStore::shared(
+            &args.rollout.state_dir,
+            Arc::new(meridian::daemon::election::EtcdLedger(election.clone())),
+        ),
+        None => LedgerStore::new(&args.rollout.state_dir),
+    };
+    let (mut providers, mut plan, ledger, observed, resources) = match saved {
         None => {
             let prepared = reconcile::prepare(
                 &state,
@@ -330,6 +387,10 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         max_conflicts: 0,
         contract: Some(plan),
     };
+    providers.fence = election.map(|e| {
+        Arc::new(meridian::daemon::election::ElectionFence(e))
+            as Arc<dyn meridian::providers::Fence>
+    });
     let (end, outcomes) = rollout::run(
         &state,
         &resources,
