@@ -49,6 +49,9 @@ pub struct ProviderOptions {
 pub trait Fence: Send + Sync {
     /// `Err` with the reason when writing must stop.
     async fn check(&self) -> Result<(), String>;
+    /// Resolves once writing must stop: a unit still running then is
+    /// cancelled before its next call.
+    async fn lost(&self);
 }
 
 /// The providers of a desired state, by name.

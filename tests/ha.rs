@@ -97,6 +97,17 @@ impl Drop for Etcd {
 }
 
 fn replica(root: &Path, repo: &Repo, sim: &Path, etcd: &Etcd, name: &str) -> Daemon {
+    replica_timed(root, repo, sim, etcd, name, ("3s", "2s"))
+}
+
+fn replica_timed(
+    root: &Path,
+    repo: &Repo,
+    sim: &Path,
+    etcd: &Etcd,
+    name: &str,
+    (lease, renew): (&str, &str),
+) -> Daemon {
     let state: PathBuf = root.join(format!("state-{name}"));
     Daemon::start_logged(
         sim,
@@ -114,9 +125,9 @@ fn replica(root: &Path, repo: &Repo, sim: &Path, etcd: &Etcd, name: &str) -> Dae
             "--identity",
             name,
             "--lease-duration",
-            "3s",
+            lease,
             "--renew-deadline",
-            "2s",
+            renew,
             "--retry-period",
             "300ms",
         ],
@@ -183,8 +194,9 @@ fn two_replicas_apply_a_commit_exactly_once_and_say_who_leads() {
         expected > 20,
         "the example takes writes to create: {expected}"
     );
-    let a = replica(root, &repo, &sim, &etcd, "replica-a");
-    let b = replica(root, &repo, &sim, &etcd, "replica-b");
+    // A 10 s lease: the handover at the end must beat it by far.
+    let a = replica_timed(root, &repo, &sim, &etcd, "replica-a", ("10s", "6s"));
+    let b = replica_timed(root, &repo, &sim, &etcd, "replica-b", ("10s", "6s"));
     let head = repo.git(&["rev-parse", "HEAD"]);
     wait(
         "one replica applies the first commit",
@@ -249,7 +261,7 @@ fn two_replicas_apply_a_commit_exactly_once_and_say_who_leads() {
     );
 
     // SIGTERM hands over at once: the lease is revoked, so the follower
-    // leads well before the 3 s lease would have expired.
+    // leads well before the 10 s lease would have expired.
     let leader_is_a = roles[0] == "leader";
     let (mut leader, follower) = if leader_is_a { (a, b) } else { (b, a) };
     let term = follower.status()["election"]["term"].as_i64().unwrap_or(0);
@@ -439,6 +451,7 @@ fn a_leader_killed_mid_rollout_is_succeeded_at_the_right_step_every_time() {
     let group = apac_group(&sim);
     let mut dial = 50u64;
     let mut next_name = 2;
+    let mut mid_rollout = 0;
     for trial in 0..trials {
         let target = if dial == 0 { 100 } else { 0 };
         let text = repo.read(GA);
@@ -459,7 +472,16 @@ fn a_leader_killed_mid_rollout_is_succeeded_at_the_right_step_every_time() {
         std::thread::sleep(Duration::from_millis(fastrand::u64(0..4000)));
         let leader = replicas.iter().position(|d| role(d) == "leader");
         if let Some(i) = leader {
+            let done_before = dial_writes(&sim, &group, from).len();
             replicas[i].signal("KILL");
+            let steps = if target == 100 {
+                (100 - dial) / 25
+            } else {
+                dial / 25
+            };
+            if done_before > 0 && (done_before as u64) < steps {
+                mid_rollout += 1;
+            }
             replicas.remove(i);
             replicas.push(replica(root, &repo, &sim, &etcd, &format!("r{next_name}")));
             next_name += 1;
@@ -497,6 +519,10 @@ fn a_leader_killed_mid_rollout_is_succeeded_at_the_right_step_every_time() {
         );
         dial = target;
     }
+    assert!(
+        mid_rollout * 4 >= trials,
+        "only {mid_rollout} of {trials} kills landed between two steps of a rollout"
+    );
 }
 
 #[test]
@@ -577,4 +603,67 @@ fn a_deploy_job_applies_as_the_leader_and_keeps_its_ledger_in_etcd() {
             || s["last_attempted"]["outcome"] == "no_changes"
     });
     assert_eq!(call_totals(&sim).1, writes, "nothing applied twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deposed_leader_is_fenced_by_etcd_while_it_still_believes_it_leads() {
+    use meridian::daemon::election::{Election, EtcdTarget, Timings};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let etcd = Etcd::start(dir.path());
+    let target = EtcdTarget::parse(&etcd.url).expect("url");
+    // A's own clock never gives up (a 60 s renew deadline on a 1 s lease):
+    // only etcd's comparison can stop it, as for a process paused and
+    // resumed before its clock noticed.
+    let a = Election::new(
+        target.clone(),
+        "a".to_owned(),
+        Timings {
+            lease: Duration::from_secs(1),
+            renew_deadline: Duration::from_secs(60),
+            retry: Duration::from_millis(100),
+        },
+    );
+    a.round().await;
+    let ta = a.current_term().expect("a leads");
+    a.fence(ta).await.expect("fenced in");
+    a.put_fenced(ta, "ledger", b"from a".to_vec())
+        .await
+        .expect("a writes");
+    // A stops renewing; its lease ends; B is elected.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let b = Election::new(target, "b".to_owned(), Timings::default());
+    b.round().await;
+    let tb = b.current_term().expect("b leads");
+    assert!(tb > ta, "a newer term: {tb} > {ta}");
+    b.put_fenced(tb, "ledger", b"from b".to_vec())
+        .await
+        .expect("b writes");
+
+    assert!(a.holds(ta), "by its own clock, a still leads");
+    let refused = a.fence(ta).await.expect_err("etcd refuses the old term");
+    assert!(refused.contains("lost"), "{refused}");
+    assert!(
+        a.put_fenced(ta, "ledger", b"late a".to_vec())
+            .await
+            .is_err()
+    );
+    let ledger = a
+        .etcd()
+        .get(&a.etcd().key("ledger"))
+        .await
+        .expect("etcd")
+        .map(|(v, _)| v);
+    assert_eq!(
+        ledger.as_deref(),
+        Some(&b"from b"[..]),
+        "the new leader's ledger stands"
+    );
+    let standing = a.standing();
+    assert_eq!(standing.role, meridian::daemon::election::Role::Follower);
+    assert!(
+        standing
+            .stepped_down
+            .is_some_and(|w| w.contains("newer leader")),
+        "a reports why it stepped down"
+    );
 }

@@ -141,22 +141,41 @@ pub async fn execute(
                     None => None,
                 };
                 // Fenced: a replica that lost its leadership writes nothing.
+                let count = unit.changes.len();
                 if let Some(fence) = &fence
                     && let Err(why) = fence.check().await
                 {
                     let error = ProviderError::stalled("Fence", "LeadershipLost", why);
-                    return (vec![Some(error); unit.changes.len()], begun.elapsed());
+                    return (vec![Some(error); count], begun.elapsed());
                 }
-                let results = match provider {
-                    None => vec![
-                        Some(ProviderError::stalled(
-                            "apply",
-                            "UnknownProvider",
-                            format!("no provider named `{name}`"),
-                        ));
-                        unit.changes.len()
-                    ],
-                    Some(provider) => provider.apply(ApplyRequest { unit }).await.results,
+                let write = async {
+                    match provider {
+                        None => vec![
+                            Some(ProviderError::stalled(
+                                "apply",
+                                "UnknownProvider",
+                                format!("no provider named `{name}`"),
+                            ));
+                            count
+                        ],
+                        Some(provider) => provider.apply(ApplyRequest { unit }).await.results,
+                    }
+                };
+                // A unit outliving the leadership it started under is
+                // cancelled: none of its later calls is made.
+                let results = match &fence {
+                    None => write.await,
+                    Some(fence) => tokio::select! {
+                        results = write => results,
+                        () = fence.lost() => vec![
+                            Some(ProviderError::stalled(
+                                "Fence",
+                                "LeadershipLost",
+                                "leadership was lost while this unit ran; its remaining calls were not made",
+                            ));
+                            count
+                        ],
+                    },
                 };
                 (results, begun.elapsed())
             });

@@ -225,6 +225,7 @@ pub async fn apply(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     let result = apply_as(cli, args, Some(election.clone())).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     renewing.abort();
+    let _ = renewing.await;
     election.resign().await;
     result
 }
@@ -277,7 +278,10 @@ async fn apply_as(
     let store = match &election {
         Some(election) => LedgerStore::shared(
             &args.rollout.state_dir,
-            Arc::new(meridian::daemon::election::EtcdLedger(election.clone())),
+            Arc::new(meridian::daemon::election::EtcdLedger(
+                election.clone(),
+                election.current_term().unwrap_or(0),
+            )),
         ),
         None => LedgerStore::new(&args.rollout.state_dir),
     };
@@ -388,7 +392,8 @@ async fn apply_as(
         contract: Some(plan),
     };
     providers.fence = election.map(|e| {
-        Arc::new(meridian::daemon::election::ElectionFence(e))
+        let term = e.current_term().unwrap_or(0);
+        Arc::new(meridian::daemon::election::ElectionFence(e, term))
             as Arc<dyn meridian::providers::Fence>
     });
     let (end, outcomes) = rollout::run(

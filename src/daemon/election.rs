@@ -146,10 +146,16 @@ impl Etcd {
 
     /// A new lease of `ttl`; its id.
     pub async fn grant(&self, ttl: Duration) -> Result<i64, EtcdError> {
+        let seconds = ttl.as_secs_f64().ceil().max(1.0) as u64;
         let answer = self
-            .call("/v3/lease/grant", json!({"TTL": ttl.as_secs().max(1)}))
+            .call("/v3/lease/grant", json!({"TTL": seconds}))
             .await?;
-        Ok(number(&answer["ID"]))
+        match number(&answer["ID"]) {
+            id if id > 0 => Ok(id),
+            _ => Err(self.error(format!(
+                "/v3/lease/grant answered without a lease id: {answer}"
+            ))),
+        }
     }
 
     /// Renews a lease; `false` when it has expired.
@@ -400,13 +406,16 @@ impl Election {
                 self.step_down("the lease was not renewed within the renew deadline");
                 return;
             }
+            // The lease runs from when the renewal was sent, not answered.
+            let sent = Instant::now();
             match self.etcd.keep_alive(lease).await {
                 Ok(true) => match self.fence_check(term).await {
                     Ok(true) => {
                         if let Some(h) =
                             self.held.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
+                            && h.term == term
                         {
-                            h.renewed = Instant::now();
+                            h.renewed = sent;
                         }
                     }
                     Ok(false) => self.step_down("a newer leader holds the election key"),
@@ -418,13 +427,21 @@ impl Election {
             return;
         }
         let key = self.leader_key();
+        let sent = Instant::now();
         let attempt = async {
             let lease = self.etcd.grant(self.timings.lease).await?;
-            match self.etcd.create(&key, &self.identity, lease).await? {
-                Some(term) => Ok::<_, EtcdError>(Some((lease, term))),
-                None => {
+            match self.etcd.create(&key, &self.identity, lease).await {
+                Ok(Some(term)) => Ok::<_, EtcdError>(Some((lease, term))),
+                Ok(None) => {
                     let _ = self.etcd.revoke(lease).await;
                     Ok(None)
+                }
+                Err(error) => {
+                    // The create may have landed with its answer lost:
+                    // give the lease back, so that the election is not
+                    // held by nobody until it expires.
+                    let _ = self.etcd.revoke(lease).await;
+                    Err(error)
                 }
             }
         };
@@ -433,13 +450,14 @@ impl Election {
                 *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(Held {
                     lease,
                     term,
-                    renewed: Instant::now(),
+                    renewed: sent,
                 });
                 tracing::info!(term, identity = %self.identity, "became leader");
                 self.set(|s| {
                     s.role = Role::Leader;
                     s.leader = Some(self.identity.clone());
                     s.term = Some(term);
+                    s.stepped_down = None;
                 });
             }
             Ok(None) => match self.etcd.get(&key).await {
@@ -465,12 +483,30 @@ impl Election {
             .await
     }
 
-    /// Checks, in etcd, that this replica still leads in its term; steps
-    /// down and refuses when it does not (or etcd cannot say).
-    pub async fn fence(&self) -> Result<(), String> {
-        let Some(term) = self.term() else {
-            return Err("this replica is not the leader".to_owned());
-        };
+    /// The term this replica leads in now, if it does.
+    pub fn current_term(&self) -> Option<i64> {
+        self.term()
+    }
+
+    /// Whether this replica still leads in `term` by its own clock: it
+    /// holds that term and renewed its lease within the renew deadline.
+    pub fn holds(&self, term: i64) -> bool {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|h| h.term == term && h.renewed.elapsed() < self.timings.renew_deadline)
+    }
+
+    /// Checks that this replica still leads in `term`: by its own clock
+    /// (renewed within the renew deadline), then in etcd. Steps down and
+    /// refuses when it does not (or etcd cannot say).
+    pub async fn fence(&self, term: i64) -> Result<(), String> {
+        if !self.holds(term) {
+            return Err(format!(
+                "leadership of term {term} is not held (lost, or not renewed within the renew deadline); nothing more is written by this replica"
+            ));
+        }
         match self.fence_check(term).await {
             Ok(true) => Ok(()),
             Ok(false) => {
@@ -485,12 +521,13 @@ impl Election {
         }
     }
 
-    /// Writes shared state under the leader's term; refuses when the term
-    /// is lost.
-    pub async fn put_fenced(&self, name: &str, value: Vec<u8>) -> Result<(), String> {
-        let Some(term) = self.term() else {
-            return Err("this replica is not the leader".to_owned());
-        };
+    /// Writes shared state under `term`; refuses when the term is lost.
+    pub async fn put_fenced(&self, term: i64, name: &str, value: Vec<u8>) -> Result<(), String> {
+        if !self.holds(term) {
+            return Err(format!(
+                "leadership of term {term} is not held; {name} was not written"
+            ));
+        }
         match self
             .etcd
             .fenced(
@@ -537,19 +574,27 @@ impl Election {
     }
 }
 
-/// The election as the engine's write fence.
-pub struct ElectionFence(pub Arc<Election>);
+/// The election as the engine's write fence, for the term a reconcile
+/// started in: a replica deposed and elected again in a later term does
+/// not carry on the earlier term's work.
+pub struct ElectionFence(pub Arc<Election>, pub i64);
 
 #[async_trait::async_trait]
 impl crate::providers::Fence for ElectionFence {
     async fn check(&self) -> Result<(), String> {
-        self.0.fence().await
+        self.0.fence(self.1).await
+    }
+
+    async fn lost(&self) {
+        while self.0.holds(self.1) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
 /// The rollout ledger kept in etcd under the prefix, written under the
-/// leader's term.
-pub struct EtcdLedger(pub Arc<Election>);
+/// term the reconcile started in.
+pub struct EtcdLedger(pub Arc<Election>, pub i64);
 
 impl crate::rollout::LedgerBackend for EtcdLedger {
     fn load(&self) -> anyhow::Result<Option<Vec<u8>>> {
@@ -565,10 +610,10 @@ impl crate::rollout::LedgerBackend for EtcdLedger {
     }
 
     fn save(&self, bytes: Vec<u8>) -> anyhow::Result<()> {
-        let election = self.0.clone();
+        let (election, term) = (self.0.clone(), self.1);
         blocking(async move {
             election
-                .put_fenced("ledger", bytes)
+                .put_fenced(term, "ledger", bytes)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))
         })

@@ -152,6 +152,9 @@ struct Loop {
     shared: Arc<Shared>,
     source: Arc<Mutex<RepoSource>>,
     last_good: Option<(Snapshot, DesiredState)>,
+    /// The term this reconcile runs in (`--election`): its writes and its
+    /// ledger are fenced by it, even if this replica is elected again later.
+    term: i64,
 }
 
 impl Loop {
@@ -161,7 +164,7 @@ impl Loop {
         match &self.config.election {
             Some(election) => crate::rollout::LedgerStore::shared(
                 &self.config.state_dir,
-                Arc::new(election::EtcdLedger(election.clone())),
+                Arc::new(election::EtcdLedger(election.clone(), self.term)),
             ),
             None => crate::rollout::LedgerStore::new(&self.config.state_dir),
         }
@@ -506,7 +509,8 @@ impl Loop {
         // Every unit of work first checks, in etcd, that this replica
         // still leads.
         providers.fence = self.config.election.as_ref().map(|e| {
-            Arc::new(election::ElectionFence(e.clone())) as Arc<dyn crate::providers::Fence>
+            Arc::new(election::ElectionFence(e.clone(), self.term))
+                as Arc<dyn crate::providers::Fence>
         });
         let drift: Vec<Drift> = plan
             .changes
@@ -975,6 +979,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         shared: shared.clone(),
         source: Arc::new(Mutex::new(source)),
         last_good: None,
+        term: 0,
     };
     let mut trigger = "startup";
     let mut failures = 0u32;
@@ -988,6 +993,10 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             let standing = election.standing();
             shared.metrics.election(&standing);
             shared.update_status(|s| s.election = Some(standing.clone()));
+            match election.current_term() {
+                Some(term) if standing.role == election::Role::Leader => reconciler.term = term,
+                _ => {}
+            }
             if standing.role != election::Role::Leader {
                 // A follower keeps its Git mirror warm and serves reads;
                 // it takes over at its next election round.
@@ -1089,10 +1098,13 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     if let Some(election) = &config.election {
         // Graceful handover: the loop stops between steps, never inside a
         // write batch; the lease is revoked so a follower takes over now.
-        election.resign().await;
+        // The campaign stops first, so no round elects this replica again
+        // after it has resigned.
         if let Some(campaign) = campaign {
             campaign.abort();
+            let _ = campaign.await;
         }
+        election.resign().await;
     }
     shared.shutdown.notify_waiters();
     let _ = server.await;
