@@ -67,34 +67,38 @@ fn plan_json(dir: &Path, sim: &Path) -> serde_json::Value {
     serde_json::from_str(&plan.stdout).expect("plan json")
 }
 
-#[test]
-fn an_estate_built_by_other_clients_is_imported_adopted_and_released_without_losing_an_address() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dir = dir.path();
+/// A world holding only the Provider documents, with the estate of
+/// tests/clients/estate.py built in it by the official clients: the
+/// desired-state folder, the simulated world and the ids made.
+fn estate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, serde_json::Value) {
     let folder = dir.join("desired-state");
     std::fs::create_dir_all(&folder).expect("folder");
     std::fs::write(folder.join("providers.yaml"), PROVIDERS).expect("providers");
     let sim = dir.join("sim");
     let faults = sim_run(dir, &sim, &["sim", "faults", "--deploy-delay-ms", "20"]);
     assert_eq!(faults.code, 0, "{}", faults.all());
+    let server = sandbox(&sim);
+    let out = Command::new(python())
+        .arg(clients().join("estate.py"))
+        .args([server.url().as_str(), "acme-prod-314159"])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made = serde_json::from_slice(&out.stdout).expect("ids");
+    (folder, sim, made)
+}
 
+#[test]
+fn an_estate_built_by_other_clients_is_imported_adopted_and_released_without_losing_an_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
     // The estate, made by the official clients.
-    let made = {
-        let server = sandbox(&sim);
-        let out = Command::new(python())
-            .arg(clients().join("estate.py"))
-            .args([server.url().as_str(), "acme-prod-314159"])
-            .output()
-            .expect("python runs");
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let made: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ids");
-        made
-    };
+    let (folder, sim, made) = estate(dir);
     let before = identities(&sim);
     assert_eq!(before["accelerators"][0]["ips"], made["ips"], "{before}");
 
@@ -569,23 +573,7 @@ fn adoption_annotations_are_validated_with_positions() {
 fn an_imported_object_left_to_its_owner_is_never_adopted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
-    let folder = dir.join("desired-state");
-    std::fs::create_dir_all(&folder).expect("folder");
-    std::fs::write(folder.join("providers.yaml"), PROVIDERS).expect("providers");
-    let sim = dir.join("sim");
-    {
-        let server = sandbox(&sim);
-        let out = Command::new(python())
-            .arg(clients().join("estate.py"))
-            .args([server.url().as_str(), "acme-prod-314159"])
-            .output()
-            .expect("python runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let (folder, sim, _) = estate(dir);
     let imported = folder.join("imported");
     let run = sim_run(
         dir,

@@ -352,23 +352,7 @@ impl Provider for AwsProvider {
                 ),
             ));
         }
-        let key = address.to_string();
-        let arn = match self.id_of_key(&key) {
-            Ok(arn) => arn,
-            Err(_) => {
-                self.observe_global_accelerator(&mut Vec::new()).await?;
-                self.id_of_key(&key).map_err(|_| {
-                    ProviderError::stalled(
-                        "TagResource",
-                        "AcceleratorNotFoundException",
-                        format!(
-                            "{address} does not exist as an accelerator of provider `{}` (owner `{}`)",
-                            self.config.name, self.config.owner
-                        ),
-                    )
-                })?
-            }
-        };
+        let arn = self.arn_of(address, "TagResource").await?;
         let what = format!("override on {address}");
         match until {
             Some(until) => {

@@ -140,6 +140,30 @@ impl AwsProvider {
         }
     }
 
+    /// The ARN of a managed accelerator: as learnt by this run, or by
+    /// observing the accelerators once more.
+    pub(crate) async fn arn_of(
+        &self,
+        address: &Address,
+        operation: &str,
+    ) -> Result<String, ProviderError> {
+        let key = address.to_string();
+        if let Ok(arn) = self.id_of_key(&key) {
+            return Ok(arn);
+        }
+        self.observe_global_accelerator(&mut Vec::new()).await?;
+        self.id_of_key(&key).map_err(|_| {
+            ProviderError::stalled(
+                operation,
+                "AcceleratorNotFoundException",
+                format!(
+                    "{address} does not exist as an accelerator of provider `{}` (owner `{}`)",
+                    self.config.name, self.config.owner
+                ),
+            )
+        })
+    }
+
     /// Removes meridian's tags from an accelerator it owns (ownership, its
     /// name, the adoption mark, listener names, a break-glass override);
     /// every other tag and setting stays.
@@ -148,22 +172,7 @@ impl AwsProvider {
         address: &Address,
     ) -> Result<Vec<String>, ProviderError> {
         let key = address.to_string();
-        let arn = match self.id_of_key(&key) {
-            Ok(arn) => arn,
-            Err(_) => {
-                self.observe_global_accelerator(&mut Vec::new()).await?;
-                self.id_of_key(&key).map_err(|_| {
-                    ProviderError::stalled(
-                        "UntagResource",
-                        "AcceleratorNotFoundException",
-                        format!(
-                            "{address} is not an accelerator of provider `{}` (owner `{}`): nothing to release",
-                            self.config.name, self.config.owner
-                        ),
-                    )
-                })?
-            }
-        };
+        let arn = self.arn_of(address, "UntagResource").await?;
         let what = format!("release of {address}");
         let tags = self.tags_of_accelerator(&arn).await?.unwrap_or_default();
         if !self.owns(&tags) {
