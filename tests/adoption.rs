@@ -144,6 +144,61 @@ fn an_estate_built_by_other_clients_is_imported_adopted_and_released_without_los
             && !accelerator_doc.contains("intervalSeconds: 30"),
         "minimal, with what was set and nothing else:\n{accelerator_doc}"
     );
+    // The filters select: by cloud name, identity and tag; no match, no document.
+    let arn_text = arn.to_owned();
+    for (filter, value, found) in [
+        ("--name", "Checkout-API", true),
+        ("--name", "Other", false),
+        ("--id", arn_text.as_str(), true),
+        ("--tag", "team=payments", true),
+        ("--tag", "team=search", false),
+    ] {
+        let run = sim_run(
+            dir,
+            &sim,
+            &[
+                "import",
+                "desired-state",
+                "--provider",
+                "aws-global",
+                "--kind",
+                "GlobalAccelerator",
+                filter,
+                value,
+            ],
+        );
+        assert_eq!(run.code, 0, "{}", run.all());
+        assert_eq!(
+            run.stdout.contains("acceleratorName: Checkout-API"),
+            found,
+            "{filter} {value}: {}",
+            run.all()
+        );
+    }
+    let bad = sim_run(
+        dir,
+        &sim,
+        &["import", "desired-state", "--provider", "nope"],
+    );
+    assert_eq!(bad.code, 1, "{}", bad.all());
+    assert!(
+        bad.stderr.contains("no Provider document `nope`"),
+        "{}",
+        bad.all()
+    );
+    let bad = sim_run(
+        dir,
+        &sim,
+        &[
+            "import",
+            "desired-state",
+            "--provider",
+            "gcp-prod",
+            "--tag",
+            "a=b",
+        ],
+    );
+    assert_eq!(bad.code, 1, "GCP objects carry no labels: {}", bad.all());
     // Deterministic: a second import writes the same bytes.
     let again = sim_run(
         dir,
