@@ -19,10 +19,11 @@
 //!
 //! Beside the pipeline: [`source`] (Git snapshots), [`preview`] (pull
 //! request previews), [`whatif`] and [`failover`] (outage analysis and
-//! drains), [`clock`] and [`exit`]. Nothing here prints to stdout except the
+//! drains), [`audit`] (the trail of every write), [`clock`] and [`exit`]. Nothing here prints to stdout except the
 //! renderers' callers in the binary.
 
 pub mod apply;
+pub mod audit;
 pub mod clock;
 pub mod daemon;
 pub mod desired;

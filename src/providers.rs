@@ -58,6 +58,8 @@ pub trait Fence: Send + Sync {
 pub struct Providers {
     /// The write fence, when writes are fenced.
     pub fence: Option<Arc<dyn Fence>>,
+    /// The audit trail every write call is recorded in, when one is kept.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
     pub(crate) by_name: BTreeMap<String, Arc<dyn Provider>>,
     pub(crate) concurrency: BTreeMap<String, usize>,
     /// Retry counters shared by every provider.
@@ -81,6 +83,7 @@ impl Providers {
         let concurrency = by_name.keys().map(|n| (n.clone(), 1)).collect();
         Self {
             fence: None,
+            audit: None,
             by_name,
             concurrency,
             stats: RetryStats::default(),
@@ -182,6 +185,7 @@ impl Providers {
         }
         Ok(Self {
             fence: None,
+            audit: None,
             by_name,
             concurrency,
             stats,
@@ -209,14 +213,45 @@ impl Providers {
         provider: &str,
         address: &meridian_provider::Address,
         until: Option<String>,
+        was: Option<String>,
     ) -> Result<(), ProviderError> {
-        match self.get(provider) {
-            Some(p) => p.set_override(address, until).await,
-            None => Err(ProviderError::stalled(
+        let Some(p) = self.get(provider) else {
+            return Err(ProviderError::stalled(
                 "SetOverride",
                 "UnknownProvider",
                 format!("no provider named `{provider}`"),
-            )),
+            ));
+        };
+        let change = crate::audit::AuditChange {
+            address: address.to_string(),
+            action: "update".to_owned(),
+            fields: vec![meridian_provider::FieldChange {
+                path: "override.until".to_owned(),
+                before: was.map(serde_json::Value::String),
+                after: until.clone().map(serde_json::Value::String),
+            }],
+        };
+        self.audited(provider, address, &[change], p.set_override(address, until))
+            .await
+    }
+
+    /// Runs `write` (calls of one provider on `object`), recording its
+    /// write calls in the audit trail when one is kept. A line that cannot
+    /// be written is logged as an error; the write it describes stands.
+    pub async fn audited<T>(
+        &self,
+        provider: &str,
+        object: &meridian_provider::Address,
+        changes: &[crate::audit::AuditChange],
+        write: impl std::future::Future<Output = T>,
+    ) -> T {
+        let Some(audit) = &self.audit else {
+            return write.await;
+        };
+        let (output, calls) = meridian_provider::journal::recording(write).await;
+        if let Err(error) = audit.record(provider, object, changes, &calls).await {
+            tracing::error!(%error, trail = %audit.describe(), "cannot append to the audit trail");
         }
+        output
     }
 }

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("desired", 2),
     ("import", 2),
     ("source", 2),
+    ("audit", 2),
     ("traffic", 2),
     ("providers", 3),
     ("policy", 3),

@@ -1223,6 +1223,18 @@ impl Sandbox {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The sandbox serving one write request: the writes it makes are
+    /// recorded in the history under the `requestId` the client sent, or
+    /// under a fresh id when it sent none.
+    fn for_request(&self, request_id: Option<&str>) -> Sandbox {
+        let id = request_id.map_or_else(crate::request_id, str::to_owned);
+        Sandbox {
+            cloud: self.cloud.with_request_id(&id),
+            operations: Arc::clone(&self.operations),
+            local: self.local,
+        }
+    }
+
     /// The operation an earlier write with this `requestId` made, counted
     /// as a call of `operation`.
     async fn replay(
@@ -1379,6 +1391,7 @@ async fn get_one(sandbox: &Sandbox, kind: Kind, ctx: &Ctx, name: &str) -> Answer
 async fn insert(sandbox: &Sandbox, kind: Kind, ctx: &Ctx, uri: &Uri, body: &Bytes) -> Answer {
     let query = Query::of(uri);
     let request_id = query.get("requestId");
+    let sandbox = &sandbox.for_request(request_id);
     let operation = format!("{}.insert", kind.api());
     if let Some(known) = sandbox.replay(ctx, &operation, request_id).await? {
         return Ok(known);
@@ -1440,6 +1453,7 @@ async fn modify(
     let query = Query::of(uri);
     let request_id = query.get("requestId");
     let operation = method.operation(kind.collection());
+    let sandbox = &sandbox.for_request(request_id);
     if let Some(known) = sandbox.replay(ctx, &operation, request_id).await? {
         return Ok(known);
     }
@@ -1548,6 +1562,7 @@ async fn modify(
 async fn delete(sandbox: &Sandbox, kind: Kind, ctx: &Ctx, name: &str, uri: &Uri) -> Answer {
     let query = Query::of(uri);
     let request_id = query.get("requestId");
+    let sandbox = &sandbox.for_request(request_id);
     let operation = format!("{}.delete", kind.api());
     if let Some(known) = sandbox.replay(ctx, &operation, request_id).await? {
         return Ok(known);

@@ -251,17 +251,6 @@ fn xml_response(status: StatusCode, body: String) -> Response {
     response
 }
 
-fn request_id() -> String {
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        fastrand::u32(..),
-        fastrand::u16(..),
-        fastrand::u16(..0x1000),
-        0x8000 | fastrand::u16(..0x4000),
-        fastrand::u64(..1 << 48)
-    )
-}
-
 // ----- the request -----------------------------------------------------------
 
 /// Whether a `POST /` without `X-Amz-Target` is a Query request: a form
@@ -959,8 +948,9 @@ pub async fn dispatch(
     mut params: Params,
     request_id: &str,
 ) -> Result<String, Ec2Error> {
-    // Calls in this region draw from this region's rate-limit buckets.
-    let regional = cloud.in_region(region);
+    // Calls in this region draw from this region's rate-limit buckets;
+    // the writes they make are recorded under this request's id.
+    let regional = cloud.in_region(region).with_request_id(request_id);
     let cloud = &regional;
     if !ACTIONS.contains(&action) {
         return Err(Ec2Error::client(
@@ -1689,11 +1679,19 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request_id = request_id();
-    match serve(&cloud, &headers, &body, &request_id).await {
+    let request_id = crate::request_id();
+    let mut response = match serve(&cloud, &headers, &body, &request_id).await {
         Ok(document) => xml_response(StatusCode::OK, document),
         Err(error) => error.into_response(&request_id),
+    };
+    // EC2 names the request in the body and, as every AWS API, in a
+    // header: the one the AWS SDKs read.
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(crate::REQUEST_ID_HEADER, value);
     }
+    response
 }
 
 #[cfg(test)]

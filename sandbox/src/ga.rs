@@ -734,11 +734,25 @@ fn group_view(cloud: &SimCloud, arn: &str) -> Result<EndpointGroupView, ApiError
     })
 }
 
+/// Serves one Global Accelerator request under a fresh request id: the
+/// writes it makes are recorded in the history with it, and the answer
+/// (an error too) names it in `x-amzn-RequestId`, as AWS's do.
 pub(crate) async fn handle(
     State(cloud): State<SimCloud>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let request_id = crate::request_id();
+    let mut response = answer(&cloud.with_request_id(&request_id), &headers, &body).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(crate::REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+async fn answer(cloud: &SimCloud, headers: &HeaderMap, body: &Bytes) -> Response {
     let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) else {
         return ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -758,7 +772,7 @@ pub(crate) async fn handle(
     let input: Value = if body.is_empty() {
         json!({})
     } else {
-        match serde_json::from_slice(&body) {
+        match serde_json::from_slice(body) {
             Ok(value) => value,
             Err(error) => {
                 return ApiError {
@@ -771,7 +785,7 @@ pub(crate) async fn handle(
         }
     };
     tracing::debug!(%operation, "sandbox request");
-    match dispatch(&cloud, operation, &input).await {
+    match dispatch(cloud, operation, &input).await {
         Ok(output) => {
             let mut response = (StatusCode::OK, output.to_string()).into_response();
             response.headers_mut().insert(

@@ -51,6 +51,23 @@ async fn aws_root(State(cloud): State<SimCloud>, headers: HeaderMap, body: Bytes
     }
 }
 
+/// A fresh request id, shaped as AWS's (a version-4 UUID): what each AWS
+/// answer carries in `x-amzn-RequestId` (and EC2's in `<requestId>`), and
+/// what a Compute write without a `requestId` is recorded under.
+pub(crate) fn request_id() -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        fastrand::u32(..),
+        fastrand::u16(..),
+        fastrand::u16(..0x1000),
+        0x8000 | fastrand::u16(..0x4000),
+        fastrand::u64(..1 << 48)
+    )
+}
+
+/// The header AWS names a request's id in, on answers and errors alike.
+pub(crate) const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
+
 fn refuse_non_loopback(listen: SocketAddr) -> std::io::Result<()> {
     if listen.ip().is_loopback() {
         return Ok(());

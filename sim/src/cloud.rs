@@ -327,6 +327,9 @@ pub struct SimCloud {
     /// The region the calls are made in, for the clouds that meter per
     /// region (EC2); `None` for global APIs.
     region: Option<Arc<str>>,
+    /// The request id of the API request being served, stamped on the
+    /// history entries its writes record.
+    request_id: Option<Arc<str>>,
 }
 
 pub(crate) fn fingerprint(value: &impl serde::Serialize, generation: u64) -> String {
@@ -378,6 +381,7 @@ impl SimCloud {
         Self {
             store,
             region: None,
+            request_id: None,
         }
     }
 
@@ -387,6 +391,19 @@ impl SimCloud {
         Self {
             store: self.store.clone(),
             region: Some(Arc::from(region)),
+            request_id: self.request_id.clone(),
+        }
+    }
+
+    /// The same cloud, serving the API request `request_id`: every write
+    /// its calls make is recorded in the history with that id, so a
+    /// client's record of its calls can be matched to the history one to
+    /// one. The wire frontends make one per request.
+    pub fn with_request_id(&self, request_id: &str) -> Self {
+        Self {
+            store: self.store.clone(),
+            region: self.region.clone(),
+            request_id: Some(Arc::from(request_id)),
         }
     }
 
@@ -455,7 +472,19 @@ impl SimCloud {
                     operation: operation.to_owned(),
                 });
             }
+            let recorded = world.history.len();
             let result = op(world);
+            if let Some(request_id) = &self.request_id {
+                // In a transaction the history holds only this call's
+                // writes; those this call recorded are the ones past
+                // `recorded`. A write that lands but answers an error (a
+                // lost response, below) keeps its id: the client saw it.
+                for entry in &mut world.history[recorded..] {
+                    entry
+                        .request_id
+                        .get_or_insert_with(|| request_id.to_string());
+                }
+            }
             let count = world.calls.entry_or_default(operation);
             match result {
                 Ok(_)
@@ -2529,4 +2558,75 @@ fn endpoint_details(endpoints: &[EndpointSpec]) -> String {
         .map(|e| format!("{} weight={}", e.id, e.weight))
         .collect();
     format!(" endpoints: {}", list.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cloud() -> (SimCloud, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SimStore::open(dir.path()).expect("store");
+        (SimCloud::new(store), dir)
+    }
+
+    #[tokio::test]
+    async fn writes_made_under_a_request_id_are_recorded_with_it() {
+        let (cloud, _dir) = cloud();
+        let arn = cloud
+            .with_request_id("req-create")
+            .create_accelerator("web", "IPV4", true, BTreeMap::new(), None)
+            .await
+            .expect("create");
+        // The region and the request id are independent of each other.
+        cloud
+            .with_request_id("req-update")
+            .in_region("us-west-2")
+            .update_accelerator(&arn, "web", "IPV4", false)
+            .await
+            .expect("update");
+        cloud
+            .update_accelerator(&arn, "web", "IPV4", true)
+            .await
+            .expect("update without a request");
+        // Reads record nothing, under a request id or not.
+        cloud
+            .with_request_id("req-read")
+            .describe_accelerator(&arn)
+            .await
+            .expect("read");
+        let history = cloud.store().history().expect("history");
+        let seen: Vec<(&str, Option<&str>)> = history
+            .iter()
+            .map(|e| (e.operation.as_str(), e.request_id.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("CreateAccelerator", Some("req-create")),
+                ("UpdateAccelerator", Some("req-update")),
+                ("UpdateAccelerator", None),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_response_is_lost_keeps_its_request_id() {
+        let (cloud, _dir) = cloud();
+        cloud
+            .store()
+            .transact(|world| world.settings.faults.lost_response_rate = 1.0)
+            .expect("faults");
+        let answer = cloud
+            .with_request_id("req-lost")
+            .create_accelerator("web", "IPV4", true, BTreeMap::new(), None)
+            .await;
+        assert!(
+            matches!(answer, Err(SimError::Internal { .. })),
+            "{answer:?}"
+        );
+        let history = cloud.store().history().expect("history");
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].request_id.as_deref(), Some("req-lost"));
+    }
 }

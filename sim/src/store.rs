@@ -11,8 +11,10 @@
 //!   another process can tell a deletion from an object it never read);
 //! * `counters (kind, key, gen, body)` — call counters per operation and
 //!   rate-limit meters per bucket: what every call, reads included, moves;
-//! * `history (seq, at_ms, operation, target, detail)` — every successful
-//!   write, appended;
+//! * `history (seq, at_ms, operation, target, detail, request_id)` — every
+//!   successful write, appended, with the request id of the API call that
+//!   made it (NULL outside an API call; the column is added to databases
+//!   made before it was kept);
 //! * `meta (key, value)` — the format, the database's identity, the
 //!   generation, the id counter and the settings.
 //!
@@ -256,8 +258,35 @@ CREATE TABLE IF NOT EXISTS counters (
 CREATE INDEX IF NOT EXISTS counters_by_gen ON counters (gen);
 CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
-    operation TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
+    operation TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL,
+    request_id TEXT);
 ";
+
+/// Brings a database made by an earlier version of this layout up to
+/// [`SCHEMA`]: columns added since are added, nullable, so older rows read
+/// as `None`. Idempotent, and safe with another process doing the same.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    if has_column(conn, "history", "request_id")? {
+        return Ok(());
+    }
+    match conn.execute_batch("ALTER TABLE history ADD COLUMN request_id TEXT") {
+        Ok(()) => Ok(()),
+        // Another process added it between the look and the change.
+        Err(_) if has_column(conn, "history", "request_id")? => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut statement = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        if row.get::<_, String>(1)? == column {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
 
 impl SimStore {
     /// Opens (creating if needed) the world in `dir`.
@@ -293,6 +322,7 @@ impl SimStore {
         conn.execute_batch("PRAGMA synchronous = NORMAL;")
             .map_err(database)?;
         conn.execute_batch(SCHEMA).map_err(database)?;
+        migrate(&conn).map_err(database)?;
         let format: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'format'", [], |row| {
                 row.get(0)
@@ -376,7 +406,9 @@ impl SimStore {
         let inner = self.inner();
         let mut statement = inner
             .conn
-            .prepare("SELECT at_ms, operation, target, detail FROM history ORDER BY seq")
+            .prepare(
+                "SELECT at_ms, operation, target, detail, request_id FROM history ORDER BY seq",
+            )
             .map_err(self.database())?;
         let rows = statement
             .query_map([], |row| {
@@ -385,6 +417,7 @@ impl SimStore {
                     operation: row.get(1)?,
                     target: row.get(2)?,
                     detail: row.get(3)?,
+                    request_id: row.get(4)?,
                 })
             })
             .map_err(self.database())?;
@@ -520,7 +553,7 @@ impl SimStore {
         if !world.history.is_empty() {
             let mut insert = conn
                 .prepare_cached(
-                    "INSERT INTO history (at_ms, operation, target, detail) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO history (at_ms, operation, target, detail, request_id) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(self.database())?;
             for entry in world.history.drain(..) {
@@ -529,7 +562,8 @@ impl SimStore {
                         i64::try_from(entry.at_ms).unwrap_or(i64::MAX),
                         entry.operation,
                         entry.target,
-                        entry.detail
+                        entry.detail,
+                        entry.request_id
                     ])
                     .map_err(self.database())?;
             }
@@ -704,6 +738,46 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("keys");
         assert_eq!(written, ["region-7", "Read"]);
+    }
+
+    #[test]
+    fn a_history_table_without_request_ids_gains_the_column_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            // The layout before request ids were kept.
+            let conn = Connection::open(dir.path().join("world.db")).expect("db");
+            conn.execute_batch(
+                "CREATE TABLE history (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
+                    operation TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
+                 INSERT INTO history (at_ms, operation, target, detail)
+                    VALUES (1, 'CreateAccelerator', 'arn:old', 'name=old');",
+            )
+            .expect("old layout");
+        }
+        let store = SimStore::open(dir.path()).expect("open migrates");
+        // A second open (another process) finds the column there.
+        let again = SimStore::open(dir.path()).expect("open again");
+        store
+            .transact(|world| {
+                world.record("UpdateAccelerator", "arn:old", "enabled=false");
+                if let Some(entry) = world.history.last_mut() {
+                    entry.request_id = Some("r-1".to_owned());
+                }
+            })
+            .expect("write");
+        let history = again.history().expect("history");
+        let seen: Vec<(&str, Option<&str>)> = history
+            .iter()
+            .map(|e| (e.operation.as_str(), e.request_id.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("CreateAccelerator", None),
+                ("UpdateAccelerator", Some("r-1"))
+            ]
+        );
     }
 
     #[test]

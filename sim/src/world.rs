@@ -321,6 +321,12 @@ pub struct HistoryEntry {
     pub target: String,
     /// What was written, briefly.
     pub detail: String,
+    /// The request id of the API call that made the write, as its client
+    /// saw it (AWS's `x-amzn-RequestId`, EC2's `<requestId>`, Compute's
+    /// `requestId`); `None` for writes made outside an API call (`meridian
+    /// sim set-health`) and in worlds written before it was kept.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 /// A Global Accelerator.
@@ -669,13 +675,15 @@ impl World {
         exists(self, arn).then(|| arn.clone())
     }
 
-    /// Records a successful write.
+    /// Records a successful write. The API call making it stamps it with
+    /// its request id (see [`crate::SimCloud::with_request_id`]).
     pub fn record(&mut self, operation: &str, target: &str, detail: impl Into<String>) {
         self.history.push(HistoryEntry {
             at_ms: now_ms(),
             operation: operation.to_owned(),
             target: target.to_owned(),
             detail: detail.into(),
+            request_id: None,
         });
     }
 

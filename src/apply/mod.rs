@@ -59,6 +59,14 @@ pub trait Progress: Send + Sync {
     fn finished(&self, outcome: &Outcome, done: usize, total: usize);
 }
 
+/// A unit of work in flight: what its outcomes and audit lines name.
+struct InFlight {
+    object: Address,
+    provider: String,
+    names: Vec<(Address, Action)>,
+    audited: Option<Vec<crate::audit::AuditChange>>,
+}
+
 /// Applies a plan's changes: its units of work, wave by wave.
 pub async fn apply(
     plan: &Plan,
@@ -104,8 +112,7 @@ pub async fn execute(
         let mut tasks = tokio::task::JoinSet::new();
         // What each task writes, to name its changes in the outcomes; the
         // unit itself moves into the task (one copy of a wave's changes).
-        let mut in_flight: HashMap<tokio::task::Id, (Address, Vec<(Address, Action)>)> =
-            HashMap::new();
+        let mut in_flight: HashMap<tokio::task::Id, InFlight> = HashMap::new();
         for planned in wave {
             if stop.load(Ordering::SeqCst) {
                 report.skipped += planned.changes.len();
@@ -129,6 +136,16 @@ pub async fn execute(
                 .iter()
                 .map(|c| (c.address.clone(), c.action))
                 .collect();
+            // What the audit trail says of this unit's calls (only when a
+            // trail is kept: the fields are a second copy).
+            let audited: Option<Vec<crate::audit::AuditChange>> =
+                providers.audit.as_ref().map(|_| {
+                    unit.changes
+                        .iter()
+                        .map(|c| crate::audit::AuditChange::of(&c.address, c.action, &c.fields))
+                        .collect()
+                });
+            let recording = audited.is_some();
             let provider = providers.get(&planned.provider).cloned();
             let fence = providers.fence.clone();
             let semaphore = semaphores.get(&planned.provider).cloned();
@@ -146,7 +163,7 @@ pub async fn execute(
                     && let Err(why) = fence.check().await
                 {
                     let error = ProviderError::stalled("Fence", "LeadershipLost", why);
-                    return (vec![Some(error); count], begun.elapsed());
+                    return (vec![Some(error); count], begun.elapsed(), Vec::new());
                 }
                 let write = async {
                     match provider {
@@ -163,32 +180,49 @@ pub async fn execute(
                 };
                 // A unit outliving the leadership it started under is
                 // cancelled: none of its later calls is made.
-                let results = match &fence {
-                    None => write.await,
-                    Some(fence) => tokio::select! {
-                        results = write => results,
-                        () = fence.lost() => vec![
-                            Some(ProviderError::stalled(
-                                "Fence",
-                                "LeadershipLost",
-                                "leadership was lost while this unit ran; its remaining calls were not made",
-                            ));
-                            count
-                        ],
-                    },
+                let fenced = async {
+                    match &fence {
+                        None => write.await,
+                        Some(fence) => tokio::select! {
+                            results = write => results,
+                            () = fence.lost() => vec![
+                                Some(ProviderError::stalled(
+                                    "Fence",
+                                    "LeadershipLost",
+                                    "leadership was lost while this unit ran; its remaining calls were not made",
+                                ));
+                                count
+                            ],
+                        },
+                    }
                 };
-                (results, begun.elapsed())
+                // The calls are recorded around the cancellation: those a
+                // cancelled unit made before it stopped are kept.
+                let (results, calls) = if recording {
+                    meridian_provider::journal::recording(fenced).await
+                } else {
+                    (fenced.await, Vec::new())
+                };
+                (results, begun.elapsed(), calls)
             });
-            in_flight.insert(handle.id(), (object, names));
+            in_flight.insert(
+                handle.id(),
+                InFlight {
+                    object,
+                    provider: planned.provider.clone(),
+                    names,
+                    audited,
+                },
+            );
         }
         while let Some(joined) = tasks.join_next_with_id().await {
-            let (id, results, elapsed) = match joined {
-                Ok((id, (results, elapsed))) => (id, results, elapsed),
+            let (id, results, elapsed, calls) = match joined {
+                Ok((id, (results, elapsed, calls))) => (id, results, elapsed, calls),
                 Err(error) => {
                     let id = error.id();
                     let object = in_flight
                         .get(&id)
-                        .map(|(object, _)| object.to_string())
+                        .map(|f| f.object.to_string())
                         .unwrap_or_default();
                     let why = ProviderError::stalled(
                         "apply",
@@ -197,13 +231,24 @@ pub async fn execute(
                             "the provider task writing {object} stopped unexpectedly ({error}); what landed stays, and the next run continues from live state"
                         ),
                     );
-                    let n = in_flight.get(&id).map_or(0, |(_, names)| names.len());
-                    (id, vec![Some(why); n], Duration::ZERO)
+                    let n = in_flight.get(&id).map_or(0, |f| f.names.len());
+                    (id, vec![Some(why); n], Duration::ZERO, Vec::new())
                 }
             };
-            let Some((_, names)) = in_flight.remove(&id) else {
+            let Some(InFlight {
+                object,
+                provider,
+                names,
+                audited,
+            }) = in_flight.remove(&id)
+            else {
                 continue;
             };
+            if let (Some(audit), Some(changes)) = (&providers.audit, &audited)
+                && let Err(error) = audit.record(&provider, &object, changes, &calls).await
+            {
+                tracing::error!(%error, trail = %audit.describe(), "cannot append to the audit trail");
+            }
             for (index, (address, action)) in names.into_iter().enumerate() {
                 let error = results.get(index).cloned().unwrap_or_else(|| {
                     Some(ProviderError::stalled(

@@ -149,6 +149,9 @@ pub struct ReleaseArgs {
     /// new object in its place.
     #[arg(long)]
     pub force: bool,
+    /// The state directory whose audit trail records the release's writes.
+    #[arg(long, default_value = ".meridian-state")]
+    pub state_dir: PathBuf,
 }
 
 pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
@@ -234,8 +237,16 @@ pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
         );
         return Ok(exit::ERROR);
     };
-    let providers = Providers::build(&state, &options(cli)).await?;
-    let Some(instance) = providers.get(&provider) else {
+    let mut providers = Providers::build(&state, &options(cli)).await?;
+    providers.audit = Some(std::sync::Arc::new(meridian::audit::AuditLog::new(
+        std::sync::Arc::new(meridian::audit::FileSink::new(&args.state_dir)),
+        meridian::audit::Context {
+            trigger: meridian::audit::Trigger::Release,
+            actor: meridian::audit::local_actor(),
+            ..Default::default()
+        },
+    )));
+    let Some(instance) = providers.get(&provider).cloned() else {
         eprintln!("error: provider `{provider}` could not be set up");
         return Ok(exit::ERROR);
     };
@@ -256,7 +267,15 @@ pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
     };
     let mut released = Vec::new();
     for target in &targets {
-        match instance.release(target).await {
+        let change = meridian::audit::AuditChange {
+            address: target.to_string(),
+            action: "release".to_owned(),
+            fields: Vec::new(),
+        };
+        match providers
+            .audited(&provider, target, &[change], instance.release(target))
+            .await
+        {
             Ok(ids) => released.extend(ids),
             Err(error) => {
                 eprintln!("error: {target}: {error}");

@@ -385,12 +385,33 @@ async fn apply_as(
     // steps, its values, nothing else. A step that no longer fits the live
     // world stops the apply before anything of it is written.
     let held = render::held_back_line(&plan);
+    let plan_revision = plan.source.revision.clone();
     let options = rollout::RunOptions {
         wait: true,
         deny_window_override: args.rollout.override_deny_window.clone(),
         max_conflicts: 0,
         contract: Some(plan),
     };
+    // Every write call lands in the audit trail: the daemon's, in etcd,
+    // for a deploy job on the replicas' election; the state directory's
+    // otherwise.
+    let sink: Arc<dyn meridian::audit::AuditSink> = match &election {
+        Some(e) => Arc::new(meridian::daemon::election::EtcdAudit(e.clone())),
+        None => Arc::new(meridian::audit::FileSink::new(&args.rollout.state_dir)),
+    };
+    providers.audit = Some(Arc::new(meridian::audit::AuditLog::new(
+        sink,
+        meridian::audit::Context {
+            revision: plan_revision.clone(),
+            author: None,
+            signer: None,
+            trigger: meridian::audit::Trigger::Apply,
+            actor: match &election {
+                Some(e) => e.identity().to_owned(),
+                None => meridian::audit::local_actor(),
+            },
+        },
+    )));
     providers.fence = election.map(|e| {
         let term = e.current_term().unwrap_or(0);
         Arc::new(meridian::daemon::election::ElectionFence(e, term))

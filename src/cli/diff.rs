@@ -34,14 +34,43 @@ pub struct DiffArgs {
     pub state_dir: PathBuf,
     #[command(flatten)]
     pub git: GitArgs,
+    /// With --verify-signatures, the head revision (`head`) or every commit
+    /// from the base to the head (`all`) must be signed by a trusted key;
+    /// an untrusted head is not previewed (exit 3).
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
 }
 
 pub async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
     use meridian::source::{RepoSource, SourceError};
+    // A folder that could leave the repository is refused before anything is read.
+    meridian::source::folder_in_repository(&args.path)?;
     let source = RepoSource::open(&args.repo, &args.state_dir, args.git.auth())?;
     source.fetch_all()?;
     let base = source.resolve(&args.base)?;
     let head = source.resolve(&args.head)?;
+    if let Some(policy) = args.signatures.policy()? {
+        let now = meridian::clock::unix_seconds(std::time::SystemTime::now()) as i64;
+        let checked = source.check_signatures(head, Some(base), &policy, now)?;
+        match checked.verdict {
+            meridian::source::signature::Verdict::Verified(signer) => {
+                eprintln!(
+                    "Revision {} is signed by {} ({}).",
+                    &head.to_string()[..12],
+                    signer.principal,
+                    signer.fingerprint
+                );
+            }
+            meridian::source::signature::Verdict::Refused(refusal) => {
+                eprintln!(
+                    "error: commit {} is refused ({}): {refusal}; it is not previewed",
+                    &checked.commit[..checked.commit.len().min(12)],
+                    refusal.reason()
+                );
+                return Ok(exit::BLOCKED);
+            }
+        }
+    }
     let base_snapshot = match source.snapshot(base, &args.path, true) {
         Ok(snapshot) => snapshot,
         Err(SourceError::PathMissing { .. }) => meridian::source::Snapshot {
@@ -70,7 +99,9 @@ pub async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
         Err(
             error @ (SourceError::Empty { .. }
             | SourceError::PathMissing { .. }
-            | SourceError::NotText { .. }),
+            | SourceError::NotText { .. }
+            | SourceError::TooLarge { .. }
+            | SourceError::UnsafeEntry { .. }),
         ) => {
             preview.errors.push(error.to_string());
             print!("{}", meridian::preview::render(&preview, args.format));

@@ -27,9 +27,9 @@ pub struct FailoverArgs {
 
 pub fn failover(args: &FailoverArgs) -> Result<u8> {
     use meridian::failover::{self, FailoverError};
-    let files = model::read_dir(&args.dir)?;
-    let state = match model::load(&files) {
-        Ok(state) => state,
+    let loaded = model::read_dir(&args.dir).and_then(|files| Ok((model::load(&files)?, files)));
+    let (state, files) = match loaded {
+        Ok(loaded) => loaded,
         Err(LoadError::Invalid(diagnostics)) => {
             for diagnostic in &diagnostics {
                 eprintln!("{diagnostic}");

@@ -6,6 +6,7 @@
 
 pub mod adopt;
 pub mod apply;
+pub mod audit;
 pub mod diff;
 pub mod drift;
 pub mod failover;
@@ -80,7 +81,7 @@ pub enum Command {
     /// Preview a pull request: desired-state diff, plan and traffic impact.
     Diff(diff::DiffArgs),
     /// Watch a Git branch and keep the live world equal to it.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Serve the AWS Global Accelerator API (awsJson1_1, at POST /), the EC2
     /// Query API for Transit Gateway (form-encoded POST /) and the Compute
     /// Engine REST API for global load balancing (at /compute/v1/)
@@ -125,6 +126,10 @@ pub enum Command {
     /// meridian's ownership marker. Removing its document afterwards
     /// deletes nothing.
     Release(adopt::ReleaseArgs),
+    /// List the audit trail: every write call meridian made, with its
+    /// revision, author and signer, who triggered it, each field before →
+    /// after, and the cloud's request id.
+    Audit(audit::AuditArgs),
     /// Print the JSON Schema of desired-state documents (for editors).
     Schema,
     /// Simulate a region outage from desired state: each region's share of
@@ -169,6 +174,57 @@ impl GitArgs {
     }
 }
 
+/// Which commits must be signed by a trusted key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerifyWhich {
+    /// The revision applied (the branch head).
+    Head,
+    /// Every commit since the last applied revision.
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct SignatureArgs {
+    /// Apply only revisions signed by a trusted key: the head (`head`, the
+    /// default) or every commit since the last applied revision (`all`).
+    /// Needs --allowed-signers or --openpgp-keyring.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "head", value_name = "WHICH")]
+    pub verify_signatures: Option<VerifyWhich>,
+    /// SSH keys trusted to sign commits, in git's allowed_signers format
+    /// (gpg.ssh.allowedSignersFile).
+    #[arg(long, value_name = "FILE", requires = "verify_signatures")]
+    pub allowed_signers: Option<PathBuf>,
+    /// OpenPGP certificates trusted to sign commits (an armored or binary
+    /// keyring, e.g. from `gpg --export --armor`).
+    #[arg(long, value_name = "FILE", requires = "verify_signatures")]
+    pub openpgp_keyring: Option<PathBuf>,
+}
+
+impl SignatureArgs {
+    /// The signature policy asked for, with its keys loaded.
+    pub fn policy(&self) -> Result<Option<meridian::source::SignaturePolicy>> {
+        let Some(which) = self.verify_signatures else {
+            return Ok(None);
+        };
+        if self.allowed_signers.is_none() && self.openpgp_keyring.is_none() {
+            anyhow::bail!(
+                "--verify-signatures needs trusted keys: --allowed-signers FILE (SSH) and/or --openpgp-keyring FILE (OpenPGP)"
+            );
+        }
+        let trust = meridian::source::signature::Trust::load(
+            self.allowed_signers.as_deref(),
+            self.openpgp_keyring.as_deref(),
+        )?;
+        Ok(Some(meridian::source::SignaturePolicy {
+            trust: std::sync::Arc::new(trust),
+            mode: match which {
+                VerifyWhich::Head => meridian::source::VerifyMode::Head,
+                VerifyWhich::All => meridian::source::VerifyMode::All,
+            },
+        }))
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ShowFormat {
     Text,
@@ -186,6 +242,7 @@ pub fn check_sim_flag(cli: &Cli, matches: &clap::ArgMatches) -> Result<(), Strin
         Command::Validate { .. } => "validate",
         Command::Status { .. } => "status",
         Command::Retry { .. } => "retry",
+        Command::Audit(_) => "audit",
         Command::Schema => "schema",
         Command::Failover(_) => "failover",
         _ => return Ok(()),
@@ -392,6 +449,7 @@ pub async fn run(cli: &Cli) -> Result<u8> {
         Command::Failover(args) => failover::failover(args),
         Command::Import(args) => adopt::import(cli, args).await,
         Command::Release(args) => adopt::release(cli, args).await,
+        Command::Audit(args) => audit::audit(args).await,
         Command::Schema => {
             println!(
                 "{}",

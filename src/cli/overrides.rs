@@ -27,6 +27,9 @@ pub enum OverrideCommand {
         /// Desired-state directory, for its Provider documents.
         #[arg(long, default_value = "desired-state")]
         dir: PathBuf,
+        /// The state directory whose audit trail records the write.
+        #[arg(long, default_value = ".meridian-state")]
+        state_dir: PathBuf,
     },
     /// Remove the override marker: the next apply or reconcile reverts the
     /// traffic changes made by hand.
@@ -36,6 +39,9 @@ pub enum OverrideCommand {
         /// Desired-state directory, for its Provider documents.
         #[arg(long, default_value = "desired-state")]
         dir: PathBuf,
+        /// The state directory whose audit trail records the write.
+        #[arg(long, default_value = ".meridian-state")]
+        state_dir: PathBuf,
     },
 }
 
@@ -49,9 +55,18 @@ pub fn operator() -> String {
 
 pub async fn override_command(cli: &Cli, command: &OverrideCommand) -> Result<u8> {
     use meridian::plan::held as overrides;
-    let (target, until, dir) = match command {
-        OverrideCommand::Set { target, until, dir } => (target, Some(until), dir),
-        OverrideCommand::Clear { target, dir } => (target, None, dir),
+    let (target, until, dir, state_dir) = match command {
+        OverrideCommand::Set {
+            target,
+            until,
+            dir,
+            state_dir,
+        } => (target, Some(until), dir, state_dir),
+        OverrideCommand::Clear {
+            target,
+            dir,
+            state_dir,
+        } => (target, None, dir, state_dir),
     };
     let Some(state) = load(dir)? else {
         return Ok(exit::ERROR);
@@ -64,7 +79,15 @@ pub async fn override_command(cli: &Cli, command: &OverrideCommand) -> Result<u8
             return Ok(exit::ERROR);
         }
     };
-    let providers = Providers::build(&state, &options(cli)).await?;
+    let mut providers = Providers::build(&state, &options(cli)).await?;
+    providers.audit = Some(std::sync::Arc::new(meridian::audit::AuditLog::new(
+        std::sync::Arc::new(meridian::audit::FileSink::new(state_dir)),
+        meridian::audit::Context {
+            trigger: meridian::audit::Trigger::Override,
+            actor: meridian::audit::local_actor(),
+            ..Default::default()
+        },
+    )));
     let resources = desired::expand(&state);
     let observation = meridian::observe::observe(&providers, &resources).await;
     let target = match overrides::resolve(target, &observation.resources) {
@@ -102,7 +125,7 @@ pub async fn override_command(cli: &Cli, command: &OverrideCommand) -> Result<u8
         }
         (None, Some(was)) => {
             providers
-                .set_override(&target.provider, &target.address, None)
+                .set_override(&target.provider, &target.address, None, Some(was.clone()))
                 .await?;
             tracing::info!(address = %target.address, provider = %target.provider, was = %was, by = %who, "break-glass override cleared");
             println!(
@@ -112,7 +135,12 @@ pub async fn override_command(cli: &Cli, command: &OverrideCommand) -> Result<u8
         }
         (Some(until), was) => {
             providers
-                .set_override(&target.provider, &target.address, Some(until.clone()))
+                .set_override(
+                    &target.provider,
+                    &target.address,
+                    Some(until.clone()),
+                    was.clone(),
+                )
                 .await?;
             tracing::info!(address = %target.address, provider = %target.provider, until = %until, by = %who, "break-glass override set");
             println!(

@@ -37,11 +37,21 @@ pub struct RunArgs {
     /// File holding the webhook secret.
     #[arg(long, value_name = "PATH")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// Environment variable holding a bearer token: /status and /metrics
+    /// then require `Authorization: Bearer TOKEN` (/healthz and /readyz
+    /// stay open for probes).
+    #[arg(long, value_name = "NAME", conflicts_with = "status_token_file")]
+    pub status_token_env: Option<String>,
+    /// File holding that bearer token (e.g. a mounted Kubernetes Secret).
+    #[arg(long, value_name = "PATH")]
+    pub status_token_file: Option<PathBuf>,
     /// Allow a revision that declares nothing to delete everything meridian manages.
     #[arg(long)]
     pub allow_empty: bool,
     #[command(flatten)]
     pub git: GitArgs,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
     /// Run as one of several replicas: only the leader elected in etcd
     /// plans and writes, under a fenced term; the rollout ledger lives in
     /// etcd under the prefix. `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]`.
@@ -83,6 +93,7 @@ pub async fn daemon(cli: &Cli, args: &RunArgs) -> Result<u8> {
         }
         (None, None) => None,
     };
+    let signatures = args.signatures.policy()?;
     if args.election.is_some()
         && !(args.retry_period < args.renew_deadline && args.renew_deadline < args.lease_duration)
     {
@@ -117,13 +128,37 @@ pub async fn daemon(cli: &Cli, args: &RunArgs) -> Result<u8> {
         interval: args.interval,
         drift_interval: args.drift_interval,
         listen: args.listen,
+        status_token: status_token(args)?,
         state_dir: args.state_dir.clone(),
         webhook_secret: secret,
         allow_empty: args.allow_empty,
         auth: args.git.auth(),
         engine: options(cli),
         election,
+        signatures,
     };
     meridian::daemon::run(config).await?;
     Ok(exit::OK)
+}
+
+/// The bearer token of `--status-token-env` / `--status-token-file`.
+fn status_token(args: &RunArgs) -> Result<Option<meridian::daemon::access::BearerToken>> {
+    use meridian::daemon::access::BearerToken;
+    match (&args.status_token_env, &args.status_token_file) {
+        (Some(name), _) => {
+            let value = std::env::var(name)
+                .with_context(|| format!("the status token variable {name} is not set"))?;
+            BearerToken::new(value.as_bytes())
+                .map(Some)
+                .with_context(|| format!("the status token in {name}"))
+        }
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading the status token file {}", path.display()))?;
+            BearerToken::new(&bytes)
+                .map(Some)
+                .with_context(|| format!("the status token file {}", path.display()))
+        }
+        (None, None) => Ok(None),
+    }
 }

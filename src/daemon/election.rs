@@ -211,6 +211,51 @@ impl Etcd {
         Ok((answer["succeeded"] == json!(true)).then(|| number(&answer["header"]["revision"])))
     }
 
+    /// Writes `key` = `value` (no lease, no condition).
+    pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), EtcdError> {
+        self.call(
+            "/v3/kv/put",
+            json!({"key": b64(key.as_bytes()), "value": b64(value)}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Every value under `prefix`, in key order, read a page at a time.
+    pub async fn values_under(&self, prefix: &str) -> Result<Vec<Vec<u8>>, EtcdError> {
+        let mut end = prefix.as_bytes().to_vec();
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        let mut from = prefix.as_bytes().to_vec();
+        let mut out = Vec::new();
+        loop {
+            let answer = self
+                .call(
+                    "/v3/kv/range",
+                    json!({"key": b64(&from), "range_end": b64(&end), "limit": "500"}),
+                )
+                .await?;
+            let kvs = answer["kvs"].as_array().cloned().unwrap_or_default();
+            for kv in &kvs {
+                out.push(
+                    B64.decode(kv["value"].as_str().unwrap_or_default())
+                        .unwrap_or_default(),
+                );
+            }
+            let more = answer["more"] == json!(true);
+            match kvs.last() {
+                Some(last) if more => {
+                    from = B64
+                        .decode(last["key"].as_str().unwrap_or_default())
+                        .unwrap_or_default();
+                    from.push(0);
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// Runs `puts` only while `key` still is `value` created at `revision`
     /// (the leader's term); `false` when it is not.
     pub async fn fenced(
@@ -339,6 +384,11 @@ impl Election {
     /// The etcd client.
     pub fn etcd(&self) -> &Etcd {
         &self.etcd
+    }
+
+    /// This replica's name in the election.
+    pub fn identity(&self) -> &str {
+        &self.identity
     }
 
     /// The timings.
@@ -621,6 +671,54 @@ impl crate::rollout::LedgerBackend for EtcdLedger {
 
     fn describe(&self) -> String {
         format!("etcd key {}", self.0.etcd().key("ledger"))
+    }
+}
+
+/// The audit trail in etcd, under `PREFIX/audit/`: every replica's lines
+/// in one place, ordered by time. Lines are not fenced: a write that
+/// landed is recorded even when its replica has just lost the lead.
+pub struct EtcdAudit(pub Arc<Election>);
+
+/// Lines appended by this process, to keep keys of one millisecond apart.
+static AUDIT_SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[async_trait::async_trait]
+impl crate::audit::AuditSink for EtcdAudit {
+    async fn append(&self, lines: &[String]) -> Result<(), String> {
+        for line in lines {
+            let millis = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            let sequence = AUDIT_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let key = self.0.etcd.key(&format!(
+                "audit/{millis:016}-{}-{sequence:08}",
+                self.0.identity
+            ));
+            self.0
+                .etcd
+                .put(&key, line.as_bytes())
+                .await
+                .map_err(|e| format!("appending to the audit trail in etcd: {e}"))?;
+        }
+        Ok(())
+    }
+
+    async fn read(&self) -> Result<Vec<String>, String> {
+        let values = self
+            .0
+            .etcd
+            .values_under(&self.0.etcd.key("audit/"))
+            .await
+            .map_err(|e| format!("reading the audit trail from etcd: {e}"))?;
+        Ok(values
+            .into_iter()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .collect())
+    }
+
+    fn describe(&self) -> String {
+        format!("etcd keys {}", self.0.etcd.key("audit/"))
     }
 }
 

@@ -31,6 +31,8 @@ struct Inner {
     retry_attempts: u64,
     next_attempt: f64,
     election: Option<(String, String, i64)>,
+    signature_checks: BTreeMap<String, u64>,
+    refused: Option<String>,
 }
 
 /// The daemon's metrics.
@@ -151,6 +153,15 @@ impl Metrics {
         }
     }
 
+    /// Records a signature check of the head: `verified`, or the reason
+    /// it was refused (the head then stays refused until a new commit).
+    pub fn signature(&self, result: &str, refused: bool) {
+        self.with(|m| {
+            *m.signature_checks.entry(result.to_owned()).or_default() += 1;
+            m.refused = refused.then(|| result.to_owned());
+        });
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
         let Ok(m) = self.inner.lock() else {
@@ -198,6 +209,7 @@ impl Metrics {
             "rolling_out",
             "rolled_back",
             "retrying",
+            "refused",
         ] {
             let _ = writeln!(
                 out,
@@ -230,6 +242,33 @@ impl Metrics {
             "# HELP meridian_revision_failed Whether the head revision failed its health gates and was rolled back (1) or not (0).\n# TYPE meridian_revision_failed gauge\nmeridian_revision_failed {}",
             m.revision_failed
         );
+        let _ = writeln!(
+            out,
+            "# HELP meridian_signature_checks_total Signature checks of fetched revisions by result (verified, or the reason a revision was refused).\n# TYPE meridian_signature_checks_total counter"
+        );
+        for (result, n) in &m.signature_checks {
+            let _ = writeln!(
+                out,
+                "meridian_signature_checks_total{{result=\"{}\"}} {n}",
+                escape(result)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP meridian_revision_refused Whether the head revision's signature was refused (1, with the reason) or not (0).\n# TYPE meridian_revision_refused gauge"
+        );
+        match &m.refused {
+            Some(reason) => {
+                let _ = writeln!(
+                    out,
+                    "meridian_revision_refused{{reason=\"{}\"}} 1",
+                    escape(reason)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "meridian_revision_refused 0");
+            }
+        }
         let _ = writeln!(
             out,
             "# HELP meridian_drifted_resources Managed objects that differed from desired state at the last observation.\n# TYPE meridian_drifted_resources gauge\nmeridian_drifted_resources {}",

@@ -8,12 +8,13 @@
 //! caller. On SIGTERM/SIGINT the change in flight finishes, status is
 //! persisted, and the process exits 0; the next start continues from live state.
 
+pub mod access;
 pub mod election;
 pub mod metrics;
 pub mod status;
 pub mod webhook;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,7 +36,9 @@ use crate::model::{self, DesiredState, LoadError};
 use crate::providers::{ProviderOptions, Providers};
 use crate::source::{GitAuth, RepoSource, Snapshot, SourceError};
 use metrics::Metrics;
-use status::{Attempt, Drift, LastError, Outcome, ResourceState, Retrying, RevisionAt, Status};
+use status::{
+    Attempt, Drift, LastError, Outcome, ResourceState, Retrying, RevisionAt, SignatureCheck, Status,
+};
 use webhook::Secret;
 
 /// How the daemon runs.
@@ -53,6 +56,9 @@ pub struct DaemonConfig {
     pub drift_interval: Duration,
     /// HTTP listen address (status, metrics, webhooks).
     pub listen: SocketAddr,
+    /// The bearer token `/status` and `/metrics` require, when set
+    /// (`--status-token-env`, `--status-token-file`); probes stay open.
+    pub status_token: Option<access::BearerToken>,
     /// Where status and repository mirrors live.
     pub state_dir: PathBuf,
     /// Webhook secret; webhooks are refused without one.
@@ -65,6 +71,8 @@ pub struct DaemonConfig {
     pub engine: ProviderOptions,
     /// The leader election, when several replicas run (`--election`).
     pub election: Option<Arc<election::Election>>,
+    /// Only revisions signed by these keys are applied (`--verify-signatures`).
+    pub signatures: Option<crate::source::SignaturePolicy>,
 }
 
 /// Errors that stop the daemon from starting.
@@ -95,7 +103,10 @@ struct Shared {
     status: Mutex<Status>,
     metrics: Metrics,
     trigger: Notify,
-    deliveries: Mutex<VecDeque<String>>,
+    /// The replay cache, persisted in `state_dir`.
+    deliveries: Mutex<webhook::Deliveries>,
+    state_dir: PathBuf,
+    status_token: Option<access::BearerToken>,
     stop: Arc<AtomicBool>,
     shutdown: Notify,
     ready: AtomicBool,
@@ -155,6 +166,8 @@ struct Loop {
     /// The term this reconcile runs in (`--election`): its writes and its
     /// ledger are fenced by it, even if this replica is elected again later.
     term: i64,
+    /// Verified signers of revisions, for the audit trail.
+    signers: HashMap<String, String>,
 }
 
 impl Loop {
@@ -167,6 +180,119 @@ impl Loop {
                 Arc::new(election::EtcdLedger(election.clone(), self.term)),
             ),
             None => crate::rollout::LedgerStore::new(&self.config.state_dir),
+        }
+    }
+
+    /// The audit trail of a reconcile applying `revision`: in etcd with
+    /// `--election`, in the state directory otherwise.
+    async fn audit(&self, revision: &str) -> Arc<crate::audit::AuditLog> {
+        let sink: Arc<dyn crate::audit::AuditSink> = match &self.config.election {
+            Some(election) => Arc::new(election::EtcdAudit(election.clone())),
+            None => Arc::new(crate::audit::FileSink::new(&self.config.state_dir)),
+        };
+        let author = match git2::Oid::from_str(revision) {
+            Ok(commit) => self
+                .blocking(move |s| Ok(s.author(commit)))
+                .await
+                .ok()
+                .flatten(),
+            Err(_) => None,
+        };
+        let actor = match &self.config.election {
+            Some(election) => election.identity().to_owned(),
+            None => crate::audit::local_actor(),
+        };
+        Arc::new(crate::audit::AuditLog::new(
+            sink,
+            crate::audit::Context {
+                revision: Some(revision.to_owned()),
+                author,
+                signer: self.signers.get(revision).cloned(),
+                trigger: crate::audit::Trigger::Daemon,
+                actor,
+            },
+        ))
+    }
+
+    /// Checks the signatures `--verify-signatures` asks for on `head`;
+    /// `Err` with the check (also in /status and metrics) when it is refused.
+    async fn verify(&mut self, head: &str, since: Option<String>) -> Result<(), SignatureCheck> {
+        let Some(policy) = self.config.signatures.clone() else {
+            return Ok(());
+        };
+        let Ok(commit) = git2::Oid::from_str(head) else {
+            return Ok(());
+        };
+        let since = since.and_then(|s| git2::Oid::from_str(&s).ok());
+        let now = crate::clock::unix_seconds(SystemTime::now()) as i64;
+        let checked = self
+            .blocking(move |s| s.check_signatures(commit, since, &policy, now))
+            .await;
+        let check = match checked {
+            Ok(crate::source::Checked {
+                verdict: crate::source::signature::Verdict::Verified(signer),
+                ..
+            }) => {
+                let who = format!("{} ({})", signer.principal, signer.fingerprint);
+                self.signers.insert(head.to_owned(), who.clone());
+                SignatureCheck {
+                    revision: head.to_owned(),
+                    verified: true,
+                    message: format!("signed by {who}"),
+                    signer: Some(who),
+                    reason: None,
+                    refused_commit: None,
+                    at: crate::clock::now(),
+                }
+            }
+            Ok(crate::source::Checked {
+                commit,
+                verdict: crate::source::signature::Verdict::Refused(refusal),
+            }) => SignatureCheck {
+                revision: head.to_owned(),
+                verified: false,
+                signer: None,
+                reason: Some(refusal.reason().to_owned()),
+                message: if commit == head {
+                    format!(
+                        "revision {} is refused ({}): {refusal}; it is not applied until a new commit, and the last good revision stays live",
+                        &head[..head.len().min(12)],
+                        refusal.reason()
+                    )
+                } else {
+                    format!(
+                        "revision {} is refused ({}): commit {} before it: {refusal}; it is not applied until a new commit, and the last good revision stays live",
+                        &head[..head.len().min(12)],
+                        refusal.reason(),
+                        &commit[..commit.len().min(12)]
+                    )
+                },
+                refused_commit: Some(commit),
+                at: crate::clock::now(),
+            },
+            Err(error) => SignatureCheck {
+                revision: head.to_owned(),
+                verified: false,
+                signer: None,
+                reason: Some("unverifiable".to_owned()),
+                refused_commit: None,
+                message: format!(
+                    "the signatures of revision {} cannot be checked: {error}; it is not applied",
+                    &head[..head.len().min(12)]
+                ),
+                at: crate::clock::now(),
+            },
+        };
+        let result = check.reason.clone().unwrap_or_else(|| "verified".to_owned());
+        self.shared.metrics.signature(&result, !check.verified);
+        self.shared
+            .update_status(|s| s.signature = Some(check.clone()));
+        if check.verified {
+            tracing::info!(revision = %head, signer = check.signer.as_deref().unwrap_or("-"), "signature verified");
+            Ok(())
+        } else {
+            tracing::warn!(revision = %head, reason = %result, message = %check.message, "revision refused");
+            Err(check)
         }
     }
 }
@@ -269,7 +395,7 @@ impl Loop {
             });
             if matches!(
                 outcome,
-                Outcome::Invalid | Outcome::Blocked | Outcome::RolledBack
+                Outcome::Invalid | Outcome::Blocked | Outcome::RolledBack | Outcome::Refused
             ) && !s.failed_revisions.iter().any(|r| r == revision)
             {
                 s.failed_revisions.push(revision.to_owned());
@@ -344,6 +470,7 @@ impl Loop {
                             | Outcome::Invalid
                             | Outcome::Blocked
                             | Outcome::RolledBack
+                            | Outcome::Refused
                     )
             });
         let known_bad = !retried && previous.failed_revisions.iter().any(|r| r == &head);
@@ -369,6 +496,15 @@ impl Loop {
             }
             return Next::Quiet;
         }
+        // A revision whose signatures are refused is never read further:
+        // it stays refused until a new commit, and the last good revision
+        // keeps being reconciled.
+        let since = previous.last_applied.as_ref().map(|a| a.revision.clone());
+        if let Err(check) = self.verify(&head, since).await {
+            self.fail(Some(&head), check.message.clone(), check.refused_commit.iter().cloned().collect());
+            self.finish(&head, trigger, Outcome::Refused, 0, started);
+            return Next::Quiet;
+        }
         let span = tracing::info_span!("reconcile", revision = %head, trigger);
         async {
             let path = self.config.path.clone();
@@ -385,7 +521,7 @@ impl Loop {
                 other => other,
             }).await {
                 Ok(snapshot) => snapshot,
-                Err(error @ (SourceError::Empty { .. } | SourceError::PathMissing { .. } | SourceError::NotText { .. })) => {
+                Err(error @ (SourceError::Empty { .. } | SourceError::PathMissing { .. } | SourceError::NotText { .. } | SourceError::TooLarge { .. } | SourceError::UnsafeEntry { .. })) => {
                     self.fail(Some(&head), error.to_string(), Vec::new());
                     self.finish(&head, trigger, Outcome::Invalid, 0, started);
                     return Next::Quiet;
@@ -442,6 +578,28 @@ impl Loop {
         let Ok(commit) = git2::Oid::from_str(&revision) else {
             return;
         };
+        // Its signer, for the audit lines of the drift it corrects.
+        if let Some(policy) = self.config.signatures.clone()
+            && !self.signers.contains_key(&revision)
+        {
+            let policy = crate::source::SignaturePolicy {
+                mode: crate::source::VerifyMode::Head,
+                ..policy
+            };
+            let now = crate::clock::unix_seconds(SystemTime::now()) as i64;
+            if let Ok(crate::source::Checked {
+                verdict: crate::source::signature::Verdict::Verified(signer),
+                ..
+            }) = self
+                .blocking(move |s| s.check_signatures(commit, None, &policy, now))
+                .await
+            {
+                self.signers.insert(
+                    revision.clone(),
+                    format!("{} ({})", signer.principal, signer.fingerprint),
+                );
+            }
+        }
         let path = self.config.path.clone();
         match self
             .blocking(move |s| s.snapshot(commit, &path, false))
@@ -506,6 +664,7 @@ impl Loop {
             ledger,
             ..
         } = prepared;
+        providers.audit = Some(self.audit(revision).await);
         // Every unit of work first checks, in etcd, that this replica
         // still leads.
         providers.fence = self.config.election.as_ref().map(|e| {
@@ -786,7 +945,29 @@ impl Loop {
     }
 }
 
-async fn status_handler(State(shared): State<Arc<Shared>>) -> Response {
+/// The refusal of a read of `/status` or `/metrics` without the bearer
+/// token the daemon was started with; `None` when the read may go on.
+fn refuse_reader(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let token = shared.status_token.as_ref()?;
+    let challenge = match token.check(header_text(headers, "authorization")) {
+        access::Verdict::Admitted => return None,
+        access::Verdict::Missing => "Bearer realm=\"meridian\"",
+        access::Verdict::Invalid => "Bearer realm=\"meridian\", error=\"invalid_token\"",
+    };
+    Some(
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, challenge)],
+            "this endpoint requires `Authorization: Bearer <token>` with the token meridian run was started with (--status-token-env or --status-token-file)\n",
+        )
+            .into_response(),
+    )
+}
+
+async fn status_handler(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse_reader(&shared, &headers) {
+        return refusal;
+    }
     let status = shared.status.lock().map(|s| s.clone());
     match status {
         Ok(status) => axum::Json(status).into_response(),
@@ -794,7 +975,10 @@ async fn status_handler(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {
+async fn metrics_handler(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse_reader(&shared, &headers) {
+        return refusal;
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -864,13 +1048,15 @@ fn webhook(
     }
     if let Some(delivery) = header_text(headers, delivery_header) {
         let mut seen = shared.deliveries.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.iter().any(|d| d == delivery) {
+        if seen.seen(delivery) {
             shared.metrics.webhook("duplicate");
             return (StatusCode::OK, "duplicate delivery ignored\n").into_response();
         }
-        seen.push_back(delivery.to_owned());
-        if seen.len() > 1_000 {
-            seen.pop_front();
+        seen.record(delivery);
+        // Saved under the lock, so two deliveries never interleave their
+        // writes; a lost save only lets a replay trigger one more fetch.
+        if let Err(error) = seen.save(&shared.state_dir) {
+            tracing::error!(%error, "cannot persist the webhook replay cache");
         }
     }
     shared.metrics.webhook("accepted");
@@ -878,7 +1064,48 @@ fn webhook(
     (StatusCode::ACCEPTED, "fetch scheduled\n").into_response()
 }
 
-async fn github(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+/// The headers and body of a webhook delivery, or its refusal: a body larger
+/// than [`webhook::MAX_BODY_BYTES`] gets 413, from its `Content-Length`
+/// before any of it is read, else when reading passes the limit
+/// ([`DefaultBodyLimit`] on the webhook routes). Nothing is triggered.
+async fn delivery(shared: &Shared, request: Request) -> Result<(HeaderMap, Bytes), Response> {
+    let too_large = || {
+        shared.metrics.webhook("too_large");
+        tracing::warn!(
+            limit = webhook::MAX_BODY_BYTES,
+            "webhook with an oversized body refused"
+        );
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "webhook bodies may be at most {} bytes ({}); nothing was triggered, and the next poll still sees new commits\n",
+                webhook::MAX_BODY_BYTES,
+                model::yaml::size_text(webhook::MAX_BODY_BYTES as u64)
+            ),
+        )
+            .into_response()
+    };
+    let declared =
+        header_text(request.headers(), "content-length").and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > webhook::MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let headers = request.headers().clone();
+    match Bytes::from_request(request, &()).await {
+        Ok(body) => Ok((headers, body)),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
+        Err(rejection) => {
+            shared.metrics.webhook("unreadable");
+            Err(rejection.into_response())
+        }
+    }
+}
+
+async fn github(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (headers, body) = match delivery(&shared, request).await {
+        Ok(delivery) => delivery,
+        Err(refusal) => return refusal,
+    };
     let event = header_text(&headers, "x-github-event").map(str::to_owned);
     webhook(
         &shared,
@@ -890,7 +1117,11 @@ async fn github(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     )
 }
 
-async fn generic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn generic(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (headers, body) = match delivery(&shared, request).await {
+        Ok(delivery) => delivery,
+        Err(refusal) => return refusal,
+    };
     webhook(
         &shared,
         &headers,
@@ -903,6 +1134,8 @@ async fn generic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
+    // A folder that could leave the repository is refused before anything is read.
+    crate::source::folder_in_repository(&config.path)?;
     std::fs::create_dir_all(&config.state_dir).map_err(|cause| DaemonError::State {
         path: config.state_dir.clone(),
         cause,
@@ -929,7 +1162,16 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         status: Mutex::new(status),
         metrics: Metrics::default(),
         trigger: Notify::new(),
-        deliveries: Mutex::new(VecDeque::new()),
+        deliveries: Mutex::new(webhook::Deliveries::load(&config.state_dir).unwrap_or_else(
+            |error| {
+                // Losing the cache lets a replay trigger one more fetch of
+                // the same head, nothing else: starting is worth more.
+                tracing::warn!(%error, "cannot read the webhook replay cache; starting with an empty one");
+                webhook::Deliveries::default()
+            },
+        )),
+        state_dir: config.state_dir.clone(),
+        status_token: config.status_token.clone(),
         stop: Arc::new(AtomicBool::new(false)),
         shutdown: Notify::new(),
         ready: AtomicBool::new(false),
@@ -953,8 +1195,14 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         .route("/readyz", get(readyz))
         .route("/status", get(status_handler))
         .route("/metrics", get(metrics_handler))
-        .route("/webhook/github", post(github))
-        .route("/webhook/generic", post(generic))
+        .route(
+            "/webhook/github",
+            post(github).layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES)),
+        )
+        .route(
+            "/webhook/generic",
+            post(generic).layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES)),
+        )
         .with_state(shared.clone());
     let server_shared = shared.clone();
     let server = tokio::spawn(async move {
@@ -980,6 +1228,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         source: Arc::new(Mutex::new(source)),
         last_good: None,
         term: 0,
+        signers: HashMap::new(),
     };
     let mut trigger = "startup";
     let mut failures = 0u32;

@@ -49,6 +49,9 @@ pub enum Outcome {
     /// network, provider setup, live health blocking an invariant, a gate
     /// that cannot be evaluated): retried with backoff, never failed.
     Retrying,
+    /// The revision's signature was refused (`--verify-signatures`):
+    /// unsigned, unknown key, bad signature or expired key. Never applied.
+    Refused,
 }
 
 impl Outcome {
@@ -65,6 +68,7 @@ impl Outcome {
             Outcome::RollingOut => "rolling_out",
             Outcome::RolledBack => "rolled_back",
             Outcome::Retrying => "retrying",
+            Outcome::Refused => "refused",
         }
     }
 }
@@ -137,6 +141,30 @@ pub struct Drift {
     pub fields: Vec<String>,
 }
 
+/// The signature check of the last revision fetched (`--verify-signatures`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignatureCheck {
+    /// The revision checked (the branch head).
+    pub revision: String,
+    /// Whether it may be applied.
+    pub verified: bool,
+    /// Who signed it (principal or user id, and key fingerprint), when verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    /// Why it was refused: `unsigned`, `unknown key`, `bad signature`,
+    /// `expired key` or `unsupported signature`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The commit the refusal is about (with `--verify-signatures=all`, an
+    /// earlier commit than the head may be the one refused), and the details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_commit: Option<String>,
+    /// A sentence for humans.
+    pub message: String,
+    /// When it was checked (RFC 3339).
+    pub at: String,
+}
+
 /// The whole status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -176,6 +204,9 @@ pub struct Status {
     /// role, the leader and the term.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub election: Option<super::election::Standing>,
+    /// The signature check of the head (`--verify-signatures`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureCheck>,
 }
 
 impl Status {
@@ -197,6 +228,7 @@ impl Status {
             rollout_waiting: None,
             retrying: None,
             election: None,
+            signature: None,
         }
     }
 

@@ -401,17 +401,45 @@ pub enum LoadError {
 
 /// Reads every `*.yaml` / `*.yml` file (any case) under `dir`, recursively,
 /// in path order. Hidden entries (like `.git`) are skipped. A symbolic link to
-/// a file is read (shared files are a common layout); a link to a folder is
+/// a file inside the folder is read (one file shared by two names); a link
+/// whose target lies outside the folder is refused, so desired state never
+/// reads what the folder's owner did not put in it; a link to a folder is
 /// skipped with a warning, so a link can never make the walk loop; a broken
-/// link is an error, never a silent deletion.
+/// link is an error, never a silent deletion. A file larger than
+/// [`yaml::MAX_FILE_BYTES`] is refused from its length, before it is read.
+/// Refused files are reported together, as diagnostics ([`LoadError::Invalid`]).
 pub fn read_dir(dir: &Path) -> Result<Vec<SourceFile>, LoadError> {
+    let root = std::fs::canonicalize(dir).map_err(|cause| LoadError::Io {
+        path: dir.to_path_buf(),
+        cause,
+    })?;
     let mut files = Vec::new();
-    collect(dir, dir, &mut files)?;
+    let mut refused = Vec::new();
+    collect(&root, dir, &mut files, &mut refused)?;
+    if !refused.is_empty() {
+        refused.sort();
+        return Err(LoadError::Invalid(refused));
+    }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
 
-fn collect(root: &Path, dir: &Path, out: &mut Vec<SourceFile>) -> Result<(), LoadError> {
+/// A file refused as a whole, before its content is read.
+fn refusal(path: &Path, message: String) -> Diagnostic {
+    Diagnostic {
+        file: path.display().to_string(),
+        pos: Pos { line: 1, col: 1 },
+        path: String::new(),
+        message,
+    }
+}
+
+fn collect(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<SourceFile>,
+    refused: &mut Vec<Diagnostic>,
+) -> Result<(), LoadError> {
     let io = |cause| LoadError::Io {
         path: dir.to_path_buf(),
         cause,
@@ -430,6 +458,8 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<SourceFile>) -> Result<(), Loa
         if name.starts_with('.') {
             continue;
         }
+        let lower = name.to_ascii_lowercase();
+        let yaml = lower.ends_with(".yaml") || lower.ends_with(".yml");
         let mut file_type = entry.file_type().map_err(io)?;
         if file_type.is_symlink() {
             let target = std::fs::metadata(&path).map_err(|cause| LoadError::Io {
@@ -440,24 +470,73 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<SourceFile>) -> Result<(), Loa
                 tracing::warn!(path = %path.display(), "skipping a symbolic link to a folder in desired state");
                 continue;
             }
+            if yaml {
+                // Both sides canonical: `..`, nested links and a folder that
+                // is itself reached through a link all resolve first.
+                let resolved = std::fs::canonicalize(&path).map_err(|cause| LoadError::Io {
+                    path: path.clone(),
+                    cause,
+                })?;
+                if !resolved.starts_with(root) {
+                    refused.push(refusal(
+                        &path,
+                        format!(
+                            "symbolic link to {}, outside the desired-state folder {}: links must stay inside the folder (copy the file in, or move the folder up to hold both)",
+                            resolved.display(),
+                            root.display()
+                        ),
+                    ));
+                    continue;
+                }
+            }
             file_type = target.file_type();
         }
-        let lower = name.to_ascii_lowercase();
         if file_type.is_dir() {
-            collect(root, &path, out)?;
-        } else if lower.ends_with(".yaml") || lower.ends_with(".yml") {
-            let text = std::fs::read_to_string(&path).map_err(|cause| LoadError::Io {
-                path: path.clone(),
-                cause,
-            })?;
-            out.push(SourceFile {
-                path: path.display().to_string(),
-                text,
-            });
+            collect(root, &path, out, refused)?;
+        } else if yaml {
+            if !file_type.is_file() {
+                refused.push(refusal(
+                    &path,
+                    "not a regular file (a pipe, socket or device): desired state must be regular files".to_owned(),
+                ));
+                continue;
+            }
+            if let Some(text) = read_limited(&path, refused)? {
+                out.push(SourceFile {
+                    path: path.display().to_string(),
+                    text,
+                });
+            }
         }
     }
-    let _ = root;
     Ok(())
+}
+
+/// Reads a desired-state file unless it is larger than
+/// [`yaml::MAX_FILE_BYTES`]: its length is checked on the open file, before
+/// any content is read, and the read itself stops past the limit (a file
+/// that grows meanwhile is refused too).
+fn read_limited(path: &Path, refused: &mut Vec<Diagnostic>) -> Result<Option<String>, LoadError> {
+    use std::io::Read as _;
+    let io = |cause| LoadError::Io {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let length = file.metadata().map_err(io)?.len();
+    if length > yaml::MAX_FILE_BYTES {
+        refused.push(refusal(path, yaml::too_large(length)));
+        return Ok(None);
+    }
+    let mut text = String::new();
+    file.take(yaml::MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > yaml::MAX_FILE_BYTES {
+        refused.push(refusal(path, yaml::too_large(text.len() as u64)));
+        return Ok(None);
+    }
+    Ok(Some(text))
 }
 
 /// The files of a desired-state folder with paths relative to it, as a
@@ -562,6 +641,8 @@ fn load_with(files: &[SourceFile], allow_empty: bool) -> Result<DesiredState, Lo
     for file in files {
         state.files.push(file.path.clone());
         let name: Arc<str> = Arc::from(file.path.as_str());
+        // Files from Git or a saved plan were not measured when read: the
+        // parser refuses an oversized text before its first event.
         let documents = match yaml::parse_documents(&file.text) {
             Ok(documents) => documents,
             Err(error) => {
@@ -569,7 +650,11 @@ fn load_with(files: &[SourceFile], allow_empty: bool) -> Result<DesiredState, Lo
                     file: file.path.clone(),
                     pos: error.pos,
                     path: String::new(),
-                    message: format!("malformed YAML: {}", error.message),
+                    message: if error.limit {
+                        error.message
+                    } else {
+                        format!("malformed YAML: {}", error.message)
+                    },
                 });
                 state.partial = true;
                 continue;

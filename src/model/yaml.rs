@@ -55,13 +55,17 @@ pub struct Node {
     pub value: Value,
 }
 
-/// A YAML syntax error.
+/// A YAML syntax error, or a document beyond one of meridian's input
+/// limits ([`MAX_FILE_BYTES`], [`MAX_DEPTH`], [`MAX_EXPANDED_VALUES`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyntaxError {
     /// Where.
     pub pos: Pos,
     /// What.
     pub message: String,
+    /// Whether the text is well-formed YAML that exceeds a limit (the
+    /// message then names the limit) rather than malformed.
+    pub limit: bool,
 }
 
 impl Value {
@@ -225,6 +229,42 @@ enum Frame {
 /// aliases ("billion laughs") cannot exhaust memory.
 pub const MAX_EXPANDED_VALUES: usize = 100_000;
 
+/// Most levels of collections (mappings and lists, block or flow style,
+/// counting the document's own mapping as the first) a document may nest.
+/// The deepest real document nests about eight; the limit keeps every
+/// recursive walk of the tree (schema check, typing, positions) far from
+/// the stack's end, whatever a file holds, aliases included.
+pub const MAX_DEPTH: usize = 64;
+
+/// Largest desired-state file meridian reads, in bytes (4 MiB): the whole
+/// example fleet is a few kilobytes. Checked before a file is read or
+/// parsed: from the file system's length for a folder, from the object
+/// header for a Git blob.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// A byte count as users read it: `4 MiB`, `95.4 MiB`, `512 bytes`.
+pub fn size_text(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes < 1024 {
+        format!("{bytes} bytes")
+    } else if bytes < MIB {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    } else if bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    }
+}
+
+/// The refusal of a file of `bytes` bytes, larger than [`MAX_FILE_BYTES`].
+pub fn too_large(bytes: u64) -> String {
+    format!(
+        "files may be at most {}; this one is {}: split it into several files",
+        size_text(MAX_FILE_BYTES),
+        size_text(bytes)
+    )
+}
+
 fn count(node: &Node) -> usize {
     1 + match &node.value {
         Value::Seq(items) => items.iter().map(count).sum(),
@@ -233,11 +273,48 @@ fn count(node: &Node) -> usize {
     }
 }
 
+/// Levels of collections in `node` (0 for a scalar). Only called on nodes
+/// already within [`MAX_DEPTH`], so the recursion is bounded.
+fn depth(node: &Node) -> usize {
+    match &node.value {
+        Value::Seq(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| depth(k).max(depth(v)))
+                .max()
+                .unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
+
+fn too_deep(pos: Pos) -> SyntaxError {
+    SyntaxError {
+        pos,
+        message: format!(
+            "documents may nest at most {MAX_DEPTH} levels of mappings and lists; this one nests deeper here"
+        ),
+        limit: true,
+    }
+}
+
 /// Parses every document of a YAML stream. Empty documents are skipped.
+/// A text larger than [`MAX_FILE_BYTES`], nesting deeper than [`MAX_DEPTH`]
+/// or expanding to more than [`MAX_EXPANDED_VALUES`] is refused, with the
+/// position where the limit was crossed.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(SyntaxError {
+            pos: Pos { line: 1, col: 1 },
+            message: too_large(text.len() as u64),
+            limit: true,
+        });
+    }
     let mut documents = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
+    // Anchored nodes with their size and depth, for the limits on aliases.
+    let mut anchors: HashMap<usize, (Node, usize, usize)> = HashMap::new();
     let mut expanded = 0usize;
     let mut root: Option<Node> = None;
     for event in Parser::new_from_str(text) {
@@ -247,6 +324,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 col: e.marker().col() + 1,
             },
             message: e.info().to_owned(),
+            limit: false,
         })?;
         let pos = pos_of(&span);
         let finished: Option<(Node, usize)> = match event {
@@ -282,10 +360,12 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 Some((Node { pos, value }, anchor))
             }
             Event::Alias(id) => {
-                let (node, size) = anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
-                    pos,
-                    message: "alias refers to an unknown anchor".to_owned(),
-                })?;
+                let (node, size, levels) =
+                    anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
+                        pos,
+                        message: "alias refers to an unknown anchor".to_owned(),
+                        limit: false,
+                    })?;
                 expanded += size;
                 if expanded > MAX_EXPANDED_VALUES {
                     return Err(SyntaxError {
@@ -293,15 +373,27 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                         message: format!(
                             "aliases expand to more than {MAX_EXPANDED_VALUES} values; refusing a document that multiplies itself"
                         ),
+                        limit: true,
                     });
+                }
+                // An alias pastes its anchor's whole tree here: nested
+                // aliases could otherwise build any depth from short lines.
+                if stack.len() + levels > MAX_DEPTH {
+                    return Err(too_deep(pos));
                 }
                 Some((Node { pos, ..node }, 0))
             }
             Event::SequenceStart(anchor, _) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(too_deep(pos));
+                }
                 stack.push(Frame::Seq(pos, anchor, Vec::new()));
                 None
             }
             Event::MappingStart(anchor, _) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(too_deep(pos));
+                }
                 stack.push(Frame::Map(MapFrame {
                     pos,
                     anchor,
@@ -347,7 +439,8 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
         };
         if anchor != 0 {
             let size = count(&node);
-            anchors.insert(anchor, (node.clone(), size));
+            let levels = depth(&node);
+            anchors.insert(anchor, (node.clone(), size, levels));
         }
         match stack.last_mut() {
             None => root = Some(node),
@@ -372,6 +465,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                                                 "the merge key `<<` takes mappings; this list holds {}",
                                                 other.describe()
                                             ),
+                                            limit: false,
                                         });
                                     }
                                 }
@@ -385,6 +479,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                                     "the merge key `<<` takes a mapping or a list of mappings, got {}",
                                     other.describe()
                                 ),
+                                limit: false,
                             });
                         }
                     };
@@ -401,6 +496,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                         return Err(SyntaxError {
                             pos: key.pos,
                             message: format!("duplicate key `{}` in one mapping", key_text(&key)),
+                            limit: false,
                         });
                     }
                     frame.entries.push((key, node));
@@ -504,6 +600,87 @@ mod tests {
             error.message.contains("aliases expand to more than"),
             "{error:?}"
         );
+        assert!(error.limit, "{error:?}");
+        // `*a3` stands for 11,111 values: the lines before expand to 12,330,
+        // so the eighth alias of line 5 crosses 100,000, at column 45.
+        assert_eq!(error.pos, Pos { line: 5, col: 45 }, "{error:?}");
+    }
+
+    fn nested(levels: usize, flow: bool) -> String {
+        if flow {
+            format!("a: {}1{}\n", "[".repeat(levels - 1), "]".repeat(levels - 1))
+        } else {
+            let mut text = String::new();
+            for level in 0..levels {
+                text.push_str(&"  ".repeat(level));
+                text.push_str(&format!("k{level}:\n"));
+            }
+            text.push_str(&"  ".repeat(levels));
+            text.push_str("- x\n");
+            text
+        }
+    }
+
+    #[test]
+    fn nesting_is_limited_in_block_and_flow_style() {
+        for flow in [false, true] {
+            // `levels` counts the document's mapping: MAX_DEPTH is allowed.
+            let deepest = if flow { MAX_DEPTH } else { MAX_DEPTH - 1 };
+            parse_documents(&nested(deepest, flow)).expect("at the limit");
+            let error = parse_documents(&nested(deepest + 1, flow)).expect_err("too deep");
+            assert!(error.limit, "{error:?}");
+            assert!(
+                error
+                    .message
+                    .contains(&format!("documents may nest at most {MAX_DEPTH} levels")),
+                "{error:?}"
+            );
+            if flow {
+                assert_eq!(
+                    error.pos,
+                    Pos {
+                        line: 1,
+                        col: 4 + MAX_DEPTH - 1
+                    },
+                    "{error:?}"
+                );
+            } else {
+                assert_eq!(error.pos.line, MAX_DEPTH + 1, "{error:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn aliases_cannot_build_depth_from_short_lines() {
+        // Each line nests the previous anchor 20 levels deeper: four lines
+        // hold few values but would nest 80 levels.
+        let wrap = |inner: &str| format!("{}{inner}{}", "[".repeat(20), "]".repeat(20));
+        let mut text = format!("a0: &a0 {}\n", wrap("x"));
+        for i in 1..4 {
+            text.push_str(&format!("a{i}: &a{i} {}\n", wrap(&format!("*a{}", i - 1))));
+        }
+        let error = parse_documents(&text).expect_err("too deep");
+        assert!(
+            error.message.contains("documents may nest at most"),
+            "{error:?}"
+        );
+        assert_eq!(error.pos.line, 4, "{error:?}");
+    }
+
+    #[test]
+    fn oversized_text_is_refused_before_parsing() {
+        let text = format!("a: \"{}\"\n", "x".repeat(MAX_FILE_BYTES as usize));
+        let error = parse_documents(&text).expect_err("too large");
+        assert!(error.limit);
+        assert_eq!(error.pos, Pos { line: 1, col: 1 });
+        assert!(
+            error
+                .message
+                .starts_with("files may be at most 4 MiB; this one is 4.0 MiB"),
+            "{error:?}"
+        );
+        assert_eq!(size_text(100_000_000), "95.4 MiB");
+        assert_eq!(size_text(512), "512 bytes");
     }
 
     #[test]

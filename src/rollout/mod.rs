@@ -835,6 +835,9 @@ pub async fn run(
                     return Ok((RunEnd::ApplyFailed(why), outcomes));
                 }
                 events.step(step, rollback, &plan);
+                if let Some(audit) = &providers.audit {
+                    audit.step(step, rollback);
+                }
                 let report = apply::apply(&plan, providers, progress, stop).await;
                 let failures: Vec<String> = report
                     .failures()

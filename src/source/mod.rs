@@ -6,6 +6,8 @@
 //! checkout, no working-tree writes, safe next to a user's own clone.
 //! Everything downstream sees a [`Snapshot`]: a revision and files.
 
+pub mod signature;
+
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
@@ -61,6 +63,54 @@ pub enum SourceError {
         /// The revision.
         revision: String,
     },
+    /// A desired-state file is larger than [`MAX_FILE_BYTES`]; refused from
+    /// its object header, before its content is read.
+    #[error("{path} at revision {revision}: {}", crate::model::yaml::too_large(*.bytes))]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// The revision.
+        revision: String,
+        /// Its size.
+        bytes: u64,
+    },
+    /// The desired-state folder asked for has a `..` component.
+    #[error(
+        "the desired-state folder `{path}` holds a `..` component, which could leave the repository; give a folder inside the repository, relative to its root, without `..`"
+    )]
+    OutsideRepository {
+        /// The folder, as given.
+        path: String,
+    },
+    /// A tree entry has a name Git never writes (`.`, `..`, empty, or
+    /// holding `/`): the revision is refused rather than read.
+    #[error(
+        "{path} at revision {revision}: a tree entry named `{name}`, which Git never writes; refusing to read the revision"
+    )]
+    UnsafeEntry {
+        /// The folder holding the entry.
+        path: String,
+        /// The entry's name.
+        name: String,
+        /// The revision.
+        revision: String,
+    },
+}
+
+pub use crate::model::yaml::MAX_FILE_BYTES;
+
+/// The desired-state folder `path` (`--path`) as a path inside the
+/// repository, leading and trailing `/` removed; an error when a `..`
+/// component would take it out of the repository. Checked before anything
+/// is read.
+pub fn folder_in_repository(path: &str) -> Result<&str, SourceError> {
+    let folder = path.trim_matches('/');
+    if folder.split('/').any(|component| component == "..") {
+        return Err(SourceError::OutsideRepository {
+            path: path.to_owned(),
+        });
+    }
+    Ok(folder)
 }
 
 fn git(context: impl Into<String>) -> impl FnOnce(git2::Error) -> SourceError {
@@ -273,6 +323,7 @@ impl RepoSource {
         path: &str,
         allow_empty: bool,
     ) -> Result<Snapshot, SourceError> {
+        let folder = folder_in_repository(path)?;
         let revision = commit.to_string();
         let commit = self
             .repo
@@ -281,7 +332,6 @@ impl RepoSource {
         let root = commit
             .tree()
             .map_err(git(format!("reading the tree of {revision}")))?;
-        let folder = path.trim_matches('/');
         let tree = if folder.is_empty() || folder == "." {
             root
         } else {
@@ -337,6 +387,20 @@ impl RepoSource {
     ) -> Result<(), SourceError> {
         for entry in tree.iter() {
             let name = entry.name().unwrap_or("(non-UTF-8 name)");
+            // Git's own checks refuse such trees; a crafted object database
+            // could still hold one, and a path built from it must not leave
+            // the folder.
+            if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+                return Err(SourceError::UnsafeEntry {
+                    path: if prefix.is_empty() {
+                        ".".to_owned()
+                    } else {
+                        prefix.to_owned()
+                    },
+                    name: name.to_owned(),
+                    revision: revision.to_owned(),
+                });
+            }
             let path = if prefix.is_empty() || prefix == "." {
                 name.to_owned()
             } else {
@@ -355,6 +419,23 @@ impl RepoSource {
                 )),
                 0o160000 => notes.push(format!("{path}: submodule ignored")),
                 _ if name.ends_with(".yaml") || name.ends_with(".yml") => {
+                    // The size from the object's header, before the blob is
+                    // inflated into memory.
+                    let bytes = match self.repo.odb().and_then(|odb| odb.read_header(entry.id())) {
+                        Ok((bytes, _)) => bytes as u64,
+                        Err(_) => self
+                            .repo
+                            .find_blob(entry.id())
+                            .map_err(git(format!("reading {path}")))?
+                            .size() as u64,
+                    };
+                    if bytes > MAX_FILE_BYTES {
+                        return Err(SourceError::TooLarge {
+                            path,
+                            revision: revision.to_owned(),
+                            bytes,
+                        });
+                    }
                     let blob = self
                         .repo
                         .find_blob(entry.id())
@@ -373,6 +454,124 @@ impl RepoSource {
             }
         }
         Ok(())
+    }
+}
+
+/// Which commits must carry a trusted signature (`--verify-signatures`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// The revision applied (the branch head).
+    Head,
+    /// Every commit since the last applied revision (or the head alone
+    /// when nothing was applied yet).
+    All,
+}
+
+/// The keys commits must be signed with, and which commits.
+#[derive(Clone)]
+pub struct SignaturePolicy {
+    /// Trusted keys (SSH allowed signers, OpenPGP certificates).
+    pub trust: std::sync::Arc<signature::Trust>,
+    /// Which commits are checked.
+    pub mode: VerifyMode,
+}
+
+impl std::fmt::Debug for SignaturePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignaturePolicy")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most commits `--verify-signatures=all` checks in one go; a longer
+/// history since the last applied revision is refused, not half-checked.
+pub const MAX_VERIFIED_COMMITS: usize = 10_000;
+
+/// The outcome of checking a revision's signatures.
+#[derive(Debug)]
+pub struct Checked {
+    /// The commit the verdict is about: the head when it is trusted, the
+    /// first refused commit otherwise.
+    pub commit: String,
+    /// Trusted (with its signer) or refused (with the reason).
+    pub verdict: signature::Verdict,
+}
+
+impl RepoSource {
+    /// Checks `head` (and, in [`VerifyMode::All`], every commit after
+    /// `since`) against `policy`, at the time `now` (Unix seconds).
+    pub fn check_signatures(
+        &self,
+        head: Oid,
+        since: Option<Oid>,
+        policy: &SignaturePolicy,
+        now: i64,
+    ) -> Result<Checked, SourceError> {
+        let mut commits = vec![head];
+        if policy.mode == VerifyMode::All
+            && let Some(since) = since
+            && since != head
+        {
+            let mut walk = self
+                .repo
+                .revwalk()
+                .map_err(git("listing the commits to verify"))?;
+            walk.push(head).map_err(git("listing the commits to verify"))?;
+            // Commits reachable from the last applied revision were
+            // verified when it was applied (or are its history).
+            if self.repo.find_commit(since).is_ok() {
+                walk.hide(since)
+                    .map_err(git("listing the commits to verify"))?;
+            }
+            commits.clear();
+            for oid in walk {
+                let oid = oid.map_err(git("listing the commits to verify"))?;
+                commits.push(oid);
+                if commits.len() > MAX_VERIFIED_COMMITS {
+                    return Err(SourceError::Git {
+                        context: format!("verifying the commits after {since}"),
+                        message: format!(
+                            "more than {MAX_VERIFIED_COMMITS} commits since the last applied revision; verify them by hand, or check the head alone (--verify-signatures=head)"
+                        ),
+                    });
+                }
+            }
+        }
+        let mut last = None;
+        for commit in commits {
+            let verdict = signature::verify_commit(&policy.trust, &self.repo, commit, now);
+            if matches!(verdict, signature::Verdict::Refused(_)) {
+                return Ok(Checked {
+                    commit: commit.to_string(),
+                    verdict,
+                });
+            }
+            if commit == head || last.is_none() {
+                last = Some(Checked {
+                    commit: commit.to_string(),
+                    verdict,
+                });
+            }
+        }
+        match last {
+            Some(checked) => Ok(checked),
+            None => Ok(Checked {
+                commit: head.to_string(),
+                verdict: signature::verify_commit(&policy.trust, &self.repo, head, now),
+            }),
+        }
+    }
+
+    /// The author of `commit`, `Name <email>`.
+    pub fn author(&self, commit: Oid) -> Option<String> {
+        let commit = self.repo.find_commit(commit).ok()?;
+        let author = commit.author();
+        Some(format!(
+            "{} <{}>",
+            author.name().unwrap_or("?"),
+            author.email().unwrap_or("?")
+        ))
     }
 }
 
@@ -400,6 +599,25 @@ mod tests {
             redact("file:///srv/git/traffic.git"),
             "file:///srv/git/traffic.git"
         );
+    }
+
+    #[test]
+    fn a_folder_that_leaves_the_repository_is_refused() {
+        for path in ["..", "../x", "a/../../b", "/../etc", "a/.."] {
+            assert!(
+                matches!(
+                    folder_in_repository(path),
+                    Err(SourceError::OutsideRepository { .. })
+                ),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            folder_in_repository("/desired-state/").ok(),
+            Some("desired-state")
+        );
+        assert_eq!(folder_in_repository("a/..b/c").ok(), Some("a/..b/c"));
+        assert_eq!(folder_in_repository(".").ok(), Some("."));
     }
 
     #[test]

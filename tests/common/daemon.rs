@@ -20,8 +20,20 @@ pub struct Daemon {
 pub struct Response {
     /// Status code.
     pub status: u16,
+    /// Header lines, names in lower case.
+    pub headers: Vec<(String, String)>,
     /// Body.
     pub body: String,
+}
+
+impl Response {
+    /// The value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Daemon {
@@ -32,6 +44,17 @@ impl Daemon {
 
     /// As [`Self::start`], logging to `log` (several daemons on one world).
     pub fn start_logged(sim: &Path, args: &[&str], secret: Option<&str>, log: &Path) -> Self {
+        Self::start_with_env(sim, args, secret, &[], log)
+    }
+
+    /// As [`Self::start_logged`], with more variables in its environment.
+    pub fn start_with_env(
+        sim: &Path,
+        args: &[&str],
+        secret: Option<&str>,
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_meridian"));
         command
             .arg("--sim")
@@ -41,7 +64,8 @@ impl Daemon {
             .args(args);
         command
             .env_remove("MERIDIAN_SIM")
-            .env("MERIDIAN_LOG", "info");
+            .env("MERIDIAN_LOG", "info")
+            .envs(env.iter().copied());
         if let Some(secret) = secret {
             command
                 .env("WEBHOOK_SECRET", secret)
@@ -109,10 +133,14 @@ impl Daemon {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let headers = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let body = body.to_owned();
         // Bodies may be chunked; the tests only need the text.
         let body = if text
             .to_ascii_lowercase()
@@ -122,7 +150,11 @@ impl Daemon {
         } else {
             body
         };
-        Response { status, body }
+        Response {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// The status JSON.

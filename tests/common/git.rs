@@ -96,6 +96,18 @@ impl Repo {
         git(&self.work, &["rev-parse", "HEAD"], self.commits)
     }
 
+    /// Commits everything with `options` before `commit` (`-c key=value`,
+    /// e.g. a signing key) and `flags` after it (`-S` to sign).
+    pub fn commit_with(&mut self, message: &str, options: &[&str], flags: &[&str]) -> String {
+        self.commits += 1;
+        git(&self.work, &["add", "-A"], self.commits);
+        let mut args: Vec<&str> = options.to_vec();
+        args.extend(["commit", "-q", "--allow-empty", "-m", message]);
+        args.extend(flags);
+        git(&self.work, &args, self.commits);
+        git(&self.work, &["rev-parse", "HEAD"], self.commits)
+    }
+
     /// Pushes `main` (forced when `force`).
     pub fn push(&self, force: bool) {
         let remote = self.remote.display().to_string();

@@ -11,6 +11,7 @@
 pub mod address;
 pub mod change;
 pub mod error;
+pub mod journal;
 pub mod overrides;
 pub mod provider;
 pub mod ratelimit;
@@ -22,6 +23,7 @@ pub mod units;
 pub use address::{Address, AddressParseError, Family};
 pub use change::{Action, Change, FieldChange};
 pub use error::{ErrorClass, ProviderError};
+pub use journal::{WriteCall, recording};
 pub use provider::{
     ApplyRequest, ApplyResponse, CallCounter, Claim, DiscoverRequest, DiscoverResponse,
     LiveOverride, ObservationGap, ObserveRequest, ObserveResponse, Observed, Provider, Unclaimed,

@@ -1,11 +1,14 @@
 //! One place for every call: the error classifier, the client-side rate
-//! limit, meridian's retries, call counting and idempotency tokens.
+//! limit, meridian's retries, call counting, the write journal and
+//! idempotency tokens.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_globalaccelerator::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_globalaccelerator::operation::RequestId;
 use aws_sdk_globalaccelerator::types::Tag;
+use meridian_provider::journal::{self, WriteCall};
 use meridian_provider::{CallCounter, Change, ProviderError, RetryPolicy, with_retries};
 
 use crate::AwsProvider;
@@ -170,7 +173,8 @@ impl AwsProvider {
         }
     }
 
-    /// Runs one SDK call with meridian's retries, counting every attempt.
+    /// Runs one SDK call with meridian's retries, counting every attempt
+    /// and reporting every attempt of a write to the journal.
     pub(crate) async fn run<T, E, F, Fut>(
         &self,
         operation: &str,
@@ -179,6 +183,7 @@ impl AwsProvider {
         mut call: F,
     ) -> Result<T, ProviderError>
     where
+        T: RequestId,
         E: ProvideErrorMetadata + std::error::Error,
         F: FnMut() -> Fut,
         Fut: std::future::Future<
@@ -199,6 +204,7 @@ impl AwsProvider {
         call: &mut F,
     ) -> Result<T, ProviderError>
     where
+        T: RequestId,
         E: ProvideErrorMetadata + std::error::Error,
         F: FnMut() -> Fut,
         Fut: std::future::Future<
@@ -216,15 +222,32 @@ impl AwsProvider {
             let attempt = call();
             async move {
                 let ticket = limiter.acquire().await;
-                let result = attempt.await.map_err(|e| {
-                    let mut error = classify(operation, &e);
-                    if error.is_throttle() {
-                        limiter.throttled(ticket);
+                // The request id is AWS's `x-amzn-RequestId`, on answers
+                // and errors alike; a call that never reached AWS has none.
+                let (result, request_id) = match attempt.await {
+                    Ok(output) => {
+                        let request_id = output.request_id().map(str::to_owned);
+                        (Ok(output), request_id)
                     }
-                    error.message = format!("{what}: {}", error.message);
-                    error
-                });
+                    Err(e) => {
+                        let request_id = e.request_id().map(str::to_owned);
+                        let mut error = classify(operation, &e);
+                        if error.is_throttle() {
+                            limiter.throttled(ticket);
+                        }
+                        error.message = format!("{what}: {}", error.message);
+                        (Err(error), request_id)
+                    }
+                };
                 self.count(operation, write, result.is_ok());
+                if write {
+                    journal::write(WriteCall {
+                        operation: operation.to_owned(),
+                        request_id,
+                        ok: result.is_ok(),
+                        error: result.as_ref().err().map(|e| e.code.clone()),
+                    });
+                }
                 result
             }
         })
@@ -243,6 +266,7 @@ impl AwsProvider {
         mut find: G,
     ) -> Result<T, ProviderError>
     where
+        T: RequestId,
         E: ProvideErrorMetadata + std::error::Error,
         F: FnMut() -> Fut,
         Fut: std::future::Future<

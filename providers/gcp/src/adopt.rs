@@ -65,16 +65,16 @@ impl GcpProvider {
                     }
                     let description = self.released_description(live.description.as_deref());
                     let body = live.set_description(description.clone());
+                    let request_id = self.request_id_of(&[what.to_owned(), description], round);
                     self.write_op(
                         "healthChecks.update",
                         what,
+                        &request_id,
                         self.health_checks
                             .update()
                             .set_project(project)
                             .set_health_check(name)
-                            .set_request_id(
-                                self.request_id_of(&[what.to_owned(), description], round),
-                            )
+                            .set_request_id(&request_id)
                             .set_body(body)
                             .send(),
                     )
@@ -99,16 +99,16 @@ impl GcpProvider {
                         .set_name(name.as_str())
                         .set_description(description.clone());
                     body.fingerprint = live.fingerprint.clone();
+                    let request_id = self.request_id_of(&[what.to_owned(), description], round);
                     self.write_op(
                         "backendServices.patch",
                         what,
+                        &request_id,
                         self.backend_services
                             .patch()
                             .set_project(project)
                             .set_backend_service(name.as_str())
-                            .set_request_id(
-                                self.request_id_of(&[what.to_owned(), description], round),
-                            )
+                            .set_request_id(&request_id)
                             .set_body(body)
                             .send(),
                     )
@@ -133,16 +133,16 @@ impl GcpProvider {
                         .set_name(name.as_str())
                         .set_description(description.clone());
                     body.fingerprint = live.fingerprint.clone();
+                    let request_id = self.request_id_of(&[what.to_owned(), description], round);
                     self.write_op(
                         "urlMaps.patch",
                         what,
+                        &request_id,
                         self.url_maps
                             .patch()
                             .set_project(project)
                             .set_url_map(name.as_str())
-                            .set_request_id(
-                                self.request_id_of(&[what.to_owned(), description], round),
-                            )
+                            .set_request_id(&request_id)
                             .set_body(body)
                             .send(),
                     )

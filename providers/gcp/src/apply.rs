@@ -134,10 +134,11 @@ impl GcpProvider {
                             self.write_op(
                                 operation,
                                 what,
+                                &request_id,
                                 self.health_checks
                                     .insert()
                                     .set_project(project)
-                                    .set_request_id(request_id)
+                                    .set_request_id(&request_id)
                                     .set_body(body)
                                     .send(),
                             )
@@ -154,11 +155,12 @@ impl GcpProvider {
                             self.write_op(
                                 "healthChecks.patch",
                                 what,
+                                &request_id,
                                 self.health_checks
                                     .patch()
                                     .set_project(project)
                                     .set_health_check(name)
-                                    .set_request_id(request_id)
+                                    .set_request_id(&request_id)
                                     .set_body(body)
                                     .send(),
                             )
@@ -189,11 +191,12 @@ impl GcpProvider {
                             self.write_op(
                                 operation,
                                 what,
+                                &request_id,
                                 self.health_checks
                                     .update()
                                     .set_project(project)
                                     .set_health_check(name)
-                                    .set_request_id(request_id)
+                                    .set_request_id(&request_id)
                                     .set_body(full)
                                     .send(),
                             )
@@ -203,11 +206,12 @@ impl GcpProvider {
                             self.write_op(
                                 operation,
                                 what,
+                                &request_id,
                                 self.health_checks
                                     .delete()
                                     .set_project(project)
                                     .set_health_check(name)
-                                    .set_request_id(request_id)
+                                    .set_request_id(&request_id)
                                     .send(),
                             )
                             .await
@@ -263,10 +267,11 @@ impl GcpProvider {
                             self.write_op(
                                 operation,
                                 what,
+                                &request_id,
                                 self.url_maps
                                     .insert()
                                     .set_project(project)
-                                    .set_request_id(request_id)
+                                    .set_request_id(&request_id)
                                     .set_body(body)
                                     .send(),
                             )
@@ -288,11 +293,12 @@ impl GcpProvider {
                             self.write_op(
                                 operation,
                                 what,
+                                &request_id,
                                 self.url_maps
                                     .patch()
                                     .set_project(project)
                                     .set_url_map(name)
-                                    .set_request_id(request_id)
+                                    .set_request_id(&request_id)
                                     .set_body(body)
                                     .send(),
                             )
@@ -302,11 +308,12 @@ impl GcpProvider {
                             self.write_op(
                                 operation,
                                 what,
+                                &request_id,
                                 self.url_maps
                                     .delete()
                                     .set_project(project)
                                     .set_url_map(name)
-                                    .set_request_id(request_id)
+                                    .set_request_id(&request_id)
                                     .send(),
                             )
                             .await
@@ -427,10 +434,11 @@ impl GcpProvider {
                         self.write_op(
                             operation,
                             what,
+                            &request_id,
                             self.backend_services
                                 .insert()
                                 .set_project(project)
-                                .set_request_id(request_id)
+                                .set_request_id(&request_id)
                                 .set_body(body)
                                 .send(),
                         )
@@ -453,11 +461,12 @@ impl GcpProvider {
                         self.write_op(
                             operation,
                             what,
+                            &request_id,
                             self.backend_services
                                 .delete()
                                 .set_project(project)
                                 .set_backend_service(name)
-                                .set_request_id(request_id)
+                                .set_request_id(&request_id)
                                 .send(),
                         )
                         .await
@@ -541,11 +550,12 @@ impl GcpProvider {
                                 .write_op(
                                     "backendServices.update",
                                     what,
+                                    &request_id,
                                     self.backend_services
                                         .update()
                                         .set_project(project)
                                         .set_backend_service(name)
-                                        .set_request_id(request_id)
+                                        .set_request_id(&request_id)
                                         .set_body(full)
                                         .send(),
                                 )
@@ -573,11 +583,12 @@ impl GcpProvider {
                         self.write_op(
                             "backendServices.patch",
                             what,
+                            &request_id,
                             self.backend_services
                                 .patch()
                                 .set_project(project)
                                 .set_backend_service(name)
-                                .set_request_id(request_id)
+                                .set_request_id(&request_id)
                                 .set_body(body)
                                 .send(),
                         )

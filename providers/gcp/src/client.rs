@@ -1,10 +1,11 @@
 //! Calls, errors and operations: the one classifier for HTTP and operation
-//! errors, the rate limit, meridian's retries, request ids, waiting for
-//! operations and the compare-and-swap loop.
+//! errors, the rate limit, meridian's retries, request ids, the write
+//! journal, waiting for operations and the compare-and-swap loop.
 
 use std::time::{Duration, Instant};
 
 use google_cloud_compute_v1::model;
+use meridian_provider::journal::{self, WriteCall};
 use meridian_provider::{CallCounter, Change, ProviderError, with_retries};
 
 use crate::{CAS_ROUNDS, GcpProvider};
@@ -331,22 +332,40 @@ impl GcpProvider {
     }
 
     /// A write whose answer is an operation: sends it once, waits for DONE.
-    /// A 412 is a race (read again), not an error.
+    /// A 412 is a race (read again), not an error. `request_id` is the
+    /// `requestId` `send` carries: the id a human looks the write up by.
+    ///
+    /// The one path of every Compute write, so the one place that reports
+    /// writes to the journal: one entry per attempt, `ok` once the write
+    /// landed (its operation ended `DONE` without error), else the code of
+    /// what stopped it (the HTTP error, the operation's error, or the wait
+    /// that never saw it end).
     pub(crate) async fn write_op<Fut>(
         &self,
         operation: &str,
         what: &str,
+        request_id: &str,
         send: Fut,
     ) -> Result<Round, ProviderError>
     where
         Fut: std::future::Future<Output = Result<model::Operation, google_cloud_gax::error::Error>>,
     {
-        match self.call(operation, true, what, send).await {
-            Ok(started) => {
-                self.wait(operation, what, started).await?;
-                Ok(Round::Done)
+        let (outcome, raced) = match self.call(operation, true, what, send).await {
+            Ok(started) => (self.wait(operation, what, started).await, false),
+            Err(error) => {
+                let raced = error.code == "conditionNotMet";
+                (Err(error), raced)
             }
-            Err(error) if error.code == "conditionNotMet" => Ok(Round::Raced),
+        };
+        journal::write(WriteCall {
+            operation: operation.to_owned(),
+            request_id: Some(request_id.to_owned()),
+            ok: outcome.is_ok(),
+            error: outcome.as_ref().err().map(|e| e.code.clone()),
+        });
+        match outcome {
+            Ok(()) => Ok(Round::Done),
+            Err(_) if raced => Ok(Round::Raced),
             Err(error) => Err(error),
         }
     }

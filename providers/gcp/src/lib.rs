@@ -311,16 +311,16 @@ impl Provider for GcpProvider {
                 .set_name(name.as_str())
                 .set_description(description.clone());
             body.fingerprint = live.fingerprint.clone();
+            let request_id = self.request_id_of(&[address.to_string(), description.clone()], round);
             self.write_op(
                 "backendServices.patch",
                 what,
+                &request_id,
                 self.backend_services
                     .patch()
                     .set_project(project)
                     .set_backend_service(name.as_str())
-                    .set_request_id(
-                        self.request_id_of(&[address.to_string(), description.clone()], round),
-                    )
+                    .set_request_id(&request_id)
                     .set_body(body)
                     .send(),
             )

@@ -398,6 +398,7 @@ async fn modify(
 ) -> Answer {
     let query = Query::of(uri);
     let request_id = query.get("requestId");
+    let sandbox = &sandbox.for_request(request_id);
     let operation = format!("{}.{}", kind.api(), change.verb());
     if let Some(known) = sandbox.replay(ctx, &operation, request_id).await? {
         return Ok(known);
