@@ -11,12 +11,19 @@ if ! command -v git >/dev/null; then
   echo "the tests need git (apt-get install git)" >&2
   exit 1
 fi
-# The HA tests run a real etcd on loopback (Debian's etcd-server).
-if ! command -v etcd >/dev/null; then
+# The HA tests run a real etcd on loopback (Debian's etcd-server); the
+# signature tests sign commits with ssh-keygen (openssh-client) and gpg
+# (gnupg), as git does.
+missing=()
+command -v etcd >/dev/null || missing+=(etcd-server)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+command -v gpg >/dev/null || missing+=(gnupg)
+command -v gpgconf >/dev/null || missing+=(gpgconf)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq etcd-server >/dev/null
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "the tests need etcd (apt-get install etcd-server)" >&2
+    echo "the tests need: apt-get install ${missing[*]}" >&2
     exit 1
   fi
 fi

@@ -594,6 +594,32 @@ fn a_deploy_job_applies_as_the_leader_and_keeps_its_ledger_in_etcd() {
         "the ledger is in etcd, not in the job's state directory"
     );
     let writes = call_totals(&sim).1;
+    // So is the audit trail: a line per write the cloud recorded.
+    assert!(
+        !state.join("audit.jsonl").exists(),
+        "the audit trail is in etcd, not in the job's state directory"
+    );
+    let audit = common::meridian(
+        root,
+        &["audit", "--election", &etcd.url, "--format", "json"],
+    );
+    assert_eq!(audit.code, 0, "{}", audit.all());
+    let lines: Vec<serde_json::Value> = audit
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        lines.iter().filter(|l| l["outcome"] == "ok").count() as u64,
+        writes,
+        "one line per write"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["trigger"] == "apply" && l["actor"].as_str().is_some_and(|a| !a.is_empty())),
+        "{lines:#?}"
+    );
     // A replica on the same etcd takes over at once (the job resigned)
     // and finds nothing to do.
     let replica = replica(root, &repo, &sim, &etcd, "after-the-job");

@@ -248,6 +248,15 @@ fn ssh_signed_heads_are_applied_and_unsigned_unknown_and_tampered_ones_are_refus
     repo.git(&["update-ref", "refs/heads/main", &tampered]);
     repo.push(false);
     refused(&daemon, &tampered, "bad signature");
+    let shown = common::meridian(
+        root,
+        &["status", "--state-dir", state.to_str().expect("utf-8")],
+    );
+    assert!(
+        shown.stdout.contains("REFUSED (bad signature)"),
+        "{}",
+        shown.all()
+    );
     assert_eq!(dial(&sim, "api", 443, "eu-central-1"), 90);
     last_good_stays_reconciled(root, &sim, &daemon, &good, 90);
     let total = daemon.metric("meridian_signature_checks_total{result=\"verified\"}");

@@ -261,18 +261,42 @@ pub fn non_empty_reason(text: &str) -> Result<String, String> {
     Ok(text.trim().to_owned())
 }
 
+/// Crates whose debug and trace events carry credentials or request
+/// headers (the AWS SDK prints the resolved identity with the access key
+/// id; HTTP clients print Authorization headers). They never log below
+/// info, whatever -v or MERIDIAN_LOG ask for.
+const CREDENTIAL_BEARING: &[&str] = &[
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_smithy_types",
+    "aws_sigv4",
+    "aws_config",
+    "aws_credential_types",
+    "aws_runtime",
+    "google_cloud_auth",
+    "google_cloud_gax",
+    "google_cloud_gax_internal",
+    "reqwest",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+];
+
 pub fn init_logging(cli: &Cli) {
     let default = match cli.verbose {
         0 => "warn,meridian=info,meridian_provider=info,meridian_sim=warn",
-        // The AWS SDK's own debug lines include request headers (the access
-        // key id among them): they stay at info even at -vv.
         1 => "info",
-        _ => {
-            "debug,aws_smithy_runtime=info,aws_smithy_runtime_api=info,aws_sigv4=info,aws_config=info,aws_smithy_http_client=info,hyper=info,hyper_util=info,rustls=info"
-        }
+        _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MERIDIAN_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("MERIDIAN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    for target in CREDENTIAL_BEARING {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

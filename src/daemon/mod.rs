@@ -283,7 +283,10 @@ impl Loop {
                 at: crate::clock::now(),
             },
         };
-        let result = check.reason.clone().unwrap_or_else(|| "verified".to_owned());
+        let result = check
+            .reason
+            .clone()
+            .unwrap_or_else(|| "verified".to_owned());
         self.shared.metrics.signature(&result, !check.verified);
         self.shared
             .update_status(|s| s.signature = Some(check.clone()));
@@ -501,7 +504,11 @@ impl Loop {
         // keeps being reconciled.
         let since = previous.last_applied.as_ref().map(|a| a.revision.clone());
         if let Err(check) = self.verify(&head, since).await {
-            self.fail(Some(&head), check.message.clone(), check.refused_commit.iter().cloned().collect());
+            self.fail(
+                Some(&head),
+                check.message.clone(),
+                check.refused_commit.iter().cloned().collect(),
+            );
             self.finish(&head, trigger, Outcome::Refused, 0, started);
             return Next::Quiet;
         }

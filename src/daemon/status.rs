@@ -289,6 +289,18 @@ impl Status {
             })
         };
         let _ = writeln!(out, "head:           {}", show(&self.head));
+        if let Some(check) = &self.signature {
+            let _ = writeln!(
+                out,
+                "signature:      {} {}",
+                &check.revision[..check.revision.len().min(12)],
+                if check.verified {
+                    check.message.clone()
+                } else {
+                    format!("REFUSED ({})", check.reason.as_deref().unwrap_or("refused"))
+                }
+            );
+        }
         let _ = writeln!(out, "last applied:   {}", show(&self.last_applied));
         match &self.last_attempted {
             Some(a) => {

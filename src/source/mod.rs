@@ -517,7 +517,8 @@ impl RepoSource {
                 .repo
                 .revwalk()
                 .map_err(git("listing the commits to verify"))?;
-            walk.push(head).map_err(git("listing the commits to verify"))?;
+            walk.push(head)
+                .map_err(git("listing the commits to verify"))?;
             // Commits reachable from the last applied revision were
             // verified when it was applied (or are its history).
             if self.repo.find_commit(since).is_ok() {
