@@ -296,8 +296,24 @@ impl AuditLog {
                 serde_json::to_string(&record).unwrap_or_default()
             })
             .collect();
-        self.sink.append(&lines).await
+        let appended = self.sink.append(&lines).await;
+        if appended.is_err() {
+            LOST.fetch_add(
+                u64::try_from(lines.len()).unwrap_or(u64::MAX),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        appended
     }
+}
+
+/// Lines this process could not append (the disk was full, etcd was
+/// down): the writes they describe stand, their record is lost.
+static LOST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many audit lines this process could not append.
+pub fn lost_lines() -> u64 {
+    LOST.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The lines of a trail, oldest first; lines that do not parse are

@@ -620,6 +620,45 @@ fn a_deploy_job_applies_as_the_leader_and_keeps_its_ledger_in_etcd() {
             .all(|l| l["trigger"] == "apply" && l["actor"].as_str().is_some_and(|a| !a.is_empty())),
         "{lines:#?}"
     );
+    // A break-glass override on the same etcd lands in the same trail.
+    let set = sim_run(
+        root,
+        &sim,
+        &[
+            "override",
+            "set",
+            "GlobalAccelerator/api",
+            "--until",
+            "1h",
+            "--dir",
+            folder.to_str().expect("utf-8"),
+            "--election",
+            &etcd.url,
+        ],
+    );
+    assert_eq!(set.code, 0, "{}", set.all());
+    let audit = common::meridian(
+        root,
+        &[
+            "audit",
+            "--election",
+            &etcd.url,
+            "--object",
+            "GlobalAccelerator[api]",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(audit.code, 0, "{}", audit.all());
+    assert!(
+        audit
+            .stdout
+            .lines()
+            .any(|l| l.contains("\"trigger\":\"override\"") && l.contains("TagResource")),
+        "{}",
+        audit.stdout
+    );
+    let writes = call_totals(&sim).1;
     // A replica on the same etcd takes over at once (the job resigned)
     // and finds nothing to do.
     let replica = replica(root, &repo, &sim, &etcd, "after-the-job");

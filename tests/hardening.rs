@@ -83,6 +83,28 @@ fn a_billion_laughs_document_is_refused_by_validate_at_the_alias_that_crossed_th
 }
 
 #[test]
+fn a_billion_laughs_document_in_desired_state_changes_nothing_anywhere() {
+    let (dir, sim, writes) = applied_with_pending_change();
+    let root = dir.path();
+    let mut text = String::from(
+        "apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: p}\nspec: {type: aws}\nx0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+    );
+    for i in 1..9 {
+        text.push_str(&format!(
+            "x{i}: &a{i} [{}]\n",
+            vec![format!("*a{}", i - 1); 10].join(", ")
+        ));
+    }
+    std::fs::write(root.join("desired-state/bomb.yaml"), text).expect("write");
+    refused_everywhere(
+        root,
+        &sim,
+        writes,
+        "desired-state/bomb.yaml:9:45: aliases expand to more than 100000 values",
+    );
+}
+
+#[test]
 fn a_document_nested_too_deep_is_refused_with_its_position() {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = format!(

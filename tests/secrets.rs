@@ -65,7 +65,12 @@ fn environment(root: &Path) -> Vec<(String, String)> {
             "GOOGLE_APPLICATION_CREDENTIALS".to_owned(),
             key_file.display().to_string(),
         ),
-        ("MERIDIAN_LOG".to_owned(), "debug".to_owned()),
+        // Debug everywhere, and trace asked for the SDK's orchestrator
+        // and inside reconciles: the credential-bearing crates stay capped.
+        (
+            "MERIDIAN_LOG".to_owned(),
+            "debug,aws_smithy_runtime::client::orchestrator=trace,[reconcile]=trace".to_owned(),
+        ),
     ]
 }
 

@@ -458,6 +458,13 @@ fn openpgp_signed_commits_are_verified_against_a_keyring_and_every_commit_with_a
         daemon.status()["last_applied"]["revision"].as_str(),
         Some(good.as_str())
     );
+
+    // A force-push back to an older commit is not a way around `all`.
+    let older = repo.git(&["rev-parse", &format!("{good}~1")]);
+    repo.git(&["reset", "-q", "--hard", &older]);
+    repo.push(true);
+    refused(&daemon, &older, "behind last applied");
+    assert_eq!(dial(&sim, "api", 443, "eu-central-1"), 80);
 }
 
 #[test]
@@ -540,4 +547,96 @@ fn diff_refuses_to_preview_an_untrusted_head_and_keys_are_required() {
         "the line is named: {}",
         run.all()
     );
+}
+
+#[test]
+fn apply_verifies_the_checkouts_head_and_refuses_uncommitted_edits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let (sim, mut repo) = setup(root);
+    let key = root.join("release");
+    let public = ssh_key(&key, "release@example.com");
+    let allowed = root.join("allowed_signers");
+    std::fs::write(&allowed, format!("release@example.com {public}\n")).expect("write");
+    let signing = ssh_signing(&key);
+    let signing: Vec<&str> = signing.iter().map(String::as_str).collect();
+    let folder = repo.work.join("desired-state");
+    let folder = folder.to_str().expect("utf-8").to_owned();
+    let state = root.join("state");
+    let state = state.to_str().expect("utf-8").to_owned();
+    let allowed = allowed.to_str().expect("utf-8").to_owned();
+    let apply = |extra: &[&str]| {
+        let mut args = vec![
+            "apply",
+            folder.as_str(),
+            "--yes",
+            "--state-dir",
+            state.as_str(),
+            "--verify-signatures",
+            "--allowed-signers",
+            allowed.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        sim_run(root, &sim, &args)
+    };
+    // The checkout's HEAD is the unsigned initial commit.
+    let run = apply(&[]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(run.stderr.contains("(unsigned)"), "{}", run.all());
+    assert_eq!(call_totals(&sim).1, 0, "nothing written");
+
+    let signed = repo.commit_with("signed", &signing, &["-S"]);
+    let run = apply(&[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("signed by release@example.com"),
+        "{}",
+        run.all()
+    );
+    let writes = call_totals(&sim).1;
+    assert!(writes > 0);
+    let audit = common::meridian(root, &["audit", "--state-dir", &state, "--format", "json"]);
+    assert_eq!(audit.code, 0, "{}", audit.all());
+    let lines: Vec<serde_json::Value> = audit
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert_eq!(line["trigger"], "apply", "{line:#}");
+        assert_eq!(line["revision"], signed.as_str(), "{line:#}");
+        assert_eq!(
+            line["author"], "Test Author <author@example.com>",
+            "{line:#}"
+        );
+        assert!(
+            line["signer"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("release@example.com (SHA256:")),
+            "{line:#}"
+        );
+    }
+
+    // An edit not committed is not what was signed.
+    edit_dial(&repo, ("eu-central-1", 10));
+    let run = apply(&[]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(run.stderr.contains("not committed"), "{}", run.all());
+    assert_eq!(call_totals(&sim).1, writes, "nothing written");
+    // `all` is for the daemon.
+    let run = sim_run(
+        root,
+        &sim,
+        &[
+            "apply",
+            &folder,
+            "--yes",
+            "--verify-signatures=all",
+            "--allowed-signers",
+            &allowed,
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("meridian run"), "{}", run.all());
 }

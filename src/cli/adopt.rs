@@ -152,6 +152,10 @@ pub struct ReleaseArgs {
     /// The state directory whose audit trail records the release's writes.
     #[arg(long, default_value = ".meridian-state")]
     pub state_dir: PathBuf,
+    /// Record the writes in the audit trail the `meridian run --election`
+    /// replicas keep in this etcd instead.
+    #[arg(long, value_name = "URL", value_parser = meridian::daemon::election::EtcdTarget::parse)]
+    pub election: Option<meridian::daemon::election::EtcdTarget>,
 }
 
 pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
@@ -239,7 +243,7 @@ pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
     };
     let mut providers = Providers::build(&state, &options(cli)).await?;
     providers.audit = Some(std::sync::Arc::new(meridian::audit::AuditLog::new(
-        std::sync::Arc::new(meridian::audit::FileSink::new(&args.state_dir)),
+        audit_sink(&args.state_dir, args.election.as_ref()),
         meridian::audit::Context {
             trigger: meridian::audit::Trigger::Release,
             actor: meridian::audit::local_actor(),

@@ -37,6 +37,11 @@ pub struct ApplyArgs {
     /// deploy workflow shares the daemon's ledger this way.
     #[arg(long, value_name = "URL", value_parser = meridian::daemon::election::EtcdTarget::parse)]
     pub election: Option<meridian::daemon::election::EtcdTarget>,
+    /// With --verify-signatures, DIR must be committed in its Git work
+    /// tree and the work tree's HEAD signed by a trusted key (`head`; `all`
+    /// needs a last applied revision and is for `meridian run`).
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
 }
 
 /// Progress of an apply on the console. Up to [`render::LISTED`] changes,
@@ -235,11 +240,51 @@ async fn apply_as(
     args: &ApplyArgs,
     election: Option<Arc<meridian::daemon::election::Election>>,
 ) -> Result<u8> {
+    // With --verify-signatures, the folder must be what a trusted key
+    // signed: committed, at a signed HEAD.
+    let signed = match args.signatures.policy()? {
+        None => None,
+        Some(policy) if policy.mode == meridian::source::VerifyMode::All => {
+            eprintln!(
+                "error: apply checks the signature of the checkout's HEAD: use --verify-signatures (=head); `all` (every commit since the last applied revision) is for `meridian run`"
+            );
+            return Ok(exit::ERROR);
+        }
+        Some(policy) => {
+            let now = meridian::clock::unix_seconds(std::time::SystemTime::now()) as i64;
+            match meridian::source::check_folder(&args.dir, &policy, now) {
+                Err(why) => {
+                    eprintln!("error: {why}. Nothing was applied.");
+                    return Ok(exit::BLOCKED);
+                }
+                Ok(folder) => match folder.checked.verdict {
+                    meridian::source::signature::Verdict::Verified(signer) => {
+                        let who = format!("{} ({})", signer.principal, signer.fingerprint);
+                        println!("Revision {} is signed by {who}.", short(&folder.revision));
+                        Some((folder.revision, folder.author, who, folder.files))
+                    }
+                    meridian::source::signature::Verdict::Refused(refusal) => {
+                        eprintln!(
+                            "error: revision {} is refused ({}): {refusal}. Nothing was applied.",
+                            short(&folder.revision),
+                            refusal.reason()
+                        );
+                        return Ok(exit::BLOCKED);
+                    }
+                },
+            }
+        }
+    };
     // A saved plan carries the desired state it was made from: that, not
     // the folder as it is now, is what runs.
     let (state, saved) = match &args.plan {
         None => {
-            let Some(state) = load(&args.dir)? else {
+            // Signed: what the commit holds, read from Git, not the disk.
+            let loaded = match &signed {
+                Some((_, _, _, files)) => report(model::load_files_of(&args.dir, files.clone()))?,
+                None => load(&args.dir)?,
+            };
+            let Some(state) = loaded else {
                 return Ok(exit::ERROR);
             };
             (state, None)
@@ -262,6 +307,17 @@ async fn apply_as(
                     return Ok(exit::ERROR);
                 }
             };
+            if let Some((_, _, _, files)) = &signed
+                && model::load_files_of(&args.dir, files.clone())
+                    .map_or(true, |committed| committed.digest != state.digest)
+            {
+                eprintln!(
+                    "error: {} holds other desired state than the signed commit in {}; with --verify-signatures only what was signed is applied. Nothing was applied.",
+                    path.display(),
+                    args.dir.display()
+                );
+                return Ok(exit::BLOCKED);
+            }
             if let Ok(current) = model::load_dir(&args.dir)
                 && current.digest != state.digest
             {
@@ -402,9 +458,12 @@ async fn apply_as(
     providers.audit = Some(Arc::new(meridian::audit::AuditLog::new(
         sink,
         meridian::audit::Context {
-            revision: plan_revision.clone(),
-            author: None,
-            signer: None,
+            revision: signed
+                .as_ref()
+                .map(|(revision, _, _, _)| revision.clone())
+                .or_else(|| plan_revision.clone()),
+            author: signed.as_ref().and_then(|(_, author, _, _)| author.clone()),
+            signer: signed.as_ref().map(|(_, _, who, _)| who.clone()),
             trigger: meridian::audit::Trigger::Apply,
             actor: match &election {
                 Some(e) => e.identity().to_owned(),
@@ -440,6 +499,17 @@ async fn apply_as(
     }
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     let applied = outcomes.len() - failed;
+    if meridian::audit::lost_lines() > 0 {
+        eprintln!(
+            "warning: {} audit line(s) could not be written to {} (see the errors above); the writes they describe stand",
+            meridian::audit::lost_lines(),
+            providers
+                .audit
+                .as_ref()
+                .map(|a| a.describe())
+                .unwrap_or_default()
+        );
+    }
     let calls = providers.calls();
     let (reads, writes) = calls.values().flatten().fold((0, 0), |(r, w), c| {
         if c.write {

@@ -64,16 +64,7 @@ pub async fn audit(args: &AuditArgs) -> Result<u8> {
             return Ok(exit::ERROR);
         }
     };
-    let sink: Arc<dyn AuditSink> = match &args.election {
-        Some(target) => Arc::new(meridian::daemon::election::EtcdAudit(
-            meridian::daemon::election::Election::new(
-                target.clone(),
-                audit::local_actor(),
-                meridian::daemon::election::Timings::default(),
-            ),
-        )),
-        None => Arc::new(audit::FileSink::new(&args.state_dir)),
-    };
+    let sink: Arc<dyn AuditSink> = audit_sink(&args.state_dir, args.election.as_ref());
     let records = match audit::load(sink.as_ref()).await {
         Ok(records) => records,
         Err(why) => {

@@ -225,6 +225,24 @@ impl SignatureArgs {
     }
 }
 
+/// Where a command's audit lines go: the replicas' etcd with `--election`,
+/// the state directory's `audit.jsonl` otherwise.
+pub fn audit_sink(
+    state_dir: &Path,
+    election: Option<&meridian::daemon::election::EtcdTarget>,
+) -> std::sync::Arc<dyn meridian::audit::AuditSink> {
+    match election {
+        Some(target) => std::sync::Arc::new(meridian::daemon::election::EtcdAudit(
+            meridian::daemon::election::Election::new(
+                target.clone(),
+                meridian::audit::local_actor(),
+                meridian::daemon::election::Timings::default(),
+            ),
+        )),
+        None => std::sync::Arc::new(meridian::audit::FileSink::new(state_dir)),
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ShowFormat {
     Text,
@@ -290,20 +308,33 @@ pub fn init_logging(cli: &Cli) {
         1 => "info",
         _ => "debug",
     };
-    let mut filter = tracing_subscriber::EnvFilter::try_from_env("MERIDIAN_LOG")
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::{FilterExt as _, LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MERIDIAN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    for target in CREDENTIAL_BEARING {
-        if let Ok(directive) = format!("{target}=info").parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // A second filter both must pass: no directive of MERIDIAN_LOG (a more
+    // specific target, a span) can lift these crates below info.
+    let cap = CREDENTIAL_BEARING.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |t, target| t.with_target(*target, LevelFilter::INFO),
+    );
+    let filter = filter.and(cap);
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
     match cli.log_format {
-        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => tracing_subscriber::registry()
+            .with(
+                layer
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_filter(filter),
+            )
+            .init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json().with_filter(filter))
+            .init(),
     }
 }
 
@@ -315,7 +346,12 @@ pub fn style() -> Style {
 
 /// Loads desired state, printing every diagnostic. `None` means invalid.
 pub fn load(dir: &Path) -> Result<Option<DesiredState>> {
-    match model::load_dir(dir) {
+    report(model::load_dir(dir))
+}
+
+/// Prints a load's diagnostics. `None` means invalid.
+pub fn report(loaded: Result<DesiredState, LoadError>) -> Result<Option<DesiredState>> {
+    match loaded {
         Ok(state) => Ok(Some(state)),
         Err(LoadError::Invalid(diagnostics)) => {
             for diagnostic in &diagnostics {

@@ -30,6 +30,10 @@ pub enum OverrideCommand {
         /// The state directory whose audit trail records the write.
         #[arg(long, default_value = ".meridian-state")]
         state_dir: PathBuf,
+        /// Record the write in the audit trail the `meridian run
+        /// --election` replicas keep in this etcd instead.
+        #[arg(long, value_name = "URL", value_parser = meridian::daemon::election::EtcdTarget::parse)]
+        election: Option<meridian::daemon::election::EtcdTarget>,
     },
     /// Remove the override marker: the next apply or reconcile reverts the
     /// traffic changes made by hand.
@@ -42,6 +46,10 @@ pub enum OverrideCommand {
         /// The state directory whose audit trail records the write.
         #[arg(long, default_value = ".meridian-state")]
         state_dir: PathBuf,
+        /// Record the write in the audit trail the `meridian run
+        /// --election` replicas keep in this etcd instead.
+        #[arg(long, value_name = "URL", value_parser = meridian::daemon::election::EtcdTarget::parse)]
+        election: Option<meridian::daemon::election::EtcdTarget>,
     },
 }
 
@@ -55,18 +63,20 @@ pub fn operator() -> String {
 
 pub async fn override_command(cli: &Cli, command: &OverrideCommand) -> Result<u8> {
     use meridian::plan::held as overrides;
-    let (target, until, dir, state_dir) = match command {
+    let (target, until, dir, state_dir, election) = match command {
         OverrideCommand::Set {
             target,
             until,
             dir,
             state_dir,
-        } => (target, Some(until), dir, state_dir),
+            election,
+        } => (target, Some(until), dir, state_dir, election),
         OverrideCommand::Clear {
             target,
             dir,
             state_dir,
-        } => (target, None, dir, state_dir),
+            election,
+        } => (target, None, dir, state_dir, election),
     };
     let Some(state) = load(dir)? else {
         return Ok(exit::ERROR);
@@ -81,7 +91,7 @@ pub async fn override_command(cli: &Cli, command: &OverrideCommand) -> Result<u8
     };
     let mut providers = Providers::build(&state, &options(cli)).await?;
     providers.audit = Some(std::sync::Arc::new(meridian::audit::AuditLog::new(
-        std::sync::Arc::new(meridian::audit::FileSink::new(state_dir)),
+        audit_sink(state_dir, election.as_ref()),
         meridian::audit::Context {
             trigger: meridian::audit::Trigger::Override,
             actor: meridian::audit::local_actor(),

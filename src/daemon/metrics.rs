@@ -162,6 +162,12 @@ impl Metrics {
         });
     }
 
+    /// Sets the refusal gauge without counting a check: at start, from
+    /// the persisted status, so a restart does not clear an alert.
+    pub fn refused_since_before(&self, reason: Option<&str>) {
+        self.with(|m| m.refused = reason.map(str::to_owned));
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
         let Ok(m) = self.inner.lock() else {
@@ -241,6 +247,11 @@ impl Metrics {
             out,
             "# HELP meridian_revision_failed Whether the head revision failed its health gates and was rolled back (1) or not (0).\n# TYPE meridian_revision_failed gauge\nmeridian_revision_failed {}",
             m.revision_failed
+        );
+        let _ = writeln!(
+            out,
+            "# HELP meridian_audit_lines_lost_total Audit lines that could not be appended (disk full, etcd down); the writes they describe stand.\n# TYPE meridian_audit_lines_lost_total counter\nmeridian_audit_lines_lost_total {}",
+            crate::audit::lost_lines()
         );
         let _ = writeln!(
             out,

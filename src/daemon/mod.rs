@@ -214,9 +214,11 @@ impl Loop {
         ))
     }
 
-    /// Checks the signatures `--verify-signatures` asks for on `head`;
-    /// `Err` with the check (also in /status and metrics) when it is refused.
-    async fn verify(&mut self, head: &str, since: Option<String>) -> Result<(), SignatureCheck> {
+    /// Checks the signatures `--verify-signatures` asks for on `head`:
+    /// `Refused` with the check (also in /status and metrics) when a
+    /// signature is refused, `Unverifiable` when the history could not be
+    /// read (retried, never recorded as refused).
+    async fn verify(&mut self, head: &str, since: Option<String>) -> Result<(), Unverified> {
         let Some(policy) = self.config.signatures.clone() else {
             return Ok(());
         };
@@ -270,18 +272,26 @@ impl Loop {
                 refused_commit: Some(commit),
                 at: crate::clock::now(),
             },
-            Err(error) => SignatureCheck {
+            Err(error @ crate::source::SourceError::Behind { .. }) => SignatureCheck {
                 revision: head.to_owned(),
                 verified: false,
                 signer: None,
-                reason: Some("unverifiable".to_owned()),
+                reason: Some("behind last applied".to_owned()),
                 refused_commit: None,
                 message: format!(
-                    "the signatures of revision {} cannot be checked: {error}; it is not applied",
+                    "revision {} is refused (behind last applied): {error}; the last good revision stays live",
                     &head[..head.len().min(12)]
                 ),
                 at: crate::clock::now(),
             },
+            Err(error) => {
+                let message = format!(
+                    "the signatures of revision {} cannot be checked now: {error}; it is not applied, and checked again at the next attempt",
+                    &head[..head.len().min(12)]
+                );
+                tracing::warn!(revision = %head, %message, "signatures not checked");
+                return Err(Unverified::Unverifiable(message));
+            }
         };
         let result = check
             .reason
@@ -290,14 +300,26 @@ impl Loop {
         self.shared.metrics.signature(&result, !check.verified);
         self.shared
             .update_status(|s| s.signature = Some(check.clone()));
+        // Only the verdicts of the revisions in play are kept.
+        let keep = self.last_good.as_ref().map(|(s, _)| s.revision.clone());
+        self.signers
+            .retain(|revision, _| revision == head || Some(revision) == keep.as_ref());
         if check.verified {
             tracing::info!(revision = %head, signer = check.signer.as_deref().unwrap_or("-"), "signature verified");
             Ok(())
         } else {
             tracing::warn!(revision = %head, reason = %result, message = %check.message, "revision refused");
-            Err(check)
+            Err(Unverified::Refused(check))
         }
     }
+}
+
+/// Why a revision's signatures did not let it through.
+enum Unverified {
+    /// A signature was refused: never applied until a new commit.
+    Refused(SignatureCheck),
+    /// The history could not be read: tried again at the next attempt.
+    Unverifiable(String),
 }
 
 struct LogProgress;
@@ -502,15 +524,42 @@ impl Loop {
         // A revision whose signatures are refused is never read further:
         // it stays refused until a new commit, and the last good revision
         // keeps being reconciled.
-        let since = previous.last_applied.as_ref().map(|a| a.revision.clone());
-        if let Err(check) = self.verify(&head, since).await {
-            self.fail(
-                Some(&head),
-                check.message.clone(),
-                check.refused_commit.iter().cloned().collect(),
-            );
-            self.finish(&head, trigger, Outcome::Refused, 0, started);
-            return Next::Quiet;
+        // `=all` checks every commit after the last applied revision: this
+        // replica's, or the one the shared ledger completed last (after a
+        // takeover, or a restart with a fresh state directory).
+        let since = previous
+            .last_applied
+            .as_ref()
+            .map(|a| a.revision.clone())
+            .or_else(|| {
+                self.store()
+                    .load()
+                    .ok()
+                    .and_then(|l| l.current)
+                    .filter(|r| {
+                        r.status == crate::rollout::RolloutStatus::Complete
+                            && git2::Oid::from_str(&r.revision).is_ok()
+                    })
+                    .map(|r| r.revision)
+            });
+        match self.verify(&head, since).await {
+            Ok(()) => {}
+            Err(Unverified::Refused(check)) => {
+                self.fail(
+                    Some(&head),
+                    check.message.clone(),
+                    check.refused_commit.iter().cloned().collect(),
+                );
+                self.finish(&head, trigger, Outcome::Refused, 0, started);
+                return Next::Quiet;
+            }
+            Err(Unverified::Unverifiable(message)) => {
+                self.fail(Some(&head), message, Vec::new());
+                self.shared
+                    .metrics
+                    .reconciled(Outcome::Error.label(), started.elapsed().as_secs_f64());
+                return Next::Retry(self.last_error_message());
+            }
         }
         let span = tracing::info_span!("reconcile", revision = %head, trigger);
         async {
@@ -585,7 +634,9 @@ impl Loop {
         let Ok(commit) = git2::Oid::from_str(&revision) else {
             return;
         };
-        // Its signer, for the audit lines of the drift it corrects.
+        // With --verify-signatures, the last good revision is reconciled
+        // only while its own signature still verifies (a key may have been
+        // retired since, or status.json may name another commit).
         if let Some(policy) = self.config.signatures.clone()
             && !self.signers.contains_key(&revision)
         {
@@ -594,17 +645,30 @@ impl Loop {
                 ..policy
             };
             let now = crate::clock::unix_seconds(SystemTime::now()) as i64;
-            if let Ok(crate::source::Checked {
-                verdict: crate::source::signature::Verdict::Verified(signer),
-                ..
-            }) = self
+            match self
                 .blocking(move |s| s.check_signatures(commit, None, &policy, now))
                 .await
             {
-                self.signers.insert(
-                    revision.clone(),
-                    format!("{} ({})", signer.principal, signer.fingerprint),
-                );
+                Ok(crate::source::Checked {
+                    verdict: crate::source::signature::Verdict::Verified(signer),
+                    ..
+                }) => {
+                    self.signers.insert(
+                        revision.clone(),
+                        format!("{} ({})", signer.principal, signer.fingerprint),
+                    );
+                }
+                Ok(crate::source::Checked {
+                    verdict: crate::source::signature::Verdict::Refused(refusal),
+                    ..
+                }) => {
+                    tracing::warn!(%revision, reason = refusal.reason(), %refusal, "the last applied revision is not trusted any more; drift is not corrected against it");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%revision, %error, "cannot check the last applied revision's signature; drift is not corrected against it for now");
+                    return;
+                }
             }
         }
         let path = self.config.path.clone();
@@ -1165,6 +1229,17 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             });
         }
     };
+    let refused_head = status
+        .signature
+        .as_ref()
+        .filter(|c| {
+            !c.verified
+                && status
+                    .head
+                    .as_ref()
+                    .is_some_and(|h| h.revision == c.revision)
+        })
+        .and_then(|c| c.reason.clone());
     let shared = Arc::new(Shared {
         status: Mutex::new(status),
         metrics: Metrics::default(),
@@ -1185,6 +1260,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         secret: config.webhook_secret.clone(),
         branch: config.branch.clone(),
     });
+    shared.metrics.refused_since_before(refused_head.as_deref());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|cause| DaemonError::Listen {

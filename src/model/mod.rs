@@ -557,7 +557,12 @@ pub fn read_dir_relative(dir: &Path) -> Result<Vec<SourceFile>, LoadError> {
 /// Loads and validates desired state from a directory. The digest covers
 /// paths relative to `dir`, so `plan ds` and `apply ./ds` agree.
 pub fn load_dir(dir: &Path) -> Result<DesiredState, LoadError> {
-    let files = read_dir(dir)?;
+    load_files_of(dir, read_dir(dir)?)
+}
+
+/// Loads `files` (paths under `dir`, as [`read_dir`] gives them, e.g. read
+/// from a commit instead of the disk) with the digest [`load_dir`] gives.
+pub fn load_files_of(dir: &Path, files: Vec<SourceFile>) -> Result<DesiredState, LoadError> {
     let mut state = load(&files)?;
     let relative: Vec<SourceFile> = files
         .iter()

@@ -74,6 +74,18 @@ pub enum SourceError {
         /// Its size.
         bytes: u64,
     },
+    /// Under `--verify-signatures=all`, the head is an ancestor of the
+    /// last applied revision: applying it would move the fleet back to an
+    /// older (signed) state without a new signed commit saying so.
+    #[error(
+        "revision {head} is behind the last applied revision {applied}: with --verify-signatures=all meridian does not move back to an older commit; revert with a new signed commit"
+    )]
+    Behind {
+        /// The head.
+        head: String,
+        /// The last applied revision.
+        applied: String,
+    },
     /// The desired-state folder asked for has a `..` component.
     #[error(
         "the desired-state folder `{path}` holds a `..` component, which could leave the repository; give a folder inside the repository, relative to its root, without `..`"
@@ -513,6 +525,12 @@ impl RepoSource {
             && let Some(since) = since
             && since != head
         {
+            if self.repo.graph_descendant_of(since, head).unwrap_or(false) {
+                return Err(SourceError::Behind {
+                    head: head.to_string(),
+                    applied: since.to_string(),
+                });
+            }
             let mut walk = self
                 .repo
                 .revwalk()
@@ -576,19 +594,153 @@ impl RepoSource {
     }
 }
 
+/// A desired-state folder in a Git work tree, checked against a signature
+/// policy: what `meridian apply --verify-signatures` applies.
+#[derive(Debug)]
+pub struct CheckedFolder {
+    /// The work tree's HEAD commit.
+    pub revision: String,
+    /// Its author, `Name <email>`.
+    pub author: Option<String>,
+    /// The signature verdict on it.
+    pub checked: Checked,
+    /// The folder's YAML files as committed at HEAD (paths under the
+    /// folder as given): what is applied, read from the commit, not the disk.
+    pub files: Vec<SourceFile>,
+}
+
+/// Checks that `dir` is committed in its Git work tree (no modified,
+/// staged, deleted or untracked file under it) and that the work tree's
+/// HEAD is signed as `policy` asks: only then is what the folder holds
+/// what a trusted key signed. `Err` says why not.
+pub fn check_folder(
+    dir: &Path,
+    policy: &SignaturePolicy,
+    now: i64,
+) -> Result<CheckedFolder, String> {
+    let repo = Repository::discover(dir).map_err(|e| {
+        format!(
+            "{} is not in a Git work tree ({}); signatures can only be verified on committed desired state",
+            dir.display(),
+            e.message()
+        )
+    })?;
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| format!("{} is in a bare repository", dir.display()))?
+        .canonicalize()
+        .map_err(|e| format!("resolving the work tree: {e}"))?;
+    let folder = dir
+        .canonicalize()
+        .map_err(|e| format!("resolving {}: {e}", dir.display()))?;
+    let relative = folder
+        .strip_prefix(&workdir)
+        .map_err(|_| format!("{} is outside its work tree", dir.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let mut options = git2::StatusOptions::new();
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    if !relative.is_empty() {
+        options.pathspec(&relative);
+    }
+    let changed: Vec<String> = repo
+        .statuses(Some(&mut options))
+        .map_err(|e| format!("reading the work tree's status: {}", e.message()))?
+        .iter()
+        .filter(|s| s.status() != git2::Status::CURRENT)
+        .filter_map(|s| s.path().ok().map(str::to_owned))
+        .collect();
+    if !changed.is_empty() {
+        return Err(format!(
+            "{} has changes that are not committed ({}); only a signed commit is applied: commit and sign them, or apply the committed state",
+            dir.display(),
+            changed
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let head = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .map(|c| c.id())
+        .ok_or_else(|| "the work tree has no HEAD commit".to_owned())?;
+    let source = RepoSource {
+        display: workdir.display().to_string(),
+        repo,
+        url: None,
+        auth: GitAuth::default(),
+    };
+    let policy = SignaturePolicy {
+        mode: VerifyMode::Head,
+        ..policy.clone()
+    };
+    let checked = source
+        .check_signatures(head, None, &policy, now)
+        .map_err(|e| e.to_string())?;
+    let snapshot = source
+        .snapshot(head, &relative, false)
+        .map_err(|e| e.to_string())?;
+    let prefix = if relative.is_empty() {
+        String::new()
+    } else {
+        format!("{relative}/")
+    };
+    let files = snapshot
+        .files
+        .into_iter()
+        .map(|f| SourceFile {
+            path: dir
+                .join(f.path.strip_prefix(&prefix).unwrap_or(&f.path))
+                .display()
+                .to_string(),
+            text: f.text,
+        })
+        .collect();
+    Ok(CheckedFolder {
+        revision: head.to_string(),
+        author: source.author(head),
+        checked,
+        files,
+    })
+}
+
 /// A URL with any `user:password@` part removed, for messages and logs.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
+    let Some(scheme) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme + 3..];
+    // The authority ends at the first `/`; a password may hold `@`, so the
+    // user part ends at the authority's last `@`.
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => format!("{}://***@{}", &url[..scheme], &rest[at + 1..]),
+        None => url.to_owned(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_holding_at_signs_is_hidden_whole() {
+        assert_eq!(
+            redact("https://user:p@ss@word@git.example.com/org/repo.git"),
+            "https://***@git.example.com/org/repo.git"
+        );
+        assert_eq!(
+            redact("https://git.example.com/org/a@b.git"),
+            "https://git.example.com/org/a@b.git"
+        );
+    }
 
     #[test]
     fn credentials_never_appear_in_displayed_urls() {

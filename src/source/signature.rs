@@ -468,6 +468,9 @@ pub fn verify(
     }
 }
 
+/// The largest commit object (headers, signature and message) read.
+pub const MAX_COMMIT_BYTES: usize = 1024 * 1024;
+
 /// Checks the signature of `commit` in `repo` (see [`verify`]); the
 /// committer time is read from the commit.
 pub fn verify_commit(
@@ -476,6 +479,16 @@ pub fn verify_commit(
     commit: git2::Oid,
     now: i64,
 ) -> Verdict {
+    // A commit object is a few hundred bytes plus its message and
+    // signature: one far larger is refused from its header, unread.
+    if let Ok(odb) = repo.odb()
+        && let Ok((size, _)) = odb.read_header(commit)
+        && size > MAX_COMMIT_BYTES
+    {
+        return Verdict::Refused(Refusal::bad(format!(
+            "commit {commit} is {size} bytes; commits may be at most {MAX_COMMIT_BYTES} bytes"
+        )));
+    }
     let commit_time = match repo.find_commit(commit) {
         Ok(found) => found.committer().when().seconds(),
         Err(error) => {
