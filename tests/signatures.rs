@@ -76,6 +76,25 @@ fn edit_dial(repo: &Repo, region_dial: (&str, u32)) {
     );
 }
 
+/// A commit with `signed`'s signature over another message (`change`
+/// replaced in it), written straight into the object database.
+fn forge(repo: &Repo, root: &Path, signed: &str, kind: &str, change: (&str, &str)) -> String {
+    let object = repo.git(&["cat-file", "commit", signed]);
+    assert!(
+        object.contains(&format!("-----BEGIN {kind} SIGNATURE-----")),
+        "{object}"
+    );
+    let path = root.join("forged-commit");
+    std::fs::write(&path, format!("{}\n", object.replace(change.0, change.1))).expect("write");
+    repo.git(&[
+        "hash-object",
+        "-t",
+        "commit",
+        "-w",
+        path.to_str().expect("utf-8"),
+    ])
+}
+
 fn setup(root: &Path) -> (PathBuf, Repo) {
     let sim = root.join("sim");
     let files = example_files("desired-state");
@@ -233,18 +252,7 @@ fn ssh_signed_heads_are_applied_and_unsigned_unknown_and_tampered_ones_are_refus
     // changed after signing.
     edit_dial(&repo, ("eu-central-1", 30));
     let signed = repo.commit_with("eu-central-1 to 30, signed", &signing, &["-S"]);
-    let object = repo.git(&["cat-file", "commit", &signed]);
-    assert!(object.contains("-----BEGIN SSH SIGNATURE-----"), "{object}");
-    let forged = object.replace("eu-central-1 to 30, signed", "eu-central-1 to 0, signed");
-    let path = root.join("forged-commit");
-    std::fs::write(&path, format!("{forged}\n")).expect("write");
-    let tampered = repo.git(&[
-        "hash-object",
-        "-t",
-        "commit",
-        "-w",
-        path.to_str().expect("utf-8"),
-    ]);
+    let tampered = forge(&repo, root, &signed, "SSH", ("to 30", "to 0"));
     repo.git(&["update-ref", "refs/heads/main", &tampered]);
     repo.push(false);
     refused(&daemon, &tampered, "bad signature");
@@ -438,18 +446,7 @@ fn openpgp_signed_commits_are_verified_against_a_keyring_and_every_commit_with_a
     repo.git(&["reset", "-q", "--hard", &good]);
     edit_dial(&repo, ("eu-central-1", 30));
     let signed = repo.commit_with("eu-central-1 to 30, signed", &signing, &["-S"]);
-    let object = repo.git(&["cat-file", "commit", &signed]);
-    assert!(object.contains("-----BEGIN PGP SIGNATURE-----"), "{object}");
-    let forged = object.replace("eu-central-1 to 30, signed", "eu-central-1 to 0, signed");
-    let path = root.join("forged-commit");
-    std::fs::write(&path, format!("{forged}\n")).expect("write");
-    let tampered = repo.git(&[
-        "hash-object",
-        "-t",
-        "commit",
-        "-w",
-        path.to_str().expect("utf-8"),
-    ]);
+    let tampered = forge(&repo, root, &signed, "PGP", ("to 30", "to 0"));
     repo.git(&["update-ref", "refs/heads/main", &tampered]);
     repo.push(true);
     refused(&daemon, &tampered, "bad signature");
