@@ -355,6 +355,64 @@ fn signed(daemon: &Daemon, body: &[u8], delivery: &str) -> common::daemon::Respo
 }
 
 #[test]
+fn a_committed_link_out_of_the_repository_makes_the_revision_invalid_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let mut repo = repo(root);
+    let sim = sim(root);
+    let first = repo.git(&["rev-parse", "HEAD"]);
+    let daemon = start(root, &repo, &sim, "300ms", &[]);
+    daemon.wait_for(WAIT, "the initial revision", |s| {
+        applied(s) == Some(first.as_str())
+    });
+    let (_, writes) = call_totals(&sim);
+
+    repo.write(GA, &repo.read(GA).replace(APAC_DIAL, "trafficDial: 30"));
+    std::os::unix::fs::symlink(
+        "../../../etc/passwd",
+        repo.work.join("desired-state/passwd.yaml"),
+    )
+    .expect("symlink");
+    let linked = repo.commit("a dial change and a link out of the repository");
+    repo.push(false);
+    let status = daemon.wait_for(WAIT, "the linking revision to be attempted", |s| {
+        s["last_attempted"]["revision"] == linked.as_str()
+    });
+    assert_eq!(status["last_attempted"]["outcome"], "invalid", "{status:#}");
+    assert_eq!(applied(&status), Some(first.as_str()), "{status:#}");
+    assert_eq!(
+        status["last_error"]["message"],
+        format!(
+            "desired-state/passwd.yaml at revision {linked}: a symbolic link to `../../../etc/passwd`, outside the repository; links are never followed, and one leaving the repository is refused: commit the file itself"
+        ),
+        "{status:#}"
+    );
+    assert_eq!(dial(&sim, "api", 443, "ap-southeast-1"), 50);
+    assert_eq!(call_totals(&sim).1, writes, "nothing written");
+    let diff = sim_run(
+        root,
+        &sim,
+        &[
+            "diff",
+            "--repo",
+            repo.work.to_str().expect("utf-8"),
+            "--base",
+            &first,
+            "--head",
+            &linked,
+            "--state-dir",
+            root.join("diff-state").to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(diff.code, 1, "{}", diff.all());
+    assert!(
+        diff.stdout.contains("outside the repository"),
+        "{}",
+        diff.all()
+    );
+}
+
+#[test]
 fn an_oversized_git_blob_makes_the_revision_invalid_and_the_last_good_one_stays() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();

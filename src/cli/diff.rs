@@ -101,7 +101,8 @@ pub async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
             | SourceError::PathMissing { .. }
             | SourceError::NotText { .. }
             | SourceError::TooLarge { .. }
-            | SourceError::UnsafeEntry { .. }),
+            | SourceError::UnsafeEntry { .. }
+            | SourceError::LinkOutside { .. }),
         ) => {
             preview.errors.push(error.to_string());
             print!("{}", meridian::preview::render(&preview, args.format));

@@ -107,9 +107,47 @@ pub enum SourceError {
         /// The revision.
         revision: String,
     },
+    /// A symbolic link in the folder points out of the repository.
+    #[error(
+        "{path} at revision {revision}: a symbolic link to `{target}`, outside the repository; links are never followed, and one leaving the repository is refused: commit the file itself"
+    )]
+    LinkOutside {
+        /// The link.
+        path: String,
+        /// Where it points.
+        target: String,
+        /// The revision.
+        revision: String,
+    },
 }
 
 pub use crate::model::yaml::MAX_FILE_BYTES;
+
+/// Whether a symbolic link in the folder `dir` (repository-relative)
+/// pointing at `target` leads out of the repository: an absolute target,
+/// or more `..` than there are folders above it.
+fn leaves_repository(dir: &str, target: &str) -> bool {
+    if target.starts_with('/') || target.starts_with('\\') {
+        return true;
+    }
+    let mut depth = dir
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .count();
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                if depth == 0 {
+                    return true;
+                }
+                depth -= 1;
+            }
+            _ => depth += 1,
+        }
+    }
+    false
+}
 
 /// The desired-state folder `path` (`--path`) as a path inside the
 /// repository, leading and trailing `/` removed; an error when a `..`
@@ -426,9 +464,29 @@ impl RepoSource {
                         .map_err(git(format!("reading {path}")))?;
                     self.walk(&subtree, &path, revision, files, notes)?;
                 }
-                0o120000 => notes.push(format!(
-                    "{path}: symbolic link ignored (desired state must be regular files)"
-                )),
+                0o120000 => {
+                    // Links are never followed; one that points out of the
+                    // repository is refused outright, as it is on disk.
+                    let target = self
+                        .repo
+                        .find_blob(entry.id())
+                        .map(|blob| {
+                            let content = blob.content();
+                            String::from_utf8_lossy(&content[..content.len().min(4096)])
+                                .into_owned()
+                        })
+                        .map_err(git(format!("reading the link {path}")))?;
+                    if leaves_repository(prefix, &target) {
+                        return Err(SourceError::LinkOutside {
+                            path,
+                            target,
+                            revision: revision.to_owned(),
+                        });
+                    }
+                    notes.push(format!(
+                        "{path}: symbolic link ignored (desired state must be regular files)"
+                    ));
+                }
                 0o160000 => notes.push(format!("{path}: submodule ignored")),
                 _ if name.ends_with(".yaml") || name.ends_with(".yml") => {
                     // The size from the object's header, before the blob is
@@ -729,6 +787,20 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_leaving_the_repository_are_told_apart() {
+        assert!(leaves_repository("desired-state", "/etc/passwd"));
+        assert!(leaves_repository("desired-state", "../../secrets.yaml"));
+        assert!(leaves_repository("", "../x.yaml"));
+        assert!(leaves_repository("a/b", "../../../x"));
+        assert!(!leaves_repository("desired-state", "../shared/x.yaml"));
+        assert!(!leaves_repository(
+            "desired-state",
+            "global-accelerator.yaml"
+        ));
+        assert!(!leaves_repository("a/b", "./../../x"));
+    }
 
     #[test]
     fn a_password_holding_at_signs_is_hidden_whole() {
