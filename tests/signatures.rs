@@ -637,3 +637,69 @@ fn apply_verifies_the_checkouts_head_and_refuses_uncommitted_edits() {
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("meridian run"), "{}", run.all());
 }
+
+#[test]
+fn a_revision_whose_key_was_retired_is_neither_applied_nor_reconciled_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let (sim, mut repo) = setup(root);
+    let old_key = root.join("old");
+    let old_public = ssh_key(&old_key, "old@example.com");
+    let new_key = root.join("new");
+    let new_public = ssh_key(&new_key, "new@example.com");
+    let allowed = root.join("allowed_signers");
+    std::fs::write(&allowed, format!("old@example.com {old_public}\n")).expect("write");
+    let signing = ssh_signing(&old_key);
+    let signing: Vec<&str> = signing.iter().map(String::as_str).collect();
+    edit_dial(&repo, ("eu-central-1", 90));
+    let signed = repo.commit_with("signed by the old key", &signing, &["-S"]);
+    repo.push(false);
+    let state = root.join("state");
+    let flags = [
+        "--verify-signatures",
+        "--allowed-signers",
+        allowed.to_str().expect("utf-8"),
+    ];
+    let mut daemon = start(&sim, &repo, &state, &flags);
+    daemon.wait_for(Duration::from_secs(90), "the signed head", |s| {
+        s["last_applied"]["revision"].as_str() == Some(signed.as_str())
+    });
+    assert_eq!(daemon.terminate(), 0);
+
+    // The old key is retired; the branch has not moved.
+    std::fs::write(&allowed, format!("new@example.com {new_public}\n")).expect("write");
+    let daemon = start(&sim, &repo, &state, &flags);
+    // (The status persisted by the first run says it was verified.)
+    daemon.wait_for(Duration::from_secs(60), "the check at start", |s| {
+        s["signature"]["verified"] == false
+    });
+    refused(&daemon, &signed, "unknown key");
+    // Drift is not corrected against a revision no trusted key signed.
+    let moved = sim_run(
+        root,
+        &sim,
+        &[
+            "sim",
+            "set-dial",
+            "api",
+            "eu-central-1",
+            "40",
+            "--listener",
+            "https",
+        ],
+    );
+    assert_eq!(moved.code, 0, "{}", moved.all());
+    // Two drift intervals (3 s) and more.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(dial(&sim, "api", 443, "eu-central-1"), 40, "not reconciled");
+    // A commit signed by the new key is applied.
+    let signing = ssh_signing(&new_key);
+    let signing: Vec<&str> = signing.iter().map(String::as_str).collect();
+    edit_dial(&repo, ("eu-central-1", 95));
+    let next = repo.commit_with("signed by the new key", &signing, &["-S"]);
+    repo.push(false);
+    daemon.wait_for(Duration::from_secs(60), "the newly signed head", |s| {
+        s["last_applied"]["revision"].as_str() == Some(next.as_str())
+    });
+    assert_eq!(dial(&sim, "api", 443, "eu-central-1"), 95);
+}
