@@ -239,6 +239,23 @@ fn a_rollout_a_rollback_and_an_override_are_each_in_the_trail_matching_the_cloud
     // and every `ok` line is one write the cloud recorded. The writes the
     // cloud recorded without one are the test's own `sim` commands.
     let all = audit(root, &state, &[]);
+    // --since: a time or a duration back from now.
+    assert_eq!(audit(root, &state, &["--since", "1h"]), all);
+    assert!(audit(root, &state, &["--since", "2999-01-01T00:00:00Z"]).is_empty());
+    let first_ms = all[0]["at_unix_ms"].as_u64().expect("ms");
+    let last_ms = all[all.len() - 1]["at_unix_ms"].as_u64().expect("ms");
+    assert!(last_ms > first_ms + 2000, "the run spans a bake");
+    // (RFC 3339 here is to the second: the cut is at most 1.5 s before
+    // the last line.)
+    let cut =
+        meridian::clock::rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(last_ms - 500));
+    let later = audit(root, &state, &["--since", &cut]);
+    assert!(!later.is_empty() && later.len() < all.len(), "{cut}");
+    assert!(
+        later
+            .iter()
+            .all(|l| l["at_unix_ms"].as_u64() >= Some(last_ms - 1500))
+    );
     let mut lines_by_request: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in all.iter().filter(|l| l["outcome"] == "ok") {
         lines_by_request
