@@ -377,8 +377,42 @@ fn an_estate_built_by_other_clients_is_imported_adopted_and_released_without_los
         "BackendService/shop",
         "HealthCheck/shop-hc",
     ] {
-        let run = sim_run(dir, &sim, &["release", target]);
+        let run = sim_run(
+            dir,
+            &sim,
+            &["release", target, "--state-dir", "release-state"],
+        );
         assert_eq!(run.code, 0, "{}", run.all());
+    }
+    // Each release write is a line of the trail in --state-dir.
+    let trail = common::meridian(
+        dir,
+        &["audit", "--state-dir", "release-state", "--format", "json"],
+    );
+    assert_eq!(trail.code, 0, "{}", trail.all());
+    let lines: Vec<serde_json::Value> = trail
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert!(!lines.is_empty(), "{}", trail.all());
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["trigger"] == "release" && l["outcome"] == "ok"),
+        "{lines:#?}"
+    );
+    let history = common::world(&sim)["history"]
+        .as_array()
+        .cloned()
+        .expect("history");
+    for line in &lines {
+        assert!(
+            history
+                .iter()
+                .any(|h| h["request_id"] == line["request_id"] && h["operation"] == line["call"]),
+            "the cloud recorded {line:#}"
+        );
     }
     std::fs::remove_dir_all(&imported).expect("remove documents");
     let (_, writes) = call_totals(&sim);

@@ -668,6 +668,38 @@ fn a_deploy_job_applies_as_the_leader_and_keeps_its_ledger_in_etcd() {
             || s["last_attempted"]["outcome"] == "no_changes"
     });
     assert_eq!(call_totals(&sim).1, writes, "nothing applied twice");
+    drop(replica);
+
+    // A release on the same etcd is recorded there too.
+    let release = sim_run(
+        root,
+        &sim,
+        &[
+            "release",
+            "GlobalAccelerator/api",
+            folder.to_str().expect("utf-8"),
+            "--force",
+            "--election",
+            &etcd.url,
+        ],
+    );
+    assert_eq!(release.code, 0, "{}", release.all());
+    let audit = common::meridian(
+        root,
+        &["audit", "--election", &etcd.url, "--format", "json"],
+    );
+    let released: Vec<&str> = audit
+        .stdout
+        .lines()
+        .filter(|l| l.contains("\"trigger\":\"release\""))
+        .collect();
+    assert_eq!(
+        released.len() as u64,
+        call_totals(&sim).1 - writes,
+        "a line per write of the release: {}",
+        audit.stdout
+    );
+    assert!(!released.is_empty(), "{}", audit.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread")]
