@@ -354,8 +354,15 @@ fn signed(daemon: &Daemon, body: &[u8], delivery: &str) -> common::daemon::Respo
     )
 }
 
-#[test]
-fn a_committed_link_out_of_the_repository_makes_the_revision_invalid_and_changes_nothing() {
+/// A daemon applies the repository's first revision; `change` then
+/// commits a revision that must be invalid with `message` (given the
+/// revision): it is recorded as failed, nothing is written, the first
+/// revision stays live, and `diff` refuses it with `diff_says`.
+fn an_invalid_revision_changes_nothing(
+    change: impl FnOnce(&mut Repo) -> String,
+    message: impl FnOnce(&str) -> String,
+    diff_says: &str,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let mut repo = repo(root);
@@ -366,73 +373,11 @@ fn a_committed_link_out_of_the_repository_makes_the_revision_invalid_and_changes
         applied(s) == Some(first.as_str())
     });
     let (_, writes) = call_totals(&sim);
-
     repo.write(GA, &repo.read(GA).replace(APAC_DIAL, "trafficDial: 30"));
-    std::os::unix::fs::symlink(
-        "../../../etc/passwd",
-        repo.work.join("desired-state/passwd.yaml"),
-    )
-    .expect("symlink");
-    let linked = repo.commit("a dial change and a link out of the repository");
+    let bad = change(&mut repo);
     repo.push(false);
-    let status = daemon.wait_for(WAIT, "the linking revision to be attempted", |s| {
-        s["last_attempted"]["revision"] == linked.as_str()
-    });
-    assert_eq!(status["last_attempted"]["outcome"], "invalid", "{status:#}");
-    assert_eq!(applied(&status), Some(first.as_str()), "{status:#}");
-    assert_eq!(
-        status["last_error"]["message"],
-        format!(
-            "desired-state/passwd.yaml at revision {linked}: a symbolic link to `../../../etc/passwd`, outside the repository; links are never followed, and one leaving the repository is refused: commit the file itself"
-        ),
-        "{status:#}"
-    );
-    assert_eq!(dial(&sim, "api", 443, "ap-southeast-1"), 50);
-    assert_eq!(call_totals(&sim).1, writes, "nothing written");
-    let diff = sim_run(
-        root,
-        &sim,
-        &[
-            "diff",
-            "--repo",
-            repo.work.to_str().expect("utf-8"),
-            "--base",
-            &first,
-            "--head",
-            &linked,
-            "--state-dir",
-            root.join("diff-state").to_str().expect("utf-8"),
-        ],
-    );
-    assert_eq!(diff.code, 1, "{}", diff.all());
-    assert!(
-        diff.stdout.contains("outside the repository"),
-        "{}",
-        diff.all()
-    );
-}
-
-#[test]
-fn an_oversized_git_blob_makes_the_revision_invalid_and_the_last_good_one_stays() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
-    let mut repo = repo(root);
-    let sim = sim(root);
-    let first = repo.git(&["rev-parse", "HEAD"]);
-    let daemon = start(root, &repo, &sim, "300ms", &[]);
-    daemon.wait_for(WAIT, "the initial revision", |s| {
-        applied(s) == Some(first.as_str())
-    });
-
-    repo.write(GA, &repo.read(GA).replace(APAC_DIAL, "trafficDial: 30"));
-    repo.write(
-        "desired-state/generated.yaml",
-        &"# padding\n".repeat(500_000),
-    );
-    let big = repo.commit("a dial change and a 5 MB generated file");
-    repo.push(false);
-    let status = daemon.wait_for(WAIT, "the oversized revision to be attempted", |s| {
-        s["last_attempted"]["revision"] == big.as_str()
+    let status = daemon.wait_for(WAIT, "the invalid revision to be attempted", |s| {
+        s["last_attempted"]["revision"] == bad.as_str()
     });
     assert_eq!(status["last_attempted"]["outcome"], "invalid", "{status:#}");
     assert_eq!(applied(&status), Some(first.as_str()), "{status:#}");
@@ -441,17 +386,12 @@ fn an_oversized_git_blob_makes_the_revision_invalid_and_the_last_good_one_stays(
             .as_array()
             .expect("failed")
             .iter()
-            .any(|r| r == big.as_str()),
+            .any(|r| r == bad.as_str()),
         "{status:#}"
     );
-    assert_eq!(
-        status["last_error"]["message"],
-        format!(
-            "desired-state/generated.yaml at revision {big}: files may be at most 4 MiB; this one is 4.8 MiB: split it into several files"
-        ),
-        "{status:#}"
-    );
+    assert_eq!(status["last_error"]["message"], message(&bad), "{status:#}");
     assert_eq!(dial(&sim, "api", 443, "ap-southeast-1"), 50);
+    assert_eq!(call_totals(&sim).1, writes, "nothing written");
 
     // The pull-request preview refuses it the same way.
     let diff = sim_run(
@@ -464,16 +404,51 @@ fn an_oversized_git_blob_makes_the_revision_invalid_and_the_last_good_one_stays(
             "--base",
             &first,
             "--head",
-            &big,
+            &bad,
             "--state-dir",
             root.join("diff-state").to_str().expect("utf-8"),
         ],
     );
     assert_eq!(diff.code, 1, "{}", diff.all());
-    assert!(
-        diff.stdout.contains("files may be at most 4 MiB"),
-        "{}",
-        diff.all()
+    assert!(diff.stdout.contains(diff_says), "{}", diff.all());
+}
+
+#[test]
+fn a_committed_link_out_of_the_repository_makes_the_revision_invalid_and_changes_nothing() {
+    an_invalid_revision_changes_nothing(
+        |repo| {
+            std::os::unix::fs::symlink(
+                "../../../etc/passwd",
+                repo.work.join("desired-state/passwd.yaml"),
+            )
+            .expect("symlink");
+            repo.commit("a dial change and a link out of the repository")
+        },
+        |revision| {
+            format!(
+                "desired-state/passwd.yaml at revision {revision}: a symbolic link to `../../../etc/passwd`, outside the repository; links are never followed, and one leaving the repository is refused: commit the file itself"
+            )
+        },
+        "outside the repository",
+    );
+}
+
+#[test]
+fn an_oversized_git_blob_makes_the_revision_invalid_and_the_last_good_one_stays() {
+    an_invalid_revision_changes_nothing(
+        |repo| {
+            repo.write(
+                "desired-state/generated.yaml",
+                &"# padding\n".repeat(500_000),
+            );
+            repo.commit("a dial change and a 5 MB generated file")
+        },
+        |revision| {
+            format!(
+                "desired-state/generated.yaml at revision {revision}: files may be at most 4 MiB; this one is 4.8 MiB: split it into several files"
+            )
+        },
+        "files may be at most 4 MiB",
     );
 }
 
