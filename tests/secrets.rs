@@ -307,20 +307,7 @@ fn no_secret_appears_in_any_output_log_plan_audit_line_or_file_of_a_full_run() {
     );
     responses.push(invalid.to_string());
     // Drift, corrected against the last good revision.
-    let moved = common::sim_run(
-        root,
-        &sim,
-        &[
-            "sim",
-            "set-dial",
-            "api",
-            "eu-central-1",
-            "40",
-            "--listener",
-            "https",
-        ],
-    );
-    assert_eq!(moved.code, 0, "{}", moved.all());
+    common::set_https_dial(&sim, "api", "eu-central-1", 40);
     let started = std::time::Instant::now();
     while common::dial(&sim, "api", 443, "eu-central-1") != 100 {
         assert!(

@@ -118,6 +118,27 @@ fn start(sim: &Path, repo: &Repo, state: &Path, extra: &[&str]) -> Daemon {
     Daemon::start(sim, &args, None)
 }
 
+/// Sets the eu-central-1 dial to `dial` in a commit signed with `signing`,
+/// pushes it, starts a daemon with the signature `flags` and waits until it
+/// has applied that commit: the daemon, the commit and the status then.
+fn signed_and_applied(
+    sim: &Path,
+    repo: &mut Repo,
+    state: &Path,
+    signing: &[&str],
+    dial: u32,
+    flags: &[&str],
+) -> (Daemon, String, serde_json::Value) {
+    edit_dial(repo, ("eu-central-1", dial));
+    let good = repo.commit_with(&format!("eu-central-1 to {dial}, signed"), signing, &["-S"]);
+    repo.push(false);
+    let daemon = start(sim, repo, state, flags);
+    let status = daemon.wait_for(Duration::from_secs(90), "the signed head", |s| {
+        s["last_applied"]["revision"].as_str() == Some(good.as_str())
+    });
+    (daemon, good, status)
+}
+
 /// Waits until the daemon has refused `revision` and returns its status.
 fn refused(daemon: &Daemon, revision: &str, reason: &str) -> serde_json::Value {
     let status = daemon.wait_for(Duration::from_secs(60), reason, |s| {
@@ -141,32 +162,13 @@ fn refused(daemon: &Daemon, revision: &str, reason: &str) -> serde_json::Value {
 
 /// Commits after `revision`'s are not applied: the world keeps the last
 /// good revision's dial, and drift back to it is still corrected.
-fn last_good_stays_reconciled(
-    root: &Path,
-    sim: &Path,
-    daemon: &Daemon,
-    good: &str,
-    dial_of_good: u64,
-) {
+fn last_good_stays_reconciled(sim: &Path, daemon: &Daemon, good: &str, dial_of_good: u64) {
     assert_eq!(
         daemon.status()["last_applied"]["revision"].as_str(),
         Some(good)
     );
     assert_eq!(dial(sim, "api", 443, "eu-central-1"), dial_of_good);
-    let moved = sim_run(
-        root,
-        sim,
-        &[
-            "sim",
-            "set-dial",
-            "api",
-            "eu-central-1",
-            "7",
-            "--listener",
-            "https",
-        ],
-    );
-    assert_eq!(moved.code, 0, "{}", moved.all());
+    common::set_https_dial(sim, "api", "eu-central-1", 7);
     let started = Instant::now();
     while dial(sim, "api", 443, "eu-central-1") != dial_of_good {
         assert!(
@@ -196,24 +198,19 @@ fn ssh_signed_heads_are_applied_and_unsigned_unknown_and_tampered_ones_are_refus
     .expect("allowed signers");
     let signing = ssh_signing(&trusted);
     let signing: Vec<&str> = signing.iter().map(String::as_str).collect();
-    edit_dial(&repo, ("eu-central-1", 90));
-    let good = repo.commit_with("eu-central-1 to 90, signed", &signing, &["-S"]);
-    repo.push(false);
-
     let state = root.join("state");
-    let daemon = start(
+    let (daemon, good, status) = signed_and_applied(
         &sim,
-        &repo,
+        &mut repo,
         &state,
+        &signing,
+        90,
         &[
             "--verify-signatures",
             "--allowed-signers",
             allowed.to_str().expect("utf-8"),
         ],
     );
-    let status = daemon.wait_for(Duration::from_secs(90), "the signed head", |s| {
-        s["last_applied"]["revision"].as_str() == Some(good.as_str())
-    });
     assert_eq!(status["signature"]["verified"], true, "{status:#}");
     assert!(
         status["signature"]["signer"]
@@ -231,7 +228,7 @@ fn ssh_signed_heads_are_applied_and_unsigned_unknown_and_tampered_ones_are_refus
     let (_, writes) = call_totals(&sim);
     refused(&daemon, &unsigned, "unsigned");
     assert_eq!(call_totals(&sim).1, writes, "nothing written for it");
-    last_good_stays_reconciled(root, &sim, &daemon, &good, 90);
+    last_good_stays_reconciled(&sim, &daemon, &good, 90);
 
     // Signed by a key nobody trusts.
     let stranger_signing = ssh_signing(&stranger);
@@ -266,7 +263,7 @@ fn ssh_signed_heads_are_applied_and_unsigned_unknown_and_tampered_ones_are_refus
         shown.all()
     );
     assert_eq!(dial(&sim, "api", 443, "eu-central-1"), 90);
-    last_good_stays_reconciled(root, &sim, &daemon, &good, 90);
+    last_good_stays_reconciled(&sim, &daemon, &good, 90);
     let total = daemon.metric("meridian_signature_checks_total{result=\"verified\"}");
     assert!(total >= 1.0, "verified checks are counted");
 
@@ -385,23 +382,19 @@ fn openpgp_signed_commits_are_verified_against_a_keyring_and_every_commit_with_a
 
     let signing = release.signing();
     let signing: Vec<&str> = signing.iter().map(String::as_str).collect();
-    edit_dial(&repo, ("eu-central-1", 80));
-    let good = repo.commit_with("eu-central-1 to 80, signed", &signing, &["-S"]);
-    repo.push(false);
     let state = root.join("state");
-    let daemon = start(
+    let (daemon, good, status) = signed_and_applied(
         &sim,
-        &repo,
+        &mut repo,
         &state,
+        &signing,
+        80,
         &[
             "--verify-signatures=all",
             "--openpgp-keyring",
             keyring.to_str().expect("utf-8"),
         ],
     );
-    let status = daemon.wait_for(Duration::from_secs(90), "the signed head", |s| {
-        s["last_applied"]["revision"].as_str() == Some(good.as_str())
-    });
     assert!(
         status["signature"]["signer"]
             .as_str()
@@ -424,7 +417,7 @@ fn openpgp_signed_commits_are_verified_against_a_keyring_and_every_commit_with_a
         Some(unsigned.as_str()),
         "{status:#}"
     );
-    last_good_stays_reconciled(root, &sim, &daemon, &good, 80);
+    last_good_stays_reconciled(&sim, &daemon, &good, 80);
 
     // Unknown, expired and tampered, each from the last good revision.
     let stranger_signing = stranger.signing();
@@ -651,19 +644,13 @@ fn a_revision_whose_key_was_retired_is_neither_applied_nor_reconciled_after_a_re
     std::fs::write(&allowed, format!("old@example.com {old_public}\n")).expect("write");
     let signing = ssh_signing(&old_key);
     let signing: Vec<&str> = signing.iter().map(String::as_str).collect();
-    edit_dial(&repo, ("eu-central-1", 90));
-    let signed = repo.commit_with("signed by the old key", &signing, &["-S"]);
-    repo.push(false);
     let state = root.join("state");
     let flags = [
         "--verify-signatures",
         "--allowed-signers",
         allowed.to_str().expect("utf-8"),
     ];
-    let mut daemon = start(&sim, &repo, &state, &flags);
-    daemon.wait_for(Duration::from_secs(90), "the signed head", |s| {
-        s["last_applied"]["revision"].as_str() == Some(signed.as_str())
-    });
+    let (mut daemon, signed, _) = signed_and_applied(&sim, &mut repo, &state, &signing, 90, &flags);
     assert_eq!(daemon.terminate(), 0);
 
     // The old key is retired; the branch has not moved.
@@ -675,20 +662,7 @@ fn a_revision_whose_key_was_retired_is_neither_applied_nor_reconciled_after_a_re
     });
     refused(&daemon, &signed, "unknown key");
     // Drift is not corrected against a revision no trusted key signed.
-    let moved = sim_run(
-        root,
-        &sim,
-        &[
-            "sim",
-            "set-dial",
-            "api",
-            "eu-central-1",
-            "40",
-            "--listener",
-            "https",
-        ],
-    );
-    assert_eq!(moved.code, 0, "{}", moved.all());
+    common::set_https_dial(&sim, "api", "eu-central-1", 40);
     // Two drift intervals (3 s) and more.
     std::thread::sleep(Duration::from_secs(8));
     assert_eq!(dial(&sim, "api", 443, "eu-central-1"), 40, "not reconciled");

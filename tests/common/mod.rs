@@ -255,6 +255,26 @@ pub fn normalized(sim: &Path) -> serde_json::Value {
 
 /// The live traffic dial of the endpoint group in `region` of the listener
 /// on `port` of the accelerator named `accelerator`, read from the world.
+/// Moves the `https` listener's dial of `accelerator` in `region` out of
+/// band (`meridian sim set-dial`), as another writer would.
+pub fn set_https_dial(sim: &Path, accelerator: &str, region: &str, percent: u8) {
+    let percent = percent.to_string();
+    let run = sim_run(
+        Path::new("."),
+        sim,
+        &[
+            "sim",
+            "set-dial",
+            accelerator,
+            region,
+            &percent,
+            "--listener",
+            "https",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+}
+
 pub fn dial(sim: &Path, accelerator: &str, port: u64, region: &str) -> u64 {
     let world = world(sim);
     let arn = world["accelerators"]
