@@ -11,7 +11,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::daemon::Daemon;
-use common::git::{Repo, example_files};
 use common::{sim_run, world};
 
 const GROUP: &str = "GlobalAccelerator[api].listener[https].endpointGroup[us-east-1]";
@@ -51,18 +50,7 @@ fn a_rollout_a_rollback_and_an_override_are_each_in_the_trail_matching_the_cloud
     let sim = root.join("sim");
     let run = sim_run(root, &sim, &["sim", "faults", "--deploy-delay-ms", "10"]);
     assert_eq!(run.code, 0, "{}", run.all());
-    let files: Vec<(String, String)> = example_files("desired-state")
-        .into_iter()
-        .map(|(p, c)| {
-            (
-                p,
-                c.replace("maxStepPercent: 100", "maxStepPercent: 25")
-                    .replace("bakeSeconds: 0", "bakeSeconds: 4"),
-            )
-        })
-        .collect();
-    let files: Vec<(&str, String)> = files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
-    let mut repo = Repo::new(root, &files);
+    let mut repo = common::git::stepped_example(root, 4);
 
     // Commits are signed with an SSH key the daemon trusts.
     let key = root.join("release");

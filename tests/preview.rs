@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::git::{Repo, example_files};
+use common::git::Repo;
 use common::sim_run;
 
 const GA: &str = "desired-state/global-accelerator.yaml";
@@ -25,18 +25,7 @@ fn setup() -> Setup {
     // The example's careful policy (25% steps, 5 min bake), without its
     // weekend deny window, so the preview shows a real schedule whatever
     // the day.
-    let files: Vec<(String, String)> = example_files("desired-state")
-        .into_iter()
-        .map(|(p, c)| {
-            (
-                p,
-                c.replace("maxStepPercent: 100", "maxStepPercent: 25")
-                    .replace("bakeSeconds: 0", "bakeSeconds: 300"),
-            )
-        })
-        .collect();
-    let files: Vec<(&str, String)> = files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
-    let repo = Repo::new(&root, &files);
+    let repo = common::git::stepped_example(&root, 300);
     let sim = root.join("sim");
     assert_eq!(
         sim_run(&root, &sim, &["sim", "faults", "--deploy-delay-ms", "50"]).code,

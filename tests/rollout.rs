@@ -389,24 +389,12 @@ fn a_dial_is_not_moved_back_within_the_flap_hold() {
 #[test]
 fn the_daemon_rolls_back_a_failing_revision_shows_it_and_does_not_retry_it() {
     use common::daemon::Daemon;
-    use common::git::{Repo, example_files};
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let sim = root.join("sim");
     let run = sim_run(root, &sim, &["sim", "faults", "--deploy-delay-ms", "10"]);
     assert_eq!(run.code, 0, "{}", run.all());
-    let files: Vec<(String, String)> = example_files("desired-state")
-        .into_iter()
-        .map(|(p, c)| {
-            (
-                p,
-                c.replace("maxStepPercent: 100", "maxStepPercent: 25")
-                    .replace("bakeSeconds: 0", "bakeSeconds: 4"),
-            )
-        })
-        .collect();
-    let files: Vec<(&str, String)> = files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
-    let mut repo = Repo::new(root, &files);
+    let mut repo = common::git::stepped_example(root, 4);
     let state = root.join("state");
     let daemon = Daemon::start(
         &sim,

@@ -136,6 +136,24 @@ impl Repo {
     }
 }
 
+/// A repository at `root` holding the example desired state under
+/// `desired-state/` ([`example_files`]), its traffic policy moving in
+/// 25-point steps that bake `bake_seconds` each.
+pub fn stepped_example(root: &Path, bake_seconds: u32) -> Repo {
+    let files: Vec<(String, String)> = example_files("desired-state")
+        .into_iter()
+        .map(|(p, c)| {
+            (
+                p,
+                c.replace("maxStepPercent: 100", "maxStepPercent: 25")
+                    .replace("bakeSeconds: 0", &format!("bakeSeconds: {bake_seconds}")),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, String)> = files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
+    Repo::new(root, &files)
+}
+
 /// The example desired state as (repository path, content) pairs under
 /// `prefix`, its traffic policy made instant ([`super::instant_policy`]) and
 /// without its client-origin residency scope.
