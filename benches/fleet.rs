@@ -29,7 +29,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Run, sim_run};
-use fleet::{ENDPOINTS, LISTENERS, REGIONS, fleet_yaml};
+use fleet::{ENDPOINTS, LISTENERS, REGIONS, fleet_files};
 
 /// The Global Accelerator stand-in bucket (docs/simulator.md).
 const GA_BURST: f64 = 100.0;
@@ -318,10 +318,14 @@ impl Fleet {
         }
     }
 
+    /// Writes the desired state in files of 500 accelerators (about 2 MB
+    /// each, within the 4 MiB a file may hold), the same files every time.
     fn write_desired(&self, root: &Path, dial: impl Fn(usize, &str, &str) -> u8) {
-        let fleet = root.join("desired-state").join("fleet.yaml");
-        std::fs::create_dir_all(fleet.parent().expect("a folder")).expect("mkdir");
-        std::fs::write(&fleet, fleet_yaml(self.accelerators, dial)).expect("write");
+        let folder = root.join("desired-state");
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        for (name, text) in fleet_files(self.accelerators, dial) {
+            std::fs::write(folder.join(name), text).expect("write");
+        }
     }
 }
 

@@ -118,6 +118,25 @@ fn a_100_mb_document_is_refused_from_its_length_and_nothing_changes() {
 }
 
 #[test]
+fn a_folder_holding_more_than_256_mib_of_yaml_is_refused_at_the_file_that_crosses_it() {
+    let (dir, sim, writes) = applied_with_pending_change();
+    let root = dir.path();
+    // Sixty-four sparse files of exactly 4 MiB (each within its own limit)
+    // after the example's files, in name order: the last one crosses.
+    for n in 0..64 {
+        let file = std::fs::File::create(root.join(format!("desired-state/zz-pad-{n:02}.yaml")))
+            .expect("create");
+        file.set_len(4 << 20).expect("set_len");
+    }
+    refused_everywhere(
+        root,
+        &sim,
+        writes,
+        "desired-state/zz-pad-63.yaml:1:1: a desired state may hold at most 256 MiB of YAML, all files together; the 68 files before this one hold 252.0 MiB and it adds 4 MiB",
+    );
+}
+
+#[test]
 fn a_symlink_leaving_the_folder_is_refused_and_one_inside_is_read() {
     let (dir, sim, writes) = applied_with_pending_change();
     let root = dir.path();
@@ -426,6 +445,28 @@ fn an_oversized_git_blob_makes_the_revision_invalid_and_the_last_good_one_stays(
             )
         },
         "files may be at most 4 MiB",
+    );
+}
+
+#[test]
+fn a_revision_holding_more_than_256_mib_of_yaml_is_invalid_and_the_last_good_one_stays() {
+    an_invalid_revision_changes_nothing(
+        |repo| {
+            // One blob of exactly 4 MiB, named 64 times: the repository
+            // stays small, the revision holds 256 MiB of YAML after the
+            // example's files.
+            let padding = format!("{}\n", "#".repeat((4 << 20) - 1));
+            for n in 0..64 {
+                repo.write(&format!("desired-state/zz-pad-{n:02}.yaml"), &padding);
+            }
+            repo.commit("a dial change and 256 MiB of generated files")
+        },
+        |revision| {
+            format!(
+                "desired-state/zz-pad-63.yaml at revision {revision}: a desired state may hold at most 256 MiB of YAML, all files together; the 68 files before this one hold 252.0 MiB and it adds 4 MiB: split the fleet across repositories or folders"
+            )
+        },
+        "a desired state may hold at most 256 MiB of YAML",
     );
 }
 

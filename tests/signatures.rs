@@ -60,6 +60,37 @@ fn ssh_signing(key: &Path) -> Vec<String> {
     ]
 }
 
+/// A new SSH key `root/name` for `email`, and `root/allowed_signers`
+/// listing it alone.
+struct SshSigner {
+    public: String,
+    allowed: PathBuf,
+    signing: Vec<String>,
+}
+
+impl SshSigner {
+    fn new(root: &Path, name: &str, email: &str) -> Self {
+        let key = root.join(name);
+        let public = ssh_key(&key, email);
+        let allowed = root.join("allowed_signers");
+        std::fs::write(&allowed, format!("{email} {public}\n")).expect("write");
+        Self {
+            public,
+            allowed,
+            signing: ssh_signing(&key),
+        }
+    }
+
+    /// Git's options to sign a commit with the key.
+    fn signing(&self) -> Vec<&str> {
+        self.signing.iter().map(String::as_str).collect()
+    }
+
+    fn allowed(&self) -> &str {
+        self.allowed.to_str().expect("utf-8")
+    }
+}
+
 fn edit_dial(repo: &Repo, region_dial: (&str, u32)) {
     let ga = "desired-state/global-accelerator.yaml";
     let text = repo.read(ga);
@@ -462,10 +493,7 @@ fn diff_refuses_to_preview_an_untrusted_head_and_keys_are_required() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let (_, mut repo) = setup(root);
-    let key = root.join("release");
-    let public = ssh_key(&key, "release@example.com");
-    let allowed = root.join("allowed_signers");
-    std::fs::write(&allowed, format!("release@example.com {public}\n")).expect("write");
+    let release = SshSigner::new(root, "release", "release@example.com");
     let base = repo.git(&["rev-parse", "HEAD"]);
     edit_dial(&repo, ("eu-central-1", 40));
     let unsigned = repo.commit("unsigned");
@@ -490,14 +518,12 @@ fn diff_refuses_to_preview_an_untrusted_head_and_keys_are_required() {
     let verify = [
         "--verify-signatures",
         "--allowed-signers",
-        allowed.to_str().expect("utf-8"),
+        release.allowed(),
     ];
     let run = diff(&unsigned, &verify);
     assert_eq!(run.code, 3, "{}", run.all());
     assert!(run.stderr.contains("unsigned"), "{}", run.all());
-    let signing = ssh_signing(&key);
-    let signing: Vec<&str> = signing.iter().map(String::as_str).collect();
-    let signed = repo.commit_with("signed", &signing, &["-S"]);
+    let signed = repo.commit_with("signed", &release.signing(), &["-S"]);
     let run = diff(&signed, &verify);
     assert!(matches!(run.code, 0 | 2), "previewed: {}", run.all());
     assert!(
@@ -511,7 +537,7 @@ fn diff_refuses_to_preview_an_untrusted_head_and_keys_are_required() {
         &[
             "--verify-signatures=all",
             "--allowed-signers",
-            allowed.to_str().expect("utf-8"),
+            release.allowed(),
         ],
     );
     assert_eq!(run.code, 3, "{}", run.all());
@@ -519,15 +545,12 @@ fn diff_refuses_to_preview_an_untrusted_head_and_keys_are_required() {
     let run = diff(&signed, &["--verify-signatures"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("--allowed-signers"), "{}", run.all());
-    let run = diff(
-        &signed,
-        &["--allowed-signers", allowed.to_str().expect("utf-8")],
-    );
+    let run = diff(&signed, &["--allowed-signers", release.allowed()]);
     assert_ne!(run.code, 0, "{}", run.all());
     // A damaged allowed_signers file is refused with its line.
     std::fs::write(
-        &allowed,
-        format!("release@example.com {public}\nnot a key line\n"),
+        &release.allowed,
+        format!("release@example.com {}\nnot a key line\n", release.public),
     )
     .expect("write");
     let run = diff(&signed, &verify);
@@ -544,17 +567,13 @@ fn apply_verifies_the_checkouts_head_and_refuses_uncommitted_edits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let (sim, mut repo) = setup(root);
-    let key = root.join("release");
-    let public = ssh_key(&key, "release@example.com");
-    let allowed = root.join("allowed_signers");
-    std::fs::write(&allowed, format!("release@example.com {public}\n")).expect("write");
-    let signing = ssh_signing(&key);
-    let signing: Vec<&str> = signing.iter().map(String::as_str).collect();
+    let release = SshSigner::new(root, "release", "release@example.com");
+    let signing = release.signing();
+    let allowed = release.allowed();
     let folder = repo.work.join("desired-state");
     let folder = folder.to_str().expect("utf-8").to_owned();
     let state = root.join("state");
     let state = state.to_str().expect("utf-8").to_owned();
-    let allowed = allowed.to_str().expect("utf-8").to_owned();
     let apply = |extra: &[&str]| {
         let mut args = vec![
             "apply",
@@ -564,7 +583,7 @@ fn apply_verifies_the_checkouts_head_and_refuses_uncommitted_edits() {
             state.as_str(),
             "--verify-signatures",
             "--allowed-signers",
-            allowed.as_str(),
+            allowed,
         ];
         args.extend_from_slice(extra);
         sim_run(root, &sim, &args)
@@ -624,7 +643,7 @@ fn apply_verifies_the_checkouts_head_and_refuses_uncommitted_edits() {
             "--yes",
             "--verify-signatures=all",
             "--allowed-signers",
-            &allowed,
+            allowed,
         ],
     );
     assert_eq!(run.code, 1, "{}", run.all());
@@ -636,25 +655,16 @@ fn a_revision_whose_key_was_retired_is_neither_applied_nor_reconciled_after_a_re
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let (sim, mut repo) = setup(root);
-    let old_key = root.join("old");
-    let old_public = ssh_key(&old_key, "old@example.com");
-    let new_key = root.join("new");
-    let new_public = ssh_key(&new_key, "new@example.com");
-    let allowed = root.join("allowed_signers");
-    std::fs::write(&allowed, format!("old@example.com {old_public}\n")).expect("write");
-    let signing = ssh_signing(&old_key);
-    let signing: Vec<&str> = signing.iter().map(String::as_str).collect();
+    let old = SshSigner::new(root, "old", "old@example.com");
     let state = root.join("state");
-    let flags = [
-        "--verify-signatures",
-        "--allowed-signers",
-        allowed.to_str().expect("utf-8"),
-    ];
-    let (mut daemon, signed, _) = signed_and_applied(&sim, &mut repo, &state, &signing, 90, &flags);
+    let flags = ["--verify-signatures", "--allowed-signers", old.allowed()];
+    let (mut daemon, signed, _) =
+        signed_and_applied(&sim, &mut repo, &state, &old.signing(), 90, &flags);
     assert_eq!(daemon.terminate(), 0);
 
-    // The old key is retired; the branch has not moved.
-    std::fs::write(&allowed, format!("new@example.com {new_public}\n")).expect("write");
+    // The old key is retired (the new one replaces it in the same
+    // allowed_signers file); the branch has not moved.
+    let new = SshSigner::new(root, "new", "new@example.com");
     let daemon = start(&sim, &repo, &state, &flags);
     // (The status persisted by the first run says it was verified.)
     daemon.wait_for(Duration::from_secs(60), "the check at start", |s| {
@@ -667,10 +677,8 @@ fn a_revision_whose_key_was_retired_is_neither_applied_nor_reconciled_after_a_re
     std::thread::sleep(Duration::from_secs(8));
     assert_eq!(dial(&sim, "api", 443, "eu-central-1"), 40, "not reconciled");
     // A commit signed by the new key is applied.
-    let signing = ssh_signing(&new_key);
-    let signing: Vec<&str> = signing.iter().map(String::as_str).collect();
     edit_dial(&repo, ("eu-central-1", 95));
-    let next = repo.commit_with("signed by the new key", &signing, &["-S"]);
+    let next = repo.commit_with("signed by the new key", &new.signing(), &["-S"]);
     repo.push(false);
     daemon.wait_for(Duration::from_secs(60), "the newly signed head", |s| {
         s["last_applied"]["revision"].as_str() == Some(next.as_str())

@@ -96,14 +96,7 @@ pub async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
     };
     let head_snapshot = match source.snapshot(head, &args.path, false) {
         Ok(snapshot) => snapshot,
-        Err(
-            error @ (SourceError::Empty { .. }
-            | SourceError::PathMissing { .. }
-            | SourceError::NotText { .. }
-            | SourceError::TooLarge { .. }
-            | SourceError::UnsafeEntry { .. }
-            | SourceError::LinkOutside { .. }),
-        ) => {
+        Err(error) if error.invalid_revision() => {
             preview.errors.push(error.to_string());
             print!("{}", meridian::preview::render(&preview, args.format));
             return Ok(exit::ERROR);

@@ -577,7 +577,7 @@ impl Loop {
                 other => other,
             }).await {
                 Ok(snapshot) => snapshot,
-                Err(error @ (SourceError::Empty { .. } | SourceError::PathMissing { .. } | SourceError::NotText { .. } | SourceError::TooLarge { .. } | SourceError::UnsafeEntry { .. } | SourceError::LinkOutside { .. })) => {
+                Err(error) if error.invalid_revision() => {
                     self.fail(Some(&head), error.to_string(), Vec::new());
                     self.finish(&head, trigger, Outcome::Invalid, 0, started);
                     return Next::Quiet;

@@ -406,7 +406,9 @@ pub enum LoadError {
 /// reads what the folder's owner did not put in it; a link to a folder is
 /// skipped with a warning, so a link can never make the walk loop; a broken
 /// link is an error, never a silent deletion. A file larger than
-/// [`yaml::MAX_FILE_BYTES`] is refused from its length, before it is read.
+/// [`yaml::MAX_FILE_BYTES`] is refused from its length, before it is read,
+/// and so is the file that would take the folder past [`yaml::MAX_FILES`]
+/// or [`yaml::MAX_TOTAL_BYTES`] (the walk stops there).
 /// Refused files are reported together, as diagnostics ([`LoadError::Invalid`]).
 pub fn read_dir(dir: &Path) -> Result<Vec<SourceFile>, LoadError> {
     let root = std::fs::canonicalize(dir).map_err(|cause| LoadError::Io {
@@ -415,7 +417,8 @@ pub fn read_dir(dir: &Path) -> Result<Vec<SourceFile>, LoadError> {
     })?;
     let mut files = Vec::new();
     let mut refused = Vec::new();
-    collect(&root, dir, &mut files, &mut refused)?;
+    let mut totals = yaml::Totals::default();
+    collect(&root, dir, &mut files, &mut refused, &mut totals)?;
     if !refused.is_empty() {
         refused.sort();
         return Err(LoadError::Invalid(refused));
@@ -439,6 +442,7 @@ fn collect(
     dir: &Path,
     out: &mut Vec<SourceFile>,
     refused: &mut Vec<Diagnostic>,
+    totals: &mut yaml::Totals,
 ) -> Result<(), LoadError> {
     let io = |cause| LoadError::Io {
         path: dir.to_path_buf(),
@@ -451,8 +455,14 @@ fn collect(
             cause: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
+    // In name order, as Git lists a tree: the file that crosses a limit is
+    // the same on every run and in every checkout.
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io)?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
@@ -492,7 +502,7 @@ fn collect(
             file_type = target.file_type();
         }
         if file_type.is_dir() {
-            collect(root, &path, out, refused)?;
+            collect(root, &path, out, refused, totals)?;
         } else if yaml {
             if !file_type.is_file() {
                 refused.push(refusal(
@@ -501,7 +511,7 @@ fn collect(
                 ));
                 continue;
             }
-            if let Some(text) = read_limited(&path, refused)? {
+            if let Some(text) = read_limited(&path, refused, totals)? {
                 out.push(SourceFile {
                     path: path.display().to_string(),
                     text,
@@ -515,8 +525,14 @@ fn collect(
 /// Reads a desired-state file unless it is larger than
 /// [`yaml::MAX_FILE_BYTES`]: its length is checked on the open file, before
 /// any content is read, and the read itself stops past the limit (a file
-/// that grows meanwhile is refused too).
-fn read_limited(path: &Path, refused: &mut Vec<Diagnostic>) -> Result<Option<String>, LoadError> {
+/// that grows meanwhile is refused too). A file that would take the folder
+/// past [`yaml::MAX_FILES`] or [`yaml::MAX_TOTAL_BYTES`] ends the walk with
+/// its refusal: nothing more is read.
+fn read_limited(
+    path: &Path,
+    refused: &mut Vec<Diagnostic>,
+    totals: &mut yaml::Totals,
+) -> Result<Option<String>, LoadError> {
     use std::io::Read as _;
     let io = |cause| LoadError::Io {
         path: path.to_path_buf(),
@@ -527,6 +543,11 @@ fn read_limited(path: &Path, refused: &mut Vec<Diagnostic>) -> Result<Option<Str
     if length > yaml::MAX_FILE_BYTES {
         refused.push(refusal(path, yaml::too_large(length)));
         return Ok(None);
+    }
+    if let Err(message) = totals.add(length) {
+        refused.push(refusal(path, message));
+        refused.sort();
+        return Err(LoadError::Invalid(std::mem::take(refused)));
     }
     let mut text = String::new();
     file.take(yaml::MAX_FILE_BYTES + 1)

@@ -242,10 +242,56 @@ pub const MAX_DEPTH: usize = 64;
 /// header for a Git blob.
 pub const MAX_FILE_BYTES: u64 = 4 << 20;
 
+/// Most `*.yaml` / `*.yml` files one desired state may hold, in a folder
+/// or at a Git revision. The reference fleet (16,500 objects) fits in one
+/// file; even a file per object of a fleet six times larger stays below.
+pub const MAX_FILES: usize = 100_000;
+
+/// Most bytes of YAML one desired state may hold, all its files together
+/// (256 MiB): each file is bounded by [`MAX_FILE_BYTES`], and this bounds
+/// their sum, so a folder of many files just under the per-file limit
+/// cannot exhaust memory either. The 165,000-object fleet of the scaling
+/// benchmark is about 20 MiB.
+pub const MAX_TOTAL_BYTES: u64 = 256 << 20;
+
+/// What a desired state's files add up to while they are read, against
+/// [`MAX_FILES`] and [`MAX_TOTAL_BYTES`].
+#[derive(Debug, Default)]
+pub struct Totals {
+    files: usize,
+    bytes: u64,
+}
+
+impl Totals {
+    /// Counts one more file of `bytes` bytes, checked before it is read;
+    /// the refusal when it would cross a limit.
+    pub fn add(&mut self, bytes: u64) -> Result<(), String> {
+        if self.files >= MAX_FILES {
+            return Err(format!(
+                "a desired state may hold at most {MAX_FILES} YAML files; this is one more: merge files, or split the fleet across repositories or folders"
+            ));
+        }
+        if self.bytes + bytes > MAX_TOTAL_BYTES {
+            return Err(format!(
+                "a desired state may hold at most {} of YAML, all files together; the {} files before this one hold {} and it adds {}: split the fleet across repositories or folders",
+                size_text(MAX_TOTAL_BYTES),
+                self.files,
+                size_text(self.bytes),
+                size_text(bytes)
+            ));
+        }
+        self.files += 1;
+        self.bytes += bytes;
+        Ok(())
+    }
+}
+
 /// A byte count as users read it: `4 MiB`, `95.4 MiB`, `512 bytes`.
 pub fn size_text(bytes: u64) -> String {
     const MIB: u64 = 1 << 20;
-    if bytes < 1024 {
+    if bytes == 1 {
+        "1 byte".to_owned()
+    } else if bytes < 1024 {
         format!("{bytes} bytes")
     } else if bytes < MIB {
         format!("{:.1} KiB", bytes as f64 / 1024.0)
@@ -540,6 +586,28 @@ mod tests {
         assert_eq!(get("f"), Some(Value::Null));
         assert_eq!(get("g"), Some(Value::Float(1000.0)));
         assert_eq!(get("h"), Some(Value::Str("10.0.0.0/8".into())));
+    }
+
+    #[test]
+    fn totals_allow_exactly_the_limits_and_refuse_the_file_past_them() {
+        let mut totals = Totals::default();
+        for _ in 0..MAX_TOTAL_BYTES / MAX_FILE_BYTES {
+            totals.add(MAX_FILE_BYTES).expect("within the total");
+        }
+        let refused = totals.add(1).expect_err("one byte past the total");
+        assert_eq!(
+            refused,
+            "a desired state may hold at most 256 MiB of YAML, all files together; the 64 files before this one hold 256 MiB and it adds 1 byte: split the fleet across repositories or folders"
+        );
+        // Empty files count too.
+        let mut totals = Totals::default();
+        for _ in 0..MAX_FILES {
+            totals.add(0).expect("within the count");
+        }
+        let refused = totals.add(0).expect_err("one file past the count");
+        assert!(refused.starts_with("a desired state may hold at most 100000 YAML files"));
+        // A refusal counts nothing: the next file is refused the same way.
+        assert_eq!(totals.add(0).expect_err("still past"), refused);
     }
 
     #[test]

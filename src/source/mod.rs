@@ -74,6 +74,19 @@ pub enum SourceError {
         /// Its size.
         bytes: u64,
     },
+    /// The folder at a revision holds more YAML than a desired state may
+    /// ([`crate::model::yaml::MAX_FILES`] files,
+    /// [`crate::model::yaml::MAX_TOTAL_BYTES`] together); `path` is the
+    /// file that crossed the limit, refused before it was read.
+    #[error("{path} at revision {revision}: {message}")]
+    TooMuch {
+        /// The file that crossed the limit.
+        path: String,
+        /// The revision.
+        revision: String,
+        /// Which limit, and by how much.
+        message: String,
+    },
     /// Under `--verify-signatures=all`, the head is an ancestor of the
     /// last applied revision: applying it would move the fleet back to an
     /// older (signed) state without a new signed commit saying so.
@@ -121,7 +134,26 @@ pub enum SourceError {
     },
 }
 
+impl SourceError {
+    /// Whether the error is the revision's own (its content or shape is
+    /// not desired state meridian will read), not a failure to reach it:
+    /// such a revision is invalid until a new commit, never retried.
+    pub fn invalid_revision(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Empty { .. }
+                | SourceError::PathMissing { .. }
+                | SourceError::NotText { .. }
+                | SourceError::TooLarge { .. }
+                | SourceError::TooMuch { .. }
+                | SourceError::UnsafeEntry { .. }
+                | SourceError::LinkOutside { .. }
+        )
+    }
+}
+
 pub use crate::model::yaml::MAX_FILE_BYTES;
+use crate::model::yaml::Totals;
 
 /// Whether a symbolic link in the folder `dir` (repository-relative)
 /// pointing at `target` leads out of the repository: an absolute target,
@@ -401,9 +433,23 @@ impl RepoSource {
                 .find_tree(entry.id())
                 .map_err(git(format!("reading {folder} at {revision}")))?
         };
-        let mut files = Vec::new();
-        let mut notes = Vec::new();
-        self.walk(&tree, folder, &revision, &mut files, &mut notes)?;
+        let mut walk = Walk {
+            revision: &revision,
+            files: Vec::new(),
+            notes: Vec::new(),
+            unnoted: 0,
+            totals: Totals::default(),
+        };
+        self.walk(&tree, folder, &mut walk)?;
+        let Walk {
+            mut files,
+            mut notes,
+            unnoted,
+            ..
+        } = walk;
+        if unnoted > 0 {
+            notes.push(format!("… and {unnoted} more entries ignored"));
+        }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         if files.is_empty() && !allow_empty {
             return Err(SourceError::Empty {
@@ -431,10 +477,9 @@ impl RepoSource {
         &self,
         tree: &git2::Tree<'_>,
         prefix: &str,
-        revision: &str,
-        files: &mut Vec<SourceFile>,
-        notes: &mut Vec<String>,
+        at: &mut Walk<'_>,
     ) -> Result<(), SourceError> {
+        let revision = at.revision;
         for entry in tree.iter() {
             let name = entry.name().unwrap_or("(non-UTF-8 name)");
             // Git's own checks refuse such trees; a crafted object database
@@ -462,7 +507,7 @@ impl RepoSource {
                         .repo
                         .find_tree(entry.id())
                         .map_err(git(format!("reading {path}")))?;
-                    self.walk(&subtree, &path, revision, files, notes)?;
+                    self.walk(&subtree, &path, at)?;
                 }
                 0o120000 => {
                     // Links are never followed; one that points out of the
@@ -483,11 +528,13 @@ impl RepoSource {
                             revision: revision.to_owned(),
                         });
                     }
-                    notes.push(format!(
-                        "{path}: symbolic link ignored (desired state must be regular files)"
-                    ));
+                    at.note(|| {
+                        format!(
+                            "{path}: symbolic link ignored (desired state must be regular files)"
+                        )
+                    });
                 }
-                0o160000 => notes.push(format!("{path}: submodule ignored")),
+                0o160000 => at.note(|| format!("{path}: submodule ignored")),
                 _ if name.ends_with(".yaml") || name.ends_with(".yml") => {
                     // The size from the object's header, before the blob is
                     // inflated into memory.
@@ -506,6 +553,13 @@ impl RepoSource {
                             bytes,
                         });
                     }
+                    if let Err(message) = at.totals.add(bytes) {
+                        return Err(SourceError::TooMuch {
+                            path,
+                            revision: revision.to_owned(),
+                            message,
+                        });
+                    }
                     let blob = self
                         .repo
                         .find_blob(entry.id())
@@ -515,15 +569,39 @@ impl RepoSource {
                             path: path.clone(),
                             revision: revision.to_owned(),
                         })?;
-                    files.push(SourceFile {
+                    at.files.push(SourceFile {
                         path,
                         text: text.to_owned(),
                     });
                 }
-                _ => notes.push(format!("{path}: not a *.yaml/*.yml file, ignored")),
+                _ => at.note(|| format!("{path}: not a *.yaml/*.yml file, ignored")),
             }
         }
         Ok(())
+    }
+}
+
+/// Most entries a snapshot names as ignored; the rest are counted. A
+/// repository's README and CI files want a line each in the log, a folder
+/// of a hundred thousand images does not.
+const MAX_NOTES: usize = 100;
+
+/// What reading one revision's folder has gathered so far.
+struct Walk<'a> {
+    revision: &'a str,
+    files: Vec<SourceFile>,
+    notes: Vec<String>,
+    unnoted: usize,
+    totals: Totals,
+}
+
+impl Walk<'_> {
+    fn note(&mut self, text: impl FnOnce() -> String) {
+        if self.notes.len() < MAX_NOTES {
+            self.notes.push(text());
+        } else {
+            self.unnoted += 1;
+        }
     }
 }
 
@@ -843,6 +921,79 @@ mod tests {
         );
         assert_eq!(folder_in_repository("a/..b/c").ok(), Some("a/..b/c"));
         assert_eq!(folder_in_repository(".").ok(), Some("."));
+    }
+
+    /// A repository whose one commit holds `files` (path, content).
+    fn committed(dir: &Path, files: &[(String, Vec<u8>)]) -> (RepoSource, Oid) {
+        let repo = Repository::init(dir).expect("init");
+        let mut index = repo.index().expect("index");
+        for (path, content) in files {
+            let blob = repo.blob(content).expect("blob");
+            let entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: 0o100644,
+                uid: 0,
+                gid: 0,
+                file_size: content.len() as u32,
+                id: blob,
+                flags: path.len().min(0xfff) as u16,
+                flags_extended: 0,
+                path: path.as_bytes().to_vec(),
+            };
+            index.add(&entry).expect("add");
+        }
+        let tree = repo
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("tree");
+        let signature = git2::Signature::now("t", "t@example.com").expect("signature");
+        let commit = repo
+            .commit(None, &signature, &signature, "files", &tree, &[])
+            .expect("commit");
+        drop(tree);
+        let source =
+            RepoSource::open(dir.to_str().expect("utf-8"), dir, GitAuth::default()).expect("open");
+        (source, commit)
+    }
+
+    #[test]
+    fn a_revision_names_its_first_hundred_ignored_entries_and_counts_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut files: Vec<(String, Vec<u8>)> = (0..250)
+            .map(|n| (format!("ds/img-{n:03}.png"), vec![0u8; 4]))
+            .collect();
+        files.push(("ds/a.yaml".to_owned(), b"a: 1\n".to_vec()));
+        let (source, commit) = committed(dir.path(), &files);
+        let snapshot = source.snapshot(commit, "ds", false).expect("snapshot");
+        assert_eq!(snapshot.files.len(), 1);
+        assert_eq!(snapshot.notes.len(), MAX_NOTES + 1, "{:?}", snapshot.notes);
+        assert_eq!(
+            snapshot.notes[0],
+            "ds/img-000.png: not a *.yaml/*.yml file, ignored"
+        );
+        assert_eq!(snapshot.notes[MAX_NOTES], "… and 150 more entries ignored");
+    }
+
+    #[test]
+    fn a_revision_of_more_yaml_files_than_a_desired_state_may_hold_is_refused_at_the_one_past() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // One empty blob, named MAX_FILES + 1 times.
+        let files: Vec<(String, Vec<u8>)> = (0..=crate::model::yaml::MAX_FILES)
+            .map(|n| (format!("ds/f{n:06}.yaml"), Vec::new()))
+            .collect();
+        let (source, commit) = committed(dir.path(), &files);
+        match source.snapshot(commit, "ds", false) {
+            Err(SourceError::TooMuch { path, message, .. }) => {
+                assert_eq!(path, "ds/f100000.yaml");
+                assert!(
+                    message.starts_with("a desired state may hold at most 100000 YAML files"),
+                    "{message}"
+                );
+            }
+            other => panic!("{:?}", other.map(|s| s.files.len())),
+        }
     }
 
     #[test]

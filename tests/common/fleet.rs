@@ -17,11 +17,44 @@ pub fn endpoint_id(region: &str, name: &str) -> String {
     format!("arn:aws:elasticloadbalancing:{region}:111122223333:loadbalancer/net/{name}/0a1b2c3d")
 }
 
-/// The fleet's desired state, with `dial(a, listener, region)` per group.
+/// Accelerators per file of [`fleet_files`]: about 2 MB of YAML, half the
+/// 4 MiB a desired-state file may hold.
+pub const PER_FILE: usize = 500;
+
+/// The fleet's desired state in one file, with `dial(a, listener, region)`
+/// per group.
 pub fn fleet_yaml(accelerators: usize, dial: impl Fn(usize, &str, &str) -> u8) -> String {
-    let mut out = String::with_capacity(accelerators * 2_000);
-    out.push_str("apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: aws-main}\nspec:\n  type: aws\n");
-    for a in 0..accelerators {
+    accelerators_yaml(0..accelerators, true, &dial)
+}
+
+/// The fleet's desired state as `(name, text)` files of [`PER_FILE`]
+/// accelerators (the `Provider` in the first), as a fleet larger than one
+/// file's limit is kept.
+pub fn fleet_files(
+    accelerators: usize,
+    dial: impl Fn(usize, &str, &str) -> u8,
+) -> Vec<(String, String)> {
+    (0..accelerators.div_ceil(PER_FILE).max(1))
+        .map(|n| {
+            let range = n * PER_FILE..((n + 1) * PER_FILE).min(accelerators);
+            (
+                format!("fleet-{n:03}.yaml"),
+                accelerators_yaml(range, n == 0, &dial),
+            )
+        })
+        .collect()
+}
+
+fn accelerators_yaml(
+    accelerators: std::ops::Range<usize>,
+    provider: bool,
+    dial: &impl Fn(usize, &str, &str) -> u8,
+) -> String {
+    let mut out = String::with_capacity(accelerators.len() * 4_000);
+    if provider {
+        out.push_str("apiVersion: meridian.dev/v1alpha1\nkind: Provider\nmetadata: {name: aws-main}\nspec:\n  type: aws\n");
+    }
+    for a in accelerators {
         out.push_str(&format!(
             "---\napiVersion: meridian.dev/v1alpha1\nkind: GlobalAccelerator\nmetadata: {{name: svc-{a:05}}}\nspec:\n  provider: aws-main\n  listeners:\n"
         ));
