@@ -334,10 +334,16 @@ fn push_event() -> Vec<u8> {
 }
 
 fn signed(daemon: &Daemon, body: &[u8], delivery: &str) -> common::daemon::Response {
+    signed_to(daemon.port, body, delivery)
+}
+
+/// A signed push delivery to the webhook receiver on `port`.
+fn signed_to(port: u16, body: &[u8], delivery: &str) -> common::daemon::Response {
     let signature = meridian::daemon::webhook::Secret::new(SECRET.as_bytes())
         .expect("secret")
         .sign(body);
-    daemon.request(
+    common::daemon::request(
+        port,
         "POST",
         "/webhook/github",
         &[
@@ -623,6 +629,98 @@ fn a_delivery_seen_before_a_restart_is_a_duplicate_after_it() {
         fetches + 1.0,
         "the replay caused no fetch, the new delivery one"
     );
+}
+
+#[test]
+fn webhooks_on_their_own_address_serve_nothing_else_and_status_stays_on_listen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let mut repo = repo(root);
+    let sim = sim(root);
+    let first = repo.git(&["rev-parse", "HEAD"]);
+    let daemon = start(
+        root,
+        &repo,
+        &sim,
+        "1h",
+        &["--webhook-listen", "127.0.0.1:0"],
+    );
+    let webhooks = daemon.webhook_port.expect("a webhook address");
+    assert_ne!(webhooks, daemon.port);
+    daemon.wait_for(WAIT, "the initial revision", |s| {
+        applied(s) == Some(first.as_str())
+    });
+
+    // The webhook address answers webhooks and the liveness probe, nothing else.
+    let get = |port: u16, path: &str| common::daemon::request(port, "GET", path, &[], b"").status;
+    for path in ["/status", "/metrics", "/readyz"] {
+        assert_eq!(get(webhooks, path), 404, "{path} on the webhook address");
+    }
+    assert_eq!(get(webhooks, "/healthz"), 200);
+    // And --listen no longer takes webhooks.
+    assert_eq!(signed(&daemon, &push_event(), "on-listen").status, 404);
+    assert_eq!(get(daemon.port, "/status"), 200);
+    assert_eq!(get(daemon.port, "/healthz"), 200);
+
+    // A push announced on the webhook address is fetched and applied.
+    let fetches = daemon.metric("meridian_git_fetches_total{result=\"ok\"}");
+    repo.write(GA, &repo.read(GA).replace(APAC_DIAL, "trafficDial: 30"));
+    let next = repo.commit("a dial change");
+    repo.push(false);
+    let accepted = signed_to(webhooks, &push_event(), "on-webhooks");
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    daemon.wait_for(WAIT, "the pushed revision", |s| {
+        applied(s) == Some(next.as_str())
+    });
+    assert!(daemon.metric("meridian_git_fetches_total{result=\"ok\"}") > fetches);
+    assert_eq!(dial(&sim, "api", 443, "ap-southeast-1"), 30);
+}
+
+#[test]
+fn a_webhook_address_without_a_secret_or_on_the_listen_address_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let repo = repo(root);
+    let remote = repo.url();
+    let state = root.join("state");
+    let state = state.to_str().expect("utf-8");
+    let base = ["run", "--repo", &remote, "--state-dir", state];
+    let run = meridian(
+        root,
+        &[&base[..], &["--webhook-listen", "127.0.0.1:0"]].concat(),
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("webhooks are refused without a secret: give --webhook-secret-env or --webhook-secret-file"),
+        "{}",
+        run.all()
+    );
+    let secret = root.join("secret");
+    std::fs::write(&secret, SECRET).expect("write");
+    let run = meridian(
+        root,
+        &[
+            &base[..],
+            &[
+                "--webhook-secret-file",
+                secret.to_str().expect("utf-8"),
+                "--listen",
+                "127.0.0.1:39091",
+                "--webhook-listen",
+                "127.0.0.1:39091",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("--webhook-listen and --listen are both 127.0.0.1:39091"),
+        "{}",
+        run.all()
+    );
+    assert!(!root.join("state").exists(), "nothing started");
 }
 
 /// `/status` and `/metrics` refuse a request without the token, or with

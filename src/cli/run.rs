@@ -25,9 +25,15 @@ pub struct RunArgs {
     /// Re-observe and correct drift this often even without a new commit.
     #[arg(long, default_value = "10m", value_parser = meridian::clock::parse_duration)]
     pub drift_interval: std::time::Duration,
-    /// Address for /status, /metrics, /healthz, /readyz and the webhooks.
+    /// Address for /status, /metrics, /healthz, /readyz, and the webhooks
+    /// unless --webhook-listen gives them their own.
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub listen: std::net::SocketAddr,
+    /// Serve the webhooks (and /healthz) on this address instead, and
+    /// only them: the Git host can reach it while /status and /metrics stay
+    /// on --listen (loopback by default). Needs a webhook secret.
+    #[arg(long, value_name = "ADDRESS")]
+    pub webhook_listen: Option<std::net::SocketAddr>,
     /// Where status and repository mirrors are kept.
     #[arg(long, default_value = ".meridian-state")]
     pub state_dir: PathBuf,
@@ -94,6 +100,20 @@ pub async fn daemon(cli: &Cli, args: &RunArgs) -> Result<u8> {
         (None, None) => None,
     };
     let signatures = args.signatures.policy()?;
+    if let Some(webhooks) = args.webhook_listen {
+        if secret.is_none() {
+            eprintln!(
+                "error: --webhook-listen {webhooks} serves only webhooks, and webhooks are refused without a secret: give --webhook-secret-env or --webhook-secret-file"
+            );
+            return Ok(exit::ERROR);
+        }
+        if webhooks == args.listen && webhooks.port() != 0 {
+            eprintln!(
+                "error: --webhook-listen and --listen are both {webhooks}: give the webhooks another address or port, or leave --webhook-listen out to serve everything on --listen"
+            );
+            return Ok(exit::ERROR);
+        }
+    }
     if args.election.is_some()
         && !(args.retry_period < args.renew_deadline && args.renew_deadline < args.lease_duration)
     {
@@ -128,6 +148,7 @@ pub async fn daemon(cli: &Cli, args: &RunArgs) -> Result<u8> {
         interval: args.interval,
         drift_interval: args.drift_interval,
         listen: args.listen,
+        webhook_listen: args.webhook_listen,
         status_token: status_token(args)?,
         state_dir: args.state_dir.clone(),
         webhook_secret: secret,

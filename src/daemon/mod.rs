@@ -54,8 +54,11 @@ pub struct DaemonConfig {
     pub interval: Duration,
     /// Drift resync interval: re-observe and correct even without a new commit.
     pub drift_interval: Duration,
-    /// HTTP listen address (status, metrics, webhooks).
+    /// HTTP listen address (status, metrics, probes; webhooks too unless
+    /// `webhook_listen` is set).
     pub listen: SocketAddr,
+    /// A separate address serving only the webhooks and `/healthz`.
+    pub webhook_listen: Option<SocketAddr>,
     /// The bearer token `/status` and `/metrics` require, when set
     /// (`--status-token-env`, `--status-token-file`); probes stay open.
     pub status_token: Option<access::BearerToken>,
@@ -1261,23 +1264,20 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         branch: config.branch.clone(),
     });
     shared.metrics.refused_since_before(refused_head.as_deref());
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|cause| DaemonError::Listen {
-            address: config.listen,
-            cause,
-        })?;
-    let address = listener.local_addr().map_err(|cause| DaemonError::Listen {
-        address: config.listen,
-        cause,
-    })?;
+    let (listener, address) = bind(config.listen).await?;
+    // Both bound before either is announced: a caller reading the lines
+    // knows every address is served.
+    let webhook_listener = match config.webhook_listen {
+        Some(webhooks) => Some(bind(webhooks).await?),
+        None => None,
+    };
     println!("meridian: listening on {address}");
-    tracing::info!(%address, repository = %repository, branch = %config.branch, path = %config.path, "meridian run started");
-    let router = Router::new()
+    if let Some((_, webhooks)) = &webhook_listener {
+        println!("meridian: webhooks on {webhooks}");
+    }
+    tracing::info!(%address, webhooks = ?webhook_listener.as_ref().map(|(_, a)| *a), repository = %repository, branch = %config.branch, path = %config.path, "meridian run started");
+    let webhooks = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/status", get(status_handler))
-        .route("/metrics", get(metrics_handler))
         .route(
             "/webhook/github",
             post(github).layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES)),
@@ -1287,16 +1287,20 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             post(generic).layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES)),
         )
         .with_state(shared.clone());
-    let server_shared = shared.clone();
-    let server = tokio::spawn(async move {
-        let shutdown = async move { server_shared.shutdown.notified().await };
-        if let Err(error) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(%error, "HTTP server stopped");
+    let reads = Router::new()
+        .route("/readyz", get(readyz))
+        .route("/status", get(status_handler))
+        .route("/metrics", get(metrics_handler))
+        .with_state(shared.clone());
+    let mut servers = Vec::new();
+    match webhook_listener {
+        Some((webhook_listener, _)) => {
+            let probes = Router::new().route("/healthz", get(|| async { "ok\n" }));
+            servers.push(serve(&shared, listener, reads.merge(probes)));
+            servers.push(serve(&shared, webhook_listener, webhooks));
         }
-    });
+        None => servers.push(serve(&shared, listener, reads.merge(webhooks))),
+    }
     let signal_shared = shared.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -1439,9 +1443,39 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         election.resign().await;
     }
     shared.shutdown.notify_waiters();
-    let _ = server.await;
+    for server in servers {
+        let _ = server.await;
+    }
     tracing::info!("meridian run stopped");
     Ok(())
+}
+
+/// Binds `address`; the listener and the address it got (port 0 picks one).
+async fn bind(address: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), DaemonError> {
+    let listen = |cause| DaemonError::Listen { address, cause };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(listen)?;
+    let bound = listener.local_addr().map_err(listen)?;
+    Ok((listener, bound))
+}
+
+/// Serves `router` on `listener` until the daemon shuts down.
+fn serve(
+    shared: &Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    router: Router,
+) -> tokio::task::JoinHandle<()> {
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let shutdown = async move { shared.shutdown.notified().await };
+        if let Err(error) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(%error, "HTTP server stopped");
+        }
+    })
 }
 
 async fn wait_for_signal() {

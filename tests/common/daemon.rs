@@ -13,6 +13,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// Its HTTP port.
     pub port: u16,
+    /// The webhooks' own port, when started with `--webhook-listen`.
+    pub webhook_port: Option<u16>,
 }
 
 /// An HTTP response.
@@ -76,25 +78,28 @@ impl Daemon {
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"));
         let mut child = command.spawn().expect("meridian run starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("first line");
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "no listening line, got `{line}`; log: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut port = |what: &str| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("a line");
+            line.strip_prefix(what)
+                .and_then(|rest| rest.trim().rsplit(':').next())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no `{what}` line, got `{line}`; log: {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    )
+                })
+        };
+        let main = port("meridian: listening on ");
+        let webhook_port = args
+            .contains(&"--webhook-listen")
+            .then(|| port("meridian: webhooks on "));
         Self {
             child: Some(child),
-            port,
+            port: main,
+            webhook_port,
         }
     }
 
@@ -111,7 +116,20 @@ impl Daemon {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        request(self.port, method, path, headers, body)
+    }
+}
+
+/// Sends one HTTP/1.1 request to `127.0.0.1:port`.
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
@@ -156,7 +174,9 @@ impl Daemon {
             body,
         }
     }
+}
 
+impl Daemon {
     /// The status JSON.
     pub fn status(&self) -> serde_json::Value {
         let response = self.get("/status");
