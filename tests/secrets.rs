@@ -1,7 +1,8 @@
 //! Secrets never leak: a whole session — validate, plans in every format,
 //! apply, drift, audit, a plan against the real clouds that fails, and the
-//! daemon with webhooks, a bearer token, an invalid revision and drift —
-//! runs with a webhook secret, a status token, a Git token, AWS keys and a
+//! daemon with webhooks, a bearer token, an invalid revision and drift,
+//! fetching over HTTP from a Git server that requires the token (and a
+//! preview with a token it rejects) — runs with a webhook secret, a status token, a Git token, AWS keys and a
 //! Google service-account key in its environment. None of them appears in
 //! any output, log, plan, status, audit line or file meridian wrote.
 
@@ -21,12 +22,15 @@ const AWS_ACCESS_KEY_ID: &str = "AKIAMERIDIANLEAK7Q2X";
 const AWS_SECRET_ACCESS_KEY: &str = "meridianLeakCheckSecret/9f8e7d6c5b4a3210ZYXW";
 const AWS_SESSION_TOKEN: &str = "meridianLeakCheckSessionToken0123456789";
 const GCP_PRIVATE_KEY_MARK: &str = "MERIDIANLEAKCHECKPRIVATEKEYMATERIAL";
+/// A token the Git server rejects, for the error path.
+const WRONG_GIT_TOKEN: &str = "ghp_meridianrejectedtoken9876543210zyx";
 
-fn secrets() -> [&'static str; 7] {
+fn secrets() -> [&'static str; 8] {
     [
         WEBHOOK_SECRET,
         STATUS_TOKEN,
         GIT_TOKEN,
+        WRONG_GIT_TOKEN,
         AWS_ACCESS_KEY_ID,
         AWS_SECRET_ACCESS_KEY,
         AWS_SESSION_TOKEN,
@@ -55,6 +59,7 @@ fn environment(root: &Path) -> Vec<(String, String)> {
         ("WEBHOOK_SECRET".to_owned(), WEBHOOK_SECRET.to_owned()),
         ("STATUS_TOKEN".to_owned(), STATUS_TOKEN.to_owned()),
         ("GIT_TOKEN".to_owned(), GIT_TOKEN.to_owned()),
+        ("WRONG_GIT_TOKEN".to_owned(), WRONG_GIT_TOKEN.to_owned()),
         ("AWS_ACCESS_KEY_ID".to_owned(), AWS_ACCESS_KEY_ID.to_owned()),
         (
             "AWS_SECRET_ACCESS_KEY".to_owned(),
@@ -91,6 +96,51 @@ fn run(root: &Path, env: &[(String, String)], args: &[&str]) -> (i32, String) {
             String::from_utf8_lossy(&output.stderr)
         ),
     )
+}
+
+/// Git's smart-HTTP server (`git http-backend`) for the bare
+/// repositories under `root`, requiring `token` as a Basic password, as a
+/// Git host takes a personal access token; its port and request log.
+struct GitHttp {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl GitHttp {
+    fn start(root: &Path, token: &str) -> Self {
+        use std::io::BufRead as _;
+        let token_file = root.join("secrets").join("git-token");
+        std::fs::create_dir_all(token_file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&token_file, token).expect("token file");
+        let log = root.join("git-http.log");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/git_http.py");
+        let mut child = Command::new(common::aws::python())
+            .arg(script)
+            .arg(root)
+            .arg(&token_file)
+            .arg(&log)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the Git HTTP server starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("its port");
+        let port = line.trim().parse().expect("a port");
+        Self { child, port, log }
+    }
+
+    fn requests(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for GitHttp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -205,7 +255,10 @@ fn no_secret_appears_in_any_output_log_plan_audit_line_or_file_of_a_full_run() {
         .filter(|(k, _)| k != "WEBHOOK_SECRET")
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let url = repo.url();
+    // Over HTTP, from a server that takes only the Git token: the token is
+    // really sent, and a fetch without it fails.
+    let git_http = GitHttp::start(root, GIT_TOKEN);
+    let url = format!("http://127.0.0.1:{}/remote.git", git_http.port);
     let mut daemon = Daemon::start_with_env(
         &sim,
         &[
@@ -247,6 +300,33 @@ fn no_secret_appears_in_any_output_log_plan_audit_line_or_file_of_a_full_run() {
     wait("the first revision", &|s| {
         s["last_applied"]["revision"].as_str() == Some(head.as_str())
     });
+    let requests = git_http.requests();
+    assert!(
+        requests.contains("GET /remote.git/info/refs 401")
+            && requests.contains("POST /remote.git/git-upload-pack 200"),
+        "the server asked for the token and served the fetch with it: {requests}"
+    );
+    // A token the server rejects: the preview fails, naming no token.
+    let (code, text) = run(
+        root,
+        &env,
+        &[
+            "-vv",
+            "diff",
+            "--repo",
+            &url,
+            "--base",
+            &head,
+            "--head",
+            &head,
+            "--state-dir",
+            root.join("diff-state").to_str().expect("utf-8"),
+            "--git-token-env",
+            "WRONG_GIT_TOKEN",
+        ],
+    );
+    assert!(text.contains("authentication failed"), "{text}");
+    record("diff with a rejected token", (code, text), &[1]);
     let mut responses = Vec::new();
     for (method, path, headers, body) in [
         ("GET", "/status", vec![], &b""[..]),
@@ -338,8 +418,10 @@ fn no_secret_appears_in_any_output_log_plan_audit_line_or_file_of_a_full_run() {
     ] {
         files_under(&folder, &mut written);
     }
+    files_under(&root.join("diff-state"), &mut written);
     written.push(log.clone());
     written.push(sim.with_extension("daemon.log"));
+    written.push(git_http.log.clone());
     assert!(
         written.iter().any(|f| f.ends_with("audit.jsonl")),
         "the audit trails are among the files read: {written:?}"
