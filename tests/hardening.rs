@@ -117,6 +117,16 @@ fn a_100_mb_document_is_refused_from_its_length_and_nothing_changes() {
     );
 }
 
+/// The bytes of the YAML files in `folder` other than the `zz-pad-*` ones.
+fn example_bytes(folder: &Path) -> u64 {
+    std::fs::read_dir(folder)
+        .expect("folder")
+        .map(|e| e.expect("entry"))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with("zz-pad-"))
+        .map(|e| e.metadata().expect("metadata").len())
+        .sum()
+}
+
 #[test]
 fn a_folder_holding_more_than_256_mib_of_yaml_is_refused_at_the_file_that_crosses_it() {
     let (dir, sim, writes) = applied_with_pending_change();
@@ -128,11 +138,14 @@ fn a_folder_holding_more_than_256_mib_of_yaml_is_refused_at_the_file_that_crosse
             .expect("create");
         file.set_len(4 << 20).expect("set_len");
     }
+    let before = 63 * (4 << 20) + example_bytes(&root.join("desired-state"));
     refused_everywhere(
         root,
         &sim,
         writes,
-        "desired-state/zz-pad-63.yaml:1:1: a desired state may hold at most 256 MiB of YAML, all files together; the 68 files before this one hold 252.0 MiB and it adds 4 MiB",
+        &format!(
+            "desired-state/zz-pad-63.yaml:1:1: a desired state may hold at most 256 MiB (268435456 bytes) of YAML, all files together; the 68 files before this one hold {before} bytes and it adds 4194304 bytes"
+        ),
     );
 }
 
@@ -362,7 +375,7 @@ fn signed_to(port: u16, body: &[u8], delivery: &str) -> common::daemon::Response
 /// revision stays live, and `diff` refuses it with `diff_says`.
 fn an_invalid_revision_changes_nothing(
     change: impl FnOnce(&mut Repo) -> String,
-    message: impl FnOnce(&str) -> String,
+    message: impl FnOnce(&Repo, &str) -> String,
     diff_says: &str,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -391,7 +404,11 @@ fn an_invalid_revision_changes_nothing(
             .any(|r| r == bad.as_str()),
         "{status:#}"
     );
-    assert_eq!(status["last_error"]["message"], message(&bad), "{status:#}");
+    assert_eq!(
+        status["last_error"]["message"],
+        message(&repo, &bad),
+        "{status:#}"
+    );
     assert_eq!(dial(&sim, "api", 443, "ap-southeast-1"), 50);
     assert_eq!(call_totals(&sim).1, writes, "nothing written");
 
@@ -413,6 +430,30 @@ fn an_invalid_revision_changes_nothing(
     );
     assert_eq!(diff.code, 1, "{}", diff.all());
     assert!(diff.stdout.contains(diff_says), "{}", diff.all());
+
+    // The pull request that repairs it previews, against an empty base.
+    let repair = sim_run(
+        root,
+        &sim,
+        &[
+            "diff",
+            "--repo",
+            repo.work.to_str().expect("utf-8"),
+            "--base",
+            &bad,
+            "--head",
+            &first,
+            "--state-dir",
+            root.join("diff-state").to_str().expect("utf-8"),
+        ],
+    );
+    assert!(matches!(repair.code, 0 | 2), "{}", repair.all());
+    assert!(
+        repair.stdout.contains("the base revision cannot be read")
+            && repair.stdout.contains(diff_says),
+        "{}",
+        repair.all()
+    );
 }
 
 #[test]
@@ -426,7 +467,7 @@ fn a_committed_link_out_of_the_repository_makes_the_revision_invalid_and_changes
             .expect("symlink");
             repo.commit("a dial change and a link out of the repository")
         },
-        |revision| {
+        |_, revision| {
             format!(
                 "desired-state/passwd.yaml at revision {revision}: a symbolic link to `../../../etc/passwd`, outside the repository; links are never followed, and one leaving the repository is refused: commit the file itself"
             )
@@ -445,7 +486,7 @@ fn an_oversized_git_blob_makes_the_revision_invalid_and_the_last_good_one_stays(
             );
             repo.commit("a dial change and a 5 MB generated file")
         },
-        |revision| {
+        |_, revision| {
             format!(
                 "desired-state/generated.yaml at revision {revision}: files may be at most 4 MiB; this one is 4.8 MiB: split it into several files"
             )
@@ -467,12 +508,13 @@ fn a_revision_holding_more_than_256_mib_of_yaml_is_invalid_and_the_last_good_one
             }
             repo.commit("a dial change and 256 MiB of generated files")
         },
-        |revision| {
+        |repo, revision| {
+            let before = 63 * (4 << 20) + example_bytes(&repo.work.join("desired-state"));
             format!(
-                "desired-state/zz-pad-63.yaml at revision {revision}: a desired state may hold at most 256 MiB of YAML, all files together; the 68 files before this one hold 252.0 MiB and it adds 4 MiB: split the fleet across repositories or folders"
+                "desired-state/zz-pad-63.yaml at revision {revision}: a desired state may hold at most 256 MiB (268435456 bytes) of YAML, all files together; the 68 files before this one hold {before} bytes and it adds 4194304 bytes: split the fleet across repositories or folders"
             )
         },
-        "a desired state may hold at most 256 MiB of YAML",
+        "a desired state may hold at most 256 MiB (268435456 bytes) of YAML",
     );
 }
 
@@ -651,12 +693,18 @@ fn webhooks_on_their_own_address_serve_nothing_else_and_status_stays_on_listen()
         applied(s) == Some(first.as_str())
     });
 
-    // The webhook address answers webhooks and the liveness probe, nothing else.
+    // The webhook address answers webhooks and the probes, nothing else.
     let get = |port: u16, path: &str| common::daemon::request(port, "GET", path, &[], b"").status;
-    for path in ["/status", "/metrics", "/readyz"] {
+    for path in ["/status", "/metrics"] {
         assert_eq!(get(webhooks, path), 404, "{path} on the webhook address");
     }
     assert_eq!(get(webhooks, "/healthz"), 200);
+    assert_eq!(
+        get(webhooks, "/readyz"),
+        200,
+        "ready after the first reconcile"
+    );
+    assert_eq!(get(daemon.port, "/readyz"), 200);
     // And --listen no longer takes webhooks.
     assert_eq!(signed(&daemon, &push_event(), "on-listen").status, 404);
     assert_eq!(get(daemon.port, "/status"), 200);
@@ -698,28 +746,36 @@ fn a_webhook_address_without_a_secret_or_on_the_listen_address_is_refused_at_sta
     );
     let secret = root.join("secret");
     std::fs::write(&secret, SECRET).expect("write");
-    let run = meridian(
-        root,
-        &[
-            &base[..],
+    // The same address, or the same port under a wildcard address.
+    for (listen, webhooks) in [
+        ("127.0.0.1:39091", "127.0.0.1:39091"),
+        ("0.0.0.0:39091", "127.0.0.1:39091"),
+        ("127.0.0.1:39091", "[::]:39091"),
+    ] {
+        let run = meridian(
+            root,
             &[
-                "--webhook-secret-file",
-                secret.to_str().expect("utf-8"),
-                "--listen",
-                "127.0.0.1:39091",
-                "--webhook-listen",
-                "127.0.0.1:39091",
-            ],
-        ]
-        .concat(),
-    );
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains("--webhook-listen and --listen are both 127.0.0.1:39091"),
-        "{}",
-        run.all()
-    );
+                &base[..],
+                &[
+                    "--webhook-secret-file",
+                    secret.to_str().expect("utf-8"),
+                    "--listen",
+                    listen,
+                    "--webhook-listen",
+                    webhooks,
+                ],
+            ]
+            .concat(),
+        );
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(
+            run.stderr.contains(&format!(
+                "--webhook-listen {webhooks} and --listen {listen} share port 39091"
+            )),
+            "{}",
+            run.all()
+        );
+    }
     assert!(!root.join("state").exists(), "nothing started");
 }
 

@@ -71,15 +71,26 @@ pub async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
             }
         }
     }
+    // The base only gives the files' diff: a base without the folder, or
+    // one meridian refuses to read (a pull request that repairs an invalid
+    // revision), is compared as empty, with a note saying why.
+    let mut base_notes = Vec::new();
     let base_snapshot = match source.snapshot(base, &args.path, true) {
         Ok(snapshot) => snapshot,
-        Err(SourceError::PathMissing { .. }) => meridian::source::Snapshot {
-            revision: base.to_string(),
-            path: args.path.clone(),
-            files: Vec::new(),
-            notes: Vec::new(),
-            digest: String::new(),
-        },
+        Err(error) if error.invalid_revision() => {
+            if !matches!(error, SourceError::PathMissing { .. }) {
+                base_notes.push(format!(
+                    "the base revision cannot be read ({error}); files are compared with an empty folder"
+                ));
+            }
+            meridian::source::Snapshot {
+                revision: base.to_string(),
+                path: args.path.clone(),
+                files: Vec::new(),
+                notes: Vec::new(),
+                digest: String::new(),
+            }
+        }
         Err(error) => return Err(error.into()),
     };
     let mut preview = meridian::preview::Preview {
@@ -104,7 +115,8 @@ pub async fn preview(cli: &Cli, args: &DiffArgs) -> Result<u8> {
         Err(error) => return Err(error.into()),
     };
     preview.files = meridian::preview::file_changes(&base_snapshot, &head_snapshot);
-    preview.notes = head_snapshot.notes.clone();
+    preview.notes = base_notes;
+    preview.notes.extend(head_snapshot.notes.iter().cloned());
     let state = match model::load(&head_snapshot.files) {
         Ok(state) => state,
         Err(LoadError::Invalid(diagnostics)) => {

@@ -29,9 +29,10 @@ pub struct RunArgs {
     /// unless --webhook-listen gives them their own.
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub listen: std::net::SocketAddr,
-    /// Serve the webhooks (and /healthz) on this address instead, and
-    /// only them: the Git host can reach it while /status and /metrics stay
-    /// on --listen (loopback by default). Needs a webhook secret.
+    /// Serve the webhooks (and the probes /healthz and /readyz) on this
+    /// address instead, and only them: the Git host can reach it while
+    /// /status and /metrics stay on --listen (loopback by default). Needs a
+    /// webhook secret.
     #[arg(long, value_name = "ADDRESS")]
     pub webhook_listen: Option<std::net::SocketAddr>,
     /// Where status and repository mirrors are kept.
@@ -107,9 +108,18 @@ pub async fn daemon(cli: &Cli, args: &RunArgs) -> Result<u8> {
             );
             return Ok(exit::ERROR);
         }
-        if webhooks == args.listen && webhooks.port() != 0 {
+        let listen = args.listen;
+        // One port on two addresses clashes when they are the same, or when
+        // either is a wildcard (0.0.0.0, ::) that takes every address.
+        if webhooks.port() == listen.port()
+            && webhooks.port() != 0
+            && (webhooks.ip() == listen.ip()
+                || webhooks.ip().is_unspecified()
+                || listen.ip().is_unspecified())
+        {
             eprintln!(
-                "error: --webhook-listen and --listen are both {webhooks}: give the webhooks another address or port, or leave --webhook-listen out to serve everything on --listen"
+                "error: --webhook-listen {webhooks} and --listen {listen} share port {}: give the webhooks another port, or leave --webhook-listen out to serve everything on --listen",
+                webhooks.port()
             );
             return Ok(exit::ERROR);
         }

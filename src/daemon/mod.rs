@@ -111,7 +111,9 @@ struct Shared {
     state_dir: PathBuf,
     status_token: Option<access::BearerToken>,
     stop: Arc<AtomicBool>,
-    shutdown: Notify,
+    /// Set once when the HTTP servers should stop: a watch, so a server
+    /// that starts waiting after the signal still sees it.
+    shutdown: tokio::sync::watch::Sender<bool>,
     ready: AtomicBool,
     secret: Option<Secret>,
     branch: String,
@@ -1258,7 +1260,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         state_dir: config.state_dir.clone(),
         status_token: config.status_token.clone(),
         stop: Arc::new(AtomicBool::new(false)),
-        shutdown: Notify::new(),
+        shutdown: tokio::sync::watch::Sender::new(false),
         ready: AtomicBool::new(false),
         secret: config.webhook_secret.clone(),
         branch: config.branch.clone(),
@@ -1276,8 +1278,13 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         println!("meridian: webhooks on {webhooks}");
     }
     tracing::info!(%address, webhooks = ?webhook_listener.as_ref().map(|(_, a)| *a), repository = %repository, branch = %config.branch, path = %config.path, "meridian run started");
-    let webhooks = Router::new()
+    // The probes say only alive or ready: they are served wherever the
+    // kubelet or a load balancer may look, the webhook address included.
+    let probes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(shared.clone());
+    let webhooks = Router::new()
         .route(
             "/webhook/github",
             post(github).layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES)),
@@ -1288,16 +1295,15 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         )
         .with_state(shared.clone());
     let reads = Router::new()
-        .route("/readyz", get(readyz))
         .route("/status", get(status_handler))
         .route("/metrics", get(metrics_handler))
-        .with_state(shared.clone());
+        .with_state(shared.clone())
+        .merge(probes.clone());
     let mut servers = Vec::new();
     match webhook_listener {
         Some((webhook_listener, _)) => {
-            let probes = Router::new().route("/healthz", get(|| async { "ok\n" }));
-            servers.push(serve(&shared, listener, reads.merge(probes)));
-            servers.push(serve(&shared, webhook_listener, webhooks));
+            servers.push(serve(&shared, listener, reads));
+            servers.push(serve(&shared, webhook_listener, webhooks.merge(probes)));
         }
         None => servers.push(serve(&shared, listener, reads.merge(webhooks))),
     }
@@ -1442,9 +1448,16 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         }
         election.resign().await;
     }
-    shared.shutdown.notify_waiters();
+    shared.shutdown.send_replace(true);
+    // Graceful: requests in progress finish; a client holding a connection
+    // open (a slow webhook sender) does not keep the process alive.
     for server in servers {
-        let _ = server.await;
+        if tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("an HTTP connection was still open 5 s after shutdown; closing it");
+        }
     }
     tracing::info!("meridian run stopped");
     Ok(())
@@ -1468,7 +1481,10 @@ fn serve(
 ) -> tokio::task::JoinHandle<()> {
     let shared = shared.clone();
     tokio::spawn(async move {
-        let shutdown = async move { shared.shutdown.notified().await };
+        let mut stopping = shared.shutdown.subscribe();
+        let shutdown = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
         if let Err(error) = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await

@@ -455,13 +455,20 @@ fn collect(
             cause: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
-    // In name order, as Git lists a tree: the file that crosses a limit is
-    // the same on every run and in every checkout.
+    // In the order Git lists a tree (names as bytes, a folder's as if it
+    // ended in `/`): the file that crosses a limit is the same on every
+    // run, in every checkout, and in the revision it was committed in.
     let mut entries = std::fs::read_dir(dir)
         .map_err(io)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(io)?;
-    entries.sort_by_key(std::fs::DirEntry::file_name);
+    entries.sort_by_cached_key(|entry| {
+        let mut key = entry.file_name().into_encoded_bytes();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            key.push(b'/');
+        }
+        key
+    });
     for entry in entries {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -556,6 +563,14 @@ fn read_limited(
     if text.len() as u64 > yaml::MAX_FILE_BYTES {
         refused.push(refusal(path, yaml::too_large(text.len() as u64)));
         return Ok(None);
+    }
+    // A file that grew since its length was taken counts as read.
+    if let Some(grown) = (text.len() as u64).checked_sub(length).filter(|g| *g > 0)
+        && let Err(message) = totals.grew(grown)
+    {
+        refused.push(refusal(path, message));
+        refused.sort();
+        return Err(LoadError::Invalid(std::mem::take(refused)));
     }
     Ok(Some(text))
 }

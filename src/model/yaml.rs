@@ -271,25 +271,51 @@ impl Totals {
                 "a desired state may hold at most {MAX_FILES} YAML files; this is one more: merge files, or split the fleet across repositories or folders"
             ));
         }
-        if self.bytes + bytes > MAX_TOTAL_BYTES {
-            return Err(format!(
-                "a desired state may hold at most {} of YAML, all files together; the {} files before this one hold {} and it adds {}: split the fleet across repositories or folders",
-                size_text(MAX_TOTAL_BYTES),
-                self.files,
-                size_text(self.bytes),
-                size_text(bytes)
-            ));
-        }
+        self.check_bytes(self.files, bytes)?;
         self.files += 1;
         self.bytes += bytes;
         Ok(())
     }
+
+    /// Counts `bytes` more of the last file counted (a file that grew
+    /// between its length being taken and its content read).
+    pub fn grew(&mut self, bytes: u64) -> Result<(), String> {
+        self.check_bytes(self.files.saturating_sub(1), bytes)?;
+        self.bytes += bytes;
+        Ok(())
+    }
+
+    fn check_bytes(&self, before: usize, bytes: u64) -> Result<(), String> {
+        if self.bytes + bytes > MAX_TOTAL_BYTES {
+            // Exact counts: rounded, a total just past the limit would
+            // read as the limit itself.
+            return Err(format!(
+                "a desired state may hold at most {} ({MAX_TOTAL_BYTES} bytes) of YAML, all files together; the {} files before this one hold {} bytes and it adds {}: split the fleet across repositories or folders",
+                size_text(MAX_TOTAL_BYTES),
+                before,
+                self.bytes,
+                if bytes == 1 {
+                    "1 byte".to_owned()
+                } else {
+                    format!("{bytes} bytes")
+                }
+            ));
+        }
+        Ok(())
+    }
 }
 
-/// A byte count as users read it: `4 MiB`, `95.4 MiB`, `512 bytes`.
+/// A byte count as users read it: `4 MiB`, `95.4 MiB`, `512 bytes`, `1 GiB`.
 pub fn size_text(bytes: u64) -> String {
     const MIB: u64 = 1 << 20;
-    if bytes == 1 {
+    const GIB: u64 = 1 << 30;
+    if bytes >= GIB {
+        if bytes.is_multiple_of(GIB) {
+            format!("{} GiB", bytes / GIB)
+        } else {
+            format!("{:.2} GiB", bytes as f64 / GIB as f64)
+        }
+    } else if bytes == 1 {
         "1 byte".to_owned()
     } else if bytes < 1024 {
         format!("{bytes} bytes")
@@ -597,7 +623,7 @@ mod tests {
         let refused = totals.add(1).expect_err("one byte past the total");
         assert_eq!(
             refused,
-            "a desired state may hold at most 256 MiB of YAML, all files together; the 64 files before this one hold 256 MiB and it adds 1 byte: split the fleet across repositories or folders"
+            "a desired state may hold at most 256 MiB (268435456 bytes) of YAML, all files together; the 64 files before this one hold 268435456 bytes and it adds 1 byte: split the fleet across repositories or folders"
         );
         // Empty files count too.
         let mut totals = Totals::default();

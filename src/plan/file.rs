@@ -18,6 +18,11 @@ use crate::plan::{FORMAT_VERSION, Plan};
 /// What a saved plan file says it is.
 pub const KIND: &str = "meridian-saved-plan";
 
+/// The largest saved plan meridian reads (1 GiB): room for the 256 MiB of
+/// desired state it may carry, JSON-escaped, and the plan of a fleet many
+/// times the reference fleet.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
 /// One desired-state file as the plan saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedFile {
@@ -59,6 +64,15 @@ pub enum PlanFileError {
         /// The file.
         path: String,
         /// Why.
+        why: String,
+    },
+    /// The file, or the desired state it carries, is larger than meridian
+    /// reads.
+    #[error("{path}: {why}")]
+    Limit {
+        /// The file.
+        path: String,
+        /// Which limit, and by how much.
         why: String,
     },
     /// The content does not match its checksum.
@@ -112,11 +126,33 @@ impl PlanFile {
     /// Reads a saved plan and checks that it is one, of this version, as
     /// it was written.
     pub fn load(path: &Path) -> Result<Self, PlanFileError> {
+        use std::io::Read as _;
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|cause| PlanFileError::Io {
+        let io = |cause| PlanFileError::Io {
             path: shown.clone(),
             cause,
-        })?;
+        };
+        // Bounded like the desired state it carries: refused from its
+        // length, and the read stops past the limit.
+        let file = std::fs::File::open(path).map_err(io)?;
+        let length = file.metadata().map_err(io)?.len();
+        let too_large = |bytes: u64| PlanFileError::Limit {
+            path: shown.clone(),
+            why: format!(
+                "a saved plan may be at most {} ({MAX_FILE_BYTES} bytes); this one is {bytes} bytes",
+                crate::model::yaml::size_text(MAX_FILE_BYTES),
+            ),
+        };
+        if length > MAX_FILE_BYTES {
+            return Err(too_large(length));
+        }
+        let mut text = String::new();
+        file.take(MAX_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(io)?;
+        if text.len() as u64 > MAX_FILE_BYTES {
+            return Err(too_large(text.len() as u64));
+        }
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| PlanFileError::Format {
                 path: shown.clone(),
@@ -145,6 +181,21 @@ impl PlanFile {
         if checksum(&file.plan, &file.desired_state) != file.checksum {
             return Err(PlanFileError::Edited { path: shown });
         }
+        // The files it carries are held to a desired state's limits, as
+        // a folder or a revision is (each file's own size is checked when
+        // it is parsed).
+        let mut totals = crate::model::yaml::Totals::default();
+        for saved in &file.desired_state {
+            totals
+                .add(saved.text.len() as u64)
+                .map_err(|why| PlanFileError::Limit {
+                    path: shown.clone(),
+                    why: format!(
+                        "the desired state it carries is too large: {}: {why}",
+                        saved.path
+                    ),
+                })?;
+        }
         Ok(file)
     }
 
@@ -157,5 +208,74 @@ impl PlanFile {
                 text: f.text.clone(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Summary;
+
+    fn empty_plan() -> Plan {
+        serde_json::from_value(serde_json::json!({
+            "format_version": FORMAT_VERSION,
+            "meridian_version": "test",
+            "source": {"digest": "d", "revision": null, "documents": 0},
+            "observed_fingerprint": "f",
+            "complete": true,
+            "errored": false,
+            "gaps": [],
+            "violations": [],
+            "summary": Summary::of(&[]),
+            "changes": [],
+        }))
+        .expect("a plan")
+    }
+
+    #[test]
+    fn a_saved_plan_larger_than_the_limit_is_refused_from_its_length() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("plan.json");
+        // Sparse: never read.
+        let file = std::fs::File::create(&path).expect("create");
+        file.set_len(MAX_FILE_BYTES + 1).expect("set_len");
+        match PlanFile::load(&path) {
+            Err(PlanFileError::Limit { why, .. }) => {
+                assert_eq!(
+                    why,
+                    "a saved plan may be at most 1 GiB (1073741824 bytes); this one is 1073741825 bytes"
+                );
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn the_files_a_saved_plan_carries_are_held_to_the_desired_states_limits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("plan.json");
+        let files: Vec<SourceFile> = (0..=crate::model::yaml::MAX_FILES)
+            .map(|n| SourceFile {
+                path: format!("ds/f{n:06}.yaml"),
+                text: String::new(),
+            })
+            .collect();
+        PlanFile::new(&empty_plan(), &files)
+            .save(&path)
+            .expect("save");
+        match PlanFile::load(&path) {
+            Err(PlanFileError::Limit { why, .. }) => assert!(
+                why.starts_with(
+                    "the desired state it carries is too large: ds/f100000.yaml: a desired state may hold at most 100000 YAML files"
+                ),
+                "{why}"
+            ),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // One file fewer loads.
+        PlanFile::new(&empty_plan(), &files[..files.len() - 1])
+            .save(&path)
+            .expect("save");
+        assert!(PlanFile::load(&path).is_ok());
     }
 }

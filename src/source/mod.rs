@@ -496,6 +496,14 @@ impl RepoSource {
                     revision: revision.to_owned(),
                 });
             }
+            // As on disk (`model::read_dir`): hidden entries (`.github/`,
+            // `.gitignore`) are not desired state, and the extension is
+            // matched in any case.
+            if name.starts_with('.') {
+                continue;
+            }
+            let lower = name.to_ascii_lowercase();
+            let yaml = lower.ends_with(".yaml") || lower.ends_with(".yml");
             let path = if prefix.is_empty() || prefix == "." {
                 name.to_owned()
             } else {
@@ -535,7 +543,7 @@ impl RepoSource {
                     });
                 }
                 0o160000 => at.note(|| format!("{path}: submodule ignored")),
-                _ if name.ends_with(".yaml") || name.ends_with(".yml") => {
+                _ if yaml => {
                     // The size from the object's header, before the blob is
                     // inflated into memory.
                     let bytes = match self.repo.odb().and_then(|odb| odb.read_header(entry.id())) {
@@ -974,6 +982,26 @@ mod tests {
             "ds/img-000.png: not a *.yaml/*.yml file, ignored"
         );
         assert_eq!(snapshot.notes[MAX_NOTES], "… and 150 more entries ignored");
+    }
+
+    #[test]
+    fn a_revision_is_read_as_a_folder_is_hidden_entries_skipped_and_extensions_in_any_case() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files: Vec<(String, Vec<u8>)> = [
+            "ds/.github/workflows/ci.yml",
+            "ds/.hidden.yaml",
+            "ds/UPPER.YAML",
+            "ds/a.yaml",
+            "ds/b.Yml",
+        ]
+        .iter()
+        .map(|p| ((*p).to_owned(), b"a: 1\n".to_vec()))
+        .collect();
+        let (source, commit) = committed(dir.path(), &files);
+        let snapshot = source.snapshot(commit, "ds", false).expect("snapshot");
+        let read: Vec<&str> = snapshot.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(read, ["ds/UPPER.YAML", "ds/a.yaml", "ds/b.Yml"]);
+        assert!(snapshot.notes.is_empty(), "{:?}", snapshot.notes);
     }
 
     #[test]

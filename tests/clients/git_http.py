@@ -86,9 +86,18 @@ def main():
             done = subprocess.run(
                 [backend], input=body, env=env, capture_output=True, check=False
             )
-            head, _, payload = done.stdout.partition(b"\r\n\r\n")
-            if not _:
-                head, _, payload = done.stdout.partition(b"\n\n")
+            head, found, payload = done.stdout.partition(b"\r\n\r\n")
+            if not found:
+                head, found, payload = done.stdout.partition(b"\n\n")
+            if done.returncode != 0 or not found:
+                # The backend failed: say so, never an empty 200.
+                self.record(500)
+                body = done.stderr or b"git http-backend failed\n"
+                self.send_response(500)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             status, headers = 200, []
             for line in head.decode("latin-1").splitlines():
                 name, _, value = line.partition(":")
