@@ -413,40 +413,31 @@ fn an_invalid_revision_changes_nothing(
     assert_eq!(call_totals(&sim).1, writes, "nothing written");
 
     // The pull-request preview refuses it the same way.
-    let diff = sim_run(
-        root,
-        &sim,
-        &[
-            "diff",
-            "--repo",
-            repo.work.to_str().expect("utf-8"),
-            "--base",
-            &first,
-            "--head",
-            &bad,
-            "--state-dir",
-            root.join("diff-state").to_str().expect("utf-8"),
-        ],
-    );
+    let work = repo.work.to_str().expect("utf-8").to_owned();
+    let diff_state = root.join("diff-state");
+    let preview = |base: &str, head: &str| {
+        sim_run(
+            root,
+            &sim,
+            &[
+                "diff",
+                "--repo",
+                &work,
+                "--base",
+                base,
+                "--head",
+                head,
+                "--state-dir",
+                diff_state.to_str().expect("utf-8"),
+            ],
+        )
+    };
+    let diff = preview(&first, &bad);
     assert_eq!(diff.code, 1, "{}", diff.all());
     assert!(diff.stdout.contains(diff_says), "{}", diff.all());
 
     // The pull request that repairs it previews, against an empty base.
-    let repair = sim_run(
-        root,
-        &sim,
-        &[
-            "diff",
-            "--repo",
-            repo.work.to_str().expect("utf-8"),
-            "--base",
-            &bad,
-            "--head",
-            &first,
-            "--state-dir",
-            root.join("diff-state").to_str().expect("utf-8"),
-        ],
-    );
+    let repair = preview(&bad, &first);
     assert!(matches!(repair.code, 0 | 2), "{}", repair.all());
     assert!(
         repair.stdout.contains("the base revision cannot be read")
