@@ -214,22 +214,9 @@ impl PlanFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Summary;
 
     fn empty_plan() -> Plan {
-        serde_json::from_value(serde_json::json!({
-            "format_version": FORMAT_VERSION,
-            "meridian_version": "test",
-            "source": {"digest": "d", "revision": null, "documents": 0},
-            "observed_fingerprint": "f",
-            "complete": true,
-            "errored": false,
-            "gaps": [],
-            "violations": [],
-            "summary": Summary::of(&[]),
-            "changes": [],
-        }))
-        .expect("a plan")
+        crate::plan::test_plan(Vec::new())
     }
 
     #[test]

@@ -328,7 +328,6 @@ mod tests {
     use meridian_provider::{EndpointGroupSpec, FieldChange, GaHealthCheck, Resource};
 
     use super::*;
-    use crate::plan::FORMAT_VERSION;
 
     fn group(dial: u8, port: u16) -> Resource {
         Resource::EndpointGroup(EndpointGroupSpec {
@@ -373,23 +372,7 @@ mod tests {
         }
     }
 
-    /// A plan holding `changes`, built from JSON so fields other modules
-    /// add to `Plan` (all defaulted) need no mention here.
-    fn plan(changes: Vec<Change>) -> Plan {
-        serde_json::from_value(serde_json::json!({
-            "format_version": FORMAT_VERSION,
-            "meridian_version": "test",
-            "source": {"digest": "d", "revision": null, "documents": 1},
-            "observed_fingerprint": "f",
-            "complete": true,
-            "errored": false,
-            "gaps": [],
-            "violations": [],
-            "summary": Summary::of(&changes),
-            "changes": changes,
-        }))
-        .expect("a plan")
-    }
+    use crate::plan::test_plan as plan;
 
     fn marker(accelerator: &str, until: &str) -> (String, LiveOverride) {
         (

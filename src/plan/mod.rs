@@ -376,6 +376,25 @@ fn duplicates(observed: &[(String, meridian_provider::Observed)]) -> Vec<String>
         .collect()
 }
 
+/// A plan holding `changes`, for unit tests; built from JSON so fields
+/// other modules add to `Plan` (all defaulted) need no mention.
+#[cfg(test)]
+pub(crate) fn test_plan(changes: Vec<Change>) -> Plan {
+    serde_json::from_value(serde_json::json!({
+        "format_version": FORMAT_VERSION,
+        "meridian_version": "test",
+        "source": {"digest": "d", "revision": null, "documents": 1},
+        "observed_fingerprint": "f",
+        "complete": true,
+        "errored": false,
+        "gaps": [],
+        "violations": [],
+        "summary": Summary::of(&changes),
+        "changes": changes,
+    }))
+    .expect("a plan")
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
